@@ -1,0 +1,150 @@
+/**
+ * The error catalogue: every error a user can meet has a stable code, one
+ * sentence saying what is wrong, and the fix. Codes are never reused.
+ *
+ * `exitCode` is what the CLI exits with (design.md "Interfaces": 0 ok,
+ * 1 failure, 2 usage or invalid config); `statusCode` is what the HTTP API
+ * answers. 5xx messages are not shown to API clients (see server/app.ts).
+ */
+
+/** Where in a file a problem sits (1-based line and column). */
+export interface SourcePosition {
+  file: string;
+  line: number;
+  column: number;
+}
+
+/** One problem found in a config file; many may be reported at once. */
+export interface ConfigProblem {
+  /** Position of the offending key or value; null when the file could not be read at all. */
+  position: SourcePosition | null;
+  /** Key path in dotted form, e.g. `services.gateway.canary[0].max_fails`; '' for the whole file. */
+  path: string;
+  /** What is wrong, one sentence without a trailing period. */
+  message: string;
+  /** How to fix it, one sentence. */
+  fix: string;
+}
+
+/** Options for {@link CanaryError}. */
+export interface CanaryErrorOptions {
+  fix: string;
+  exitCode?: 1 | 2;
+  statusCode?: number;
+  cause?: unknown;
+}
+
+/** Base class of every error this project throws on purpose. */
+export class CanaryError extends Error {
+  readonly code: string;
+  readonly fix: string;
+  readonly exitCode: 1 | 2;
+  readonly statusCode: number;
+  constructor(code: string, message: string, opts: CanaryErrorOptions) {
+    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.name = 'CanaryError';
+    this.code = code;
+    this.fix = opts.fix;
+    this.exitCode = opts.exitCode ?? 1;
+    this.statusCode = opts.statusCode ?? 500;
+  }
+  /** "message. fix" as the CLI prints it on stderr. */
+  toUserString(): string {
+    return `${this.message}. ${this.fix}`;
+  }
+}
+
+/** Formats one config problem as `file:line:col: path: message (fix)`. */
+export function formatProblem(p: ConfigProblem): string {
+  const where = p.position ? `${p.position.file}:${p.position.line}:${p.position.column}: ` : '';
+  const key = p.path === '' ? '' : `${p.path}: `;
+  return `${where}${key}${p.message}. Fix: ${p.fix}`;
+}
+
+/** weights.yaml (or an API body validated by the same schema) is invalid. Exit 2, HTTP 400. */
+export class ConfigError extends CanaryError {
+  readonly problems: readonly ConfigProblem[];
+  constructor(problems: readonly ConfigProblem[]) {
+    const first = problems[0];
+    const head = first ? formatProblem(first) : 'invalid configuration';
+    const more = problems.length > 1 ? ` (and ${problems.length - 1} more problem${problems.length > 2 ? 's' : ''})` : '';
+    super('NC_CONFIG_INVALID', `${head}${more}`, {
+      fix: 'Correct the file and run `nginx-canary check`; nothing was changed',
+      exitCode: 2,
+      statusCode: 400,
+    });
+    this.name = 'ConfigError';
+    this.problems = problems;
+  }
+  /** Every problem on its own line. */
+  override toUserString(): string {
+    return this.problems.map(formatProblem).join('\n');
+  }
+}
+
+/** Constructors for every other catalogued error. One entry per code; codes are never reused. */
+export const errors = {
+  usage: (message: string, fix: string) => new CanaryError('NC_USAGE', message, { fix, exitCode: 2, statusCode: 400 }),
+  unknownService: (name: string) =>
+    new CanaryError('NC_UNKNOWN_SERVICE', `no service named "${name}" in weights.yaml`, {
+      fix: 'Use one of the names under `services:` (see `nginx-canary status`)',
+      exitCode: 2,
+      statusCode: 404,
+    }),
+  nginxBinary: (binary: string, cause: unknown) =>
+    new CanaryError('NC_NGINX_BINARY', `cannot run nginx binary "${binary}"`, {
+      fix: 'Install nginx (Debian: apt-get install nginx-light) or set nginx.binary to its absolute path',
+      cause,
+    }),
+  nginxConfigBroken: (detail: string) =>
+    new CanaryError('NC_NGINX_CONFIG_BROKEN', `nginx -t fails on the current config before any change: ${detail}`, {
+      fix: 'Repair nginx.conf by hand (run `nginx -t`); the sidecar changes nothing until it passes',
+    }),
+  nginxRejectedRender: (detail: string) =>
+    new CanaryError('NC_NGINX_REJECTED_RENDER', `nginx -t rejected the rendered upstreams file; the snapshot was restored: ${detail}`, {
+      fix: 'Run `nginx-canary check` to see the rendered file and the nginx error',
+    }),
+  reloadFailed: (detail: string) =>
+    new CanaryError('NC_RELOAD_FAILED', `nginx reload failed; the snapshot was restored: ${detail}`, {
+      fix: 'Check the nginx error log; the sidecar retries on its next tick',
+    }),
+  reloadNotLive: (want: number, seen: string) =>
+    new CanaryError('NC_RELOAD_NOT_LIVE', `nginx did not serve generation ${want} before the deadline (last seen: ${seen}); the snapshot was restored`, {
+      fix: 'Check that nginx is running and that nginx.status_listen is reachable',
+    }),
+  diskLow: (path: string, freePercent: number) =>
+    new CanaryError('NC_DISK_LOW', `only ${freePercent.toFixed(1)} % free on the volume of ${path} (< 10 %); no change was made`, {
+      fix: 'Free disk space on that volume; the walk resumes by itself',
+    }),
+  reloadTooSoon: (waitMs: number) =>
+    new CanaryError('NC_RELOAD_TOO_SOON', `a reload happened less than nginx.min_reload_interval ago; retry in ${waitMs} ms`, {
+      fix: 'Wait; the sidecar never reloads nginx faster than min_reload_interval',
+      statusCode: 429,
+    }),
+  snapshotNotFound: (id: string) =>
+    new CanaryError('NC_SNAPSHOT_NOT_FOUND', `no snapshot with id "${id}"`, {
+      fix: 'List them with `nginx-canary snapshots`',
+      exitCode: 2,
+      statusCode: 404,
+    }),
+  snapshotInvalid: (id: string, detail: string) =>
+    new CanaryError('NC_SNAPSHOT_INVALID', `snapshot "${id}" fails its manifest check: ${detail}`, {
+      fix: 'Pick another snapshot (`nginx-canary snapshots`); this one was not written by the sidecar or was altered',
+      statusCode: 409,
+    }),
+  stateCorrupt: (file: string, detail: string) =>
+    new CanaryError('NC_STATE_CORRUPT', `state file ${file} is unreadable: ${detail}`, {
+      fix: `Inspect it; to start over from the live nginx config move it aside (mv ${file} ${file}.bad) and run again`,
+      exitCode: 1,
+    }),
+  sidecarUnreachable: (url: string, cause: unknown) =>
+    new CanaryError('NC_SIDECAR_UNREACHABLE', `the sidecar does not answer at ${url}`, {
+      fix: 'Start it with `nginx-canary run` (or check sidecar.listen in weights.yaml)',
+      cause,
+    }),
+  unauthorized: () =>
+    new CanaryError('NC_UNAUTHORIZED', 'this call changes the rollout and needs the bearer token', {
+      fix: 'Send `Authorization: Bearer <contents of sidecar.token_file>`',
+      statusCode: 401,
+    }),
+} as const;

@@ -1,0 +1,77 @@
+/**
+ * Ports around nginx. The pure renderer (`model.ts` + `render.ts`) turns
+ * config + weights + generation into the include file; everything that runs
+ * the nginx binary, touches files or the disk sits behind these interfaces so
+ * tests can hand a real nginx on loopback or a test double.
+ */
+import type { CanaryError } from '../errors.js';
+
+/** Open-source nginx or NGINX Plus, read from `nginx -V` ("nginx-plus" in the version line). */
+export type Flavor = 'oss' | 'plus';
+
+/** What `nginx -V` told us. */
+export interface NginxVersion {
+  flavor: Flavor;
+  /** e.g. `1.22.1` or `1.25.3 (nginx-plus-r31)`. */
+  version: string;
+}
+
+/** Result of `nginx -t`. */
+export interface TestResult {
+  ok: boolean;
+  /** nginx's own stderr, trimmed (names the file and line of a parse error). */
+  output: string;
+}
+
+/** Runs the nginx binary and reads its status server. */
+export interface NginxCtl {
+  /** `nginx -V`. Throws NC_NGINX_BINARY when the binary cannot run. */
+  version(): Promise<NginxVersion>;
+  /** `nginx -t [-p prefix] -c <conf>`; `conf` defaults to the configured nginx.conf. Never throws for a failing test. */
+  test(conf?: string): Promise<TestResult>;
+  /** `nginx -s reload`. Throws a CanaryError (NC_RELOAD_FAILED) when the command fails. */
+  reload(): Promise<void>;
+  /** The generation the status server answers now, or null when it does not answer. */
+  generation(): Promise<number | null>;
+}
+
+/** Free space of the volume holding `path`, ratio 0–1. Injectable so a test needs no full disk (issue 5). */
+export interface DiskStat {
+  freeRatio(path: string): Promise<number>;
+}
+
+/** Minimum free ratio before any change (seed 002: abort when free disk < 10 %). */
+export const MIN_FREE_DISK_RATIO = 0.1;
+
+/** What the runner asks the applier to make live. */
+export interface ApplyRequest {
+  /** Canary weight per service, percent 0–100. */
+  weights: Record<string, number>;
+  /** The generation to render; must be greater than the live one. */
+  generation: number;
+  /** Why (recorded in the snapshot manifest). */
+  reason: string;
+}
+
+/** Stage at which an apply stopped. */
+export type ApplyStage = 'interval' | 'disk' | 'preflight' | 'snapshot' | 'write' | 'test' | 'reload' | 'verify';
+
+/** Outcome of one apply. On failure nothing is left changed (the snapshot was restored when needed). */
+export type ApplyResult =
+  | { ok: true; generation: number; snapshotId: string; durationMs: number }
+  | { ok: false; stage: ApplyStage; error: CanaryError; restored: boolean; durationMs: number };
+
+/** One snapshot on disk. */
+export interface SnapshotInfo {
+  /** Sortable id, e.g. `20261121T170501.123Z-g42`. */
+  id: string;
+  /** Absolute path of the `.tar.gz`. */
+  file: string;
+  /** Epoch ms when taken. */
+  at: number;
+  /** Generation live when it was taken (the config it holds). */
+  generation: number;
+  /** Canary weight per service live when it was taken, percent. */
+  weights: Record<string, number>;
+  reason: string;
+}

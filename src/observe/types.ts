@@ -1,0 +1,35 @@
+/**
+ * What the access log tells us, shape by shape: a line → a parsed request →
+ * the upstream attempts in it → per (service, pool) windows.
+ */
+import type { Pool } from '../config/types.js';
+
+/** One upstream attempt inside one access-log line. */
+export interface Attempt {
+  /** `host:port` as nginx logged it in $upstream_addr, or an upstream name when nginx had no live server. */
+  addr: string;
+  /** HTTP status of this attempt, or null when nginx logged `-` (no response, e.g. a refused connection). */
+  status: number | null;
+  /** $upstream_connect_time of this attempt in ms (nginx logs seconds with ms resolution), or null for `-`. */
+  connectMs: number | null;
+}
+
+/** One parsed access-log line (format `nginx_canary`). */
+export interface LogRecord {
+  /** $msec as epoch ms. */
+  atMs: number;
+  /** Final status sent to the client. */
+  status: number;
+  /** $proxy_host: the upstream name the request was proxied to. */
+  upstream: string;
+  /** Every attempt in order: `, ` separates attempts within a group, ` : ` across groups (internal redirects). */
+  attempts: Attempt[];
+  /** $request_time in ms. */
+  requestMs: number;
+}
+
+/** Where an attempt landed, after attribution by `addr`. */
+export interface Attribution {
+  service: string;
+  pool: Pool;
+}

@@ -1,0 +1,173 @@
+/**
+ * Rollout vocabulary shared by the pure core (`gates.ts`, `decide.ts`), the
+ * store (`store.ts`) and the runner. All times are epoch milliseconds from the
+ * injected Clock; all weights are canary percent 0–100 with one decimal.
+ */
+import type { Pool } from '../config/types.js';
+
+/**
+ * Phases (design.md "Rollout"):
+ * - `idle`: weight 0, target 0 (or waiting for the first slice);
+ * - `slice`: soaking at the first slice;
+ * - `step`: soaking at a later weight;
+ * - `paused`: a hold gate is red (resumes by itself) or the operator paused;
+ * - `drained`: a drain gate fired or the operator aborted; weight 0 until a new target or resume;
+ * - `complete`: weight = target and green.
+ */
+export type Phase = 'idle' | 'slice' | 'step' | 'paused' | 'drained' | 'complete';
+
+/** Every phase, in display order (for metrics that emit one series per phase). */
+export const PHASES: readonly Phase[] = ['idle', 'slice', 'step', 'paused', 'drained', 'complete'];
+
+/** Why the walk is paused. */
+export type PauseReason = 'gate' | 'operator';
+
+/** Progress of one service (state.json `services.<name>`). */
+export interface ServiceState {
+  /** Live canary weight, percent 0–100 (what nginx serves once the apply succeeded). */
+  weight: number;
+  phase: Phase;
+  /** The phase the walk was in before `paused` (to return to); null when not paused. */
+  resumePhase: 'slice' | 'step' | 'complete' | null;
+  /** Set while paused. */
+  pausedBy: PauseReason | null;
+  /** The target this state last acted on, percent 0–100 (a change in weights.yaml is detected against it). */
+  target: number;
+  /** When the live weight last changed, epoch ms. Observations are judged from here (see decide). */
+  since: number;
+  /**
+   * Soak accumulated at this weight with every gate passing, ms. Grows by the
+   * time between two green ticks and never by more than one tick's gap, so a
+   * wall-clock jump cannot skip a soak (issue 5) nor restart it from zero.
+   */
+  soakedMs: number;
+  /** Time of the last tick that evaluated this service, epoch ms (for soak accounting). */
+  lastTickAt: number;
+  /** Reason of the last drain, when phase is `drained`. */
+  drainReason: string | null;
+}
+
+/** A gate's answer (style.md: Argo Rollouts' third verdict). Inconclusive holds; never steps, never drains. */
+export type Verdict = 'pass' | 'fail' | 'inconclusive';
+
+/** What a failing gate does. */
+export type GateKind = 'hold' | 'drain';
+
+/** Names of the gates. Issue 3 adds probe and baseline gates. */
+export type GateName = 'connect_p95' | 'error_ratio' | 'probe_failure_ratio' | 'baseline_p95' | 'crash_loop' | 'starved';
+
+/** One gate's verdict with the numbers behind it. */
+export interface GateResult {
+  gate: GateName;
+  kind: GateKind;
+  pool: Pool;
+  verdict: Verdict;
+  /** The measured value in the gate's unit (ms for p95 gates, ratio 0–1 for ratios), or null without data. */
+  value: number | null;
+  /** The threshold in the same unit. */
+  threshold: number;
+  /** Samples the verdict rests on (attempts in the window). */
+  samples: number;
+  /** Minimum samples for a verdict. */
+  minSamples: number;
+}
+
+/** One pool's aggregate over the judged window (see observe/window.ts). */
+export interface PoolObservation {
+  /** Upstream attempts (one access-log line may hold several). */
+  requests: number;
+  /** Attempts whose upstream status was ≥ 500 (including nginx-made 502/504 for a failed attempt). */
+  errors: number;
+  /** p95 of $upstream_connect_time over the attempts that connected, ms; null without samples. */
+  connectP95Ms: number | null;
+}
+
+/** Observations of one service over `[max(now - gates.window, state.since), now]`. */
+export interface ServiceObservation {
+  primary: PoolObservation;
+  canary: PoolObservation;
+}
+
+/** Observations keyed by service name. A missing service means "no data" (inconclusive). */
+export type Observations = Record<string, ServiceObservation>;
+
+/** Kinds of events in the history. */
+export type EventKind =
+  | 'target'
+  | 'slice'
+  | 'step'
+  | 'lower'
+  | 'complete'
+  | 'pause'
+  | 'resume'
+  | 'drain'
+  | 'abort'
+  | 'apply_failed'
+  | 'rollback'
+  | 'hold';
+
+/** One entry of the event history (state.json `history`, the logs, `status`). */
+export interface RolloutEvent {
+  /** Epoch ms. */
+  at: number;
+  service: string;
+  kind: EventKind;
+  /** Weight before, percent. */
+  from: number;
+  /** Weight after (or proposed, for apply_failed), percent. */
+  to: number;
+  /** One sentence: why. */
+  reason: string;
+  /** The gate results behind the decision (empty for operator actions). */
+  gates: GateResult[];
+}
+
+/** Everything in state.json. Progress only: desired state lives in weights.yaml. */
+export interface State {
+  /** File format version. */
+  version: 1;
+  /** Config generation last proven live (rendered into nginx, answered by the status server). */
+  generation: number;
+  /** Epoch ms of the last successful reload (min_reload_interval is measured from here). */
+  lastReloadAt: number;
+  services: Record<string, ServiceState>;
+  /** Newest last; bounded to {@link HISTORY_LIMIT} entries. */
+  history: RolloutEvent[];
+}
+
+/** How many events state.json keeps. */
+export const HISTORY_LIMIT = 500;
+
+/** An operator command (CLI / API) applied to the state by `applyCommand`. */
+export type Command =
+  | { kind: 'pause'; service: string }
+  | { kind: 'resume'; service: string }
+  | { kind: 'abort'; service: string };
+
+/** A page to send (the pager path; webhook and Prometheus rule). */
+export interface Page {
+  service: string;
+  /** The drain reason (gate name or `operator`). */
+  reason: string;
+  summary: string;
+  event: RolloutEvent;
+}
+
+/**
+ * Output of `decide`: the next state if its weights are made live, the weights
+ * nginx must serve, and what happened. The runner applies `weights` when they
+ * differ from the live ones and commits `state` only after the apply succeeded.
+ */
+export interface Decision {
+  state: State;
+  /** Desired live canary weight per service, percent. */
+  weights: Record<string, number>;
+  /** True when `weights` differ from the current live weights. */
+  changed: boolean;
+  /** Events this tick added to `state.history` (also logged). */
+  events: RolloutEvent[];
+  /** Pages to send (drains). */
+  pages: Page[];
+  /** Gate results per service this tick (for metrics and status). */
+  gates: Record<string, GateResult[]>;
+}

@@ -28,7 +28,7 @@ export interface ServiceState {
   weight: number;
   phase: Phase;
   /** The phase the walk was in before `paused` (to return to); null when not paused. */
-  resumePhase: 'slice' | 'step' | 'complete' | null;
+  resumePhase: 'idle' | 'slice' | 'step' | 'complete' | null;
   /** Set while paused. */
   pausedBy: PauseReason | null;
   /** The target this state last acted on, percent 0–100 (a change in weights.yaml is detected against it). */
@@ -170,4 +170,9 @@ export interface Decision {
   pages: Page[];
   /** Gate results per service this tick (for metrics and status). */
   gates: Record<string, GateResult[]>;
+  /**
+   * One line per service saying what the walk does now and why, with numbers,
+   * e.g. `soaking at 15 %: 3.2 s of 5 s green` or `holding: canary has 12 of 20 requests`.
+   */
+  summary: Record<string, string>;
 }

@@ -1,0 +1,174 @@
+/**
+ * A real HTTP backend with fault switches, used by the demo (`npm start`) and
+ * by every test that needs traffic to land somewhere. It answers:
+ *
+ * - `GET /health` → 200 `ok` (or the fault);
+ * - `GET /ready`  → 200 when ready (see {@link Backend.setReady}), else 503;
+ * - anything else → 200 with body and header `x-backend: <name>` (or the fault).
+ *
+ * Faults: `status` (answer e.g. 500), `delay` (answer after N ms), `refuse`
+ * (close the listener: connections are refused), `crash_loop` (listen for
+ * `upMs`, refuse for `downMs`, repeat). A slow TCP connect cannot be made from
+ * user space on loopback (the kernel completes the handshake), so it is not a
+ * switch here; the connect-p95 gate is tested from its inputs.
+ */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+/** A fault switch. */
+export type Fault =
+  | { kind: 'none' }
+  | { kind: 'status'; status: number }
+  | { kind: 'delay'; ms: number }
+  | { kind: 'refuse' }
+  | { kind: 'crash_loop'; upMs: number; downMs: number };
+
+/** Options of {@link Backend.start}. */
+export interface BackendOptions {
+  /** Shown in `x-backend` and the body. */
+  name: string;
+  /** Loopback only (default 127.0.0.1). */
+  host?: string;
+  /** 0 (default) picks a free port. */
+  port?: number;
+  /** Start ready (default true). */
+  ready?: boolean;
+}
+
+/** A running backend. Counters cover traffic requests only (not /health or /ready). */
+export class Backend {
+  readonly name: string;
+  readonly host: string;
+  #port: number;
+  #server: http.Server;
+  #fault: Fault = { kind: 'none' };
+  #ready: boolean;
+  #listening = false;
+  #closed = false;
+  #loopTimer: NodeJS.Timeout | undefined;
+  /** Traffic requests answered, any status. */
+  hits = 0;
+  /** Traffic requests answered with ≥ 500. */
+  errors = 0;
+  /** Probe requests (/health, /ready) answered. */
+  probes = 0;
+
+  private constructor(opts: BackendOptions) {
+    this.name = opts.name;
+    this.host = opts.host ?? '127.0.0.1';
+    this.#port = opts.port ?? 0;
+    this.#ready = opts.ready ?? true;
+    this.#server = http.createServer((req, res) => this.#handle(req, res));
+    this.#server.keepAliveTimeout = 5000;
+  }
+
+  /** Starts a backend and resolves once it listens. Throws if the port is taken. */
+  static async start(opts: BackendOptions): Promise<Backend> {
+    const b = new Backend(opts);
+    await b.#listen();
+    return b;
+  }
+
+  /** The port it listens on (stable across refuse/crash_loop restarts). */
+  get port(): number {
+    return this.#port;
+  }
+
+  /** `host:port` as nginx logs it. */
+  get addr(): string {
+    return this.host.includes(':') ? `[${this.host}]:${this.#port}` : `${this.host}:${this.#port}`;
+  }
+
+  /** Turns a fault on (or off with `{kind:'none'}`). Resolves when the listener state matches. */
+  async setFault(fault: Fault): Promise<void> {
+    this.#fault = fault;
+    clearTimeout(this.#loopTimer);
+    this.#loopTimer = undefined;
+    if (fault.kind === 'refuse') {
+      await this.#unlisten();
+    } else if (fault.kind === 'crash_loop') {
+      await this.#crashLoop(fault);
+    } else {
+      await this.#listen();
+    }
+  }
+
+  /** Sets what `/ready` answers (200 when true, 503 when false). */
+  setReady(ready: boolean): void {
+    this.#ready = ready;
+  }
+
+  /** Zeroes the counters. */
+  resetCounts(): void {
+    this.hits = 0;
+    this.errors = 0;
+    this.probes = 0;
+  }
+
+  /** Stops listening and closes every connection. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    clearTimeout(this.#loopTimer);
+    await this.#unlisten();
+  }
+
+  async #crashLoop(f: { upMs: number; downMs: number }): Promise<void> {
+    const cycle = async (up: boolean): Promise<void> => {
+      if (this.#closed || this.#fault.kind !== 'crash_loop') return;
+      if (up) await this.#listen();
+      else await this.#unlisten();
+      this.#loopTimer = setTimeout(() => void cycle(!up), up ? f.upMs : f.downMs);
+      this.#loopTimer.unref();
+    };
+    await cycle(false);
+  }
+
+  async #listen(): Promise<void> {
+    if (this.#listening || this.#closed) return;
+    await new Promise<void>((resolve, reject) => {
+      const onError = (err: Error): void => reject(err);
+      this.#server.once('error', onError);
+      this.#server.listen({ host: this.host, port: this.#port }, () => {
+        this.#server.off('error', onError);
+        resolve();
+      });
+    });
+    this.#port = (this.#server.address() as AddressInfo).port;
+    this.#listening = true;
+  }
+
+  async #unlisten(): Promise<void> {
+    if (!this.#listening) return;
+    this.#listening = false;
+    const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    this.#server.closeAllConnections();
+    await closed;
+  }
+
+  #handle(req: http.IncomingMessage, res: http.ServerResponse): void {
+    req.resume();
+    const path = (req.url ?? '/').split('?')[0];
+    const fault = this.#fault;
+    const send = (status: number, body: string): void => {
+      res.writeHead(status, { 'content-type': 'text/plain', 'x-backend': this.name });
+      res.end(body);
+    };
+    if (path === '/ready') {
+      this.probes++;
+      send(this.#ready ? 200 : 503, this.#ready ? 'ready\n' : 'not ready\n');
+      return;
+    }
+    const isProbe = path === '/health';
+    if (isProbe) this.probes++;
+    const answer = (): void => {
+      const status = fault.kind === 'status' ? fault.status : 200;
+      if (!isProbe) {
+        this.hits++;
+        if (status >= 500) this.errors++;
+      }
+      send(status, isProbe ? 'ok\n' : `${this.name}\n`);
+    };
+    if (fault.kind === 'delay') setTimeout(answer, fault.ms).unref();
+    else answer();
+  }
+}

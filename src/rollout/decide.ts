@@ -1,0 +1,381 @@
+/**
+ * The rollout planner (design.md "Rollout"): a pure function of
+ * (config, state, observations, now). No I/O, no clock reads, no randomness;
+ * inputs are never mutated (every result is a new object).
+ *
+ * Weights are canary percent 0–100 with one decimal; times are epoch ms.
+ * One tick moves a service's weight at most once; every move waits for
+ * nginx.min_reload_interval since the last reload.
+ */
+import type { Config, ServiceConfig } from '../config/types.js';
+import { errors } from '../errors.js';
+import { allPass, allPassOfKind, describeGate, evaluateGates, firstFailing, firstNotPassing } from './gates.js';
+import { HISTORY_LIMIT } from './types.js';
+import type {
+  Command,
+  Decision,
+  EventKind,
+  GateResult,
+  Observations,
+  Page,
+  RolloutEvent,
+  ServiceObservation,
+  ServiceState,
+  State,
+} from './types.js';
+
+/** The phases a walk can return to after a pause. */
+type Resumable = NonNullable<ServiceState['resumePhase']>;
+
+/** Rounds a weight to one decimal (the resolution nginx weights are scaled to: 0.1 %). */
+export function roundWeight(weight: number): number {
+  return Math.round(weight * 10) / 10;
+}
+
+/** Formats a weight, percent: `15 %`, `0.5 %`. */
+function pct(weight: number): string {
+  return `${weight} %`;
+}
+
+/** Formats a duration given in ms as seconds with one decimal: `3.2 s`. */
+function secs(ms: number): string {
+  return `${(ms / 1000).toFixed(1)} s`;
+}
+
+/** A service's progress before its first tick: weight 0, idle, target 0 (so the configured target is an event). */
+export function freshServiceState(now: number): ServiceState {
+  return {
+    weight: 0,
+    phase: 'idle',
+    resumePhase: null,
+    pausedBy: null,
+    target: 0,
+    since: now,
+    soakedMs: 0,
+    lastTickAt: now,
+    drainReason: null,
+  };
+}
+
+/**
+ * The state of a first run (no state.json): every configured service at
+ * weight 0, phase idle; generation 0, lastReloadAt 0 (epoch ms), no history.
+ */
+export function initialState(config: Config, now: number): State {
+  const services: Record<string, ServiceState> = {};
+  for (const svc of config.services) services[svc.name] = freshServiceState(now);
+  return { version: 1, generation: 0, lastReloadAt: 0, services, history: [] };
+}
+
+/**
+ * Milliseconds until a weight change is allowed (0 = now). A change is allowed
+ * when `now - lastReloadAt ≥ minReloadIntervalMs`, or when `now < lastReloadAt`
+ * (the wall clock went back: it must not block for hours; the applier also
+ * spaces reloads on a monotonic clock).
+ */
+export function reloadWaitMs(minReloadIntervalMs: number, lastReloadAt: number, now: number): number {
+  if (now < lastReloadAt) return 0;
+  return Math.max(0, lastReloadAt + minReloadIntervalMs - now);
+}
+
+/** Own-property lookup (service names such as `constructor` must not hit Object.prototype). */
+function own<T>(record: Readonly<Record<string, T>>, key: string): T | undefined {
+  return Object.hasOwn(record, key) ? record[key] : undefined;
+}
+
+/** Appends events to a history, keeping the newest {@link HISTORY_LIMIT}. */
+function appendHistory(history: readonly RolloutEvent[], events: readonly RolloutEvent[]): RolloutEvent[] {
+  return [...history, ...events].slice(-HISTORY_LIMIT);
+}
+
+/**
+ * Where a walk in `phase` stands against its target at `weight` (no weight
+ * change): `complete` with room below the target walks on as `step`; a
+ * `slice`/`step` at the target is `complete`; a non-idle walk at 0 is `idle`,
+ * an idle one above 0 (hand-edited state) walks on.
+ */
+function settle(phase: Resumable, weight: number, target: number): Resumable {
+  if (weight === 0) return 'idle';
+  if (weight === target) return 'complete';
+  return phase === 'slice' ? 'slice' : 'step';
+}
+
+/** What one service's tick produced. */
+interface ServiceOutcome {
+  next: ServiceState;
+  events: RolloutEvent[];
+  page: Page | null;
+  gates: GateResult[];
+  summary: string;
+}
+
+/** One service's tick; see {@link decide} for the rules. */
+function decideService(
+  svc: ServiceConfig,
+  prev: ServiceState,
+  obs: ServiceObservation | undefined,
+  now: number,
+  waitMs: number,
+): ServiceOutcome {
+  const gates = evaluateGates(svc, obs);
+  const target = svc.rollout.target;
+  const events: RolloutEvent[] = [];
+  let page: Page | null = null;
+  const event = (
+    kind: EventKind,
+    from: number,
+    to: number,
+    reason: string,
+    behind: GateResult[] = gates,
+  ): RolloutEvent => {
+    const e: RolloutEvent = { at: now, service: svc.name, kind, from, to, reason, gates: behind };
+    events.push(e);
+    return e;
+  };
+  const out = (summary: string): ServiceOutcome => ({ next: s, events, page, gates, summary });
+  const waiting = (what: string): ServiceOutcome =>
+    out(`waiting for min_reload_interval (${secs(waitMs)} left) to ${what} (target ${pct(target)})`);
+
+  // e. Soak: a green tick vouches for at most one window; a jump back adds 0; a hold failure restarts the soak.
+  const gap = Math.min(Math.max(now - prev.lastTickAt, 0), svc.gates.windowMs);
+  const holdFail = firstFailing(gates, 'hold');
+  const soakedMs = holdFail ? 0 : allPass(gates) ? prev.soakedMs + gap : prev.soakedMs;
+  let s: ServiceState = { ...prev, soakedMs, lastTickAt: Math.max(prev.lastTickAt, now) };
+  /** Every weight change restarts the soak and the judged window. */
+  const move = (to: number, fields: Partial<ServiceState>): void => {
+    s = { ...s, ...fields, weight: to, soakedMs: 0, since: Math.max(prev.since, now) };
+  };
+
+  // b. Target changes (weights.yaml) are noticed every tick; a new target ends a drain.
+  if (target !== prev.target) {
+    event(
+      'target',
+      prev.target,
+      target,
+      `target changed from ${pct(prev.target)} to ${pct(target)} in weights.yaml`,
+      [],
+    );
+    s = { ...s, target };
+    if (s.phase === 'drained') s = { ...s, phase: 'idle', drainReason: null };
+  }
+  const from = s.weight;
+  const at = `${pct(from)} (target ${pct(target)})`;
+
+  // h. Drain has priority over everything, paused or not.
+  const drainFail = firstFailing(gates, 'drain');
+  if (drainFail && from > 0) {
+    const why = describeGate(drainFail);
+    if (waitMs > 0) return waiting(`drain ${pct(from)} → 0 % (${why})`);
+    move(0, { phase: 'drained', pausedBy: null, resumePhase: null, drainReason: drainFail.gate });
+    const e = event('drain', from, 0, `drain gate ${why}`);
+    const summary = `drained ${svc.name} from ${pct(from)} to 0 %: ${why}`;
+    page = { service: svc.name, reason: drainFail.gate, summary, event: e };
+    return out(summary);
+  }
+
+  // c. A lower target applies at once (the safe direction); an operator pause stays, a gate pause at 0 has nothing to hold.
+  if (from > target) {
+    if (waitMs > 0) return waiting(`lower ${pct(from)} → ${pct(target)}`);
+    const after: Resumable = target === 0 ? 'idle' : 'complete';
+    if (s.phase === 'paused' && (s.pausedBy === 'operator' || target > 0)) move(target, { resumePhase: after });
+    else move(target, { phase: after, pausedBy: null, resumePhase: null, drainReason: null });
+    event('lower', from, target, `target ${pct(target)} is below the weight; lowered at once`, []);
+    return out(`lowered ${pct(from)} → ${pct(target)} (target ${pct(target)})`);
+  }
+
+  // Re-place the walk against the (possibly new) target without moving the weight.
+  let resumeTo: Resumable = 'idle';
+  if (s.phase === 'paused') {
+    resumeTo = settle(s.resumePhase ?? 'idle', from, target);
+    s = { ...s, resumePhase: resumeTo };
+  } else if (s.phase !== 'drained') {
+    const placed = settle(s.phase, from, target);
+    if (placed === 'complete' && s.phase !== 'complete')
+      event('complete', from, from, `weight reached the target ${pct(target)}`);
+    s = { ...s, phase: placed };
+  }
+
+  // g. Pause: an operator pause waits for the operator; a gate pause resumes once nothing fails and every hold gate passes.
+  if (s.phase === 'paused') {
+    if (s.pausedBy === 'gate' && !firstFailing(gates) && allPassOfKind(gates, 'hold')) {
+      s = { ...s, phase: resumeTo, pausedBy: null, resumePhase: null };
+      event('resume', from, from, `hold gates green again; back to ${resumeTo}`);
+      return out(`resumed at ${at}: every gate passes`);
+    }
+    if (s.pausedBy === 'operator')
+      return out(`paused at ${at} by the operator: run \`nginx-canary resume ${svc.name}\``);
+    const red = gates.filter((r) => r.verdict !== 'pass').map(describeGate);
+    return out(`paused at ${at} by a hold gate: ${red.join('; ')}; resumes when every gate is green`);
+  }
+  if (s.phase === 'drained') {
+    return out(
+      `drained at 0 % (target ${pct(target)}) by ${s.drainReason ?? 'a drain'}: set a new target or run \`nginx-canary resume ${svc.name}\``,
+    );
+  }
+  if (holdFail && from > 0) {
+    s = { ...s, resumePhase: s.phase, phase: 'paused', pausedBy: 'gate' };
+    event('pause', from, from, `hold gate ${describeGate(holdFail)}`);
+    return out(`paused at ${at}: ${describeGate(holdFail)}`);
+  }
+  if (s.phase === 'complete') return out(`complete at ${at}`);
+
+  // d. Start: the first slice from 0 (inconclusive is expected at 0 %: no canary traffic yet; a failing gate blocks).
+  if (s.phase === 'idle') {
+    if (target === 0) return out(`idle at 0 % (target 0 %)`);
+    const failing = firstFailing(gates);
+    if (failing) return out(`waiting to start (target ${pct(target)}): ${describeGate(failing)}`);
+    // Hook (issue 3): the /ready probe gate before the first slice goes here.
+    const to = Math.min(target, svc.rollout.slice);
+    if (waitMs > 0) return waiting(`start the slice 0 % → ${pct(to)}`);
+    move(to, { phase: to === target ? 'complete' : 'slice', pausedBy: null, resumePhase: null, drainReason: null });
+    event('slice', 0, to, `first slice of ${pct(to)} toward target ${pct(target)}`);
+    if (to === target) event('complete', to, to, `the slice reached the target ${pct(target)}`);
+    return out(`started the slice 0 % → ${pct(to)} (target ${pct(target)})`);
+  }
+
+  // f. Raise: slice/step below the target, every gate green for the whole soak.
+  const soakMs = s.phase === 'slice' ? svc.rollout.sliceSoakMs : svc.rollout.stepSoakMs;
+  const soak = `${secs(s.soakedMs)} of ${secs(soakMs)} green`;
+  const blocker = firstNotPassing(gates);
+  if (blocker) return out(`holding at ${at}: ${describeGate(blocker)}; soaked ${soak}`);
+  if (s.soakedMs < soakMs) return out(`soaking at ${at}: ${soak}`);
+  const to = Math.min(target, roundWeight(from + svc.rollout.step));
+  if (waitMs > 0) return waiting(`step ${pct(from)} → ${pct(to)}`);
+  move(to, { phase: to === target ? 'complete' : 'step' });
+  event('step', from, to, `${soak} at ${pct(from)}; stepped by ${svc.rollout.step} points`);
+  if (to === target) event('complete', to, to, `the step reached the target ${pct(target)}`);
+  return out(`stepped ${pct(from)} → ${pct(to)} (target ${pct(target)})`);
+}
+
+/**
+ * One tick of the walk for every configured service (design.md "Rollout").
+ *
+ * `observations[name]` covers `[max(now - gates.window, since), now]` (the
+ * runner computes it): only traffic at the current weight. Rules, in priority order:
+ * - a config target different from `state.target` is an event `target` (a new target ends a drain: phase idle);
+ * - a failing drain gate (error_ratio) at weight > 0 → weight 0, phase drained, event `drain`, one Page;
+ * - target below the weight → weight = target at once, event `lower`, phase complete (idle at 0);
+ * - a failing hold gate (connect_p95) resets the soak and pauses (event `pause`); a gate pause resumes
+ *   (event `resume`) once no gate fails and every hold gate passes; an operator pause only by command;
+ * - idle, target > 0, no failing gate → weight min(target, slice), phase slice, event `slice`;
+ * - slice/step, every gate `pass`, soak ≥ slice_soak / step_soak → weight min(target, weight + step), event `step`;
+ * - reaching the target adds an event `complete` (phase complete).
+ * Soak: a tick where every gate passes adds `clamp(now - lastTickAt, 0, gates.window)`; an inconclusive tick
+ * adds nothing. A weight change is proposed only when {@link reloadWaitMs} is 0; otherwise the weight
+ * stays and the summary says `waiting for min_reload_interval`.
+ *
+ * Returns the next state (when `changed`, its lastReloadAt is `now`; the runner commits it only after
+ * the apply succeeded), the desired weight of every configured service, this tick's events (also
+ * appended to `state.history`, newest {@link HISTORY_LIMIT} kept), pages, gate results and one
+ * summary line per service. Services in state but not in config are kept as they are and left out
+ * of `weights`. Pure: never throws, never mutates its arguments.
+ */
+export function decide(config: Config, state: State, observations: Observations, now: number): Decision {
+  const waitMs = reloadWaitMs(config.nginx.minReloadIntervalMs, state.lastReloadAt, now);
+  const services: Record<string, ServiceState> = { ...state.services };
+  const weights: Record<string, number> = {};
+  const gates: Record<string, GateResult[]> = {};
+  const summary: Record<string, string> = {};
+  const events: RolloutEvent[] = [];
+  const pages: Page[] = [];
+  let changed = false;
+  for (const svc of config.services) {
+    const prev = own(state.services, svc.name) ?? freshServiceState(now);
+    const o = decideService(svc, prev, own(observations, svc.name), now, waitMs);
+    services[svc.name] = o.next;
+    weights[svc.name] = o.next.weight;
+    gates[svc.name] = o.gates;
+    summary[svc.name] = o.summary;
+    events.push(...o.events);
+    if (o.page) pages.push(o.page);
+    if (o.next.weight !== prev.weight) changed = true;
+  }
+  const next: State = {
+    ...state,
+    lastReloadAt: changed ? now : state.lastReloadAt,
+    services,
+    history: appendHistory(state.history, events),
+  };
+  return { state: next, weights, changed, events, pages, gates, summary };
+}
+
+/** Result of {@link applyCommand}. */
+export interface CommandResult {
+  /** The next state (history included); commit it (after the apply when `changed`). */
+  state: State;
+  /** Events the command added (empty when it was a no-op). */
+  events: RolloutEvent[];
+  /** True when the live weight must change (abort of a weight > 0): apply before committing. */
+  changed: boolean;
+}
+
+/**
+ * Applies an operator command to the state (pure; `now` in epoch ms):
+ * - `pause`: any phase but drained → paused by the operator (never auto-resumed), resumePhase = phase;
+ *   a gate pause becomes an operator pause; already paused by the operator or drained → no-op;
+ * - `resume`: paused → resumePhase; drained → idle, so the next tick starts a slice; else no-op;
+ * - `abort`: weight 0, phase drained, drainReason `operator`, event `abort` (no page); already
+ *   drained at 0 → no-op.
+ * Events carry no gate results. When the weight changes, lastReloadAt is `now`.
+ * Throws NC_UNKNOWN_SERVICE (errors.unknownService) when the service is not in the config.
+ */
+export function applyCommand(config: Config, state: State, cmd: Command, now: number): CommandResult {
+  const svc = config.services.find((c) => c.name === cmd.service);
+  if (!svc) throw errors.unknownService(cmd.service);
+  const prev = own(state.services, svc.name) ?? freshServiceState(now);
+  const w = prev.weight;
+  let next: ServiceState = prev;
+  let event: RolloutEvent | null = null;
+  const mk = (kind: EventKind, to: number, reason: string): RolloutEvent => ({
+    at: now,
+    service: svc.name,
+    kind,
+    from: w,
+    to,
+    reason,
+    gates: [],
+  });
+
+  if (cmd.kind === 'pause') {
+    if (prev.phase === 'paused' && prev.pausedBy === 'gate') {
+      next = { ...prev, pausedBy: 'operator' };
+      event = mk('pause', w, 'operator pause (the walk was already held by a gate)');
+    } else if (prev.phase !== 'paused' && prev.phase !== 'drained') {
+      next = { ...prev, phase: 'paused', pausedBy: 'operator', resumePhase: prev.phase };
+      event = mk('pause', w, 'operator pause');
+    }
+  } else if (cmd.kind === 'resume') {
+    if (prev.phase === 'paused') {
+      next = { ...prev, phase: prev.resumePhase ?? 'idle', pausedBy: null, resumePhase: null };
+      event = mk('resume', w, `operator resume; back to ${next.phase}`);
+    } else if (prev.phase === 'drained') {
+      next = { ...prev, phase: 'idle', drainReason: null };
+      event = mk('resume', w, 'operator resume after a drain; the next tick starts a slice');
+    }
+  } else if (prev.phase !== 'drained' || w > 0) {
+    next = {
+      ...prev,
+      weight: 0,
+      phase: 'drained',
+      pausedBy: null,
+      resumePhase: null,
+      drainReason: 'operator',
+      soakedMs: 0,
+      since: Math.max(prev.since, now),
+    };
+    event = mk('abort', 0, 'operator abort: canary weight to 0');
+  }
+
+  if (!event) return { state, events: [], changed: false };
+  const changed = next.weight !== w;
+  return {
+    state: {
+      ...state,
+      lastReloadAt: changed ? now : state.lastReloadAt,
+      services: { ...state.services, [svc.name]: next },
+      history: appendHistory(state.history, [event]),
+    },
+    events: [event],
+    changed,
+  };
+}

@@ -1,0 +1,210 @@
+/**
+ * `nginx-canary` command line (design.md "Interfaces"): parses argv with
+ * commander, runs one command, and maps errors to exit codes — 0 ok,
+ * 1 failure, 2 usage or invalid config. Errors go to stderr as one sentence
+ * and the fix.
+ */
+import path from 'node:path';
+import { Command, CommanderError, Option } from 'commander';
+import { systemClock } from '../clock.js';
+import { loadConfig } from '../config/load.js';
+import { setTarget } from '../config/edit.js';
+import type { Config } from '../config/types.js';
+import { CanaryError, errors } from '../errors.js';
+import { StateStore } from '../rollout/store.js';
+import { NginxCommand } from '../nginx/ctl.js';
+import { SnapshotStore } from '../nginx/snapshot.js';
+import { buildModel } from '../nginx/model.js';
+import { renderUpstreams } from '../nginx/render.js';
+import { checkRendered } from '../nginx/scratch.js';
+import type { Flavor } from '../nginx/types.js';
+import { statusOf, type StatusDocument } from '../runner.js';
+import { callApi } from './client.js';
+import { formatStatus } from './format.js';
+
+/** Where the CLI writes (tests pass buffers). */
+export interface CliIo {
+  out: (s: string) => void;
+  err: (s: string) => void;
+}
+
+const defaultIo: CliIo = {
+  out: (s) => process.stdout.write(s.endsWith('\n') ? s : `${s}\n`),
+  err: (s) => process.stderr.write(s.endsWith('\n') ? s : `${s}\n`),
+};
+
+/** The live weights from state.json, or all 0 when there is none yet. */
+async function committedWeights(config: Config): Promise<{ weights: Record<string, number>; generation: number }> {
+  const state = await new StateStore(config.sidecar.stateFile).load();
+  return {
+    weights: Object.fromEntries(config.services.map((s) => [s.name, state?.services[s.name]?.weight ?? 0])),
+    generation: state?.generation ?? 0,
+  };
+}
+
+/** Parses a weight argument ("60", "12.5", "60%") to a number, or throws a usage error. */
+function parseWeight(raw: string): number {
+  const m = /^(\d{1,3}(?:\.\d)?)%?$/.exec(raw.trim());
+  const n = m?.[1] === undefined ? NaN : Number(m[1]);
+  if (!Number.isFinite(n) || n < 0 || n > 100) {
+    throw errors.usage(`"${raw}" is not a weight`, 'Give a percentage from 0 to 100 with at most one decimal, e.g. `nginx-canary target gateway 60`');
+  }
+  return n;
+}
+
+async function detectFlavor(config: Config, forced: string | undefined, io: CliIo): Promise<Flavor> {
+  if (forced === 'oss' || forced === 'plus') return forced;
+  try {
+    return (await new NginxCommand(config.nginx).version()).flavor;
+  } catch {
+    io.err(`note: cannot run ${config.nginx.binary} -V; rendering for open-source nginx (pass --flavor plus for NGINX Plus)`);
+    return 'oss';
+  }
+}
+
+/** Builds the commander program; every action resolves to an exit code. */
+function program(io: CliIo, setCode: (c: number) => void): Command {
+  const prog = new Command('nginx-canary')
+    .description('Walk traffic from a primary backend to a canary through one nginx, gated on real traffic.')
+    .option('-c, --config <file>', 'weights.yaml to use', './weights.yaml')
+    .showHelpAfterError()
+    .exitOverride()
+    .configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) });
+  const cfgFile = (): string => path.resolve((prog.opts() as { config: string }).config);
+  const config = (): Promise<Config> => loadConfig(cfgFile());
+
+  prog
+    .command('run')
+    .description('run the sidecar: follow the access log, walk the canary, serve the API and /metrics')
+    .action(async () => {
+      const { runCommand } = await import('./run.js');
+      setCode(await runCommand(await config(), io));
+    });
+
+  prog
+    .command('render')
+    .description('print the include file for the live weights (state.json), without writing it')
+    .addOption(new Option('--flavor <flavor>', 'render for this nginx instead of asking nginx -V').choices(['oss', 'plus']))
+    .action(async (o: { flavor?: string }) => {
+      const c = await config();
+      const { weights, generation } = await committedWeights(c);
+      io.out(renderUpstreams(buildModel(c, weights, generation, await detectFlavor(c, o.flavor, io))));
+    });
+
+  prog
+    .command('check')
+    .description('validate weights.yaml and run nginx -t on a scratch copy of nginx.conf with the rendered file in it')
+    .action(async () => {
+      const c = await config();
+      const ctl = new NginxCommand(c.nginx);
+      const v = await ctl.version();
+      const { weights, generation } = await committedWeights(c);
+      const text = renderUpstreams(buildModel(c, weights, generation, v.flavor));
+      const res = await checkRendered(c, text);
+      const slow = c.services.some((s) => [...s.primary, ...s.canary].some((x) => x.slowStartMs !== null));
+      if (v.flavor === 'oss' && slow) {
+        io.out(`note: nginx ${v.version} is open-source nginx, which rejects slow_start (an NGINX Plus parameter); it is left out of the rendered file.`);
+      }
+      if (!res.ok) {
+        io.err(`nginx -t fails with the rendered file swapped in (scratch copy; nothing live was touched):\n${res.output}`);
+        io.err('Fix nginx.conf (it must include the upstreams file inside http {}) and run check again.');
+        setCode(1);
+        return;
+      }
+      io.out(`ok: ${cfgFile()} is valid; nginx ${v.version} (${v.flavor}) accepts the rendered config for ${c.services.map((s) => `${s.name} at ${weights[s.name] ?? 0} %`).join(', ')}.`);
+    });
+
+  prog
+    .command('status')
+    .description('show each service: weight, target, phase, soak, gates, recent events')
+    .option('--json', 'print the status document as JSON')
+    .action(async (o: { json?: boolean }) => {
+      const c = await config();
+      let doc: StatusDocument;
+      let note = '';
+      try {
+        doc = (await callApi(c, 'GET', '/api/v1/services')) as StatusDocument;
+      } catch (err) {
+        if (!(err instanceof CanaryError) || err.code !== 'NC_SIDECAR_UNREACHABLE') throw err;
+        const state = await new StateStore(c.sidecar.stateFile).load();
+        if (!state) throw err;
+        doc = statusOf(c, state);
+        note = `note: the sidecar does not answer at ${c.sidecar.listen.host}:${c.sidecar.listen.port}; showing ${c.sidecar.stateFile} (gates unknown)`;
+      }
+      io.out(o.json ? JSON.stringify(doc, null, 2) : formatStatus(doc, note));
+    });
+
+  prog
+    .command('target <service> <weight>')
+    .description('set the target canary weight (percent) by editing weights.yaml in place; the sidecar walks to it')
+    .action(async (service: string, weight: string) => {
+      const w = parseWeight(weight);
+      const r = await setTarget(cfgFile(), service, w);
+      io.out(`${service}: target ${r.from} % → ${r.to} % written to ${cfgFile()}; the running sidecar picks it up within a tick.`);
+    });
+
+  for (const kind of ['pause', 'resume', 'abort'] as const) {
+    const what = { pause: 'hold the walk at the live weight', resume: 'continue a paused or drained walk', abort: 'drain the canary to 0 now (operator drain)' }[kind];
+    prog
+      .command(`${kind} <service>`)
+      .description(what)
+      .action(async (service: string) => {
+        const c = await config();
+        if (!c.services.some((s) => s.name === service)) throw errors.unknownService(service);
+        const s = (await callApi(c, 'POST', `/api/v1/services/${service}/${kind}`)) as { weight: number; phase: string };
+        io.out(`${service}: ${kind} done; weight ${s.weight} %, phase ${s.phase}.`);
+      });
+  }
+
+  prog
+    .command('snapshots')
+    .description('list the nginx config snapshots, newest first')
+    .action(async () => {
+      const c = await config();
+      const list = await new SnapshotStore(c.nginx.snapshots.dir, c.nginx.snapshots.keep, c.nginx, systemClock).list();
+      if (list.length === 0) io.out(`no snapshots in ${c.nginx.snapshots.dir}`);
+      for (const s of list) {
+        const w = Object.entries(s.weights).map(([k, v]) => `${k}=${v}%`).join(' ');
+        io.out(`${s.id}  ${new Date(s.at).toISOString()}  generation ${s.generation}  ${w}  ${s.reason}`);
+      }
+    });
+
+  prog
+    .command('rollback [snapshot]')
+    .description('restore a snapshot (default: the one before the live config), reload nginx, pause the walk')
+    .action(async (id: string | undefined) => {
+      const c = await config();
+      const r = (await callApi(c, 'POST', '/api/v1/rollback', id === undefined ? {} : { snapshot: id })) as { snapshot: { id: string; generation: number } };
+      io.out(`restored snapshot ${r.snapshot.id} (generation ${r.snapshot.generation}); nginx reloaded; the walk is paused — resume to continue.`);
+    });
+
+  prog
+    .command('demo')
+    .description('start a managed nginx, two demo backends and bounded traffic on loopback, and walk the canary (Ctrl-C stops all)')
+    .option('--duration <seconds>', 'stop by itself after this many seconds (default: run until Ctrl-C)')
+    .action(async (o: { duration?: string }) => {
+      const { runDemo } = await import('../demo/demo.js');
+      setCode(await runDemo(cfgFile(), { io, ...(o.duration ? { durationMs: Number(o.duration) * 1000 } : {}) }));
+    });
+
+  return prog;
+}
+
+/** Entry point: runs argv (as process.argv) and resolves to the exit code. Never throws. */
+export async function main(argv: string[], io: CliIo = defaultIo): Promise<number> {
+  let code = 0;
+  try {
+    await program(io, (c) => (code = c)).parseAsync(argv);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      return err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.exitCode === 0 ? 0 : 2;
+    }
+    if (err instanceof CanaryError) {
+      io.err(err.toUserString());
+      return err.exitCode;
+    }
+    io.err(`unexpected error: ${(err as Error).stack ?? String(err)}`);
+    return 1;
+  }
+  return code;
+}

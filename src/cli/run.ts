@@ -1,0 +1,23 @@
+/**
+ * `nginx-canary run`: the daemon. Starts the sidecar on the loaded config and
+ * stops it on SIGINT/SIGTERM. Stopping never changes nginx (a `managed: true`
+ * nginx is stopped with it).
+ */
+import type { Config } from '../config/types.js';
+import { createLogger } from '../log.js';
+import { startSidecar } from '../main.js';
+import type { CliIo } from './main.js';
+
+/** Runs until a signal; resolves to the exit code. Throws CanaryError when the sidecar cannot start. */
+export async function runCommand(config: Config, io: CliIo): Promise<number> {
+  const log = createLogger();
+  const sidecar = await startSidecar(config, { log });
+  io.err(`nginx-canary: serving ${sidecar.url} (API, /metrics, status page); Ctrl-C or SIGTERM stops it without touching nginx`);
+  await new Promise<void>((resolve) => {
+    const stop = (): void => resolve();
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  });
+  await sidecar.close();
+  return 0;
+}

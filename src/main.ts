@@ -1,0 +1,170 @@
+/**
+ * Composition root for `nginx-canary run` (and the demo): builds the real
+ * adapters, starts the access-log follower, the decision loop and the API,
+ * and closes them on request. Stopping never changes nginx — except that a
+ * `managed: true` nginx (demo, dev) is stopped with the sidecar.
+ */
+import { access, readFile } from 'node:fs/promises';
+import type { Clock } from './clock.js';
+import { systemClock } from './clock.js';
+import type { Config } from './config/types.js';
+import { CanaryError } from './errors.js';
+import type { Logger } from './log.js';
+import { nopNotifier, WebhookNotifier, type Notifier } from './alerts/notifier.js';
+import { StateStore } from './rollout/store.js';
+import { Observer } from './observe/aggregate.js';
+import { LogFollower } from './observe/follow.js';
+import { NginxCommand } from './nginx/ctl.js';
+import { statfsDisk } from './nginx/disk.js';
+import { SnapshotStore } from './nginx/snapshot.js';
+import { Applier } from './nginx/apply.js';
+import { startNginx, type ManagedNginx } from './nginx/process.js';
+import { Runner, type TickReport } from './runner.js';
+import { Metrics } from './server/metrics.js';
+import { buildApp } from './server/app.js';
+import type { FastifyInstance } from 'fastify';
+import type { DiskStat } from './nginx/types.js';
+
+/** Options of {@link startSidecar}. */
+export interface SidecarOptions {
+  log: Logger;
+  clock?: Clock;
+  /** Serve the API on config.sidecar.listen (default true). */
+  listen?: boolean;
+  /** Tick interval in ms (default: half of min_reload_interval, at most 1 s). */
+  tickMs?: number;
+  onTick?: (r: TickReport) => void;
+  /** Override the notifier (tests). */
+  notifier?: Notifier;
+  /** Override the disk guard's statfs (tests). */
+  disk?: DiskStat;
+}
+
+/** A running sidecar. */
+export interface SidecarHandle {
+  runner: Runner;
+  app: FastifyInstance;
+  metrics: Metrics;
+  /** Base URL of the API, e.g. http://127.0.0.1:9464 (empty when not listening). */
+  url: string;
+  /** The managed nginx, when config.nginx.managed. */
+  nginx: ManagedNginx | null;
+  /** Stops the loop, the follower and the API (and a managed nginx). Never reloads nginx. */
+  close(): Promise<void>;
+}
+
+async function exists(file: string): Promise<boolean> {
+  try {
+    await access(file);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Reads the bearer token from token_file, or null when none is configured. */
+async function readToken(config: Config): Promise<string | null> {
+  if (config.sidecar.tokenFile === null) return null;
+  try {
+    const token = (await readFile(config.sidecar.tokenFile, 'utf8')).trim();
+    if (token.length < 16) throw new Error('shorter than 16 characters');
+    return token;
+  } catch (err) {
+    throw new CanaryError('NC_TOKEN_FILE', `cannot use sidecar.token_file ${config.sidecar.tokenFile}: ${(err as Error).message}`, {
+      fix: 'Write a random token of at least 16 characters into it (e.g. openssl rand -hex 32 > token) or set token_file: ~',
+    });
+  }
+}
+
+/**
+ * Starts the sidecar on a loaded config. Throws CanaryError when nginx cannot
+ * run, the state file is corrupt, the token file is unusable or the API port
+ * is taken (nothing is changed in any of those cases).
+ */
+export async function startSidecar(config: Config, opts: SidecarOptions): Promise<SidecarHandle> {
+  const clock = opts.clock ?? systemClock;
+  const log = opts.log;
+  const token = await readToken(config);
+  const ctl = new NginxCommand(config.nginx);
+  await ctl.version();
+  const store = new StateStore(config.sidecar.stateFile);
+  const snapshots = new SnapshotStore(config.nginx.snapshots.dir, config.nginx.snapshots.keep, config.nginx, clock);
+  const applier = new Applier({ config, ctl, disk: opts.disk ?? statfsDisk, snapshots, clock, log: log.child({ component: 'apply' }) });
+  const observer = new Observer(config);
+  const notifier =
+    opts.notifier ??
+    (config.alerts.webhookUrl ? new WebhookNotifier({ url: config.alerts.webhookUrl, log: log.child({ component: 'alerts' }) }) : nopNotifier);
+
+  // The metrics read the runner at scrape time; the runner moves the counters.
+  let runner: Runner | undefined;
+  const metrics = new Metrics({
+    config: () => (runner ? runner.config : config),
+    state: () => (runner ? runner.state : { version: 1, generation: 0, lastReloadAt: 0, services: {}, history: [] }),
+    gates: () => runner?.gates ?? {},
+    logLines: () => observer.lineCounts(),
+  });
+  runner = await Runner.open({
+    config,
+    store,
+    applier,
+    ctl,
+    observer,
+    snapshots,
+    notifier,
+    clock,
+    log: log.child({ component: 'runner' }),
+    metrics,
+    ...(opts.onTick ? { onTick: opts.onTick } : {}),
+  });
+
+  let nginx: ManagedNginx | null = null;
+  if (config.nginx.managed || !(await exists(config.nginx.upstreamsFile))) {
+    // The include must exist before nginx can load a config that includes it
+    // (adoption: run the sidecar, then add the include line and reload once).
+    await runner.writeInitial();
+  }
+  if (config.nginx.managed) {
+    if ((await ctl.generation()) === null) {
+      nginx = await startNginx({ binary: config.nginx.binary, conf: config.nginx.conf, prefix: config.nginx.prefix });
+    }
+  }
+
+  const follower = new LogFollower({ file: config.nginx.accessLog, from: 'end', onLines: (lines) => observer.addLines(lines) });
+  await follower.start();
+  runner.start(opts.tickMs);
+
+  const app = await buildApp({ runner, metrics, log, token });
+  let url = '';
+  try {
+    if (opts.listen ?? true) {
+      const { host, port } = config.sidecar.listen;
+      await app.listen({ host, port });
+      url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+    }
+  } catch (err) {
+    await runner.stop();
+    await follower.stop();
+    await nginx?.stop();
+    throw new CanaryError('NC_LISTEN', `cannot listen on ${config.sidecar.listen.host}:${config.sidecar.listen.port}: ${(err as Error).message}`, {
+      fix: 'Stop the other process on that port (another sidecar?) or change sidecar.listen',
+      cause: err,
+    });
+  }
+  log.info({ url, services: config.services.map((s) => s.name), generation: runner.state.generation }, 'nginx-canary running');
+
+  const r = runner;
+  return {
+    runner: r,
+    app,
+    metrics,
+    url,
+    nginx,
+    async close() {
+      await r.stop();
+      await follower.stop();
+      await app.close();
+      await notifier.flush();
+      await nginx?.stop();
+    },
+  };
+}

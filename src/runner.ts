@@ -1,0 +1,497 @@
+/**
+ * The runner: the I/O shell around the pure core. Each tick it re-reads
+ * weights.yaml when it changed, asks the Observer for the window, calls the
+ * pure `decide`, and — only when the weights differ from the live ones or the
+ * rendered file drifted from what nginx serves — hands the weights to the
+ * Applier. State is committed (state.json) only after an apply succeeded, so
+ * a failed reload, a broken nginx.conf or a full disk leaves the live weight
+ * and the rollout exactly where they were (design.md "Applying a change").
+ *
+ * Every tick, command and rollback runs under one lock, so the API, the CLI
+ * and the loop never interleave.
+ */
+import { readFile, stat } from 'node:fs/promises';
+import type { Clock } from './clock.js';
+import type { Config } from './config/types.js';
+import { loadConfig } from './config/load.js';
+import { setTarget } from './config/edit.js';
+import { CanaryError, errors } from './errors.js';
+import type { Logger } from './log.js';
+import type { Notifier } from './alerts/notifier.js';
+import { applyCommand, decide, initialState } from './rollout/decide.js';
+import type { StateStore } from './rollout/store.js';
+import {
+  HISTORY_LIMIT,
+  type Command,
+  type GateResult,
+  type Phase,
+  type RolloutEvent,
+  type ServiceState,
+  type State,
+} from './rollout/types.js';
+import type { Observer } from './observe/aggregate.js';
+import type { Applier } from './nginx/apply.js';
+import type { SnapshotStore } from './nginx/snapshot.js';
+import type { ApplyResult, Flavor, NginxCtl, SnapshotInfo } from './nginx/types.js';
+import { buildModel } from './nginx/model.js';
+import { renderUpstreams } from './nginx/render.js';
+import type { Metrics } from './server/metrics.js';
+
+/** Everything the runner drives. Each is a port with a real and a test implementation. */
+export interface RunnerDeps {
+  config: Config;
+  store: StateStore;
+  applier: Applier;
+  ctl: NginxCtl;
+  observer: Observer;
+  snapshots: SnapshotStore;
+  notifier: Notifier;
+  clock: Clock;
+  log: Logger;
+  metrics?: Metrics;
+  /** Called after every tick with what happened (the demo prints it). */
+  onTick?: (report: TickReport) => void;
+}
+
+/** What one tick did. */
+export interface TickReport {
+  at: number;
+  /** Live weights after the tick, percent. */
+  weights: Record<string, number>;
+  events: RolloutEvent[];
+  summary: Record<string, string>;
+  gates: Record<string, GateResult[]>;
+  apply: ApplyResult | null;
+}
+
+/** One service as `status` and the API show it. */
+export interface ServiceStatus {
+  name: string;
+  weight: number;
+  target: number;
+  phase: Phase;
+  pausedBy: ServiceState['pausedBy'];
+  drainReason: string | null;
+  /** Epoch ms when the live weight last changed. */
+  since: number;
+  /** Green soak accumulated at this weight, ms. */
+  soakedMs: number;
+  /** Soak the current weight needs before the next step, ms. */
+  soakNeededMs: number;
+  /** What the walk does now and why, one line with numbers. */
+  summary: string;
+  gates: GateResult[];
+  split: Config['services'][number]['split'];
+}
+
+/** The whole status document (`GET /api/v1/services`, `status --json`). */
+export interface StatusDocument {
+  generation: number;
+  lastReloadAt: number;
+  services: ServiceStatus[];
+  /** Newest last. */
+  history: RolloutEvent[];
+}
+
+/** Builds the status document from config, state and the last tick's gates and summaries (pure). */
+export function statusOf(
+  config: Config,
+  state: State,
+  gates: Record<string, GateResult[]> = {},
+  summary: Record<string, string> = {},
+  historyLimit = 50,
+): StatusDocument {
+  return {
+    generation: state.generation,
+    lastReloadAt: state.lastReloadAt,
+    services: config.services.map((svc) => {
+      const s = state.services[svc.name];
+      const phase = s?.phase ?? 'idle';
+      return {
+        name: svc.name,
+        weight: s?.weight ?? 0,
+        target: svc.rollout.target,
+        phase,
+        pausedBy: s?.pausedBy ?? null,
+        drainReason: s?.drainReason ?? null,
+        since: s?.since ?? 0,
+        soakedMs: s?.soakedMs ?? 0,
+        soakNeededMs: (phase === 'paused' ? s?.resumePhase : phase) === 'slice' ? svc.rollout.sliceSoakMs : svc.rollout.stepSoakMs,
+        summary: summary[svc.name] ?? '',
+        gates: gates[svc.name] ?? [],
+        split: svc.split,
+      };
+    }),
+    history: state.history.slice(-historyLimit),
+  };
+}
+
+/** The live weights of a state for the configured services, percent. */
+function weightsOf(config: Config, state: State): Record<string, number> {
+  return Object.fromEntries(config.services.map((s) => [s.name, state.services[s.name]?.weight ?? 0]));
+}
+
+/** Minimum spacing of two state.json writes when nothing but soak progress changed, ms. */
+const QUIET_SAVE_INTERVAL_MS = 1000;
+
+/** Longest wait before retrying an apply that failed with the same weights, ms. */
+export const MAX_RETRY_BACKOFF_MS = 60_000;
+
+/**
+ * Wait before retrying the same failed apply: min_reload_interval doubled per
+ * consecutive failure, capped at {@link MAX_RETRY_BACKOFF_MS}. Pure.
+ */
+export function retryBackoffMs(minReloadIntervalMs: number, failures: number): number {
+  if (failures <= 0) return 0;
+  return Math.min(MAX_RETRY_BACKOFF_MS, minReloadIntervalMs * 2 ** (failures - 1));
+}
+
+/** See the module comment. */
+export class Runner {
+  #config: Config;
+  #state: State;
+  #deps: RunnerDeps;
+  #lock: Promise<unknown> = Promise.resolve();
+  #gates: Record<string, GateResult[]> = {};
+  #summary: Record<string, string> = {};
+  #configStamp = '';
+  #badConfigStamp = '';
+  #flavor: Flavor | null = null;
+  #lastSaveAt = 0;
+  #timer: NodeJS.Timeout | undefined;
+  #running = false;
+  #ticking: Promise<unknown> = Promise.resolve();
+  /** The last failed apply: its weights, how many times in a row, and when (monotonic ms). */
+  #failed: { key: string; count: number; atMono: number } | null = null;
+
+  private constructor(deps: RunnerDeps, state: State) {
+    this.#deps = deps;
+    this.#config = deps.config;
+    this.#state = state;
+  }
+
+  /**
+   * Loads state.json (or starts fresh at weight 0) and returns a runner.
+   * Throws NC_STATE_CORRUPT for an unreadable state file — never a guess.
+   */
+  static async open(deps: RunnerDeps): Promise<Runner> {
+    const loaded = await deps.store.load();
+    const state = loaded ?? initialState(deps.config, deps.clock.now());
+    const r = new Runner(deps, state);
+    r.#configStamp = await r.#stampOf(deps.config.file);
+    deps.observer.reconfigure(deps.config);
+    return r;
+  }
+
+  /** Current config (the last valid weights.yaml). */
+  get config(): Config {
+    return this.#config;
+  }
+
+  /** Current committed state. */
+  get state(): State {
+    return this.#state;
+  }
+
+  /** Gate results of the last tick. */
+  get gates(): Record<string, GateResult[]> {
+    return this.#gates;
+  }
+
+  /** The status document. */
+  status(historyLimit?: number): StatusDocument {
+    return statusOf(this.#config, this.#state, this.#gates, this.#summary, historyLimit);
+  }
+
+  /** Snapshots on disk, newest first. */
+  snapshots(): Promise<SnapshotInfo[]> {
+    return this.#deps.snapshots.list();
+  }
+
+  /**
+   * Writes the include file for the committed state without reloading, for a
+   * managed nginx that is not started yet. Throws the apply error on failure.
+   */
+  async writeInitial(): Promise<void> {
+    await this.#locked(async () => {
+      if (await this.#fileIsCurrent()) return;
+      const generation = this.#state.generation + 1;
+      const res = await this.#deps.applier.writeInitial({ weights: weightsOf(this.#config, this.#state), generation, reason: 'initial render' });
+      if (!res.ok) throw res.error;
+      this.#state = { ...this.#state, generation };
+      await this.#save(true);
+    });
+  }
+
+  /** Runs one tick now (the loop calls this; tests call it directly). Never throws. */
+  tick(): Promise<TickReport> {
+    const p = this.#locked(() => this.#tick());
+    this.#ticking = p;
+    return p;
+  }
+
+  /** Starts the loop: a tick every `intervalMs` (default: half of min_reload_interval, at most 1 s). */
+  start(intervalMs = Math.min(1000, Math.max(50, this.#config.nginx.minReloadIntervalMs / 2))): void {
+    if (this.#running) return;
+    this.#running = true;
+    const loop = async (): Promise<void> => {
+      if (!this.#running) return;
+      await this.tick();
+      if (this.#running) this.#timer = setTimeout(() => void loop(), intervalMs);
+    };
+    void loop();
+  }
+
+  /** Stops the loop and waits for a tick in progress. Never touches nginx. */
+  async stop(): Promise<void> {
+    this.#running = false;
+    clearTimeout(this.#timer);
+    await this.#ticking.catch(() => undefined);
+    await this.#lock.catch(() => undefined);
+    await this.#save(true);
+  }
+
+  /**
+   * Applies an operator command (pause, resume, abort). A command that changes
+   * the weight is applied to nginx before it is committed; throws the apply
+   * error (nothing committed) when that fails.
+   */
+  async command(cmd: Command): Promise<ServiceStatus> {
+    return this.#locked(async () => {
+      const now = this.#deps.clock.now();
+      const r = applyCommand(this.#config, this.#state, cmd, now);
+      if (r.changed) {
+        const res = await this.#apply(weightsOf(this.#config, r.state), `operator ${cmd.kind}`);
+        if (!res.ok) throw res.error;
+        this.#commit({ ...r.state, generation: res.generation, lastReloadAt: now });
+      } else {
+        this.#commit(r.state);
+      }
+      this.#afterEvents(r.events);
+      await this.#save(true);
+      return this.#serviceStatus(cmd.service);
+    });
+  }
+
+  /**
+   * Sets a service's target by editing weights.yaml in place (comments kept,
+   * atomic), then ticks so the change takes effect. Throws ConfigError or
+   * NC_UNKNOWN_SERVICE (file unchanged).
+   */
+  async setTarget(service: string, weight: number): Promise<{ from: number; to: number; status: ServiceStatus }> {
+    const r = await this.#locked(() => setTarget(this.#config.file, service, weight));
+    await this.tick();
+    return { ...r, status: this.#serviceStatus(service) };
+  }
+
+  /**
+   * Restores a snapshot (default: the one before the live config) and reloads.
+   * The walk is then paused by the operator at the snapshot's weights so the
+   * sidecar does not walk away from what was just restored. Throws on failure.
+   */
+  async rollback(id?: string): Promise<SnapshotInfo> {
+    return this.#locked(async () => {
+      const res = await this.#deps.applier.rollback(id);
+      if (!res.ok) throw res.error;
+      const snap = res.snapshot;
+      const now = this.#deps.clock.now();
+      const services: Record<string, ServiceState> = { ...this.#state.services };
+      const events: RolloutEvent[] = [];
+      for (const svc of this.#config.services) {
+        const prev = services[svc.name];
+        const weight = snap.weights[svc.name] ?? prev?.weight ?? 0;
+        const resumePhase = weight === 0 ? 'idle' : weight >= svc.rollout.target ? 'complete' : 'step';
+        services[svc.name] = {
+          weight,
+          phase: 'paused',
+          pausedBy: 'operator',
+          resumePhase,
+          target: svc.rollout.target,
+          since: weight === prev?.weight ? prev.since : now,
+          soakedMs: weight === prev?.weight ? prev.soakedMs : 0,
+          lastTickAt: Math.max(prev?.lastTickAt ?? now, now),
+          drainReason: null,
+        };
+        events.push({
+          at: now,
+          service: svc.name,
+          kind: 'rollback',
+          from: prev?.weight ?? 0,
+          to: weight,
+          reason: `operator rollback to snapshot ${snap.id}; walk paused (resume to continue)`,
+          gates: [],
+        });
+      }
+      this.#commit({
+        ...this.#state,
+        services,
+        generation: snap.generation,
+        lastReloadAt: now,
+        history: [...this.#state.history, ...events].slice(-HISTORY_LIMIT),
+      });
+      this.#deps.metrics?.rollbacks.inc({ reason: 'operator' });
+      this.#afterEvents(events);
+      await this.#save(true);
+      return snap;
+    });
+  }
+
+  async #tick(): Promise<TickReport> {
+    const { clock, observer, log } = this.#deps;
+    let apply: ApplyResult | null = null;
+    let events: RolloutEvent[] = [];
+    try {
+      await this.#maybeReloadConfig();
+      const now = clock.now();
+      const config = this.#config;
+      const obs = observer.observations(config, this.#state, now);
+      const d = decide(config, this.#state, obs, now);
+      this.#gates = d.gates;
+      this.#summary = d.summary;
+      const drift = d.changed ? false : !(await this.#fileIsCurrent()) || (await this.#deps.ctl.generation()) !== this.#state.generation;
+      const key = JSON.stringify(d.weights);
+      const backoff = this.#failed?.key === key ? retryBackoffMs(config.nginx.minReloadIntervalMs, this.#failed.count) : 0;
+      const backingOff = this.#failed !== null && backoff > 0 && clock.monotonic() - this.#failed.atMono < backoff;
+      if ((d.changed || drift) && backingOff) {
+        // The same change failed moments ago: hold (no reload storm) and retry after the backoff.
+        const waitS = ((backoff - (clock.monotonic() - (this.#failed?.atMono ?? 0))) / 1000).toFixed(1);
+        this.#summary = Object.fromEntries(Object.entries(d.summary).map(([k, v]) => [k, `${v}; last apply failed, retrying in ${waitS} s`]));
+      } else if (d.changed || drift) {
+        const reason = d.changed ? d.events.map((e) => `${e.service}: ${e.kind} ${e.from} → ${e.to}`).join('; ') : 'reconcile: the rendered file or the live generation drifted';
+        apply = await this.#apply(d.weights, reason);
+        if (apply.ok) {
+          this.#failed = null;
+          this.#commit({ ...d.state, generation: apply.generation, lastReloadAt: now });
+          events = d.events;
+        } else {
+          this.#failed = { key, count: this.#failed?.key === key ? this.#failed.count + 1 : 1, atMono: clock.monotonic() };
+          events = this.#recordApplyFailure(d.weights, apply, now);
+        }
+        for (const p of d.pages) {
+          const delivered = apply.ok ? p : { ...p, summary: `${p.summary} — DRAIN NOT APPLIED: ${apply.error.message}` };
+          this.#deps.notifier.page(delivered);
+        }
+        await this.#save(true);
+      } else {
+        this.#commit(d.state);
+        events = d.events;
+        for (const p of d.pages) this.#deps.notifier.page(p);
+        await this.#save(events.length > 0);
+      }
+      this.#afterEvents(events);
+    } catch (err) {
+      log.error({ err }, 'tick failed; the walk holds and retries on the next tick');
+    }
+    const report: TickReport = {
+      at: clock.now(),
+      weights: weightsOf(this.#config, this.#state),
+      events,
+      summary: this.#summary,
+      gates: this.#gates,
+      apply,
+    };
+    this.#deps.onTick?.(report);
+    return report;
+  }
+
+  async #apply(weights: Record<string, number>, reason: string): Promise<ApplyResult> {
+    const res = await this.#deps.applier.apply({ weights, generation: this.#state.generation + 1, reason });
+    const m = this.#deps.metrics;
+    if (res.ok) {
+      m?.reloads.inc({ result: 'ok' });
+      m?.reloadDuration.observe(res.durationMs / 1000);
+      this.#deps.log.info({ generation: res.generation, weights, durationMs: res.durationMs, snapshot: res.snapshotId }, 'applied');
+    } else {
+      m?.reloads.inc({ result: res.stage });
+      if (res.restored) m?.rollbacks.inc({ reason: res.stage });
+      this.#deps.log.error({ stage: res.stage, code: res.error.code, err: res.error.message, restored: res.restored, weights }, 'apply failed; weights held');
+    }
+    return res;
+  }
+
+  /** Adds an `apply_failed` event per service whose weight was to change (once per distinct failure). */
+  #recordApplyFailure(weights: Record<string, number>, res: Extract<ApplyResult, { ok: false }>, now: number): RolloutEvent[] {
+    const events: RolloutEvent[] = [];
+    const reason = `${res.stage}: ${res.error.message}${res.restored ? ' (snapshot restored)' : ''}`;
+    for (const [service, to] of Object.entries(weights)) {
+      const from = this.#state.services[service]?.weight ?? 0;
+      const last = [...this.#state.history].reverse().find((e) => e.service === service);
+      if (last?.kind === 'apply_failed' && last.reason === reason && last.to === to) continue;
+      if (from === to && res.stage !== 'preflight') continue;
+      events.push({ at: now, service, kind: 'apply_failed', from, to, reason, gates: this.#gates[service] ?? [] });
+    }
+    if (events.length > 0) this.#commit({ ...this.#state, history: [...this.#state.history, ...events].slice(-HISTORY_LIMIT) });
+    return events;
+  }
+
+  #afterEvents(events: RolloutEvent[]): void {
+    for (const e of events) {
+      if (e.kind === 'drain' || e.kind === 'abort') {
+        this.#deps.metrics?.drains.inc({ service: e.service, reason: e.kind === 'abort' ? 'operator' : (this.#state.services[e.service]?.drainReason ?? 'gate') });
+      }
+      const level = e.kind === 'drain' || e.kind === 'apply_failed' ? 'warn' : 'info';
+      this.#deps.log[level]({ service: e.service, kind: e.kind, from: e.from, to: e.to, gates: e.gates }, e.reason);
+    }
+  }
+
+  #commit(state: State): void {
+    this.#state = state;
+  }
+
+  async #save(force: boolean): Promise<void> {
+    const now = this.#deps.clock.monotonic();
+    if (!force && now - this.#lastSaveAt < QUIET_SAVE_INTERVAL_MS) return;
+    this.#lastSaveAt = now;
+    await this.#deps.store.save(this.#state);
+  }
+
+  #serviceStatus(name: string): ServiceStatus {
+    const s = this.status(0).services.find((x) => x.name === name);
+    if (!s) throw errors.unknownService(name);
+    return s;
+  }
+
+  async #maybeReloadConfig(): Promise<void> {
+    const file = this.#config.file;
+    const stamp = await this.#stampOf(file);
+    if (stamp === this.#configStamp || stamp === this.#badConfigStamp) return;
+    try {
+      const next = await loadConfig(file);
+      this.#config = next;
+      this.#configStamp = stamp;
+      this.#badConfigStamp = '';
+      this.#deps.observer.reconfigure(next);
+      this.#deps.log.info({ file }, 'weights.yaml reloaded');
+    } catch (err) {
+      this.#badConfigStamp = stamp;
+      const msg = err instanceof CanaryError ? err.toUserString() : String(err);
+      this.#deps.log.error({ file, err: msg }, 'weights.yaml is invalid; keeping the last valid config, nothing changed');
+    }
+  }
+
+  async #stampOf(file: string): Promise<string> {
+    try {
+      const s = await stat(file);
+      return `${s.mtimeMs}:${s.size}:${s.ino}`;
+    } catch {
+      return 'missing';
+    }
+  }
+
+  /** True when the include file on disk is exactly what the committed state renders. */
+  async #fileIsCurrent(): Promise<boolean> {
+    this.#flavor ??= (await this.#deps.ctl.version()).flavor;
+    const want = renderUpstreams(buildModel(this.#config, weightsOf(this.#config, this.#state), this.#state.generation, this.#flavor));
+    try {
+      return (await readFile(this.#config.nginx.upstreamsFile, 'utf8')) === want;
+    } catch {
+      return false;
+    }
+  }
+
+  #locked<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.#lock.then(fn, fn);
+    this.#lock = run.catch(() => undefined);
+    return run;
+  }
+}

@@ -1,0 +1,133 @@
+/**
+ * The HTTP API (design.md "Interfaces"), built by `buildApp(deps)`; only the
+ * composition root calls `listen`. Routes:
+ *
+ * - `GET /metrics` (Prometheus), `GET /healthz`, `GET /` (status page);
+ * - `GET /api/v1/services`, `GET /api/v1/services/:name`;
+ * - `PUT /api/v1/services/:name/target` `{"weight": 60}` (edits weights.yaml);
+ * - `POST /api/v1/services/:name/{pause,resume,abort}`;
+ * - `GET /api/v1/snapshots`, `POST /api/v1/rollback` `{"snapshot": "<id>"}` (id optional).
+ *
+ * Mutating calls need `Authorization: Bearer <token>` when a token is set
+ * (compared in constant time). Errors answer `{ code, message, fix }`; a 5xx
+ * never shows its message to the client (it is logged).
+ */
+import { timingSafeEqual, createHash } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+import ejs from 'ejs';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { Type } from '@sinclair/typebox';
+import { TargetBody } from '../config/schema.js';
+import { CanaryError, ConfigError, errors } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { Runner } from '../runner.js';
+import type { Metrics } from './metrics.js';
+
+/** What the app needs. */
+export interface AppDeps {
+  runner: Runner;
+  metrics: Metrics;
+  log: Logger;
+  /** Bearer token for mutating calls, or null (no auth; loopback only). */
+  token: string | null;
+}
+
+const templatesDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'templates');
+
+const NameParams = Type.Object({ name: Type.String({ pattern: '^[a-z][a-z0-9_]{0,47}$' }) });
+const RollbackBody = Type.Object({ snapshot: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9._-]{1,128}$' })) }, { additionalProperties: false });
+
+/** Constant-time comparison of two secrets (hashed first so lengths match). */
+function sameSecret(a: string, b: string): boolean {
+  const ha = createHash('sha256').update(a).digest();
+  const hb = createHash('sha256').update(b).digest();
+  return timingSafeEqual(ha, hb);
+}
+
+/** Builds the fastify app; does not listen. */
+export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
+  const logger: FastifyBaseLogger = deps.log.child({ component: 'api' });
+  const app = Fastify({ loggerInstance: logger, disableRequestLogging: true });
+  const { runner, metrics, token } = deps;
+
+  app.setErrorHandler((err, _req, reply) => {
+    if (err instanceof ConfigError) {
+      return reply.code(400).send({ code: err.code, message: err.message, fix: err.fix, problems: err.problems });
+    }
+    if (err instanceof CanaryError) {
+      if (err.statusCode >= 500) {
+        deps.log.error({ code: err.code, err: err.message }, 'API call failed');
+        return reply.code(err.statusCode).send({ code: err.code, message: 'the change was not applied; see the sidecar log', fix: err.fix });
+      }
+      return reply.code(err.statusCode).send({ code: err.code, message: err.message, fix: err.fix });
+    }
+    const e = err as { validation?: unknown; statusCode?: number; message?: string };
+    if (e.validation) {
+      return reply.code(400).send({ code: 'NC_BAD_REQUEST', message: e.message ?? 'invalid request', fix: 'See the API section of the README for the body shape' });
+    }
+    if (e.statusCode !== undefined && e.statusCode < 500) {
+      return reply.code(e.statusCode).send({ code: 'NC_BAD_REQUEST', message: e.message ?? 'bad request', fix: 'See the API section of the README' });
+    }
+    deps.log.error({ err }, 'API call failed');
+    return reply.code(500).send({ code: 'NC_INTERNAL', message: 'internal error; see the sidecar log', fix: 'Report it with the log lines' });
+  });
+
+  const requireToken = async (req: FastifyRequest, _reply: FastifyReply): Promise<void> => {
+    if (token === null) return;
+    const h = req.headers.authorization ?? '';
+    const m = /^Bearer (.+)$/.exec(h);
+    if (!m?.[1] || !sameSecret(m[1], token)) throw errors.unauthorized();
+  };
+
+  const service = (name: string) => {
+    const s = runner.status(0).services.find((x) => x.name === name);
+    if (!s) throw errors.unknownService(name);
+    return s;
+  };
+
+  app.get('/healthz', async () => ({ ok: true, generation: runner.state.generation }));
+
+  app.get('/metrics', async (_req, reply) => {
+    const body = await metrics.registry.metrics();
+    return reply.type(metrics.registry.contentType).send(body);
+  });
+
+  app.get('/api/v1/services', async () => runner.status());
+
+  app.get('/api/v1/services/:name', { schema: { params: NameParams } }, async (req) => {
+    const { name } = req.params as { name: string };
+    return { ...service(name), history: runner.state.history.filter((e) => e.service === name).slice(-50) };
+  });
+
+  app.put('/api/v1/services/:name/target', { schema: { params: NameParams, body: TargetBody }, preHandler: requireToken }, async (req) => {
+    const { name } = req.params as { name: string };
+    service(name);
+    const { weight } = req.body as { weight: number };
+    const r = await runner.setTarget(name, weight);
+    return { service: name, from: r.from, to: r.to, status: r.status };
+  });
+
+  for (const kind of ['pause', 'resume', 'abort'] as const) {
+    app.post(`/api/v1/services/:name/${kind}`, { schema: { params: NameParams }, preHandler: requireToken }, async (req) => {
+      const { name } = req.params as { name: string };
+      service(name);
+      return runner.command({ kind, service: name });
+    });
+  }
+
+  app.get('/api/v1/snapshots', async () => ({ snapshots: await runner.snapshots() }));
+
+  app.post('/api/v1/rollback', { schema: { body: RollbackBody }, preHandler: requireToken }, async (req) => {
+    const body = (req.body ?? {}) as { snapshot?: string };
+    const snap = await runner.rollback(body.snapshot);
+    return { snapshot: snap, status: runner.status() };
+  });
+
+  app.get('/', async (_req, reply) => {
+    const html = await ejs.renderFile(path.join(templatesDir, 'status.html.ejs'), { status: runner.status(20), now: Date.now() });
+    return reply.type('text/html; charset=utf-8').send(html);
+  });
+
+  return app;
+}

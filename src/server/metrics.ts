@@ -1,0 +1,156 @@
+/**
+ * Prometheus metrics (design.md "Interfaces"), on a non-global prom-client
+ * Registry created here and passed around. Gauges that mirror state are filled
+ * in `collect()` from a {@link MetricsSource}, never by timers; counters and
+ * histograms are moved by the runner when the thing they count happens.
+ *
+ * All names carry the `nginx_canary_` prefix and base units: percent 0–100 for
+ * weights (named `_percent`), seconds for durations, ratio 0–1 for ratios.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Config, Pool } from '../config/types.js';
+import { PHASES, type GateResult, type State } from '../rollout/types.js';
+
+/** What the state-mirroring gauges read at scrape time. */
+export interface MetricsSource {
+  config(): Config;
+  state(): State;
+  /** The last gate results per service (from the last tick). */
+  gates(): Record<string, GateResult[]>;
+  /** Access-log line counters by result (see observe/aggregate.ts). */
+  logLines(): Record<string, number>;
+}
+
+/** Labels of a pool-level gauge. */
+type ServicePoolLabels = 'service' | 'pool';
+
+/** The project's metrics. One instance per process (per test: a new Registry). */
+export class Metrics {
+  readonly registry: Registry;
+  readonly drains: Counter<'service' | 'reason'>;
+  readonly reloads: Counter<'result'>;
+  readonly reloadDuration: Histogram;
+  readonly rollbacks: Counter<'reason'>;
+  readonly probeDuration: Histogram<'service' | 'pool' | 'phase'>;
+
+  constructor(source: MetricsSource, opts: { defaultMetrics?: boolean } = {}) {
+    const registry = new Registry();
+    this.registry = registry;
+    if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: registry, prefix: 'nginx_canary_' });
+
+    new Gauge({
+      name: 'nginx_canary_weight_percent',
+      help: 'Live canary weight: share of the service requests nginx sends to the canary pool, percent 0-100.',
+      labelNames: ['service'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        const state = source.state();
+        for (const svc of source.config().services) this.set({ service: svc.name }, state.services[svc.name]?.weight ?? 0);
+      },
+    });
+    new Gauge({
+      name: 'nginx_canary_target_weight_percent',
+      help: 'Target canary weight from weights.yaml, percent 0-100.',
+      labelNames: ['service'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const svc of source.config().services) this.set({ service: svc.name }, svc.rollout.target);
+      },
+    });
+    new Gauge({
+      name: 'nginx_canary_phase',
+      help: 'Rollout phase: 1 on the current phase of each service, 0 on the others.',
+      labelNames: ['service', 'phase'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        const state = source.state();
+        for (const svc of source.config().services) {
+          const current = state.services[svc.name]?.phase ?? 'idle';
+          for (const phase of PHASES) this.set({ service: svc.name, phase }, phase === current ? 1 : 0);
+        }
+      },
+    });
+    const gateGauge = (name: string, help: string, pick: (g: GateResult[], pool: Pool) => number | null): void => {
+      new Gauge<ServicePoolLabels>({
+        name,
+        help,
+        labelNames: ['service', 'pool'],
+        registers: [registry],
+        collect() {
+          this.reset();
+          const all = source.gates();
+          for (const svc of source.config().services) {
+            for (const pool of ['primary', 'canary'] as const) {
+              const v = pick(all[svc.name] ?? [], pool);
+              if (v !== null) this.set({ service: svc.name, pool }, v);
+            }
+          }
+        },
+      });
+    };
+    const find = (g: GateResult[], gate: GateResult['gate'], pool: Pool): GateResult | undefined =>
+      g.find((r) => r.gate === gate && r.pool === pool);
+    gateGauge(
+      'nginx_canary_gate_connect_p95_seconds',
+      'Upstream connect time p95 over the gate window, seconds (hold gate: seed 003, 120 ms).',
+      (g, pool) => {
+        const v = find(g, 'connect_p95', pool)?.value;
+        return v === undefined || v === null ? null : v / 1000;
+      },
+    );
+    gateGauge(
+      'nginx_canary_gate_error_ratio',
+      'Upstream 5xx attempts / attempts over the gate window, ratio 0-1 (drain gate: seed 003, 0.005).',
+      (g, pool) => find(g, 'error_ratio', pool)?.value ?? null,
+    );
+    gateGauge('nginx_canary_gate_requests', 'Upstream attempts in the gate window.', (g, pool) => {
+      const r = find(g, 'error_ratio', pool);
+      return r === undefined ? null : r.samples;
+    });
+
+    this.drains = new Counter({
+      name: 'nginx_canary_drains_total',
+      help: 'Canary drains (weight set to 0) by reason: the gate that failed, or operator.',
+      labelNames: ['service', 'reason'],
+      registers: [registry],
+    });
+    this.reloads = new Counter({
+      name: 'nginx_canary_reloads_total',
+      help: 'Applies of a rendered config, by result: ok, or the stage that failed (disk, preflight, test, reload, verify, ...).',
+      labelNames: ['result'],
+      registers: [registry],
+    });
+    this.reloadDuration = new Histogram({
+      name: 'nginx_canary_reload_duration_seconds',
+      help: 'Duration of a successful apply: snapshot, write, nginx -t, reload and proof of the new generation, seconds.',
+      buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: [registry],
+    });
+    this.rollbacks = new Counter({
+      name: 'nginx_canary_rollbacks_total',
+      help: 'Snapshot restores, by reason: the failed apply stage, or operator.',
+      labelNames: ['reason'],
+      registers: [registry],
+    });
+    this.probeDuration = new Histogram({
+      name: 'nginx_canary_probe_duration_seconds',
+      help: 'Synthetic probe durations by phase (connect, total), seconds.',
+      labelNames: ['service', 'pool', 'phase'],
+      buckets: [0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2],
+      registers: [registry],
+    });
+    new Counter({
+      name: 'nginx_canary_log_lines_total',
+      help: 'Access-log lines read, by result (parsed, invalid, unattributed).',
+      labelNames: ['result'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const [result, n] of Object.entries(source.logLines())) this.inc({ result }, n);
+      },
+    });
+  }
+}

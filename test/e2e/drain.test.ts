@@ -1,0 +1,45 @@
+// Acceptance 3: the canary starts answering 500 at 15 %: weight 0 within 5 s,
+// drains_total 1, phase drained, and no request reaches the canary afterwards.
+import t from 'tap';
+import { startStack } from '../fixtures/stack.js';
+import { waitFor } from '../../src/util/wait.js';
+
+t.test('a failing canary is drained to 0 and stays there', async (t) => {
+  const stack = await startStack(t, { dir: t.testdir(), target: 30 });
+  await stack.startSidecar();
+  const traffic = stack.traffic();
+  await waitFor(async () => (await stack.status()).services[0]?.weight === 15, { timeoutMs: 30_000, intervalMs: 50, what: 'weight 15' });
+
+  await stack.canary.setFault({ kind: 'status', status: 500 });
+  const faultAt = performance.now();
+  const drained = await waitFor(
+    async () => {
+      const s = (await stack.status()).services[0];
+      return s?.weight === 0 && s.phase === 'drained' ? s : null;
+    },
+    { timeoutMs: 10_000, intervalMs: 50, what: 'phase drained at weight 0' },
+  );
+  const tookMs = performance.now() - faultAt;
+  t.ok(tookMs < 5000, `drained ${Math.round(tookMs)} ms after the canary started answering 500 (< 5 s)`);
+  t.equal(drained.drainReason, 'error_ratio');
+
+  const metrics = await stack.metrics();
+  t.match(metrics, /nginx_canary_drains_total\{service="gateway",reason="error_ratio"\} 1\b/);
+  t.match(metrics, /nginx_canary_phase\{service="gateway",phase="drained"\} 1/);
+
+  await traffic.stop();
+  stack.canary.resetCounts();
+  stack.primary.resetCounts();
+  const statuses = await stack.send(500);
+  t.equal(stack.canary.hits, 0, 'no request reaches the canary after the drain');
+  t.equal(stack.primary.hits, 500);
+  t.ok(statuses.every((s) => s === 200));
+
+  const doc = await stack.status();
+  const drain = doc.history.find((e) => e.kind === 'drain');
+  t.ok(drain, 'a drain event is in the history');
+  const gate = drain?.gates.find((g) => g.gate === 'error_ratio');
+  t.equal(gate?.verdict, 'fail');
+  t.ok((gate?.value ?? 0) > 0.005 && (gate?.samples ?? 0) >= 20, 'the drain event carries the numbers behind it');
+  t.equal(doc.services[0]?.weight, 0, 'still drained');
+});

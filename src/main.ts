@@ -18,7 +18,7 @@ import { NginxCommand } from './nginx/ctl.js';
 import { statfsDisk } from './nginx/disk.js';
 import { SnapshotStore } from './nginx/snapshot.js';
 import { Applier } from './nginx/apply.js';
-import { startNginx, type ManagedNginx } from './nginx/process.js';
+import { preparePrefix, startNginx, type ManagedNginx } from './nginx/process.js';
 import { Runner, type TickReport } from './runner.js';
 import { Metrics } from './server/metrics.js';
 import { buildApp } from './server/app.js';
@@ -118,6 +118,7 @@ export async function startSidecar(config: Config, opts: SidecarOptions): Promis
   });
 
   let nginx: ManagedNginx | null = null;
+  if (config.nginx.managed && config.nginx.prefix !== null) await preparePrefix(config.nginx.prefix);
   if (config.nginx.managed || !(await exists(config.nginx.upstreamsFile))) {
     // The include must exist before nginx can load a config that includes it
     // (adoption: run the sidecar, then add the include line and reload once).

@@ -72,7 +72,8 @@ export async function runDemo(configFile: string, opts: DemoOptions): Promise<nu
       io.out(`${stamp()} ${e.service}: ${e.kind} ${e.from} % → ${e.to} % — ${e.reason}${e.gates.length ? ` [${gateLine(e.gates)}]` : ''}`);
     }
     if (r.apply && !r.apply.ok) io.out(`${stamp()} apply failed at ${r.apply.stage}: ${r.apply.error.message}`);
-    if (Date.now() - lastProgress >= 2000) {
+    if (r.events.length > 0) lastProgress = Date.now();
+    else if (Date.now() - lastProgress >= 2000) {
       lastProgress = Date.now();
       for (const [name, line] of Object.entries(r.summary)) io.out(`${stamp()} ${name}: ${line} [${gateLine(r.gates[name] ?? [])}]`);
     }

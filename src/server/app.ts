@@ -47,8 +47,9 @@ function sameSecret(a: string, b: string): boolean {
 
 /** Builds the fastify app; does not listen. */
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
-  const logger: FastifyBaseLogger = deps.log.child({ component: 'api' });
-  const app = Fastify({ loggerInstance: logger, disableRequestLogging: true });
+  // Request logs are debug-level noise for a sidecar polled by Prometheus; the API logs its own errors.
+  const logger: FastifyBaseLogger = deps.log.child({ component: 'api' }, { level: 'warn' });
+  const app = Fastify({ loggerInstance: logger });
   const { runner, metrics, token } = deps;
 
   app.setErrorHandler((err, _req, reply) => {

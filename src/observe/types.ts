@@ -8,7 +8,10 @@ import type { Pool } from '../config/types.js';
 export interface Attempt {
   /** `host:port` as nginx logged it in $upstream_addr, or an upstream name when nginx had no live server. */
   addr: string;
-  /** HTTP status of this attempt, or null when nginx logged `-` (no response, e.g. a refused connection). */
+  /**
+   * HTTP status of this attempt, or null when nginx logged `-` (no response header, e.g. the client closed
+   * first). A refused or failed connection is logged by nginx 1.22 as 502, a timeout as 504 (see observe/parse.ts).
+   */
   status: number | null;
   /** $upstream_connect_time of this attempt in ms (nginx logs seconds with ms resolution), or null for `-`. */
   connectMs: number | null;

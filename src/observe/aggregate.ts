@@ -1,0 +1,229 @@
+/**
+ * The Observer: access-log lines in, gate observations out (design.md data
+ * flow: nginx access log → parse attempts → Window per service/pool/server →
+ * Observations for `decide`).
+ *
+ * Every attempt of a line is charged to the server it hit (attribute.ts), so a
+ * canary attempt that failed and was retried on the primary counts as a canary
+ * error although the client got 200 (design.md "Observations").
+ *
+ * Line counters, the source of `nginx_canary_log_lines_total{result}`; every
+ * line handed in is counted exactly once:
+ * - `invalid`: not a line of format `nginx_canary` (blank, not JSON, a field
+ *   missing or not a string, unusable `msec`/`status`); see parse.ts;
+ * - `unattributed`: valid, and at least one of its attempts hit an address no
+ *   configured server has (an upstream the sidecar does not manage, or the
+ *   upstream name nginx logs when all its servers are marked failed). Its
+ *   attributable attempts are still counted in the windows;
+ * - `parsed`: valid, and every attempt (zero or more; a request nginx
+ *   answered itself has none) was attributed.
+ *
+ * Attempts attributed but outside the window (older than `now - window`, or
+ * more than one bucket in the future) are dropped and counted in
+ * {@link AttemptCounts.dropped}; their line still counts as `parsed`.
+ */
+import { systemClock, type Clock } from '../clock.js';
+import type { Config, Pool, ServiceConfig } from '../config/types.js';
+import type { Observations, PoolObservation, ServiceObservation, State } from '../rollout/types.js';
+import { buildAttribution, type AttributionMap, type AttributionOptions, type ServerAttribution } from './attribute.js';
+import { attemptFailed, parseLine } from './parse.js';
+import type { LogRecord } from './types.js';
+import { observeWindows, ServerWindow } from './window.js';
+
+/** Label values of `nginx_canary_log_lines_total{result}` (see the module comment). */
+export type LogLineResult = 'parsed' | 'invalid' | 'unattributed';
+
+/** Every {@link LogLineResult}, in display order. */
+export const LOG_LINE_RESULTS: readonly LogLineResult[] = ['parsed', 'invalid', 'unattributed'];
+
+/** Attempt counters since the Observer was built. */
+export interface AttemptCounts {
+  /** Charged to a server's window. */
+  counted: number;
+  /** No configured server has the logged address. */
+  unattributed: number;
+  /** Attributed but outside the window (too old, or in the future by more than one bucket). */
+  dropped: number;
+}
+
+/** One server's figures over the judged window (for status pages and logs). */
+export interface ServerObservation extends PoolObservation {
+  service: string;
+  pool: Pool;
+  /** The server as written in weights.yaml. */
+  server: string;
+}
+
+/** Options of {@link Observer}. */
+export interface ObserverOptions {
+  /** Supplies `now` when {@link Observer.addLines} is called without one (default: the system clock). */
+  clock?: Clock;
+  /** Hostname resolutions for servers written by name (see attribute.ts). */
+  attribution?: AttributionOptions;
+}
+
+/** The windows of one service, by pool. */
+interface ServiceWindows {
+  primary: ServerWindow[];
+  canary: ServerWindow[];
+}
+
+const EMPTY: PoolObservation = { requests: 0, errors: 0, connectP95Ms: null };
+
+/** Turns access-log lines into per-server windows and answers the gates' observations. */
+export class Observer {
+  readonly #clock: Clock;
+  readonly #attributionOpts: AttributionOptions;
+  #attribution: AttributionMap;
+  /** Window of each configured server, keyed by the attribution object (identity). */
+  #windowOf = new Map<ServerAttribution, ServerWindow>();
+  /** Windows by service name. */
+  #services = new Map<string, ServiceWindows>();
+  readonly #lines: Record<LogLineResult, number> = { parsed: 0, invalid: 0, unattributed: 0 };
+  readonly #attempts: AttemptCounts = { counted: 0, unattributed: 0, dropped: 0 };
+
+  /** Builds the attribution table and one empty window per configured server. Never throws. */
+  constructor(config: Config, opts: ObserverOptions = {}) {
+    this.#clock = opts.clock ?? systemClock;
+    this.#attributionOpts = opts.attribution ?? {};
+    this.#attribution = buildAttribution(config, this.#attributionOpts);
+    this.#build(config, new Map());
+  }
+
+  /**
+   * Feeds a batch of raw lines (as the follower delivers them), all judged
+   * against one `nowMs` (epoch ms; default: the clock, read once per batch).
+   */
+  addLines(lines: readonly string[], nowMs: number = this.#clock.now()): void {
+    for (const line of lines) this.addLine(line, nowMs);
+  }
+
+  /** Parses and feeds one raw line; returns how it was counted. */
+  addLine(line: string, nowMs: number): LogLineResult {
+    const rec = parseLine(line);
+    if (rec === null) {
+      this.#lines.invalid++;
+      return 'invalid';
+    }
+    return this.addRecord(rec, nowMs);
+  }
+
+  /** Feeds one parsed line: charges each attempt to its server's window; returns how it was counted. */
+  addRecord(rec: LogRecord, nowMs: number): LogLineResult {
+    let result: LogLineResult = 'parsed';
+    const last = rec.attempts.length - 1;
+    for (let i = 0; i <= last; i++) {
+      const a = rec.attempts[i] as (typeof rec.attempts)[number];
+      const att = this.#attribution.attribute(a.addr, rec.upstream);
+      const win = att === null ? undefined : this.#windowOf.get(att);
+      if (win === undefined) {
+        this.#attempts.unattributed++;
+        result = 'unattributed';
+      } else if (win.add(rec.atMs, attemptFailed(a, i === last && rec.status === 499), a.connectMs, nowMs)) {
+        this.#attempts.counted++;
+      } else {
+        this.#attempts.dropped++;
+      }
+    }
+    this.#lines[result]++;
+    return result;
+  }
+
+  /** Lines seen so far by result (a copy; what `nginx_canary_log_lines_total` exports). */
+  lineCounts(): Record<LogLineResult, number> {
+    return { ...this.#lines };
+  }
+
+  /** Attempts seen so far by fate (a copy). */
+  attemptCounts(): AttemptCounts {
+    return { ...this.#attempts };
+  }
+
+  /**
+   * Adopts a reloaded config: rebuilds the attribution table; a server that is
+   * still configured (same service, pool and `server` string) keeps its
+   * window — re-bucketed if gates.window changed —, a new server starts empty,
+   * a removed one is forgotten. Counters are kept.
+   */
+  reconfigure(config: Config): void {
+    const old = new Map<string, ServerWindow>();
+    for (const [att, win] of this.#windowOf) old.set(windowKey(att.service, att.pool, att.server), win);
+    this.#attribution = buildAttribution(config, this.#attributionOpts);
+    this.#build(config, old);
+  }
+
+  /**
+   * Observations for `decide`: for every configured service, its primary and
+   * canary pools over `[from, now]` with
+   * `from = max(now - gates.window, state.services[name].since)` — only
+   * traffic at the current weight is judged (up to one bucket of earlier
+   * traffic may be included; see window.ts). `now` is epoch ms. A service this
+   * Observer has no windows for gets empty pools (requests 0: inconclusive).
+   */
+  observations(config: Config, state: State, now: number): Observations {
+    const out: Observations = {};
+    for (const svc of config.services) {
+      const from = judgedFrom(svc, state, now);
+      const wins = this.#services.get(svc.name);
+      const obs: ServiceObservation = wins
+        ? { primary: observeWindows(wins.primary, from, now), canary: observeWindows(wins.canary, from, now) }
+        : { primary: { ...EMPTY }, canary: { ...EMPTY } };
+      out[svc.name] = obs;
+    }
+    return out;
+  }
+
+  /**
+   * The same window as {@link observations}, broken down per server (primary
+   * servers first, each pool in config order), for the status page and logs.
+   */
+  serverObservations(config: Config, state: State, now: number): Record<string, ServerObservation[]> {
+    const out: Record<string, ServerObservation[]> = {};
+    for (const svc of config.services) {
+      const from = judgedFrom(svc, state, now);
+      const list: ServerObservation[] = [];
+      for (const [att, win] of this.#windowOf) {
+        if (att.service !== svc.name) continue;
+        list.push({ service: att.service, pool: att.pool, server: att.server, ...win.observe(from, now) });
+      }
+      out[svc.name] = list;
+    }
+    return out;
+  }
+
+  /** (Re)creates the window maps for the current attribution, reusing `old` windows by key. */
+  #build(config: Config, old: Map<string, ServerWindow>): void {
+    const windowMsOf = new Map(config.services.map((s) => [s.name, s.gates.windowMs]));
+    this.#windowOf = new Map();
+    this.#services = new Map();
+    for (const att of this.#attribution.servers) {
+      const windowMs = windowMsOf.get(att.service) as number;
+      const prev = old.get(windowKey(att.service, att.pool, att.server));
+      let win: ServerWindow;
+      if (prev !== undefined && prev.windowMs === windowMs) {
+        win = prev;
+      } else {
+        win = new ServerWindow(windowMs);
+        if (prev !== undefined) win.absorb(prev);
+      }
+      this.#windowOf.set(att, win);
+      let wins = this.#services.get(att.service);
+      if (wins === undefined) {
+        wins = { primary: [], canary: [] };
+        this.#services.set(att.service, wins);
+      }
+      wins[att.pool].push(win);
+    }
+  }
+}
+
+/** Start of the judged span, epoch ms: max(now - gates.window, since of the live weight). */
+function judgedFrom(svc: ServiceConfig, state: State, now: number): number {
+  const since = state.services[svc.name]?.since;
+  return Math.max(now - svc.gates.windowMs, since ?? -Infinity);
+}
+
+/** Identity of a window across reloads. */
+function windowKey(service: string, pool: Pool, server: string): string {
+  return `${service}\u0000${pool}\u0000${server}`;
+}

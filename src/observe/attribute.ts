@@ -1,0 +1,141 @@
+/**
+ * Pure attribution of an upstream attempt to the service, pool and server it
+ * hit, by the address nginx logged in `$upstream_addr` (design.md
+ * "Observations": each attempt is attributed to the server and pool it hit).
+ *
+ * nginx logs the address it connected to, not the name written in the
+ * config: `127.0.0.1:18890`, IPv6 as `[::1]:18890` (compressed, lower case),
+ * a unix socket as `unix:/path`. So each configured server is indexed under
+ * every form nginx can log for it:
+ * - the `server` string as written;
+ * - `host:port` with the host normalized (IPv4 dotted quad, IPv6 in brackets
+ *   compressed — `[0:0::1]` → `[::1]` — hostnames lower-cased);
+ * - for `localhost`, `127.0.0.1:port` and `[::1]:port` (what nginx resolves it to);
+ * - for other hostnames, the addresses the caller resolved
+ *   ({@link AttributionOptions.resolved}); this module does no DNS.
+ *
+ * An address that is none of these — notably the upstream name itself
+ * (`gateway`), which nginx logs when every server of the upstream is marked
+ * failed and none was tried — is not attributed (null).
+ */
+import type { Config, Pool, ServerConfig } from '../config/types.js';
+import type { Attribution } from './types.js';
+
+/** An attribution plus the configured server (its `server` string, the window key). */
+export interface ServerAttribution extends Attribution {
+  /** The server as written in weights.yaml (`ServerConfig.server`). */
+  server: string;
+}
+
+/** Options of {@link buildAttribution}. */
+export interface AttributionOptions {
+  /**
+   * Hostname → IP addresses it resolves to (IPv6 without brackets), for
+   * servers written by name. Resolved by the caller (I/O); default none.
+   * `localhost` always maps to 127.0.0.1 and ::1.
+   */
+  resolved?: Readonly<Record<string, readonly string[]>>;
+}
+
+/** The lookup table built from a Config. Immutable once built. */
+export class AttributionMap {
+  readonly #byAddr: Map<string, ServerAttribution[]>;
+  /** Logged addresses that more than one configured server claims (resolved by upstream name, else unattributed). */
+  readonly conflicts: readonly string[];
+  /** Every configured server, in config order (services, then primary before canary). */
+  readonly servers: readonly ServerAttribution[];
+
+  /** Use {@link buildAttribution}. */
+  constructor(byAddr: Map<string, ServerAttribution[]>, servers: readonly ServerAttribution[]) {
+    this.#byAddr = byAddr;
+    this.servers = servers;
+    this.conflicts = [...byAddr].filter(([, list]) => list.length > 1).map(([addr]) => addr);
+  }
+
+  /** Number of distinct logged addresses indexed. */
+  get size(): number {
+    return this.#byAddr.size;
+  }
+
+  /**
+   * The server an attempt to `addr` (as in `$upstream_addr`) hit, or null when
+   * no configured server has that address. When several servers of different
+   * services share the address, `upstream` (`$proxy_host`: `<service>`, or
+   * `<service>_primary`/`<service>_canary` with split_clients) picks the
+   * service; if it cannot, null.
+   */
+  attribute(addr: string, upstream?: string): ServerAttribution | null {
+    const list = this.#byAddr.get(addr);
+    if (list === undefined) return null;
+    if (list.length === 1) return list[0] as ServerAttribution;
+    if (upstream === undefined) return null;
+    const service = serviceOfUpstream(upstream);
+    const hits = list.filter((a) => a.service === upstream || a.service === service);
+    return hits.length === 1 ? (hits[0] as ServerAttribution) : null;
+  }
+}
+
+/** Builds the attribution table of every server of every service. Pure; never throws. */
+export function buildAttribution(config: Pick<Config, 'services'>, opts: AttributionOptions = {}): AttributionMap {
+  const byAddr = new Map<string, ServerAttribution[]>();
+  const servers: ServerAttribution[] = [];
+  for (const svc of config.services) {
+    const pools: [Pool, ServerConfig[]][] = [
+      ['primary', svc.primary],
+      ['canary', svc.canary],
+    ];
+    for (const [pool, list] of pools) {
+      for (const s of list) {
+        const att: ServerAttribution = { service: svc.name, pool, server: s.server };
+        servers.push(att);
+        for (const key of loggedAddresses(s, opts.resolved)) {
+          const have = byAddr.get(key);
+          if (have === undefined) byAddr.set(key, [att]);
+          else if (!have.includes(att)) have.push(att);
+        }
+      }
+    }
+  }
+  return new AttributionMap(byAddr, servers);
+}
+
+/**
+ * Every `$upstream_addr` form nginx can log for one server (see the module
+ * comment), without duplicates.
+ */
+export function loggedAddresses(s: ServerConfig, resolved?: Readonly<Record<string, readonly string[]>>): string[] {
+  const keys = new Set<string>([s.server]);
+  const host = normalizeHost(s.host);
+  keys.add(hostPort(host, s.port));
+  const ips = host === 'localhost' ? ['127.0.0.1', '::1'] : (resolved?.[host] ?? resolved?.[s.host] ?? []);
+  for (const ip of ips) keys.add(hostPort(normalizeHost(ip), s.port));
+  return [...keys];
+}
+
+/** `host:port`, bracketing an IPv6 host as nginx logs it. */
+function hostPort(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+/**
+ * Normalizes a host the way nginx prints a resolved address: IPv6 compressed
+ * and lower-cased (returned without brackets), IPv4 and names through the
+ * WHATWG URL host parser (lower case, `127.1` → `127.0.0.1`). A host the
+ * URL parser rejects is returned unchanged.
+ */
+export function normalizeHost(host: string): string {
+  const bare = host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
+  try {
+    const h = new URL(bare.includes(':') ? `http://[${bare}]/` : `http://${bare}/`).hostname;
+    return h.startsWith('[') ? h.slice(1, -1) : h;
+  } catch {
+    return bare;
+  }
+}
+
+/** The service an upstream name belongs to: `gateway`, `gateway_primary` and `gateway_canary` → `gateway`. */
+export function serviceOfUpstream(upstream: string): string {
+  if (upstream.endsWith('_primary')) return upstream.slice(0, -'_primary'.length);
+  if (upstream.endsWith('_canary')) return upstream.slice(0, -'_canary'.length);
+  return upstream;
+}

@@ -1,0 +1,209 @@
+/**
+ * The sliding window of one server (design.md "Observations"): a ring of
+ * short buckets, each holding the attempt count, the error count and a
+ * DDSketch of connect times; merged on read. Memory is bounded whatever the
+ * traffic: the ring has a fixed number of buckets, a bucket is recycled when
+ * its time has passed out of the window, and a sketch has a bounded number of
+ * bins for a bounded value range (relative accuracy 0.01 → about 1,100 bins
+ * between 1 µs and 1 h).
+ *
+ * Time is always a parameter (epoch ms, from the access log and the caller's
+ * clock); nothing here reads a clock.
+ */
+import { DDSketch } from '@datadog/sketches-js';
+import type { PoolObservation } from '../rollout/types.js';
+
+/** Narrowest bucket, ms (so a short test window is not sliced into 1 ms buckets). */
+export const MIN_BUCKET_MS = 100;
+/** Buckets per window: a window of 15 min has 15 s buckets (design.md: "a ring of short buckets"). */
+export const BUCKETS_PER_WINDOW = 60;
+/** DDSketch relative accuracy of connect-time quantiles: ±1 % of the value. */
+export const SKETCH_RELATIVE_ACCURACY = 0.01;
+/** The quantile the gates read (design.md: connect p95, p95 baseline). */
+export const GATE_QUANTILE = 0.95;
+
+/** Bucket width for a window: max(100 ms, windowMs / 60), rounded up to a whole ms. */
+export function bucketWidthMs(windowMs: number): number {
+  return Math.max(MIN_BUCKET_MS, Math.ceil(windowMs / BUCKETS_PER_WINDOW));
+}
+
+/** One bucket: the attempts whose time falls in `[index × width, (index + 1) × width)`. */
+interface Bucket {
+  /** Absolute bucket index (epoch ms / width, floored); -Infinity while unused. */
+  index: number;
+  attempts: number;
+  errors: number;
+  /** Connect times in ms; null until the first sample (most buckets of an idle server have none). */
+  sketch: DDSketch | null;
+}
+
+/** Why attempts were refused by {@link ServerWindow.add}. */
+export interface DroppedCounts {
+  /** Older than `now - windowMs`, or older than a bucket the ring already reused (wall clock went back). */
+  old: number;
+  /** Later than `now` plus one bucket width (clock skew or a garbled $msec). */
+  future: number;
+}
+
+/**
+ * The ring of buckets of one (service, pool, server). Holds
+ * `ceil(windowMs / width) + 2` buckets: the window, the bucket being filled,
+ * and one bucket of tolerated future skew, so a query over
+ * `[now - windowMs, now]` never sees a recycled bucket.
+ */
+export class ServerWindow {
+  /** Length of the window, ms. */
+  readonly windowMs: number;
+  /** Width of one bucket, ms ({@link bucketWidthMs}). */
+  readonly widthMs: number;
+  readonly #ring: Bucket[];
+  readonly #dropped: DroppedCounts = { old: 0, future: 0 };
+
+  /** `windowMs` > 0 (gates.window). Throws RangeError otherwise. */
+  constructor(windowMs: number) {
+    if (!(windowMs > 0) || !Number.isFinite(windowMs)) throw new RangeError(`window must be > 0 ms, got ${windowMs}`);
+    this.windowMs = windowMs;
+    this.widthMs = bucketWidthMs(windowMs);
+    const n = Math.ceil(windowMs / this.widthMs) + 2;
+    this.#ring = Array.from({ length: n }, () => ({ index: -Infinity, attempts: 0, errors: 0, sketch: null }));
+  }
+
+  /** Number of buckets in the ring; fixed at construction, whatever the traffic. */
+  get bucketCount(): number {
+    return this.#ring.length;
+  }
+
+  /** Buckets currently holding a connect-time sketch (≤ bucketCount). */
+  get sketchCount(): number {
+    let n = 0;
+    for (const b of this.#ring) if (b.sketch !== null) n++;
+    return n;
+  }
+
+  /** Attempts refused so far, by reason (a copy). */
+  get dropped(): DroppedCounts {
+    return { ...this.#dropped };
+  }
+
+  /**
+   * Records one attempt at `atMs` (epoch ms) seen at `nowMs` (epoch ms):
+   * `failed` per `attemptFailed` (parse.ts), `connectMs` in ms or null when it
+   * did not connect. Returns false (and counts it in {@link dropped}) when
+   * `atMs < nowMs - windowMs` or `atMs ≥ nowMs + width`.
+   */
+  add(atMs: number, failed: boolean, connectMs: number | null, nowMs: number): boolean {
+    if (atMs < nowMs - this.windowMs) {
+      this.#dropped.old++;
+      return false;
+    }
+    if (atMs >= nowMs + this.widthMs) {
+      this.#dropped.future++;
+      return false;
+    }
+    const b = this.#bucket(Math.floor(atMs / this.widthMs));
+    if (b === null) {
+      this.#dropped.old++;
+      return false;
+    }
+    b.attempts++;
+    if (failed) b.errors++;
+    if (connectMs !== null) {
+      b.sketch ??= new DDSketch({ relativeAccuracy: SKETCH_RELATIVE_ACCURACY });
+      b.sketch.accept(connectMs);
+    }
+    return true;
+  }
+
+  /**
+   * Adds this window's buckets overlapping `[fromMs, nowMs]` (epoch ms) into
+   * `acc`: a bucket `[start, start + width)` overlaps when
+   * `start ≤ nowMs` and `start + width > fromMs`, so up to one bucket width
+   * before `fromMs` may be included.
+   */
+  collect(fromMs: number, nowMs: number, acc: WindowAccumulator): void {
+    const w = this.widthMs;
+    for (const b of this.#ring) {
+      const start = b.index * w;
+      if (b.attempts === 0 || start > nowMs || start + w <= fromMs) continue;
+      acc.requests += b.attempts;
+      acc.errors += b.errors;
+      if (b.sketch !== null) acc.sketch.merge(b.sketch);
+    }
+  }
+
+  /** This server alone over `[fromMs, nowMs]` (see {@link collect}). */
+  observe(fromMs: number, nowMs: number): PoolObservation {
+    return observeWindows([this], fromMs, nowMs);
+  }
+
+  /**
+   * Copies every bucket of `other` (another window length) into this ring at
+   * the bucket's start time, for a config reload that changed gates.window.
+   * Buckets older than this ring can hold (counted back from `other`'s newest
+   * bucket) are left out.
+   */
+  absorb(other: ServerWindow): void {
+    const indexOf = (src: Bucket): number => Math.floor((src.index * other.widthMs) / this.widthMs);
+    let newest = -Infinity;
+    for (const src of other.#ring) if (src.attempts > 0) newest = Math.max(newest, indexOf(src));
+    const oldest = newest - this.#ring.length + 1;
+    for (const src of other.#ring) {
+      if (src.attempts === 0 || indexOf(src) < oldest) continue;
+      const b = this.#bucket(indexOf(src));
+      if (b === null) continue; // this ring already holds newer data in that slot
+      b.attempts += src.attempts;
+      b.errors += src.errors;
+      if (src.sketch !== null) {
+        b.sketch ??= new DDSketch({ relativeAccuracy: SKETCH_RELATIVE_ACCURACY });
+        b.sketch.merge(src.sketch);
+      }
+    }
+  }
+
+  /** The bucket for absolute index `index`, recycled if its slot holds an older one; null if it holds a newer one. */
+  #bucket(index: number): Bucket | null {
+    const n = this.#ring.length;
+    const b = this.#ring[((index % n) + n) % n] as Bucket;
+    if (b.index === index) return b;
+    if (b.index > index) return null;
+    b.index = index;
+    b.attempts = 0;
+    b.errors = 0;
+    b.sketch = null;
+    return b;
+  }
+}
+
+/** Running totals while merging windows (see {@link observeWindows}). */
+export interface WindowAccumulator {
+  requests: number;
+  errors: number;
+  /** Merged connect-time sketch, ms. */
+  sketch: DDSketch;
+}
+
+/** A fresh, empty accumulator. */
+export function newAccumulator(): WindowAccumulator {
+  return { requests: 0, errors: 0, sketch: new DDSketch({ relativeAccuracy: SKETCH_RELATIVE_ACCURACY }) };
+}
+
+/** Turns an accumulator into an observation: connect p95 in ms (DDSketch lower quantile), null without samples. */
+export function toObservation(acc: WindowAccumulator): PoolObservation {
+  return {
+    requests: acc.requests,
+    errors: acc.errors,
+    connectP95Ms: acc.sketch.count > 0 ? acc.sketch.getValueAtQuantile(GATE_QUANTILE) : null,
+  };
+}
+
+/**
+ * Merges the buckets of several servers' windows overlapping
+ * `[fromMs, nowMs]` (epoch ms) into one pool observation: summed attempts and
+ * errors, connect p95 (ms) from the merged sketch or null when no attempt
+ * connected.
+ */
+export function observeWindows(windows: Iterable<ServerWindow>, fromMs: number, nowMs: number): PoolObservation {
+  const acc = newAccumulator();
+  for (const w of windows) w.collect(fromMs, nowMs, acc);
+  return toObservation(acc);
+}

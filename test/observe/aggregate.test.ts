@@ -1,0 +1,185 @@
+import t from 'tap';
+import { ManualClock } from '../../src/clock.js';
+import { LOG_LINE_RESULTS, Observer } from '../../src/observe/aggregate.js';
+import { config, gatewayConfig, logLine, service, stateSince } from '../fixtures/observe/config.js';
+
+const NOW = 1_763_744_700_000;
+const PRIMARY = '127.0.0.1:18789';
+const CANARY = '127.0.0.1:18890';
+
+t.test('a canary attempt retried on the primary counts against the canary though the client got 200', async (t) => {
+  const cfg = gatewayConfig();
+  const obs = new Observer(cfg);
+  const line = logLine({
+    atMs: NOW - 1000,
+    status: 200,
+    addr: `${CANARY}, ${PRIMARY}`,
+    ustatus: '502, 200',
+    connect: '-, 0.001',
+  });
+  t.equal(obs.addLine(line, NOW), 'parsed');
+  const o = obs.observations(cfg, stateSince({ gateway: 0 }), NOW).gateway;
+  t.same(o?.canary, { requests: 1, errors: 1, connectP95Ms: null }, 'refused: an error, no connect sample');
+  t.equal(o?.primary.requests, 1);
+  t.equal(o?.primary.errors, 0);
+  t.ok(Math.abs((o?.primary.connectP95Ms as number) - 1) <= 0.01, 'primary connect 1 ms');
+});
+
+t.test('a client hang-up (499, upstream status -) is not a canary error; a missing status otherwise is', async (t) => {
+  const cfg = gatewayConfig();
+  const obs = new Observer(cfg);
+  obs.addLine(logLine({ atMs: NOW - 1000, status: 499, addr: CANARY, ustatus: '-', connect: '0.001' }), NOW);
+  obs.addLine(logLine({ atMs: NOW - 900, status: 502, addr: CANARY, ustatus: '-', connect: '0.001' }), NOW);
+  obs.addLine(logLine({ atMs: NOW - 800, status: 499, addr: `${CANARY}, ${PRIMARY}`, ustatus: '-, -', connect: '-, 0.001' }), NOW);
+  const o = obs.observations(cfg, stateSince({ gateway: 0 }), NOW).gateway;
+  t.equal(o?.canary.requests, 3);
+  t.equal(o?.canary.errors, 2, 'the 502 line and the canary attempt retried before the hang-up count; the hang-up alone does not');
+  t.equal(o?.primary.errors, 0, 'the primary attempt the client abandoned is not an error');
+});
+
+t.test('line counters: every line counted exactly once by result', async (t) => {
+  const cfg = gatewayConfig();
+  const clock = new ManualClock(NOW);
+  const obs = new Observer(cfg, { clock });
+  const lines = [
+    logLine({ atMs: NOW, addr: PRIMARY, ustatus: '200', connect: '0.000' }),
+    logLine({ atMs: NOW, addr: CANARY, ustatus: '500', connect: '0.002', status: 500 }),
+    logLine({ atMs: NOW, upstream: '', addr: '', ustatus: '', connect: '' }), // nginx answered itself
+    logLine({ atMs: NOW, addr: 'gateway', ustatus: '502', connect: '-', status: 502 }), // no live server
+    logLine({ atMs: NOW, upstream: 'other', addr: '10.0.0.9:80', ustatus: '200', connect: '0.001' }),
+    logLine({ atMs: NOW, addr: `10.0.0.9:80, ${CANARY}`, ustatus: '502, 200', connect: '-, 0.001' }),
+    '',
+    'garbage',
+    '{"msec":"1"',
+    logLine({ atMs: NOW - 16 * 60_000, addr: PRIMARY, ustatus: '200', connect: '0.000' }), // outside the window
+  ];
+  obs.addLines(lines);
+  const counts = obs.lineCounts();
+  t.same(counts, { parsed: 4, invalid: 3, unattributed: 3 });
+  t.equal(
+    LOG_LINE_RESULTS.reduce((n, r) => n + counts[r], 0),
+    lines.length,
+    'parsed + invalid + unattributed = lines',
+  );
+  t.same(obs.attemptCounts(), { counted: 3, unattributed: 3, dropped: 1 });
+  const o = obs.observations(cfg, stateSince({}), NOW).gateway;
+  t.same(
+    [o?.primary.requests, o?.canary.requests, o?.canary.errors],
+    [1, 2, 1],
+    'the attributable attempt of a partly unattributed line still counts',
+  );
+  counts.parsed = 999;
+  t.equal(obs.lineCounts().parsed, 4, 'lineCounts returns a copy');
+});
+
+t.test('only traffic since the live weight changed is judged: from = max(now - window, since)', async (t) => {
+  const cfg = gatewayConfig({ windowMs: 60_000 }); // 1 s buckets
+  const obs = new Observer(cfg);
+  const lines: string[] = [];
+  for (let s = 1; s <= 50; s++)
+    lines.push(logLine({ atMs: NOW - s * 1000, addr: CANARY, ustatus: '500', connect: '0.001' }));
+  obs.addLines(lines, NOW);
+  const all = obs.observations(cfg, stateSince({ gateway: 0 }), NOW).gateway?.canary;
+  t.equal(all?.requests, 50, 'since long ago: the whole window');
+  const recent = obs.observations(cfg, stateSince({ gateway: NOW - 10_000 }), NOW).gateway?.canary;
+  t.equal(recent?.requests, 10, 'since 10 s ago: seconds 1..10 only');
+  const none = obs.observations(cfg, stateSince({ gateway: NOW + 1 }), NOW).gateway?.canary;
+  t.equal(none?.requests, 0);
+  const later = obs.observations(cfg, stateSince({ gateway: 0 }), NOW + 30_000).gateway?.canary;
+  t.equal(later?.requests, 30, 'the window slides: 30 s later only seconds 1..30 before NOW remain');
+});
+
+t.test('a service without windows, or without servers in a pool, observes zeros', async (t) => {
+  const cfg = config([service('lonely', ['127.0.0.1:7100'], [])]);
+  const obs = new Observer(cfg);
+  obs.addLine(
+    logLine({ atMs: NOW, upstream: 'lonely', addr: '127.0.0.1:7100', ustatus: '200', connect: '0.001' }),
+    NOW,
+  );
+  const bigger = config([...cfg.services, service('fresh', ['127.0.0.1:7200'], ['127.0.0.1:7201'])]);
+  const o = obs.observations(bigger, stateSince({}), NOW);
+  t.same(o.lonely?.canary, { requests: 0, errors: 0, connectP95Ms: null });
+  t.equal(o.lonely?.primary.requests, 1);
+  t.same(o.fresh, {
+    primary: { requests: 0, errors: 0, connectP95Ms: null },
+    canary: { requests: 0, errors: 0, connectP95Ms: null },
+  });
+  o.fresh!.primary.requests = 5;
+  t.equal(obs.observations(bigger, stateSince({}), NOW).fresh?.primary.requests, 0, 'fresh objects each time');
+});
+
+t.test('per-server breakdown, primary first', async (t) => {
+  const cfg = config([service('gateway', ['127.0.0.1:1001', '127.0.0.1:1002'], ['127.0.0.1:1003'])]);
+  const obs = new Observer(cfg);
+  obs.addLines(
+    [
+      logLine({ atMs: NOW, addr: '127.0.0.1:1003, 127.0.0.1:1001', ustatus: '502, 200', connect: '-, 0.004' }),
+      logLine({ atMs: NOW, addr: '127.0.0.1:1002', ustatus: '200', connect: '0.002' }),
+      logLine({ atMs: NOW, addr: '127.0.0.1:1002', ustatus: '503', connect: '0.002', status: 503 }),
+    ],
+    NOW,
+  );
+  const per = obs.serverObservations(cfg, stateSince({ gateway: 0 }), NOW).gateway ?? [];
+  t.same(
+    per.map((s) => [s.pool, s.server, s.requests, s.errors]),
+    [
+      ['primary', '127.0.0.1:1001', 1, 0],
+      ['primary', '127.0.0.1:1002', 2, 1],
+      ['canary', '127.0.0.1:1003', 1, 1],
+    ],
+  );
+  const pools = obs.observations(cfg, stateSince({ gateway: 0 }), NOW).gateway;
+  t.equal(pools?.primary.requests, per[0]!.requests + per[1]!.requests, 'the pool is the sum of its servers');
+  const other = config([service('other', ['127.0.0.1:9'], []), ...cfg.services]);
+  t.same(Object.keys(obs.serverObservations(other, stateSince({}), NOW)), ['other', 'gateway']);
+  t.same(obs.serverObservations(other, stateSince({}), NOW).other, []);
+});
+
+t.test('reconfigure keeps the windows of servers that still exist', async (t) => {
+  const cfg = config([service('gateway', ['127.0.0.1:1001'], ['127.0.0.1:1003', '127.0.0.1:1004'])]);
+  const obs = new Observer(cfg);
+  const feed = (): void =>
+    obs.addLines(
+      [
+        logLine({ atMs: NOW - 1000, addr: '127.0.0.1:1001', ustatus: '200', connect: '0.001' }),
+        logLine({ atMs: NOW - 1000, addr: '127.0.0.1:1003', ustatus: '500', connect: '0.001' }),
+        logLine({ atMs: NOW - 1000, addr: '127.0.0.1:1004', ustatus: '200', connect: '0.001' }),
+      ],
+      NOW,
+    );
+  feed();
+  // 1004 leaves the canary pool, 1005 joins it; the window shrinks to 1 min.
+  const next = config([
+    service('gateway', ['127.0.0.1:1001'], ['127.0.0.1:1003', '127.0.0.1:1005'], { windowMs: 60_000 }),
+  ]);
+  obs.reconfigure(next);
+  const per = obs.serverObservations(next, stateSince({ gateway: 0 }), NOW).gateway ?? [];
+  t.same(
+    per.map((s) => [s.server, s.requests, s.errors]),
+    [
+      ['127.0.0.1:1001', 1, 0],
+      ['127.0.0.1:1003', 1, 1],
+      ['127.0.0.1:1005', 0, 0],
+    ],
+    'kept servers keep their data (re-bucketed to the new window), the new one starts empty',
+  );
+  t.equal(
+    obs.addLine(logLine({ atMs: NOW, addr: '127.0.0.1:1004', ustatus: '200', connect: '0' }), NOW),
+    'unattributed',
+  );
+  obs.reconfigure(next);
+  t.equal(obs.observations(next, stateSince({}), NOW).gateway?.canary.errors, 1, 'same window length: kept as is');
+  t.same(obs.lineCounts(), { parsed: 3, invalid: 0, unattributed: 1 }, 'counters survive a reload');
+});
+
+t.test('addLines reads the clock once per batch when no now is given', async (t) => {
+  const clock = new ManualClock(NOW);
+  const cfg = gatewayConfig({ windowMs: 60_000 });
+  const obs = new Observer(cfg, { clock });
+  const future = logLine({ atMs: NOW + 5000, addr: PRIMARY, ustatus: '200', connect: '0' });
+  obs.addLines([future]);
+  t.same(obs.attemptCounts(), { counted: 0, unattributed: 0, dropped: 1 }, 'five seconds ahead of the clock: dropped');
+  clock.advance(5000);
+  obs.addLines([future]);
+  t.equal(obs.attemptCounts().counted, 1);
+});

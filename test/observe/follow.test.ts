@@ -1,0 +1,270 @@
+import t, { type Test } from 'tap';
+import fs from 'node:fs/promises';
+import { appendFileSync, openSync, closeSync, writeSync } from 'node:fs';
+import { once } from 'node:events';
+import os from 'node:os';
+import path from 'node:path';
+import { ManualClock } from '../../src/clock.js';
+import { LogFollower, type LogFollowerOptions } from '../../src/observe/follow.js';
+import { waitFor } from '../../src/util/wait.js';
+import { spawnRotatingWriter } from '../fixtures/observe/rotating-writer.js';
+
+/** A temp dir of our own, removed at the end. */
+async function tempDir(t: Test): Promise<string> {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'nc-follow-'));
+  t.teardown(() => fs.rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** A started follower collecting every line; stopped at teardown. */
+async function follow(
+  t: Test,
+  opts: Omit<LogFollowerOptions, 'onLines'>,
+): Promise<{ f: LogFollower; lines: string[] }> {
+  const lines: string[] = [];
+  const f = new LogFollower({ pollMs: 20, ...opts, onLines: (batch) => lines.push(...batch) });
+  await f.start();
+  t.teardown(() => f.stop());
+  return { f, lines };
+}
+
+t.test('no line lost across rename rotations at 2,000 lines/s', async (t) => {
+  const dir = await tempDir(t);
+  const file = path.join(dir, 'canary.json');
+  await fs.writeFile(file, '');
+  const seen = new Map<number, number>();
+  const byGen = new Map<number, number[]>();
+  let bad = 0;
+  const f = new LogFollower({
+    file,
+    drainMs: 1000,
+    onLines: (batch) => {
+      for (const l of batch) {
+        try {
+          const { seq, gen } = JSON.parse(l) as { seq: number; gen: number };
+          seen.set(seq, (seen.get(seq) ?? 0) + 1);
+          const list = byGen.get(gen) ?? [];
+          list.push(seq);
+          byGen.set(gen, list);
+        } catch {
+          bad++;
+        }
+      }
+    },
+  });
+  await f.start();
+  t.teardown(() => f.stop());
+  const total = 8000;
+  const writer = spawnRotatingWriter({ file, total, rate: 2000, rotateEvery: 2000, linger: 40 });
+  t.teardown(() => {
+    if (writer.exitCode === null) writer.kill();
+  });
+  const [code] = (await once(writer, 'exit')) as [number | null];
+  t.equal(code, 0, 'the writer wrote every line within its time bound');
+  await waitFor(() => f.stats.lines >= total, { timeoutMs: 10_000, what: 'all lines' });
+  t.equal(bad, 0, 'no half or garbled line');
+  t.equal(seen.size, total, 'every sequence number arrived');
+  t.equal(
+    [...seen.values()].every((n) => n === 1),
+    true,
+    'each exactly once',
+  );
+  t.equal(f.stats.lines, total);
+  t.equal(f.stats.rotations, 3, 'rotated after 2,000, 4,000 and 6,000 lines');
+  t.equal(byGen.size, 4, 'lines came from four files');
+  for (const [gen, seqs] of byGen) {
+    t.equal(
+      seqs.every((s, i) => i === 0 || s > (seqs[i - 1] as number)),
+      true,
+      `file ${gen}: in order`,
+    );
+  }
+});
+
+t.test('copytruncate: lines written after the truncation all arrive', async (t) => {
+  const dir = await tempDir(t);
+  const file = path.join(dir, 'canary.json');
+  await fs.writeFile(file, '');
+  const { f, lines } = await follow(t, { file });
+  const fd = openSync(file, 'a');
+  t.teardown(() => closeSync(fd));
+  for (let i = 0; i < 100; i++) writeSync(fd, `before ${i} ${'x'.repeat(50)}\n`);
+  await waitFor(() => lines.length === 100);
+  await fs.truncate(file, 0);
+  for (let i = 0; i < 5; i++) writeSync(fd, `after ${i}\n`);
+  await waitFor(() => lines.length === 105, { what: 'the lines after the truncation' });
+  t.same(lines.slice(100), ['after 0', 'after 1', 'after 2', 'after 3', 'after 4']);
+  t.equal(f.stats.truncations, 1);
+  t.equal(f.stats.rotations, 0, 'same inode: not a rotation');
+});
+
+t.test('a file created after start is read from its first line', async (t) => {
+  const dir = await tempDir(t);
+  const file = path.join(dir, 'later', 'canary.json');
+  const { f, lines } = await follow(t, { file, from: 'end' });
+  await fs.mkdir(path.dirname(file));
+  await fs.writeFile(file, 'one\ntwo\n');
+  await waitFor(() => lines.length === 2, { what: 'the new file' });
+  t.same(lines, ['one', 'two']);
+  appendFileSync(file, 'three\n');
+  await waitFor(() => lines.length === 3);
+  t.equal(lines[2], 'three');
+  t.equal(f.stats.errors, 0);
+});
+
+t.test('a partial line is held until its newline arrives, never emitted half', async (t) => {
+  const dir = await tempDir(t);
+  const file = path.join(dir, 'canary.json');
+  await fs.writeFile(file, '');
+  const { f, lines } = await follow(t, { file });
+  const head = 'first\n{"msec":"17637';
+  appendFileSync(file, head);
+  await waitFor(() => f.stats.bytes === Buffer.byteLength(head), { what: 'the partial read' });
+  t.same(lines, ['first']);
+  appendFileSync(file, '44701.123"}\nlast');
+  await waitFor(() => lines.length === 2);
+  t.same(lines, ['first', '{"msec":"1763744701.123"}']);
+  appendFileSync(file, '\n');
+  await waitFor(() => lines.length === 3);
+  t.equal(lines[2], 'last');
+});
+
+t.test("from 'end' skips what is there (including a half-written last line); 'start' reads it", async (t) => {
+  const dir = await tempDir(t);
+  const file = path.join(dir, 'canary.json');
+  await fs.writeFile(file, 'old 1\nold 2\nhalf of a li');
+  const end = await follow(t, { file, from: 'end' });
+  const start = await follow(t, { file, from: 'start' });
+  appendFileSync(file, 'ne\nnew\n');
+  await waitFor(() => end.lines.length === 1 && start.lines.length === 4);
+  t.same(end.lines, ['new'], 'the rest of the half line is skipped');
+  t.same(start.lines, ['old 1', 'old 2', 'half of a line', 'new']);
+
+  const file2 = path.join(dir, 'clean.json');
+  await fs.writeFile(file2, 'old\n');
+  const clean = await follow(t, { file: file2, from: 'end' });
+  appendFileSync(file2, 'new\n');
+  await waitFor(() => clean.lines.length === 1);
+  t.same(clean.lines, ['new'], 'starting at a line boundary skips nothing new');
+});
+
+t.test('over-long lines are dropped and counted; the lines around them arrive', async (t) => {
+  const dir = await tempDir(t);
+  const file = path.join(dir, 'canary.json');
+  await fs.writeFile(file, '');
+  const { f, lines } = await follow(t, { file, maxLineBytes: 100 });
+  const first = `a\n${'y'.repeat(300)}\nb\n`;
+  appendFileSync(file, first); // within one read
+  await waitFor(() => lines.length === 2);
+  appendFileSync(file, 'z'.repeat(60)); // a partial line growing past the cap
+  await waitFor(() => f.stats.bytes === first.length + 60);
+  appendFileSync(file, 'z'.repeat(60));
+  await waitFor(() => f.stats.overlong === 2);
+  appendFileSync(file, `${'z'.repeat(10)}\nc\n${'w'.repeat(90)}`);
+  await waitFor(() => lines.length === 3);
+  appendFileSync(file, `${'w'.repeat(20)}\nd\n`); // partial 90 + 20 > 100 when completed
+  await waitFor(() => lines.length === 4);
+  t.same(lines, ['a', 'b', 'c', 'd']);
+  t.equal(f.stats.overlong, 3);
+});
+
+t.test('a rotated file drains until idle for drainMs on the injected clock', async (t) => {
+  const dir = await tempDir(t);
+  const file = path.join(dir, 'canary.json');
+  await fs.writeFile(file, '');
+  const clock = new ManualClock();
+  const { f, lines } = await follow(t, { file, drainMs: 3000, clock });
+  const oldFd = openSync(file, 'a');
+  t.teardown(() => closeSync(oldFd));
+  writeSync(oldFd, 'one\n');
+  await waitFor(() => lines.length === 1);
+  await fs.rename(file, `${file}.1`);
+  await waitFor(() => f.stats.rotations === 1, { what: 'the rotation' });
+  t.equal(f.stats.draining, 1);
+  writeSync(oldFd, 'two, still to the old file\n');
+  await fs.writeFile(file, 'three, in the new file\n');
+  await waitFor(() => lines.length === 3);
+  t.same(lines.slice(1).sort(), ['three, in the new file', 'two, still to the old file']);
+  clock.advance(2999);
+  writeSync(oldFd, 'four, late\n');
+  await waitFor(() => lines.length === 4);
+  t.equal(f.stats.draining, 1, 'data resets the idle timer');
+  const before = f.stats.bytes;
+  writeSync(oldFd, 'unterminated');
+  await waitFor(() => f.stats.bytes === before + 'unterminated'.length);
+  clock.advance(3000);
+  await waitFor(() => f.stats.draining === 0, { what: 'the drain to end' });
+  t.equal(f.stats.partialDropped, 1, 'the unterminated tail of the old file is counted');
+});
+
+t.test('a deleted file is waited for and followed again when recreated', async (t) => {
+  const dir = await tempDir(t);
+  const file = path.join(dir, 'canary.json');
+  await fs.writeFile(file, '');
+  const { f, lines } = await follow(t, { file, drainMs: 0 });
+  appendFileSync(file, 'a\n');
+  await waitFor(() => lines.length === 1);
+  await fs.rm(file);
+  await waitFor(() => f.stats.rotations === 1 && f.stats.draining === 0);
+  await fs.writeFile(file, 'b\n');
+  await waitFor(() => lines.length === 2);
+  t.same(lines, ['a', 'b']);
+});
+
+t.test('an onLines exception is counted and reported; following goes on', async (t) => {
+  const dir = await tempDir(t);
+  const file = path.join(dir, 'canary.json');
+  await fs.writeFile(file, '');
+  const errors: unknown[] = [];
+  const got: string[] = [];
+  const f = new LogFollower({
+    file,
+    pollMs: 20,
+    onLines: (batch) => {
+      if (batch.includes('boom')) throw new Error('boom');
+      got.push(...batch);
+    },
+    onError: (e) => errors.push(e),
+  });
+  await f.start();
+  t.teardown(() => f.stop());
+  appendFileSync(file, 'boom\n');
+  await waitFor(() => f.stats.errors === 1);
+  appendFileSync(file, 'fine\n');
+  await waitFor(() => got.length === 1);
+  t.same(got, ['fine']);
+  t.match(errors, [{ message: 'boom' }]);
+});
+
+t.test('an unreadable path is reported as an error, not as a missing file', async (t) => {
+  const dir = await tempDir(t);
+  const errors: unknown[] = [];
+  const f = new LogFollower({ file: dir, pollMs: 20, onLines: () => undefined, onError: (e) => errors.push(e) });
+  await f.start();
+  t.teardown(() => f.stop());
+  await waitFor(() => f.stats.errors >= 2, { what: 'EISDIR errors' });
+  t.match(errors[0], { code: 'EISDIR' });
+});
+
+t.test('options are validated; start twice throws; stop is idempotent', async (t) => {
+  const onLines = (): void => undefined;
+  t.throws(() => new LogFollower({ file: '/x', onLines, pollMs: 0 }), RangeError);
+  t.throws(() => new LogFollower({ file: '/x', onLines, drainMs: -1 }), RangeError);
+  t.throws(() => new LogFollower({ file: '/x', onLines, maxLineBytes: 0 }), RangeError);
+  const dir = await tempDir(t);
+  const f = new LogFollower({ file: path.join(dir, 'none.json'), onLines });
+  await f.start();
+  await t.rejects(f.start(), /already started/);
+  await f.stop();
+  await f.stop();
+  t.same(f.stats, {
+    lines: 0,
+    bytes: 0,
+    rotations: 0,
+    truncations: 0,
+    overlong: 0,
+    partialDropped: 0,
+    errors: 0,
+    draining: 0,
+  });
+});

@@ -1,0 +1,278 @@
+import t from 'tap';
+import fc from 'fast-check';
+import {
+  attemptFailed,
+  parseLine,
+  parseStatus,
+  scanFixed,
+  secondsToMs,
+  splitList,
+  type FixedFields,
+} from '../../src/observe/parse.js';
+
+t.test('a retried attempt: one line, two attempts, the first refused', async (t) => {
+  const rec = parseLine(
+    '{"msec":"1763744701.123","status":"200","upstream":"gateway","addr":"127.0.0.1:18890, 127.0.0.1:18789","ustatus":"502, 200","connect":"-, 0.000","header":"-, 0.001","response":"0.000, 0.001","request_time":"0.002"}',
+  );
+  t.same(rec, {
+    atMs: 1763744701123,
+    status: 200,
+    upstream: 'gateway',
+    attempts: [
+      { addr: '127.0.0.1:18890', status: 502, connectMs: null },
+      { addr: '127.0.0.1:18789', status: 200, connectMs: 0 },
+    ],
+    requestMs: 2,
+  });
+  t.equal(attemptFailed(rec!.attempts[0]!), true, 'the refused canary attempt is an error');
+  t.equal(attemptFailed(rec!.attempts[1]!), false);
+});
+
+t.test('no live server: the upstream name is the address', async (t) => {
+  const rec = parseLine(
+    '{"msec":"1763744701.456","status":"502","upstream":"gateway","addr":"gateway","ustatus":"502","connect":"-","header":"-","response":"0.000","request_time":"0.000"}',
+  );
+  t.same(rec?.attempts, [{ addr: 'gateway', status: 502, connectMs: null }]);
+  t.equal(rec?.status, 502);
+  t.equal(rec?.requestMs, 0);
+});
+
+t.test('groups after an internal redirect are split on " : "', async (t) => {
+  const rec = parseLine(
+    '{"msec":"1763744701.5","status":"200","upstream":"gateway","addr":"127.0.0.1:1, 127.0.0.1:2 : 127.0.0.1:3","ustatus":"502, 504 : 200","connect":"-, 0.012 : 0.003","header":"","response":"","request_time":"1.250"}',
+  );
+  t.same(rec?.attempts, [
+    { addr: '127.0.0.1:1', status: 502, connectMs: null },
+    { addr: '127.0.0.1:2', status: 504, connectMs: 12 },
+    { addr: '127.0.0.1:3', status: 200, connectMs: 3 },
+  ]);
+  t.equal(rec?.atMs, 1763744701500);
+  t.equal(rec?.requestMs, 1250);
+});
+
+t.test('IPv6 and unix-socket addresses survive the split', async (t) => {
+  const rec = parseLine(
+    '{"msec":"1","status":"200","upstream":"gateway","addr":"[::1]:18890, unix:/run/app.sock","ustatus":"502, 200","connect":"-, 0.001","header":"","response":"","request_time":"0.001"}',
+  );
+  t.same(
+    rec?.attempts.map((a) => a.addr),
+    ['[::1]:18890', 'unix:/run/app.sock'],
+  );
+  t.equal(rec?.attempts[1]?.connectMs, 1);
+});
+
+t.test('a request that never went upstream has no attempts', async (t) => {
+  for (const empty of ['', '-']) {
+    const rec = parseLine(
+      JSON.stringify({
+        msec: '1763744701.000',
+        status: '200',
+        upstream: empty,
+        addr: empty,
+        ustatus: empty,
+        connect: empty,
+        header: empty,
+        response: empty,
+        request_time: '0.000',
+      }),
+    );
+    t.same(rec?.attempts, [], `addr ${JSON.stringify(empty)}`);
+    t.equal(rec?.status, 200);
+  }
+});
+
+t.test('fewer statuses or connect times than addresses: the missing ones are null', async (t) => {
+  const rec = parseLine(
+    '{"msec":"2","status":"502","upstream":"u","addr":"a:1, b:2, c:3","ustatus":"502","connect":"0.001, 0.002","request_time":"x"}',
+  );
+  t.same(rec?.attempts, [
+    { addr: 'a:1', status: 502, connectMs: 1 },
+    { addr: 'b:2', status: null, connectMs: 2 },
+    { addr: 'c:3', status: null, connectMs: null },
+  ]);
+  t.equal(rec?.requestMs, 0, 'an unusable request_time reads as 0');
+  t.equal(attemptFailed(rec!.attempts[1]!), true, 'no status counts as an error of that server');
+});
+
+t.test('garbage and partial lines are null, never a throw', async (t) => {
+  const bad = [
+    '',
+    '   ',
+    'not json',
+    '{"msec":"1763744701.123","status":"200"',
+    'null',
+    '42',
+    '"string"',
+    '[]',
+    '{}',
+    '{"msec":"1","status":"200","upstream":"g","addr":"a","ustatus":"200","connect":"0"}',
+    '{"msec":1,"status":"200","upstream":"g","addr":"a","ustatus":"200","connect":"0","request_time":"0"}',
+    '{"msec":"x","status":"200","upstream":"g","addr":"a","ustatus":"200","connect":"0","request_time":"0"}',
+    '{"msec":"1","status":"OK","upstream":"g","addr":"a","ustatus":"200","connect":"0","request_time":"0"}',
+    '{"msec":"1","status":"-","upstream":"g","addr":"a","ustatus":"200","connect":"0","request_time":"0"}',
+    '{"msec":"-1","status":"200","upstream":"g","addr":"a","ustatus":"200","connect":"0","request_time":"0"}',
+    '127.0.0.1 - - [21/Nov/2025:10:00:00 +0000] "GET / HTTP/1.1" 200 12',
+  ];
+  for (const line of bad) t.equal(parseLine(line), null, JSON.stringify(line));
+});
+
+t.test('any string: parseLine never throws and returns null or a record', async (t) => {
+  fc.assert(
+    fc.property(fc.string(), (s) => {
+      const r = parseLine(s);
+      return r === null || typeof r.atMs === 'number';
+    }),
+  );
+  t.pass('10 000 random strings parsed without a throw');
+});
+
+t.test('parseStatus', async (t) => {
+  t.equal(parseStatus('200'), 200);
+  t.equal(parseStatus('599'), 599);
+  t.equal(parseStatus('-'), null);
+  t.equal(parseStatus(''), null);
+  t.equal(parseStatus('2x0'), null, 'three chars, not all digits');
+  t.equal(parseStatus('x00'), null);
+  t.equal(parseStatus('20:'), null);
+  t.equal(parseStatus('1000'), 1000, 'longer integers fall back to Number');
+  t.equal(parseStatus('99'), 99);
+  t.equal(parseStatus('1.5'), null);
+  t.equal(parseStatus('-10'), null);
+  fc.assert(fc.property(fc.integer({ min: 100, max: 999 }), (n) => parseStatus(String(n)) === n));
+});
+
+t.test('secondsToMs', async (t) => {
+  t.equal(secondsToMs('0.001'), 1);
+  t.equal(secondsToMs('5'), 5000, 'whole seconds');
+  t.equal(secondsToMs('5.'), 5000, 'odd forms go through Number');
+  t.equal(secondsToMs('0.0015'), 1.5, 'µs kept');
+  t.equal(secondsToMs('0.1234567'), 123.457, 'more than 6 decimals: rounded to the µs');
+  t.equal(secondsToMs('1e3'), 1_000_000);
+  t.equal(secondsToMs('1.2x'), null);
+  t.equal(secondsToMs('1234567890123'), 1_234_567_890_123_000, 'beyond 12 digits through Number');
+  t.equal(secondsToMs('0.009'), 9, 'no binary-fraction residue');
+  t.equal(secondsToMs('1763744701.123'), 1763744701123);
+  t.equal(secondsToMs('-'), null);
+  t.equal(secondsToMs(''), null);
+  t.equal(secondsToMs('abc'), null);
+  t.equal(secondsToMs('-0.5'), null);
+  t.equal(secondsToMs('Infinity'), null);
+  fc.assert(fc.property(fc.integer({ min: 0, max: 10_000_000 }), (ms) => secondsToMs((ms / 1000).toFixed(3)) === ms));
+});
+
+t.test('splitList', async (t) => {
+  t.same(splitList('a'), ['a']);
+  t.same(splitList('a, b'), ['a', 'b']);
+  t.same(splitList('a : b'), ['a', 'b']);
+  t.same(splitList('a, b : c, d'), ['a', 'b', 'c', 'd']);
+  t.same(splitList('-, 0.001 : -'), ['-', '0.001', '-']);
+  t.same(splitList('a  b'), ['a', 'b'], 'a doubled space yields no empty entry');
+});
+
+t.test('attemptFailed: ≥ 500 and no status are errors, below 500 is not', async (t) => {
+  t.equal(attemptFailed({ addr: 'a', status: 500, connectMs: 1 }), true);
+  t.equal(attemptFailed({ addr: 'a', status: 503, connectMs: 1 }), true);
+  t.equal(attemptFailed({ addr: 'a', status: null, connectMs: null }), true);
+  t.equal(attemptFailed({ addr: 'a', status: 499, connectMs: 1 }), false);
+  t.equal(attemptFailed({ addr: 'a', status: 404, connectMs: 1 }), false);
+  t.equal(attemptFailed({ addr: 'a', status: null, connectMs: 1 }, true), false, 'no status because the client gave up: not the server');
+  t.equal(attemptFailed({ addr: 'a', status: 502, connectMs: 1 }, true), true, 'a real 5xx stays an error');
+});
+
+const KEYS = [
+  'msec',
+  'status',
+  'upstream',
+  'addr',
+  'ustatus',
+  'connect',
+  'header',
+  'response',
+  'request_time',
+] as const;
+
+/** A line with the given values, keys in nginx's order (fast path) or reversed (JSON.parse path). */
+function lineOf(v: Record<(typeof KEYS)[number], string>, order: 'nginx' | 'reversed'): string {
+  const keys = order === 'nginx' ? [...KEYS] : [...KEYS].reverse();
+  return `{${keys.map((k) => `${JSON.stringify(k)}:${JSON.stringify(v[k])}`).join(',')}}`;
+}
+
+t.test('the fixed-order fast path reads every line exactly as JSON.parse does', async (t) => {
+  const piece = fc.constantFrom(
+    '-',
+    '',
+    '200',
+    '502',
+    '0.000',
+    '0.012',
+    ', ',
+    ' : ',
+    '127.0.0.1:8080',
+    '[::1]:80',
+    'gateway',
+  );
+  const value = fc.oneof(
+    fc.array(piece, { maxLength: 4 }).map((a) => a.join('')),
+    fc.string({ unit: 'binary', maxLength: 12 }),
+    fc.constantFrom('"', '\\', 'a"b', 'é', '1763744701.123'),
+  );
+  const rec = fc.record({
+    msec: fc.oneof(fc.constantFrom('1763744701.123', '1.5', '-1', ''), value),
+    status: fc.oneof(fc.constantFrom('200', '502', '-'), value),
+    upstream: value,
+    addr: value,
+    ustatus: value,
+    connect: value,
+    header: value,
+    response: value,
+    request_time: fc.oneof(fc.constantFrom('0.002', '-'), value),
+  });
+  fc.assert(
+    fc.property(rec, (v) => {
+      const fast = parseLine(lineOf(v, 'nginx'));
+      const slow = parseLine(lineOf(v, 'reversed'));
+      t.strictSame(fast, slow);
+      return true;
+    }),
+    { numRuns: 2000 },
+  );
+  const out: FixedFields = ['', '', '', '', '', '', ''];
+  t.equal(
+    scanFixed(
+      lineOf(
+        {
+          msec: '1',
+          status: '2',
+          upstream: 'u',
+          addr: 'a',
+          ustatus: 's',
+          connect: 'c',
+          header: 'h',
+          response: 'r',
+          request_time: 't',
+        },
+        'nginx',
+      ),
+      out,
+    ),
+    true,
+  );
+  t.same(out, ['1', '2', 'u', 'a', 's', 'c', 't'], 'header and response are skipped');
+});
+
+t.test('the fast path declines anything but the exact shape', async (t) => {
+  const out: FixedFields = ['', '', '', '', '', '', ''];
+  const good =
+    '{"msec":"1","status":"200","upstream":"g","addr":"a:1","ustatus":"200","connect":"0.001","header":"0","response":"0","request_time":"0"}';
+  t.equal(scanFixed(good, out), true);
+  t.equal(scanFixed(`${good} \t\r\n`, out), true, 'trailing whitespace is fine (JSON.parse agrees)');
+  t.equal(scanFixed(`${good}x`, out), false, 'trailing garbage');
+  t.equal(scanFixed(` ${good}`, out), false, 'leading space: left to JSON.parse');
+  t.equal(scanFixed(good.replace('"status"', '"state"'), out), false, 'another key');
+  t.equal(scanFixed(good.replace(',"upstream"', ' ,"upstream"'), out), false, 'not a comma after a value');
+  t.equal(scanFixed(good.replace('"0"}', '"0",}'), out), false, 'not a brace after the last value');
+  t.equal(scanFixed(good.replace('"a:1"', '"a\\"1"'), out), false, 'an escape sequence');
+  t.equal(scanFixed(good.slice(0, 60), out), false, 'cut short inside a value');
+  t.equal(scanFixed(good.slice(0, 40), out), false, 'cut short after a key');
+  t.equal(parseLine(` ${good}`)?.status, 200, 'the JSON.parse path still reads the declined line');
+});

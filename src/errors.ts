@@ -91,6 +91,11 @@ export const errors = {
       exitCode: 2,
       statusCode: 404,
     }),
+  configWrite: (file: string, cause: unknown) =>
+    new CanaryError('NC_CONFIG_WRITE', `cannot write ${file}; it was left unchanged`, {
+      fix: 'Check the permissions of the file and of its directory (a temp file is written beside it, then renamed over it)',
+      cause,
+    }),
   nginxBinary: (binary: string, cause: unknown) =>
     new CanaryError('NC_NGINX_BINARY', `cannot run nginx binary "${binary}"`, {
       fix: 'Install nginx (Debian: apt-get install nginx-light) or set nginx.binary to its absolute path',
@@ -141,6 +146,26 @@ export const errors = {
     new CanaryError('NC_SIDECAR_UNREACHABLE', `the sidecar does not answer at ${url}`, {
       fix: 'Start it with `nginx-canary run` (or check sidecar.listen in weights.yaml)',
       cause,
+    }),
+  snapshotFailed: (dir: string, cause: unknown) =>
+    new CanaryError('NC_SNAPSHOT_FAILED', `could not write a snapshot to ${dir} (${cause instanceof Error ? cause.message : String(cause)}); no change was made`, {
+      fix: 'Check that nginx.snapshots.dir is writable by the sidecar and the nginx config directory is readable',
+      cause,
+    }),
+  upstreamsWriteFailed: (file: string, cause: unknown) =>
+    new CanaryError('NC_UPSTREAMS_WRITE_FAILED', `could not write ${file} (${cause instanceof Error ? cause.message : String(cause)}); the snapshot was restored`, {
+      fix: 'Check that the directory of nginx.upstreams_file is writable by the sidecar',
+      cause,
+    }),
+  noOlderSnapshot: (liveGeneration: number) =>
+    new CanaryError('NC_SNAPSHOT_NONE_OLDER', `no snapshot holds a config older than the live generation ${liveGeneration}`, {
+      fix: 'Name a snapshot explicitly (`nginx-canary snapshots`, then `nginx-canary rollback <id>`)',
+      exitCode: 1,
+      statusCode: 404,
+    }),
+  nginxStartFailed: (binary: string, detail: string) =>
+    new CanaryError('NC_NGINX_START_FAILED', `the managed nginx (${binary}) did not start: ${detail}`, {
+      fix: 'Run `nginx-canary check`, and make sure the ports nginx.conf listens on are free',
     }),
   unauthorized: () =>
     new CanaryError('NC_UNAUTHORIZED', 'this call changes the rollout and needs the bearer token', {

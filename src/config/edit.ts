@@ -1,0 +1,118 @@
+/**
+ * Changes the target weight in weights.yaml in place (design.md: the CLI and
+ * the API edit the file; the daemon picks the change up). Only the target
+ * value's characters change when the key exists, so comments, alignment and
+ * quoting elsewhere survive byte for byte; otherwise the yaml Document API
+ * adds the key (comments survive, spacing may be normalized). The new text
+ * is validated in full before it is written, and written atomically.
+ */
+import { randomBytes } from 'node:crypto';
+import { open, realpath, rename, rm, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { isDeepStrictEqual } from 'node:util';
+import { isMap, isScalar, parseDocument } from 'yaml';
+import { ConfigError, errors } from '../errors.js';
+import { parseConfig, readConfigText, YAML_OPTIONS } from './load.js';
+import { toTenthPercent } from './units.js';
+import { formatPath } from './validate.js';
+
+/**
+ * Returns `text` with `services.<service>.rollout.target` set to `weight`
+ * (percent). Pure. Creates `rollout:` or `target:` when absent. Does not
+ * validate the result (setTarget does). `text` must hold `services.<service>`
+ * as a plain mapping (true of any valid file: servers are unique, so a
+ * service cannot be an alias of another).
+ */
+export function replaceTarget(text: string, service: string, weight: number): string {
+  const doc = parseDocument(text, YAML_OPTIONS);
+  const at = ['services', service, 'rollout', 'target'];
+  const node = doc.getIn(at, true);
+  if (isScalar(node) && node.range) {
+    return text.slice(0, node.range[0]) + String(weight) + text.slice(node.range[1]);
+  }
+  const rollout = doc.getIn(at.slice(0, 3), true);
+  if (isMap(rollout)) rollout.set('target', weight);
+  else {
+    // Absent, `~` or an alias: a new mapping, keeping a comment that sat on the old value.
+    const created = doc.createNode({ target: weight });
+    created.comment = isScalar(rollout) ? rollout.comment : undefined;
+    doc.setIn(at.slice(0, 3), created);
+  }
+  return doc.toString();
+}
+
+/** Writes `text` over `file` atomically: temp file beside it, fsync, rename, fsync of the directory. Keeps mode and (when allowed) owner. */
+async function writeAtomic(file: string, text: string): Promise<void> {
+  const real = await realpath(file);
+  const { mode, uid, gid } = await stat(real);
+  const dir = path.dirname(real);
+  const tmp = path.join(dir, `.${path.basename(real)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+  try {
+    const fh = await open(tmp, 'wx', mode & 0o7777);
+    try {
+      await fh.writeFile(text, 'utf8');
+      await fh.chmod(mode & 0o7777); // open() applied the umask
+      await fh.chown(uid, gid).catch(() => undefined); // only root may give a file away
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await rename(tmp, real);
+  } catch (cause) {
+    await rm(tmp, { force: true });
+    throw errors.configWrite(file, cause);
+  }
+  const d = await open(dir, 'r');
+  try {
+    await d.sync();
+  } finally {
+    await d.close();
+  }
+}
+
+/**
+ * Sets `services.<service>.rollout.target` in `file` to `weight` (percent
+ * 0–100, at most one decimal) and returns the old and new target (percent).
+ *
+ * Throws, leaving the file byte-identical: ConfigError naming the key when
+ * the weight is out of range or finer than 0.1, or when the edit would change
+ * more than this one target (a value shared through a YAML anchor/alias);
+ * ConfigError when the file is unreadable or invalid before or after the edit; `errors.unknownService`
+ * (NC_UNKNOWN_SERVICE) when no such service; `errors.configWrite` when the
+ * write fails. Writing the same target again leaves the file untouched.
+ */
+export async function setTarget(file: string, service: string, weight: number): Promise<{ from: number; to: number }> {
+  const to = weight >= 0 && weight <= 100 ? toTenthPercent(weight) : null;
+  if (to === null) {
+    throw new ConfigError([
+      {
+        position: null,
+        path: formatPath(['services', service, 'rollout', 'target']),
+        message: `must be a percentage from 0 to 100 with at most one decimal (got ${String(weight)})`,
+        fix: 'Give a weight such as 60 or 12.5',
+      },
+    ]);
+  }
+  const text = await readConfigText(file);
+  const before = parseConfig(text, file);
+  const current = before.services.find((s) => s.name === service);
+  if (!current) throw errors.unknownService(service);
+  const from = current.rollout.target;
+  const next = replaceTarget(text, service, to);
+  const after = parseConfig(next, file);
+  // Only this target may change: not a value shared through an anchor, not settings behind an alias.
+  current.rollout.target = to;
+  if (!isDeepStrictEqual(before, after)) {
+    throw new ConfigError([
+      {
+        position: null,
+        path: formatPath(['services', service, 'rollout', 'target']),
+        message:
+          'cannot be edited alone: the rollout settings are shared with another entry through a YAML anchor or alias',
+        fix: 'Write `rollout:` of this service out in full (no &anchor / *alias), then set the target again',
+      },
+    ]);
+  }
+  if (next !== text) await writeAtomic(file, next);
+  return { from, to };
+}

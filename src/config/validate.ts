@@ -1,0 +1,701 @@
+/**
+ * Pure validation of weights.yaml: raw parsed value → `Config` (types.ts) or
+ * every problem found. Structure and types come from the TypeBox schema
+ * (schema.ts); the rules a schema cannot state live here: the safe character
+ * sets (nothing a user writes may inject nginx syntax), host:port, paths,
+ * uniqueness and cross-field rules, the design's defaults (seeds 002/003),
+ * and normalization (ms, percent 0–100, ratio 0–1, absolute paths).
+ *
+ * No I/O: positions come from the `locate` callback the loader passes in,
+ * and relative paths resolve against `dirname(file)` as a string operation.
+ */
+import path from 'node:path';
+import { isIPv4, isIPv6 } from 'node:net';
+import { Value, ValueErrorType, type ValueError } from '@sinclair/typebox/value';
+import type { ConfigProblem, SourcePosition } from '../errors.js';
+import type {
+  Config,
+  GatesConfig,
+  ListenAddress,
+  Pool,
+  ProbeConfig,
+  RolloutConfig,
+  ServerConfig,
+  ServiceConfig,
+  SplitMode,
+} from './types.js';
+import { WeightsSchema } from './schema.js';
+import { formatDuration, parseDuration, parsePercent, percentToRatio, toTenthPercent } from './units.js';
+
+/** One step of a key path: a mapping key or a list index. */
+export type PathSegment = string | number;
+
+/**
+ * Finds the source position of a key path. `at: 'key'` asks for the key
+ * itself (unknown or misnamed keys), `'value'` (default) for its value. A
+ * path that does not exist answers the position of its deepest existing
+ * ancestor (a missing key points at its parent mapping); null when unknown.
+ */
+export type Locate = (path: readonly PathSegment[], at?: 'key' | 'value') => SourcePosition | null;
+
+/** Outcome of {@link validateConfig}: the normalized Config, or every problem (sorted by position). */
+export type ValidateResult = { ok: true; value: Config } | { ok: false; problems: ConfigProblem[] };
+
+/** Service names: also the nginx upstream name (types.ts ServiceConfig.name). */
+export const SERVICE_NAME_RE = /^[a-z][a-z0-9_]{0,47}$/;
+/** Characters allowed in any file path (after resolution too). */
+export const SAFE_PATH_RE = /^[A-Za-z0-9._/+~-]+$/;
+/** A binary given as a bare command name (looked up on PATH): safe characters, no leading `-`. */
+export const COMMAND_RE = /^[A-Za-z0-9._+~][A-Za-z0-9._+~-]*$/;
+/** Probe paths (`/health`). */
+export const PROBE_PATH_RE = /^\/[A-Za-z0-9._~/-]*$/;
+/** split_clients key: nginx variables only. */
+export const SPLIT_KEY_RE = /^(\$[a-z_][a-z0-9_]*)+$/;
+
+const HOST_PORT_RE = /^(?:\[([0-9A-Fa-f:]+)\]|([A-Za-z0-9.-]+)):([0-9]+)$/;
+const HOSTNAME_RE = /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+const PRINTABLE_RE = /^[\x21-\x7e]+$/;
+
+const SEC = 1000;
+const MIN = 60 * SEC;
+const HOUR = 60 * MIN;
+const DAY = 24 * HOUR;
+
+/** Server defaults per pool (seed 003: primary `max_fails=3 fail_timeout=20s`; canary `max_fails=1 fail_timeout=10s slow_start=30s`). */
+const SERVER_DEFAULTS: Readonly<Record<Pool, { maxFails: number; failTimeoutMs: number; slowStartMs: number | null }>> =
+  {
+    primary: { maxFails: 3, failTimeoutMs: 20 * SEC, slowStartMs: null },
+    canary: { maxFails: 1, failTimeoutMs: 10 * SEC, slowStartMs: 30 * SEC },
+  };
+
+/**
+ * Formats a key path the way problems show it: `services.gateway.canary[0].max_fails`.
+ * Keys that are not plain identifiers are quoted: `services["gate;way"]`.
+ */
+export function formatPath(segments: readonly PathSegment[]): string {
+  let out = '';
+  for (const s of segments) {
+    if (typeof s === 'number') out += `[${s}]`;
+    else if (/^[A-Za-z_][A-Za-z0-9_]*$/.test(s)) out += out === '' ? s : `.${s}`;
+    else out += `[${JSON.stringify(s)}]`;
+  }
+  return out;
+}
+
+/**
+ * Parses `host:port` with the safe host forms: IPv4 dotted quad, hostname
+ * (`[A-Za-z0-9.-]`, DNS label rules), or `[ipv6]` in canonical compressed form
+ * (what nginx writes in `$upstream_addr`). Port 1–65535 without leading
+ * zeros. Returns the parts (IPv6 host without brackets) or a reason string.
+ */
+export function parseHostPort(text: string): ListenAddress | string {
+  const m = HOST_PORT_RE.exec(text);
+  if (!m) return 'must be host:port (IPv4, hostname or [IPv6], then a port)';
+  const [, v6, name, portText = ''] = m;
+  const port = Number(portText);
+  if (!/^[1-9][0-9]{0,4}$/.test(portText) || port > 65535) return `port ${portText} is not a port from 1 to 65535`;
+  if (v6 !== undefined) {
+    if (!isIPv6(v6)) return `[${v6}] is not an IPv6 address`;
+    const canonical = new URL(`http://[${v6}]/`).hostname;
+    if (canonical !== `[${v6}]`)
+      return `IPv6 address [${v6}] must be written in canonical form ${canonical}, as nginx logs it`;
+    return { host: v6, port };
+  }
+  const host = name!; // the pattern matched either [v6] or a name
+  if (/^[0-9.]+$/.test(host)) {
+    if (!isIPv4(host)) return `${host} is not an IPv4 address (four numbers 0-255, no leading zeros)`;
+  } else if (host.length > 253 || !HOSTNAME_RE.test(host)) {
+    return `${host} is not a valid hostname`;
+  }
+  return { host, port };
+}
+
+/** Short rendering of a value for messages; never echoes control characters raw. */
+function show(value: unknown): string {
+  if (value === null) return 'null (~)';
+  if (Array.isArray(value)) return 'a list';
+  if (typeof value === 'object') return 'a mapping';
+  if (typeof value === 'string') {
+    const s = JSON.stringify(value);
+    return s.length > 64 ? `${s.slice(0, 60)}…"` : s;
+  }
+  return `${value as number | boolean}`; // YAML gives nothing else
+}
+
+/** Levenshtein distance, for "did you mean" suggestions. */
+function distance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++) {
+      const sub = prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1);
+      cur.push(Math.min(prev[j]! + 1, cur[j - 1]! + 1, sub));
+    }
+    prev = cur;
+  }
+  return prev[b.length]!;
+}
+
+/** The valid key closest to `key` (case and `-`/`_` insensitive, or ≤ 1/3 edits), if any. */
+function closest(key: string, candidates: readonly string[]): string | undefined {
+  const norm = (s: string) => s.toLowerCase().replace(/[-_ ]/g, '');
+  let best: string | undefined;
+  let bestD = Infinity;
+  for (const c of candidates) {
+    const d = norm(c) === norm(key) ? 0 : distance(key.toLowerCase(), c);
+    if (d < bestD) [best, bestD] = [c, d];
+  }
+  return bestD <= Math.max(1, Math.floor(key.length / 3)) ? best : undefined;
+}
+
+/** The schema annotations problems are built from (schema.ts sets them on every leaf). */
+interface Schema {
+  /** Every schema in schema.ts has one. */
+  description: string;
+  examples?: readonly (string | number | boolean)[];
+  properties?: Record<string, unknown>;
+  anyOf?: readonly unknown[];
+}
+
+/** Collects problems; knows how to place them. */
+class Collector {
+  readonly list: ConfigProblem[] = [];
+  readonly #locate: Locate;
+  constructor(locate: Locate) {
+    this.#locate = locate;
+  }
+  add(
+    segments: readonly PathSegment[],
+    message: string,
+    fix: string,
+    at: 'key' | 'value' = 'value',
+    locateAt = segments,
+  ): void {
+    this.list.push({ position: this.#locate(locateAt, at), path: formatPath(segments), message, fix });
+  }
+}
+
+/** Splits a TypeBox JSON pointer into segments, using the raw value to tell list indexes from keys. */
+function pointerToSegments(pointer: string, raw: unknown): PathSegment[] {
+  const out: PathSegment[] = [];
+  let cur: unknown = raw;
+  for (const part of pointer.split('/').slice(1)) {
+    const key = part.replace(/~1/g, '/').replace(/~0/g, '~');
+    if (Array.isArray(cur)) {
+      out.push(Number(key));
+      cur = cur[Number(key)] as unknown;
+    } else {
+      out.push(key);
+      cur = (cur as Record<string, unknown> | null | undefined)?.[key];
+    }
+  }
+  return out;
+}
+
+/** Unwraps `Opt(x)` unions (x | null) so the error names what x wanted, not "expected union". */
+function* unwrap(e: ValueError): Generator<ValueError> {
+  if (e.type === ValueErrorType.Union) {
+    const variants = (e.schema as unknown as { anyOf: readonly { type?: unknown }[] }).anyOf;
+    const nonNull = e.errors.filter((_, i) => variants[i]?.type !== 'null');
+    if (nonNull.length === 1) {
+      for (const sub of nonNull.flatMap((it) => [...it])) yield* unwrap(sub);
+      return;
+    }
+  }
+  yield e;
+}
+
+/** `key: <example>` from the schema, or null when the schema has no example or the place is a list item. */
+function exampleOf(key: PathSegment | undefined, schema: Schema): string | null {
+  const example = schema.examples?.[0];
+  return example === undefined || typeof key !== 'string' ? null : `${key}: ${String(example)}`;
+}
+
+function exampleFix(key: PathSegment | undefined, schema: Schema): string {
+  const example = exampleOf(key, schema);
+  return example === null ? `Write ${schema.description} here` : `Write it like \`${example}\``;
+}
+
+/** Turns TypeBox structural errors into problems. */
+function schemaProblems(raw: unknown, out: Collector): void {
+  for (const top of Value.Errors(WeightsSchema, raw)) {
+    for (const e of unwrap(top)) {
+      const segs = pointerToSegments(e.path, raw);
+      const key = segs[segs.length - 1];
+      const schema = e.schema as Schema;
+      if (e.type === ValueErrorType.ObjectAdditionalProperties) {
+        const valid = Object.keys((schema as Required<Schema>).properties);
+        const near = closest(String(key), valid);
+        const list = valid.join(', ');
+        out.add(
+          segs,
+          `unknown key ${JSON.stringify(key)}`,
+          near ? `Did you mean "${near}"? Valid keys here: ${list}` : `Remove it; valid keys here: ${list}`,
+          'key',
+        );
+      } else if (e.type === ValueErrorType.ObjectRequiredProperty) {
+        // `e.schema` is the missing property's schema here.
+        const parent = segs.slice(0, -1);
+        const where = parent.length === 0 ? 'at the top level' : `under ${formatPath(parent)}`;
+        // Every required key in schema.ts has an example.
+        const example = String((schema as Required<Schema>).examples[0]);
+        out.add(
+          segs,
+          `missing required key "${String(key)}"`,
+          `Add \`${String(key)}:\` ${where}, e.g. ${String(key)}: ${example}`,
+          'value',
+          parent,
+        );
+      } else if (e.value === undefined && segs.length > 0) {
+        continue; // a missing key: reported once as ObjectRequiredProperty
+      } else if (e.type === ValueErrorType.ArrayMinItems || e.type === ValueErrorType.ObjectMinProperties) {
+        out.add(segs, `must not be empty: write ${schema.description}`, exampleFix(key, schema));
+      } else if (segs.length === 0) {
+        out.add(
+          segs,
+          `the top level must be a mapping with nginx: and services: (got ${show(e.value)})`,
+          'Start from examples/weights.production.yaml',
+        );
+      } else {
+        out.add(segs, `must be ${schema.description} (got ${show(e.value)})`, exampleFix(key, schema));
+      }
+    }
+  }
+}
+
+/** `v` as a mapping when it is one (the schema has already reported it otherwise). */
+function asMap(v: unknown): Record<string, unknown> | undefined {
+  return v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
+}
+
+interface Range {
+  min: number;
+  max: number;
+}
+
+/** Reads fields of one mapping, applying defaults and semantic checks. */
+class Reader {
+  readonly out: Collector;
+  readonly at: readonly PathSegment[];
+  readonly map: Record<string, unknown> | undefined;
+  constructor(out: Collector, at: readonly PathSegment[], map: Record<string, unknown> | undefined) {
+    this.out = out;
+    this.at = at;
+    this.map = map;
+  }
+
+  child(key: string): Reader {
+    return new Reader(this.out, [...this.at, key], asMap(this.map?.[key]));
+  }
+
+  raw(key: string): unknown {
+    return this.map?.[key];
+  }
+
+  problem(key: string, message: string, fix: string): void {
+    this.out.add([...this.at, key], message, fix);
+  }
+
+  /** A duration in ms within `range`; `unit: 's'` demands whole seconds (nginx counts some in seconds). */
+  duration(key: string, def: number, range: Range, unit: 'ms' | 's' = 'ms'): number {
+    const v = this.raw(key);
+    if (typeof v !== 'string') return def;
+    const ms = parseDuration(v);
+    if (ms === null) return def; // the schema reported the format
+    if (unit === 's' && ms % SEC !== 0) {
+      this.problem(
+        key,
+        `must be a whole number of seconds (got ${v}); nginx counts ${key} in seconds`,
+        `Write it like \`${key}: ${Math.max(1, Math.round(ms / SEC))}s\``,
+      );
+    } else if (!Number.isInteger(ms)) {
+      this.problem(
+        key,
+        `must be a whole number of milliseconds (got ${v})`,
+        `Write it like \`${key}: ${Math.max(1, Math.round(ms))}ms\``,
+      );
+    } else if (ms < range.min || ms > range.max) {
+      this.problem(
+        key,
+        `must be from ${formatDuration(range.min)} to ${formatDuration(range.max)} (got ${v})`,
+        `Choose a duration in that range; the default is ${formatDuration(def)}`,
+      );
+    } else {
+      return ms;
+    }
+    return def;
+  }
+
+  /** A percentage 0–100 within `range` (bounds exclusive when `open`), optionally with at most one decimal. */
+  percent(key: string, def: number, range: Range, opts: { tenth?: boolean; open?: boolean } = {}): number {
+    const v = this.raw(key);
+    const p = v === null || v === undefined ? null : parsePercent(v);
+    if (p === null) return def; // absent, or the schema reported it
+    const outside = opts.open ? p <= range.min || p >= range.max : p < range.min || p > range.max;
+    const tenth = toTenthPercent(p);
+    if (outside) {
+      const span = opts.open ? `above ${range.min} % and below ${range.max} %` : `from ${range.min} to ${range.max} %`;
+      this.problem(
+        key,
+        `must be a percentage ${span} (got ${show(v)})`,
+        `Set ${key} to a value ${span}; the default is ${def}`,
+      );
+    } else if (opts.tenth && tenth === null) {
+      this.problem(
+        key,
+        `must have at most one decimal (got ${show(v)}); weights have 0.1 % resolution`,
+        `Round it, e.g. ${key}: ${Math.round(p * 10) / 10}`,
+      );
+    } else {
+      return opts.tenth && tenth !== null ? tenth : p;
+    }
+    return def;
+  }
+
+  integer(key: string, def: number): number {
+    const v = this.raw(key);
+    return typeof v === 'number' && Number.isInteger(v) ? v : def; // ranges are in the schema
+  }
+
+  number(key: string, def: number): number {
+    const v = this.raw(key);
+    return typeof v === 'number' && Number.isFinite(v) ? v : def; // ranges are in the schema
+  }
+
+  string(key: string): string | undefined {
+    const v = this.raw(key);
+    return typeof v === 'string' ? v : undefined;
+  }
+
+  /** A string matching `re`, else a problem with `message`/`fix`; undefined when absent or invalid. */
+  matching(key: string, re: RegExp, maxLength: number, message: string, fix: string): string | undefined {
+    const v = this.string(key);
+    if (v === undefined) return undefined;
+    if (v.length > maxLength || !re.test(v)) {
+      this.problem(key, `${message} (got ${show(v)})`, fix);
+      return undefined;
+    }
+    return v;
+  }
+}
+
+/** Resolves user paths against the config directory and keeps them in the safe set. */
+class Paths {
+  readonly baseDir: string;
+  constructor(baseDir: string) {
+    this.baseDir = baseDir;
+  }
+
+  /** Absolute path of `r.<key>`, `def` (relative to the config dir) when absent, undefined when invalid. */
+  read(r: Reader, key: string, def?: string): string | undefined {
+    const v = r.string(key);
+    const text = v ?? def;
+    if (text === undefined) return undefined;
+    if (v !== undefined && (v.length > 4096 || !SAFE_PATH_RE.test(v))) {
+      r.problem(
+        key,
+        `path ${show(v)} contains characters that are not allowed`,
+        'Use only letters, digits and . _ / + ~ - (no spaces, quotes, ; { } $ #): the path may reach an nginx file',
+      );
+      return undefined;
+    }
+    const abs = path.resolve(this.baseDir, text);
+    if (!SAFE_PATH_RE.test(abs)) {
+      r.problem(
+        key,
+        `path resolves to ${show(abs)}, which contains characters that are not allowed`,
+        'Write an absolute path, or move weights.yaml to a directory whose path uses only letters, digits and . _ / + ~ -',
+      );
+      return undefined;
+    }
+    return abs;
+  }
+}
+
+/** True when `child` is strictly inside directory `dir` (both absolute). */
+function isInside(child: string, dir: string): boolean {
+  const rel = path.relative(dir, child);
+  return rel !== '' && rel !== '..' && !rel.startsWith(`..${path.sep}`) && !path.isAbsolute(rel);
+}
+
+function listen(r: Reader, key: string, def: ListenAddress): ListenAddress {
+  const v = r.string(key);
+  if (v === undefined) return def;
+  const parsed = parseHostPort(v);
+  if (typeof parsed === 'string') {
+    r.problem(key, `${parsed} (got ${show(v)})`, `Write a loopback address like \`${key}: 127.0.0.1:${def.port}\``);
+    return def;
+  }
+  return parsed;
+}
+
+function servers(r: Reader, pool: Pool, seen: Map<string, string>): ServerConfig[] {
+  const list = r.raw(pool);
+  if (!Array.isArray(list)) return [];
+  const d = SERVER_DEFAULTS[pool];
+  return list.map((item, i): ServerConfig => {
+    const s = new Reader(r.out, [...r.at, pool, i], asMap(item));
+    const text = s.string('server') ?? '';
+    const parsed = s.string('server') === undefined ? null : parseHostPort(text);
+    let host = '';
+    let port = 0;
+    if (typeof parsed === 'string') {
+      s.problem(
+        'server',
+        `${parsed} (got ${show(text)})`,
+        'Write host:port with an IPv4 address, a hostname or [IPv6], e.g. `server: 127.0.0.1:18789`',
+      );
+    } else if (parsed) {
+      ({ host, port } = parsed);
+      const where = formatPath([...s.at]);
+      const first = seen.get(text.toLowerCase());
+      if (first !== undefined) {
+        s.problem(
+          'server',
+          `server ${text} is already listed at ${first}`,
+          'List each host:port once across all services and pools: access-log lines are attributed to a server by its address',
+        );
+      } else {
+        seen.set(text.toLowerCase(), where);
+      }
+    }
+    const slowStartMs = s.duration('slow_start', d.slowStartMs ?? 0, { min: 0, max: HOUR }, 's');
+    return {
+      server: text,
+      host,
+      port,
+      maxFails: s.integer('max_fails', d.maxFails),
+      failTimeoutMs: s.duration('fail_timeout', d.failTimeoutMs, { min: SEC, max: DAY }, 's'),
+      slowStartMs: slowStartMs === 0 ? null : slowStartMs,
+    };
+  });
+}
+
+function probe(r: Reader): ProbeConfig {
+  const pathFix = 'Use a URL path starting with / made of letters, digits and . _ ~ / -';
+  const intervalMs = r.duration('interval', 5 * SEC, { min: 100, max: HOUR });
+  const timeoutMs = r.duration('timeout', 2 * SEC, { min: 10, max: MIN });
+  if (timeoutMs > intervalMs) {
+    r.problem(
+      'timeout',
+      `must not exceed probe.interval (${formatDuration(intervalMs)})`,
+      'Lower timeout or raise interval so probes never overlap',
+    );
+  }
+  return {
+    health: r.matching('health', PROBE_PATH_RE, 1024, 'must be a URL path such as /health', pathFix) ?? '/health',
+    ready: r.matching('ready', PROBE_PATH_RE, 1024, 'must be a URL path such as /ready', pathFix) ?? '/ready',
+    intervalMs,
+    timeoutMs,
+  };
+}
+
+function rollout(r: Reader): RolloutConfig {
+  return {
+    target: r.percent('target', 0, { min: 0, max: 100 }, { tenth: true }),
+    slice: r.percent('slice', 5, { min: 5, max: 12 }, { tenth: true }),
+    sliceSoakMs: r.duration('slice_soak', 48 * HOUR, { min: 0, max: 365 * DAY }),
+    step: r.percent('step', 10, { min: 1, max: 50 }, { tenth: true }),
+    stepSoakMs: r.duration('step_soak', 15 * MIN, { min: 0, max: 365 * DAY }),
+  };
+}
+
+function gates(r: Reader): GatesConfig {
+  return {
+    windowMs: r.duration('window', 15 * MIN, { min: SEC, max: DAY }),
+    minRequests: r.integer('min_requests', 200),
+    connectP95Ms: r.duration('connect_p95', 120, { min: 1, max: MIN }),
+    errorRatio: percentToRatio(r.percent('error_ratio', 0.5, { min: 0, max: 100 }, { open: true })),
+    probeFailureRatio: percentToRatio(r.percent('probe_failure_ratio', 5, { min: 0, max: 100 }, { open: true })),
+    baselineP95Factor: r.number('baseline_p95_factor', 5),
+  };
+}
+
+function service(r: Reader, name: string, seen: Map<string, string>): ServiceConfig {
+  const split = r.raw('split') === 'split_clients' ? 'split_clients' : 'weighted';
+  return {
+    name,
+    split: split satisfies SplitMode,
+    splitKey:
+      r.matching(
+        'split_key',
+        SPLIT_KEY_RE,
+        256,
+        'must be nginx variables only, such as $remote_addr$http_user_agent',
+        'Use one or more $variable names (lowercase letters, digits, _) with nothing between them',
+      ) ?? '$remote_addr$http_user_agent',
+    primary: servers(r, 'primary', seen),
+    canary: servers(r, 'canary', seen),
+    probe: probe(r.child('probe')),
+    rollout: rollout(r.child('rollout')),
+    gates: gates(r.child('gates')),
+  };
+}
+
+/** nginx upstream names a service renders (design.md "Rendering"). */
+function upstreamNames(s: ServiceConfig): string[] {
+  return s.split === 'weighted' ? [s.name] : [`${s.name}_primary`, `${s.name}_canary`];
+}
+
+function sortByPosition(problems: ConfigProblem[]): ConfigProblem[] {
+  const key = (p: ConfigProblem) => (p.position ? p.position.line * 1e6 + p.position.column : -1);
+  return problems
+    .map((p, i) => ({ p, i }))
+    .sort((a, b) => key(a.p) - key(b.p) || a.i - b.i)
+    .map(({ p }) => p);
+}
+
+/**
+ * Validates a parsed weights.yaml and normalizes it into `Config`.
+ *
+ * - `raw`: the plain JS value of the YAML document (yaml's `toJS()`).
+ * - `file`: path of weights.yaml; relative paths inside resolve against its
+ *   directory (`path.resolve`, so a relative `file` resolves against the cwd).
+ * - `locate`: maps a key path to a file position (see {@link Locate}); pass
+ *   `() => null` when there is no source text.
+ *
+ * Returns `{ ok: true, value }` or `{ ok: false, problems }` with every
+ * problem found, sorted by position. Never throws for any `raw`.
+ *
+ * Defaults (seeds 002/003, design.md): primary max_fails 3, fail_timeout 20s;
+ * canary max_fails 1, fail_timeout 10s, slow_start 30s (`0s` = none); probe
+ * /health, /ready, 5s, 2s; rollout target 0, slice 5, slice_soak 48h, step
+ * 10, step_soak 15m; gates window 15m, min_requests 200, connect_p95 120ms,
+ * error_ratio 0.5 %, probe_failure_ratio 5 %, baseline_p95_factor 5; nginx
+ * binary `nginx`, managed false, status_listen 127.0.0.1:9465, snapshots
+ * <dir of state_file>/snapshots keep 20, min_reload_interval 2s; sidecar
+ * listen 127.0.0.1:9464, state_file .nginx-canary/state.json, no token; no
+ * webhook.
+ */
+export function validateConfig(raw: unknown, file: string, locate: Locate): ValidateResult {
+  const out = new Collector(locate);
+  schemaProblems(raw, out);
+  const absFile = path.resolve(file);
+  const paths = new Paths(path.dirname(absFile));
+  const root = new Reader(out, [], asMap(raw));
+
+  const nx = root.child('nginx');
+  const sc = root.child('sidecar');
+  const al = root.child('alerts');
+
+  const binaryText = nx.string('binary');
+  const binary =
+    binaryText !== undefined && !binaryText.includes('/')
+      ? nx.matching(
+          'binary',
+          COMMAND_RE,
+          255,
+          'must be a command name or a path made of letters, digits and . _ / + ~ -',
+          'Use a command name such as nginx, or an absolute path such as /usr/sbin/nginx',
+        )
+      : paths.read(nx, 'binary');
+  const conf = paths.read(nx, 'conf') ?? '';
+  const upstreamsFile = paths.read(nx, 'upstreams_file') ?? '';
+  const confDir = path.dirname(conf);
+  if (conf !== '' && upstreamsFile !== '' && !isInside(upstreamsFile, confDir)) {
+    nx.problem(
+      'upstreams_file',
+      `${upstreamsFile} is not inside ${confDir}, the directory of nginx.conf`,
+      `Put it under ${confDir} (e.g. ${path.join(confDir, 'conf.d', 'nginx-canary.conf')}) and include it from nginx.conf: snapshots cover that directory only`,
+    );
+  }
+  const accessLog = paths.read(nx, 'access_log') ?? '';
+  const stateFile = paths.read(sc, 'state_file', '.nginx-canary/state.json') ?? '';
+  const sn = nx.child('snapshots');
+  const snapshotsDir = paths.read(sn, 'dir') ?? path.join(path.dirname(stateFile), 'snapshots');
+  // A snapshot archives dirname(conf) and a rollback restores it: state and snapshots must live elsewhere.
+  const outsideConfDir = (r: Reader, key: string, value: string, what: string): void => {
+    if (conf !== '' && value !== '' && (value === confDir || isInside(value, confDir))) {
+      r.problem(
+        key,
+        `${what} ${value} is inside ${confDir}, the nginx config directory that every snapshot archives and a rollback restores`,
+        `Set ${formatPath([...r.at, key])} to a path outside ${confDir}, e.g. under /var/lib/nginx-canary`,
+      );
+    }
+  };
+  outsideConfDir(sc, 'state_file', stateFile, 'the state file');
+  outsideConfDir(sn, 'dir', snapshotsDir, 'the snapshot directory');
+  outsideConfDir(nx, 'access_log', accessLog, 'the access log');
+  const prefix = paths.read(nx, 'prefix') ?? null;
+  const tokenFile = paths.read(sc, 'token_file') ?? null;
+  const keep = sn.integer('keep', 20);
+  const minReloadIntervalMs = nx.duration('min_reload_interval', 2 * SEC, { min: 100, max: HOUR });
+  const statusListen = listen(nx, 'status_listen', { host: '127.0.0.1', port: 9465 });
+  const sidecarListen = listen(sc, 'listen', { host: '127.0.0.1', port: 9464 });
+  if (statusListen.host === sidecarListen.host && statusListen.port === sidecarListen.port) {
+    sc.problem(
+      'listen',
+      `is the same address as nginx.status_listen (${statusListen.host}:${statusListen.port})`,
+      'Give the sidecar and the nginx status server different ports',
+    );
+  }
+
+  const webhookText = al.string('webhook_url');
+  let webhookUrl: string | null = null;
+  if (webhookText !== undefined) {
+    let url: URL | null;
+    try {
+      url = PRINTABLE_RE.test(webhookText) && webhookText.length <= 2048 ? new URL(webhookText) : null;
+    } catch {
+      url = null;
+    }
+    if (url && (url.protocol === 'http:' || url.protocol === 'https:')) webhookUrl = webhookText;
+    else
+      al.problem(
+        'webhook_url',
+        `must be an http or https URL (got ${show(webhookText)})`,
+        'Write e.g. `webhook_url: http://127.0.0.1:9093/api/v2/alerts`, or ~ for none',
+      );
+  }
+
+  const services: ServiceConfig[] = [];
+  const seenServers = new Map<string, string>();
+  const seenUpstreams = new Map<string, string>();
+  const svcMap = asMap(raw)?.services;
+  for (const [name, value] of Object.entries(asMap(svcMap) ?? {})) {
+    if (!SERVICE_NAME_RE.test(name)) {
+      out.add(
+        ['services', name],
+        `service name ${show(name)} is not allowed`,
+        'Name it with a lowercase letter followed by up to 47 lowercase letters, digits or _ (it becomes the nginx upstream name), e.g. gateway',
+        'key',
+      );
+    }
+    const svc = service(new Reader(out, ['services', name], asMap(value)), name, seenServers);
+    for (const u of upstreamNames(svc)) {
+      const other = seenUpstreams.get(u);
+      if (other !== undefined) {
+        out.add(
+          ['services', name],
+          `renders nginx upstream "${u}", which service "${other}" renders too`,
+          'Rename one of the two services',
+          'key',
+        );
+      }
+      seenUpstreams.set(u, name);
+    }
+    services.push(svc);
+  }
+
+  if (out.list.length > 0) return { ok: false, problems: sortByPosition(out.list) };
+  return {
+    ok: true,
+    value: {
+      file: absFile,
+      nginx: {
+        binary: binary ?? 'nginx',
+        conf,
+        prefix,
+        managed: nx.raw('managed') === true,
+        upstreamsFile,
+        accessLog,
+        statusListen,
+        snapshots: { dir: snapshotsDir, keep },
+        minReloadIntervalMs,
+      },
+      sidecar: { listen: sidecarListen, stateFile, tokenFile },
+      alerts: { webhookUrl },
+      services,
+    },
+  };
+}

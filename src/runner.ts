@@ -457,6 +457,8 @@ export class Runner {
     if (stamp === this.#configStamp || stamp === this.#badConfigStamp) return;
     try {
       const next = await loadConfig(file);
+      // Refuses (ConfigError) changes to nginx paths and listen addresses, which need a restart.
+      await this.#deps.applier.reconfigure(next);
       this.#config = next;
       this.#configStamp = stamp;
       this.#badConfigStamp = '';

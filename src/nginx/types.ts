@@ -75,3 +75,18 @@ export interface SnapshotInfo {
   weights: Record<string, number>;
   reason: string;
 }
+
+/** Stage at which a rollback stopped: `select` = the snapshot is missing, invalid, or none is older than the live config. */
+export type RollbackStage = 'select' | ApplyStage;
+
+/** Outcome of one rollback. On failure the config directory was put back as it was before the rollback when `restored`. */
+export type RollbackResult =
+  | { ok: true; snapshot: SnapshotInfo; generation: number; durationMs: number }
+  | {
+      ok: false;
+      stage: RollbackStage;
+      error: CanaryError;
+      restored: boolean;
+      snapshot: SnapshotInfo | null;
+      durationMs: number;
+    };

@@ -1,0 +1,549 @@
+/**
+ * The only path that changes nginx (design.md "Applying a change"):
+ *
+ *   interval → disk guard → preflight `nginx -t` → snapshot → atomic write
+ *   → `nginx -t` → reload → verify the generation is live
+ *
+ * and on any failure after the write: restore the snapshot byte for byte
+ * (and reload when nginx may have loaded the new file). Expected failures
+ * come back as an {@link ApplyResult}; nothing is left half-changed.
+ */
+import { mkdir, readFile, stat } from 'node:fs/promises';
+import path from 'node:path';
+import type { Clock } from '../clock.js';
+import type { Config } from '../config/types.js';
+import { CanaryError, ConfigError, errors } from '../errors.js';
+import { waitFor, WaitTimeoutError } from '../util/wait.js';
+import { buildModel } from './model.js';
+import { parseHeader, renderUpstreams, type RenderedHeader } from './render.js';
+import { writeFileAtomic, type SnapshotStore, type VerifiedSnapshot } from './snapshot.js';
+import {
+  MIN_FREE_DISK_RATIO,
+  type ApplyRequest,
+  type ApplyResult,
+  type ApplyStage,
+  type DiskStat,
+  type Flavor,
+  type NginxCtl,
+  type RollbackResult,
+  type RollbackStage,
+  type SnapshotInfo,
+} from './types.js';
+
+/** The slice of a pino logger the applier uses (object first, then message). */
+export interface ApplierLog {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+}
+
+/** Dependencies of {@link Applier}. */
+export interface ApplierOptions {
+  config: Config;
+  ctl: NginxCtl;
+  disk: DiskStat;
+  /** Snapshots of dirname(config.nginx.conf); must own config.nginx.upstreamsFile. */
+  snapshots: SnapshotStore;
+  /** `monotonic()` spaces reloads and times applies. */
+  clock: Clock;
+  /** Deadline for the status server to answer the new generation after a reload, ms (default 10 000). */
+  verifyTimeoutMs?: number;
+  /** Poll spacing of that check, ms (default 25). */
+  verifyIntervalMs?: number;
+  /**
+   * How long every answer must stay the new generation before it counts as
+   * live, ms (default 150). After a reload the nginx master starts the new
+   * workers, sleeps 100 ms, and only then tells the old ones to stop
+   * accepting (src/os/unix/ngx_process_cycle.c, `ngx_msleep(100)` "allow new
+   * processes to start"); until then old and new workers both answer.
+   */
+  verifySettleMs?: number;
+  log?: ApplierLog;
+}
+
+/** What the include file on disk holds now. */
+interface Current {
+  exists: boolean;
+  /** From its header; generation 0 and no weights when absent or not written by the renderer. */
+  header: RenderedHeader;
+}
+
+type Failure = Extract<ApplyResult, { ok: false }>;
+
+const nopLog: ApplierLog = { info: () => undefined, warn: () => undefined };
+
+function asCanaryError(err: unknown, wrap: (cause: unknown) => CanaryError): CanaryError {
+  return err instanceof CanaryError ? err : wrap(err);
+}
+
+/**
+ * The upstreams file must sit inside the directory of nginx.conf (the
+ * snapshots hold that directory) and the snapshot store must cover it.
+ * @throws ConfigError for an upstreams file outside; RangeError for a store that does not match.
+ */
+function checkLayout(config: Config, snapshots: SnapshotStore): void {
+  const confDir = path.dirname(path.resolve(config.nginx.conf));
+  const rel = path.relative(confDir, path.resolve(config.nginx.upstreamsFile));
+  if (rel === '' || rel.startsWith('..') || path.isAbsolute(rel)) {
+    throw new ConfigError([
+      {
+        position: null,
+        path: 'nginx.upstreams_file',
+        message: `${config.nginx.upstreamsFile} is not inside ${confDir}, the directory of nginx.conf that snapshots hold`,
+        fix: 'Put the upstreams file under the directory of nginx.conf (e.g. conf.d/nginx-canary.conf) and include it from there',
+      },
+    ]);
+  }
+  if (path.resolve(snapshots.confDir) !== confDir) {
+    throw new RangeError(`Applier: the snapshot store covers ${snapshots.confDir}, not ${confDir}`);
+  }
+  if (!snapshots.ownedFiles.includes(path.resolve(config.nginx.upstreamsFile))) {
+    throw new RangeError(
+      'Applier: the snapshot store must own nginx.upstreams_file (construct it with the `nginx` config section)',
+    );
+  }
+}
+
+/**
+ * Applies rendered weights to one nginx. Calls are serialized: a second
+ * `apply`/`writeInitial`/`rollback` waits for the first to finish.
+ */
+export class Applier {
+  #config: Config;
+  readonly #ctl: NginxCtl;
+  readonly #disk: DiskStat;
+  readonly #snapshots: SnapshotStore;
+  readonly #clock: Clock;
+  readonly #verifyTimeoutMs: number;
+  readonly #verifyIntervalMs: number;
+  readonly #verifySettleMs: number;
+  readonly #log: ApplierLog;
+  #flavor: Promise<Flavor> | null = null;
+  #lastReloadMono: number | null = null;
+  #tail: Promise<unknown> = Promise.resolve();
+
+  /**
+   * @throws ConfigError when nginx.upstreams_file is not inside the directory of nginx.conf (the snapshot could not hold it);
+   *   RangeError when the snapshot store does not cover that directory or own the upstreams file, or a timeout is not > 0.
+   */
+  constructor(opts: ApplierOptions) {
+    this.#config = opts.config;
+    this.#ctl = opts.ctl;
+    this.#disk = opts.disk;
+    this.#snapshots = opts.snapshots;
+    this.#clock = opts.clock;
+    this.#verifyTimeoutMs = opts.verifyTimeoutMs ?? 10_000;
+    this.#verifyIntervalMs = opts.verifyIntervalMs ?? 25;
+    this.#verifySettleMs = opts.verifySettleMs ?? 150;
+    this.#log = opts.log ?? nopLog;
+    if (!(this.#verifyTimeoutMs > 0) || !(this.#verifyIntervalMs > 0) || !(this.#verifySettleMs >= 0)) {
+      throw new RangeError('Applier: verify timeouts must be > 0 ms (settle ≥ 0)');
+    }
+    checkLayout(opts.config, opts.snapshots);
+  }
+
+  /**
+   * Swaps in a reloaded config (weights.yaml changed): services, servers and
+   * `min_reload_interval` take effect on the next apply. Waits for a running
+   * apply to finish first.
+   *
+   * @throws ConfigError when a setting the running nginx control depends on changed (nginx binary, conf, prefix,
+   *   upstreams_file, status_listen, snapshots): those need a restart of the sidecar. Nothing is swapped then.
+   */
+  reconfigure(config: Config): Promise<void> {
+    const cur = this.#config.nginx;
+    const next = config.nginx;
+    const fixed: [string, unknown, unknown][] = [
+      ['binary', cur.binary, next.binary],
+      ['conf', cur.conf, next.conf],
+      ['prefix', cur.prefix, next.prefix],
+      ['upstreams_file', cur.upstreamsFile, next.upstreamsFile],
+      [
+        'status_listen',
+        `${cur.statusListen.host}:${cur.statusListen.port}`,
+        `${next.statusListen.host}:${next.statusListen.port}`,
+      ],
+      ['snapshots', `${cur.snapshots.dir}:${cur.snapshots.keep}`, `${next.snapshots.dir}:${next.snapshots.keep}`],
+    ];
+    const changed = fixed.filter(([, a, b]) => a !== b);
+    if (changed.length > 0) {
+      throw new ConfigError(
+        changed.map(([key]) => ({
+          position: null,
+          path: `nginx.${key}`,
+          message: 'cannot change while nginx-canary runs',
+          fix: 'Restart nginx-canary to use the new value (the old one stays in effect until then)',
+        })),
+      );
+    }
+    return this.#serial(() => {
+      this.#config = config;
+      return Promise.resolve();
+    });
+  }
+
+  /**
+   * Records a reload made elsewhere (e.g. at startup) so the next apply keeps
+   * `min_reload_interval` from it.
+   * @param monoMs `clock.monotonic()` reading of that reload.
+   */
+  noteReload(monoMs: number): void {
+    this.#lastReloadMono = monoMs;
+  }
+
+  /** nginx flavor from `ctl.version()`, read once and cached (a failed read is retried next time). */
+  flavor(): Promise<Flavor> {
+    this.#flavor ??= this.#ctl.version().then(
+      (v) => v.flavor,
+      (err: unknown) => {
+        this.#flavor = null;
+        throw err;
+      },
+    );
+    return this.#flavor;
+  }
+
+  /**
+   * Makes `req.weights` live at `req.generation`: interval → disk → preflight
+   * → snapshot → write → test → reload → verify; restores the snapshot on
+   * any failure after the write. Preflight is skipped when the include file
+   * does not exist yet (bootstrap: nginx.conf cannot pass without it).
+   *
+   * @returns ok with the snapshot id and duration (ms, monotonic clock), or the failed stage, its CanaryError and whether the snapshot was restored.
+   * @throws RangeError when `req.generation` equals the generation of the file on disk (a reload could not be proven live),
+   *   or the weights are invalid (see buildModel); unexpected errors while restoring.
+   */
+  apply(req: ApplyRequest): Promise<ApplyResult> {
+    return this.#serial(() => this.#apply(req, true));
+  }
+
+  /**
+   * Writes the include file for `req` without reload or verify, for a managed
+   * nginx that has not started yet: disk → preflight (skipped in bootstrap)
+   * → snapshot → write → test (restored on failure). No interval check.
+   *
+   * @returns as {@link apply}.
+   */
+  writeInitial(req: ApplyRequest): Promise<ApplyResult> {
+    return this.#serial(() => this.#apply(req, false));
+  }
+
+  /**
+   * Restores a snapshot and makes it live: select → interval → disk →
+   * snapshot of the current config (so the rollback can be undone) → write
+   * → `nginx -t` → reload → verify nginx serves the snapshot's generation. On
+   * failure after the write the pre-rollback snapshot is restored (and
+   * reloaded when needed). No preflight: restoring a known-good snapshot is
+   * how a broken config is repaired.
+   *
+   * @param id snapshot id; default: the newest snapshot whose generation is
+   *   below the live one (the status server's answer, else the file's header) and above 0.
+   * @returns ok with the restored snapshot, or the failed stage.
+   */
+  rollback(id?: string): Promise<RollbackResult> {
+    return this.#serial(() => this.#rollback(id));
+  }
+
+  #serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.#tail.then(fn, fn);
+    this.#tail = run.catch(() => undefined);
+    return run;
+  }
+
+  async #current(): Promise<Current> {
+    let text: string;
+    try {
+      text = await readFile(this.#config.nginx.upstreamsFile, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT')
+        return { exists: false, header: { generation: 0, weights: {} } };
+      throw err;
+    }
+    return { exists: true, header: parseHeader(text) ?? { generation: 0, weights: {} } };
+  }
+
+  /** Milliseconds until the next reload is allowed (0 = now). */
+  #intervalWait(): number {
+    if (this.#lastReloadMono === null) return 0;
+    const since = this.#clock.monotonic() - this.#lastReloadMono;
+    return Math.max(0, Math.ceil(this.#config.nginx.minReloadIntervalMs - since));
+  }
+
+  /** The disk guard: the first volume (snapshots, then nginx config) below MIN_FREE_DISK_RATIO, or null. */
+  async #lowDisk(): Promise<CanaryError | null> {
+    for (const p of [this.#snapshots.dir, this.#snapshots.confDir]) {
+      const ratio = await this.#disk.freeRatio(p);
+      if (ratio < MIN_FREE_DISK_RATIO) return errors.diskLow(p, ratio * 100);
+    }
+    return null;
+  }
+
+  async #reload(): Promise<void> {
+    await this.#ctl.reload();
+    this.#lastReloadMono = this.#clock.monotonic();
+  }
+
+  /**
+   * Polls the status server until it has answered `want` on every poll for
+   * `verifySettleMs` (old workers answer the old generation until the master
+   * retires them); returns null when live, else the last answer seen.
+   */
+  async #verify(want: number): Promise<string | null> {
+    let last: number | null = null;
+    let since: number | null = null;
+    try {
+      await waitFor(
+        async () => {
+          last = await this.#ctl.generation();
+          if (last !== want) {
+            since = null;
+            return false;
+          }
+          since ??= performance.now();
+          return performance.now() - since >= this.#verifySettleMs;
+        },
+        { timeoutMs: this.#verifyTimeoutMs, intervalMs: this.#verifyIntervalMs, what: `generation ${want}` },
+      );
+      return null;
+    } catch (err) {
+      if (err instanceof WaitTimeoutError) return last === null ? 'no answer' : String(last);
+      throw err;
+    }
+  }
+
+  /** Restores snapshot `id` (and reloads when nginx may hold the new file). Returns whether the files were restored. */
+  async #restore(id: string, reload: boolean, why: ApplyStage): Promise<boolean> {
+    try {
+      await this.#snapshots.restore(id);
+    } catch (err) {
+      this.#log.warn({ snapshot: id, stage: why, err: (err as Error).message }, 'restoring the snapshot failed');
+      return false;
+    }
+    if (reload) {
+      try {
+        await this.#reload();
+      } catch (err) {
+        this.#log.warn(
+          { snapshot: id, stage: why, err: (err as Error).message },
+          'reload after restoring the snapshot failed',
+        );
+      }
+    }
+    this.#log.info({ snapshot: id, stage: why }, 'snapshot restored');
+    return true;
+  }
+
+  async #apply(req: ApplyRequest, live: boolean): Promise<ApplyResult> {
+    const t0 = this.#clock.monotonic();
+    const fail = (stage: ApplyStage, error: CanaryError, restored: boolean): Failure => {
+      const r: Failure = { ok: false, stage, error, restored, durationMs: this.#clock.monotonic() - t0 };
+      this.#log.warn(
+        { stage, code: error.code, restored, generation: req.generation },
+        `apply stopped at ${stage}: ${error.message}`,
+      );
+      return r;
+    };
+
+    if (live) {
+      const wait = this.#intervalWait();
+      if (wait > 0) return fail('interval', errors.reloadTooSoon(wait), false);
+    }
+    const low = await this.#lowDisk();
+    if (low) return fail('disk', low, false);
+
+    const cur = await this.#current();
+    if (live && cur.exists && cur.header.generation === req.generation) {
+      throw new RangeError(
+        `apply: generation ${req.generation} is already the generation of ${this.#config.nginx.upstreamsFile}; pass a new one`,
+      );
+    }
+    let flavor: Flavor;
+    try {
+      flavor = await this.flavor();
+    } catch (err) {
+      return fail(
+        'preflight',
+        asCanaryError(err, (c) => errors.nginxBinary(this.#config.nginx.binary, c)),
+        false,
+      );
+    }
+    const text = renderUpstreams(buildModel(this.#config, req.weights, req.generation, flavor));
+
+    if (cur.exists) {
+      try {
+        const pre = await this.#ctl.test();
+        if (!pre.ok) return fail('preflight', errors.nginxConfigBroken(pre.output), false);
+      } catch (err) {
+        return fail(
+          'preflight',
+          asCanaryError(err, (c) => errors.nginxBinary(this.#config.nginx.binary, c)),
+          false,
+        );
+      }
+    }
+
+    let snap: SnapshotInfo;
+    try {
+      snap = await this.#snapshots.take({
+        generation: cur.header.generation,
+        weights: cur.header.weights,
+        reason: req.reason,
+      });
+    } catch (err) {
+      return fail(
+        'snapshot',
+        asCanaryError(err, (c) => errors.snapshotFailed(this.#snapshots.dir, c)),
+        false,
+      );
+    }
+
+    try {
+      const file = this.#config.nginx.upstreamsFile;
+      await mkdir(path.dirname(file), { recursive: true });
+      const mode = await stat(file).then(
+        (s) => s.mode & 0o7777,
+        () => 0o644,
+      );
+      await writeFileAtomic(file, text, mode);
+    } catch (err) {
+      return fail(
+        'write',
+        errors.upstreamsWriteFailed(this.#config.nginx.upstreamsFile, err),
+        await this.#restore(snap.id, false, 'write'),
+      );
+    }
+
+    let tested;
+    try {
+      tested = await this.#ctl.test();
+    } catch (err) {
+      return fail(
+        'test',
+        asCanaryError(err, (c) => errors.nginxBinary(this.#config.nginx.binary, c)),
+        await this.#restore(snap.id, false, 'test'),
+      );
+    }
+    if (!tested.ok)
+      return fail('test', errors.nginxRejectedRender(tested.output), await this.#restore(snap.id, false, 'test'));
+
+    if (live) {
+      try {
+        await this.#reload();
+      } catch (err) {
+        const e = asCanaryError(err, (c) => errors.reloadFailed(String(c)));
+        return fail('reload', e, await this.#restore(snap.id, true, 'reload'));
+      }
+      const seen = await this.#verify(req.generation);
+      if (seen !== null)
+        return fail('verify', errors.reloadNotLive(req.generation, seen), await this.#restore(snap.id, true, 'verify'));
+    }
+
+    const durationMs = this.#clock.monotonic() - t0;
+    this.#log.info(
+      { generation: req.generation, weights: req.weights, snapshot: snap.id, durationMs, reload: live },
+      live ? 'applied' : 'written',
+    );
+    return { ok: true, generation: req.generation, snapshotId: snap.id, durationMs };
+  }
+
+  async #rollback(id: string | undefined): Promise<RollbackResult> {
+    const t0 = this.#clock.monotonic();
+    let target: SnapshotInfo | null = null;
+    const fail = (stage: RollbackStage, error: CanaryError, restored: boolean): RollbackResult => {
+      this.#log.warn(
+        { stage, code: error.code, restored, snapshot: target?.id ?? id ?? null },
+        `rollback stopped at ${stage}: ${error.message}`,
+      );
+      return { ok: false, stage, error, restored, snapshot: target, durationMs: this.#clock.monotonic() - t0 };
+    };
+
+    const cur = await this.#current();
+    let loaded: VerifiedSnapshot;
+    try {
+      let pick = id;
+      if (pick === undefined) {
+        const live = (await this.#ctl.generation()) ?? cur.header.generation;
+        const older = (await this.#snapshots.list()).find((s) => s.generation > 0 && s.generation < live);
+        if (!older) return fail('select', errors.noOlderSnapshot(live), false);
+        pick = older.id;
+      }
+      loaded = await this.#snapshots.load(pick);
+      target = loaded.info;
+    } catch (err) {
+      return fail(
+        'select',
+        asCanaryError(err, (c) => errors.snapshotInvalid(id ?? '?', String(c))),
+        false,
+      );
+    }
+
+    const wait = this.#intervalWait();
+    if (wait > 0) return fail('interval', errors.reloadTooSoon(wait), false);
+    const low = await this.#lowDisk();
+    if (low) return fail('disk', low, false);
+
+    let before: SnapshotInfo;
+    try {
+      before = await this.#snapshots.take({
+        generation: cur.header.generation,
+        weights: cur.header.weights,
+        reason: `before rollback to ${target.id}`,
+      });
+    } catch (err) {
+      return fail(
+        'snapshot',
+        asCanaryError(err, (c) => errors.snapshotFailed(this.#snapshots.dir, c)),
+        false,
+      );
+    }
+
+    try {
+      await this.#snapshots.write(loaded);
+    } catch (err) {
+      return fail(
+        'write',
+        asCanaryError(err, (c) => errors.upstreamsWriteFailed(this.#snapshots.confDir, c)),
+        await this.#restore(before.id, false, 'write'),
+      );
+    }
+    let tested;
+    try {
+      tested = await this.#ctl.test();
+    } catch (err) {
+      return fail(
+        'test',
+        asCanaryError(err, (c) => errors.nginxBinary(this.#config.nginx.binary, c)),
+        await this.#restore(before.id, false, 'test'),
+      );
+    }
+    if (!tested.ok) {
+      return fail(
+        'test',
+        errors.nginxRejectedRender(`snapshot ${target.id}: ${tested.output}`),
+        await this.#restore(before.id, false, 'test'),
+      );
+    }
+    try {
+      await this.#reload();
+    } catch (err) {
+      return fail(
+        'reload',
+        asCanaryError(err, (c) => errors.reloadFailed(String(c))),
+        await this.#restore(before.id, true, 'reload'),
+      );
+    }
+    const seen = await this.#verify(target.generation);
+    if (seen !== null)
+      return fail(
+        'verify',
+        errors.reloadNotLive(target.generation, seen),
+        await this.#restore(before.id, true, 'verify'),
+      );
+
+    const durationMs = this.#clock.monotonic() - t0;
+    this.#log.info(
+      { snapshot: target.id, generation: target.generation, weights: target.weights, durationMs },
+      'rolled back',
+    );
+    return { ok: true, snapshot: target, generation: target.generation, durationMs };
+  }
+}

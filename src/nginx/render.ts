@@ -1,0 +1,110 @@
+/**
+ * Prints the template model into the include file with EJS
+ * (`templates/upstreams.conf.ejs`). Every value is printed raw (`<%-`): EJS's
+ * `<%=` escapes HTML, the wrong escaping for nginx (style.md point 7), so the
+ * values are validated to a safe character set by the config loader and
+ * asserted again here before they reach the file.
+ */
+import { readFileSync } from 'node:fs';
+import ejs from 'ejs';
+import type { UpstreamsModel } from './model.js';
+
+/** Absolute URL of the template (`templates/` at the package root; same depth from `src/` and `dist/`). */
+export const TEMPLATE_URL = new URL('../../templates/upstreams.conf.ejs', import.meta.url);
+
+/** Characters no model value may contain: nginx syntax (`; { } " ' # $ \`) and whitespace. */
+const UNSAFE = /[;{}"'#$\\\s]/;
+
+/**
+ * EJS's escape function for this template: `<%=` would HTML-escape, which is
+ * wrong for nginx, so the template must print pre-validated values with `<%-`
+ * only. Always throws.
+ */
+export function refuseHtmlEscape(): never {
+  throw new Error('upstreams.conf.ejs used <%= ; print pre-validated values with <%- only');
+}
+
+type Render = (model: UpstreamsModel) => string;
+let compiled: Render | undefined;
+
+function template(): Render {
+  if (compiled) return compiled;
+  const fn = ejs.compile(readFileSync(TEMPLATE_URL, 'utf8'), {
+    strict: true,
+    _with: false,
+    localsName: 'm',
+    filename: TEMPLATE_URL.pathname,
+    escape: refuseHtmlEscape,
+  });
+  compiled = (model) => fn(model);
+  return compiled;
+}
+
+/**
+ * Walks every string and number in the model and throws when one could
+ * inject nginx syntax. The config loader already restricts these values; this
+ * is the second lock on the door.
+ *
+ * @throws Error naming the key path and value of the first unsafe value (a bug upstream of the renderer).
+ */
+export function assertSafeModel(model: UpstreamsModel): void {
+  const visit = (v: unknown, path: string): void => {
+    if (typeof v === 'string') {
+      if (v === '' || UNSAFE.test(v))
+        throw new Error(`unsafe value at ${path}: ${JSON.stringify(v)} (nginx syntax or whitespace)`);
+    } else if (typeof v === 'number') {
+      if (!Number.isFinite(v)) throw new Error(`unsafe value at ${path}: ${v}`);
+    } else if (Array.isArray(v)) {
+      v.forEach((x, i) => visit(x, `${path}[${i}]`));
+    } else if (v !== null && typeof v === 'object') {
+      for (const [k, x] of Object.entries(v)) {
+        if (UNSAFE.test(k)) throw new Error(`unsafe key at ${path}: ${JSON.stringify(k)}`);
+        visit(x, `${path}.${k}`);
+      }
+    }
+  };
+  visit(model, 'model');
+}
+
+/**
+ * Renders the include file: header comment (generation, weights, flavor),
+ * `log_format nginx_canary`, one `upstream` per service, and the loopback
+ * status server (`/generation`, `/stub_status`).
+ *
+ * Reads the template from disk once (first call), then is pure.
+ *
+ * @throws Error when a model value is unsafe (see {@link assertSafeModel}).
+ */
+export function renderUpstreams(model: UpstreamsModel): string {
+  assertSafeModel(model);
+  return template()(model);
+}
+
+/** What the header of a rendered include file says. */
+export interface RenderedHeader {
+  generation: number;
+  /** Canary weight per service, percent. */
+  weights: Record<string, number>;
+}
+
+/**
+ * Reads generation and weights back from a file {@link renderUpstreams}
+ * wrote (its header comment), e.g. to know what a snapshot holds.
+ *
+ * @returns the header, or null when the text is not a file this renderer wrote.
+ */
+export function parseHeader(text: string): RenderedHeader | null {
+  if (!text.startsWith('# Written by nginx-canary')) return null;
+  const g = /^# generation: (\d+)$/m.exec(text);
+  const w = /^# weights:(.*)$/m.exec(text);
+  if (!g?.[1] || !w) return null;
+  const weights: Record<string, number> = {};
+  for (const pair of String(w[1]).trim().split(/\s+/)) {
+    if (pair === '') continue;
+    const [name, value] = pair.split('=');
+    const n = Number(value);
+    if (!name || value === undefined || !Number.isFinite(n)) return null;
+    weights[name] = n;
+  }
+  return { generation: Number(g[1]), weights };
+}

@@ -1,0 +1,614 @@
+/**
+ * Snapshots of the nginx config directory (design.md "Applying a change",
+ * seed 003: "an nginx config tarball beside the state"): `<id>.tar.gz` plus a
+ * sha256 manifest `<id>.json`, newest N kept, restorable byte for byte.
+ *
+ * A restore never trusts the tarball: it checks the tarball's sha256, then
+ * every entry against the manifest, and refuses absolute paths, `..` and links
+ * leading out of the config directory before it writes anything.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { constants as fsc } from 'node:fs';
+import {
+  chmod,
+  lstat,
+  mkdir,
+  open,
+  readFile,
+  readdir,
+  readlink,
+  realpath,
+  rename,
+  rm,
+  symlink,
+} from 'node:fs/promises';
+import path from 'node:path';
+import * as tar from 'tar';
+import type { Clock } from '../clock.js';
+import type { NginxConfig } from '../config/types.js';
+import { errors } from '../errors.js';
+import type { SnapshotInfo } from './types.js';
+
+/** One file (or symlink) of a config directory, as the manifest records it. */
+export interface ManifestFile {
+  /** Relative POSIX path inside the config directory, e.g. `conf.d/nginx-canary.conf`. */
+  path: string;
+  /** Hex sha256 of the content (of the link target text for a symlink). */
+  sha256: string;
+  /** Bytes (0 for a symlink). */
+  size: number;
+  /** Permission bits, e.g. 0o644 (0o777 for a symlink). */
+  mode: number;
+  /** Symlink target exactly as stored, for symlinks only. */
+  link?: string;
+}
+
+/** `<id>.json` beside each tarball. */
+export interface SnapshotManifest {
+  /** Manifest format version. */
+  format: 1;
+  id: string;
+  /** Order of taking (1, 2, …); newest = highest. Immune to wall-clock jumps, unlike `at`. */
+  seq: number;
+  /** Epoch ms when taken. */
+  at: number;
+  /** Generation of the config the snapshot holds (0: no rendered include file in it). */
+  generation: number;
+  /** Canary weight per service of that config, percent. */
+  weights: Record<string, number>;
+  reason: string;
+  /** Every file and symlink, sorted by path (directories are implied). */
+  files: ManifestFile[];
+  /** Hex sha256 of the `.tar.gz` bytes. */
+  tarballSha256: string;
+}
+
+/** A snapshot read back and verified, held in memory (see {@link SnapshotStore.load}). */
+export interface VerifiedSnapshot {
+  info: SnapshotInfo;
+  manifest: SnapshotManifest;
+  /** Relative directory paths in the tarball. */
+  dirs: string[];
+  /** Files and symlinks with their bytes. */
+  entries: { file: ManifestFile; data: Buffer }[];
+}
+
+/** What {@link SnapshotStore.take} records besides the files. */
+export interface SnapshotMeta {
+  /** Generation of the config being snapshotted (0 when it has no rendered include file). */
+  generation: number;
+  /** Canary weight per service of that config, percent. */
+  weights: Record<string, number>;
+  reason: string;
+}
+
+const TMP_MARK = '.nginx-canary-tmp-';
+
+function sha256(data: Buffer | string): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+/** True for names this module leaves behind only while writing (never part of a manifest). */
+function isTempName(name: string): boolean {
+  return name.includes(TMP_MARK);
+}
+
+/**
+ * Writes `data` to `file` atomically: a temp file in the same directory,
+ * fsync, chmod `mode`, rename over `file`, fsync of the directory. Readers
+ * (nginx -t, nginx reload) see the old or the new bytes, never a mix.
+ *
+ * @param mode permission bits of the result (default 0o644).
+ * @throws the fs error; the temp file is removed.
+ */
+export async function writeFileAtomic(file: string, data: Buffer | string, mode = 0o644): Promise<void> {
+  const dir = path.dirname(file);
+  const tmp = path.join(dir, `.${path.basename(file)}${TMP_MARK}${process.pid}-${randomBytes(4).toString('hex')}`);
+  const fh = await open(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, mode);
+  try {
+    try {
+      await fh.writeFile(data);
+      await fh.sync();
+      await fh.chmod(mode);
+    } finally {
+      await fh.close();
+    }
+    await rename(tmp, file);
+  } catch (err) {
+    await rm(tmp, { force: true });
+    throw err;
+  }
+  await syncDir(dir);
+}
+
+async function syncDir(dir: string): Promise<void> {
+  const d = await open(dir, fsc.O_RDONLY);
+  try {
+    await d.sync();
+  } finally {
+    await d.close();
+  }
+}
+
+/**
+ * Normalizes a path found in a tarball or manifest to `a/b/c`, or returns an
+ * error sentence: absolute paths, `..` segments, empty paths and NUL bytes
+ * are refused.
+ */
+export function checkEntryPath(p: string): { ok: true; path: string } | { ok: false; reason: string } {
+  if (p.includes('\0')) return { ok: false, reason: `path ${JSON.stringify(p)} contains a NUL byte` };
+  if (p.startsWith('/') || p.startsWith('\\') || /^[A-Za-z]:/.test(p))
+    return { ok: false, reason: `absolute path "${p}"` };
+  const parts = p.split(/[/\\]+/).filter((s) => s !== '' && s !== '.');
+  if (parts.length === 0) return { ok: false, reason: `empty path "${p}"` };
+  if (parts.includes('..')) return { ok: false, reason: `path "${p}" leaves the config directory ("..")` };
+  return { ok: true, path: parts.join('/') };
+}
+
+/** True when `target` (absolute) is `root` or inside it. */
+function isInside(root: string, target: string): boolean {
+  const rel = path.relative(root, target);
+  return rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel));
+}
+
+/** Where a symlink at `linkPath` (relative to `root`) with target `target` points, absolute. */
+function linkDestination(root: string, linkPath: string, target: string): string {
+  return path.isAbsolute(target) ? path.resolve(target) : path.resolve(root, path.dirname(linkPath), target);
+}
+
+interface WalkEntry {
+  rel: string;
+  kind: 'dir' | 'file' | 'link';
+}
+
+/** Every directory, regular file and symlink under `root`, sorted, skipping temp files and `exclude` (absolute). */
+async function walk(root: string, exclude: readonly string[]): Promise<WalkEntry[]> {
+  const out: WalkEntry[] = [];
+  const visit = async (relDir: string): Promise<void> => {
+    const entries = await readdir(path.join(root, relDir), { withFileTypes: true });
+    entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    for (const e of entries) {
+      if (isTempName(e.name)) continue;
+      const rel = relDir === '' ? e.name : `${relDir}/${e.name}`;
+      const abs = path.join(root, rel);
+      if (exclude.some((x) => isInside(x, abs))) continue;
+      if (e.isDirectory()) {
+        out.push({ rel, kind: 'dir' });
+        await visit(rel);
+      } else if (e.isFile()) {
+        out.push({ rel, kind: 'file' });
+      } else if (e.isSymbolicLink()) {
+        out.push({ rel, kind: 'link' });
+      }
+    }
+  };
+  await visit('');
+  return out;
+}
+
+/**
+ * The manifest of a live directory: every regular file and symlink, sorted
+ * by path, with sha256, size and permission bits — the same shape a snapshot
+ * manifest records, so a test (or an operator) can compare "byte for byte".
+ *
+ * @param dir absolute directory.
+ * @param exclude absolute paths left out (e.g. a snapshot dir inside it).
+ */
+export async function manifestOf(dir: string, exclude: readonly string[] = []): Promise<ManifestFile[]> {
+  const files: ManifestFile[] = [];
+  for (const e of await walk(dir, exclude)) {
+    const abs = path.join(dir, e.rel);
+    if (e.kind === 'file') {
+      const [data, st] = await Promise.all([readFile(abs), lstat(abs)]);
+      files.push({ path: e.rel, sha256: sha256(data), size: data.length, mode: st.mode & 0o7777 });
+    } else if (e.kind === 'link') {
+      const target = await readlink(abs);
+      files.push({ path: e.rel, sha256: sha256(target), size: 0, mode: 0o777, link: target });
+    }
+  }
+  return files;
+}
+
+interface TarEntry {
+  path: string;
+  type: string;
+  mode: number;
+  linkpath: string | undefined;
+  data: Buffer;
+}
+
+/** Reads every entry of a `.tar.gz` into memory (strict: a corrupt archive throws). */
+async function readTarball(file: string): Promise<TarEntry[]> {
+  const entries: TarEntry[] = [];
+  await tar.t({
+    file,
+    strict: true,
+    onReadEntry: (e) => {
+      const chunks: Buffer[] = [];
+      e.on('data', (c: Buffer) => chunks.push(c));
+      e.on('end', () => {
+        entries.push({
+          path: e.path,
+          type: e.type,
+          mode: (e.mode ?? 0) & 0o7777,
+          linkpath: e.linkpath,
+          data: Buffer.concat(chunks),
+        });
+      });
+    },
+  });
+  return entries;
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/**
+ * Checks the shape of a parsed `<id>.json`.
+ * @returns the manifest, or an error sentence.
+ */
+export function parseManifest(v: unknown): { ok: true; manifest: SnapshotManifest } | { ok: false; reason: string } {
+  if (!isRecord(v)) return { ok: false, reason: 'manifest is not a JSON object' };
+  const { format, id, seq, at, generation, weights, reason, files, tarballSha256 } = v;
+  if (format !== 1) return { ok: false, reason: `unknown manifest format ${JSON.stringify(format)}` };
+  if (typeof id !== 'string' || !/^[\w.-]+$/.test(id)) return { ok: false, reason: 'manifest id is missing or unsafe' };
+  if (!Number.isSafeInteger(seq) || !Number.isFinite(at) || !Number.isSafeInteger(generation)) {
+    return { ok: false, reason: 'manifest seq/at/generation are not numbers' };
+  }
+  if (typeof reason !== 'string' || typeof tarballSha256 !== 'string' || !/^[0-9a-f]{64}$/.test(tarballSha256)) {
+    return { ok: false, reason: 'manifest reason/tarballSha256 are missing' };
+  }
+  if (!isRecord(weights) || !Object.values(weights).every((w) => typeof w === 'number')) {
+    return { ok: false, reason: 'manifest weights are not numbers' };
+  }
+  if (!Array.isArray(files)) return { ok: false, reason: 'manifest files is not a list' };
+  for (const f of files as unknown[]) {
+    if (
+      !isRecord(f) ||
+      typeof f.path !== 'string' ||
+      typeof f.sha256 !== 'string' ||
+      typeof f.size !== 'number' ||
+      typeof f.mode !== 'number' ||
+      (f.link !== undefined && typeof f.link !== 'string')
+    ) {
+      return { ok: false, reason: 'a manifest file entry lacks path/sha256/size/mode' };
+    }
+  }
+  return { ok: true, manifest: v as unknown as SnapshotManifest };
+}
+
+function infoOf(dir: string, m: SnapshotManifest): SnapshotInfo {
+  return {
+    id: m.id,
+    file: path.join(dir, `${m.id}.tar.gz`),
+    at: m.at,
+    generation: m.generation,
+    weights: m.weights,
+    reason: m.reason,
+  };
+}
+
+/** `20261121T170501.123Z` from epoch ms (sortable, filename-safe). */
+function stamp(at: number): string {
+  return new Date(at).toISOString().replace(/[-:]/g, '');
+}
+
+/**
+ * Tarball snapshots of one nginx config directory.
+ *
+ * Files are written 0600 in a 0700 directory (they can hold secrets of the
+ * nginx config). Not safe for two processes at once; the Applier serializes
+ * its own calls.
+ */
+export class SnapshotStore {
+  /** Absolute directory of the tarballs and manifests. */
+  readonly dir: string;
+  /** Newest N kept (≥ 1). */
+  readonly keep: number;
+  /** Absolute config directory snapshotted (dirname of nginx.conf). */
+  readonly confDir: string;
+  readonly #clock: Clock;
+  readonly #owned: string[];
+
+  /** Absolute paths of the files the sidecar owns here (deleted by a restore when the snapshot lacks them). */
+  get ownedFiles(): readonly string[] {
+    return this.#owned;
+  }
+
+  /**
+   * @param dir absolute snapshot directory (created 0700 on first take).
+   * @param keep newest N kept, integer ≥ 1.
+   * @param conf the config directory to snapshot (absolute), or the `nginx` config section: then the directory of
+   *   `conf` is snapshotted and `upstreamsFile` is owned.
+   * @param clock wall clock for `at` and ids.
+   * @param ownedFiles absolute paths of files the sidecar writes (the upstreams file): a restore deletes them when the
+   *   snapshot lacks them. Added to the `upstreamsFile` of an `nginx` section.
+   * @throws RangeError on keep < 1 or relative paths.
+   */
+  constructor(
+    dir: string,
+    keep: number,
+    conf: string | Pick<NginxConfig, 'conf' | 'upstreamsFile'>,
+    clock: Clock,
+    ownedFiles: readonly string[] = [],
+  ) {
+    const confDir = typeof conf === 'string' ? conf : path.dirname(conf.conf);
+    const owned = typeof conf === 'string' ? [...ownedFiles] : [conf.upstreamsFile, ...ownedFiles];
+    if (!Number.isSafeInteger(keep) || keep < 1)
+      throw new RangeError(`SnapshotStore: keep must be an integer ≥ 1, got ${keep}`);
+    if (!path.isAbsolute(dir) || !path.isAbsolute(confDir) || !owned.every((f) => path.isAbsolute(f))) {
+      throw new RangeError('SnapshotStore: dir, the config directory and owned files must be absolute paths');
+    }
+    this.dir = path.resolve(dir);
+    this.keep = keep;
+    this.confDir = path.resolve(confDir);
+    this.#clock = clock;
+    this.#owned = owned.map((f) => path.resolve(f));
+  }
+
+  /**
+   * Snapshots the config directory now: writes `<id>.tar.gz` and `<id>.json`,
+   * then deletes snapshots beyond the newest `keep`.
+   *
+   * @returns the new snapshot.
+   * @throws the fs/tar error when it cannot be written (nothing half-written is left under its id).
+   */
+  async take(meta: SnapshotMeta): Promise<SnapshotInfo> {
+    await mkdir(this.dir, { recursive: true, mode: 0o700 });
+    await chmod(this.dir, 0o700);
+    const existing = await this.#manifests();
+    const seq = existing.reduce((m, x) => Math.max(m, x.seq), 0) + 1;
+    const at = this.#clock.now();
+    let id = `${stamp(at)}-g${meta.generation}`;
+    if (existing.some((x) => x.id === id)) id = `${id}-${seq}`;
+    const tarball = path.join(this.dir, `${id}.tar.gz`);
+    const tmp = path.join(this.dir, `${id}${TMP_MARK}${randomBytes(4).toString('hex')}.tar.gz`);
+    try {
+      const entries = await walk(this.confDir, [this.dir]);
+      await tar.c(
+        {
+          gzip: true,
+          file: tmp,
+          cwd: this.confDir,
+          portable: true,
+          noDirRecurse: true,
+          follow: false,
+          // Never store hard links as links: every file carries its own bytes.
+          linkCache: new NoCache(),
+        },
+        entries.map((e) => e.rel),
+      );
+      await chmod(tmp, 0o600);
+      const bytes = await readFile(tmp);
+      const files = manifestFilesOf(await readTarball(tmp));
+      const manifest: SnapshotManifest = {
+        format: 1,
+        id,
+        seq,
+        at,
+        generation: meta.generation,
+        weights: { ...meta.weights },
+        reason: meta.reason,
+        files,
+        tarballSha256: sha256(bytes),
+      };
+      await rename(tmp, tarball);
+      await writeFileAtomic(path.join(this.dir, `${id}.json`), `${JSON.stringify(manifest, null, 2)}\n`, 0o600);
+      await this.#prune([manifest, ...existing]);
+      return infoOf(this.dir, manifest);
+    } catch (err) {
+      await rm(tmp, { force: true });
+      throw err;
+    }
+  }
+
+  /** Every snapshot with a readable manifest, newest first. Unreadable manifests are skipped. */
+  async list(): Promise<SnapshotInfo[]> {
+    return (await this.#manifests()).map((m) => infoOf(this.dir, m));
+  }
+
+  /**
+   * One snapshot's info.
+   * @throws CanaryError NC_SNAPSHOT_NOT_FOUND.
+   */
+  async get(id: string): Promise<SnapshotInfo> {
+    const m = (await this.#manifests()).find((x) => x.id === id);
+    if (!m) throw errors.snapshotNotFound(id);
+    return infoOf(this.dir, m);
+  }
+
+  /**
+   * Reads a snapshot into memory and verifies it: tarball sha256, every entry
+   * against the manifest (same set, sha256, size, mode, link target), no
+   * absolute path, no `..`, no link leading out of the config directory, no
+   * hard link or device.
+   *
+   * @throws CanaryError NC_SNAPSHOT_NOT_FOUND, or NC_SNAPSHOT_INVALID naming the first problem.
+   */
+  async load(id: string): Promise<VerifiedSnapshot> {
+    if (!/^[\w.-]+$/.test(id) || id.includes('..')) throw errors.snapshotNotFound(id);
+    let raw: string;
+    try {
+      raw = await readFile(path.join(this.dir, `${id}.json`), 'utf8');
+    } catch {
+      throw errors.snapshotNotFound(id);
+    }
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(raw);
+    } catch {
+      throw errors.snapshotInvalid(id, 'the manifest is not JSON');
+    }
+    const pm = parseManifest(parsed);
+    if (!pm.ok) throw errors.snapshotInvalid(id, pm.reason);
+    const manifest = pm.manifest;
+    if (manifest.id !== id) throw errors.snapshotInvalid(id, `the manifest names id "${manifest.id}"`);
+    const file = path.join(this.dir, `${id}.tar.gz`);
+    let bytes: Buffer;
+    try {
+      bytes = await readFile(file);
+    } catch {
+      throw errors.snapshotInvalid(id, 'the tarball is missing');
+    }
+    if (sha256(bytes) !== manifest.tarballSha256)
+      throw errors.snapshotInvalid(id, 'the tarball sha256 differs from the manifest');
+    let raws: TarEntry[];
+    try {
+      raws = await readTarball(file);
+    } catch (err) {
+      throw errors.snapshotInvalid(id, `the tarball cannot be read (${(err as Error).message})`);
+    }
+    const dirs: string[] = [];
+    const byPath = new Map<string, { file: ManifestFile; data: Buffer }>();
+    for (const e of raws) {
+      const p = checkEntryPath(e.path);
+      if (!p.ok) throw errors.snapshotInvalid(id, p.reason);
+      if (byPath.has(p.path) || dirs.includes(p.path))
+        throw errors.snapshotInvalid(id, `entry "${p.path}" appears twice`);
+      if (e.type === 'Directory') {
+        dirs.push(p.path);
+      } else if (e.type === 'File' || e.type === 'OldFile' || e.type === 'ContiguousFile') {
+        byPath.set(p.path, {
+          file: { path: p.path, sha256: sha256(e.data), size: e.data.length, mode: e.mode },
+          data: e.data,
+        });
+      } else if (e.type === 'SymbolicLink' && e.linkpath !== undefined) {
+        if (!isInside(this.confDir, linkDestination(this.confDir, p.path, e.linkpath))) {
+          throw errors.snapshotInvalid(id, `symlink "${p.path}" → "${e.linkpath}" leads out of ${this.confDir}`);
+        }
+        byPath.set(p.path, {
+          file: { path: p.path, sha256: sha256(e.linkpath), size: 0, mode: 0o777, link: e.linkpath },
+          data: Buffer.alloc(0),
+        });
+      } else {
+        throw errors.snapshotInvalid(
+          id,
+          `entry "${p.path}" is a ${e.type}; only files, directories and symlinks are restored`,
+        );
+      }
+    }
+    const listed = new Set<string>();
+    for (const f of manifest.files) {
+      const p = checkEntryPath(f.path);
+      if (!p.ok) throw errors.snapshotInvalid(id, `manifest: ${p.reason}`);
+      listed.add(p.path);
+      const got = byPath.get(p.path);
+      if (!got) throw errors.snapshotInvalid(id, `"${p.path}" is in the manifest but not in the tarball`);
+      if (got.file.sha256 !== f.sha256 || got.file.size !== f.size)
+        throw errors.snapshotInvalid(id, `"${p.path}" differs from its manifest sha256`);
+      if (got.file.mode !== f.mode || got.file.link !== f.link)
+        throw errors.snapshotInvalid(id, `"${p.path}" differs from its manifest mode or link`);
+    }
+    for (const p of byPath.keys()) {
+      if (!listed.has(p)) throw errors.snapshotInvalid(id, `"${p}" is in the tarball but not in the manifest`);
+    }
+    return { info: infoOf(this.dir, manifest), manifest, dirs, entries: [...byPath.values()] };
+  }
+
+  /**
+   * Verifies snapshot `id` ({@link load}) and makes the config directory's
+   * files byte-identical to it: each differing file is written atomically
+   * with its mode, symlinks recreated, and owned files (the upstreams file)
+   * the snapshot lacks are deleted. Other files not in the snapshot are left
+   * alone (the sidecar writes only its own file).
+   *
+   * @throws CanaryError NC_SNAPSHOT_NOT_FOUND / NC_SNAPSHOT_INVALID before anything is written; an fs error while writing.
+   */
+  async restore(id: string): Promise<void> {
+    await this.write(await this.load(id));
+  }
+
+  /**
+   * Writes a snapshot already verified by {@link load} into the config
+   * directory (see {@link restore}).
+   * @throws CanaryError NC_SNAPSHOT_INVALID when a parent directory resolves out of the config directory; an fs error.
+   */
+  async write(snap: VerifiedSnapshot): Promise<void> {
+    const id = snap.info.id;
+    await mkdir(this.confDir, { recursive: true });
+    const realRoot = await realpath(this.confDir);
+    const ensureParent = async (rel: string): Promise<string> => {
+      const parent = path.join(this.confDir, path.dirname(rel));
+      await mkdir(parent, { recursive: true });
+      if (!isInside(realRoot, await realpath(parent))) {
+        throw errors.snapshotInvalid(id, `the directory of "${rel}" resolves out of ${this.confDir} on disk`);
+      }
+      return path.join(this.confDir, rel);
+    };
+    for (const d of snap.dirs) await ensureParent(`${d}/.`);
+    for (const { file, data } of snap.entries) {
+      const abs = await ensureParent(file.path);
+      const cur = await lstat(abs).catch(() => null);
+      if (file.link !== undefined) {
+        if (cur?.isSymbolicLink() && (await readlink(abs)) === file.link) continue;
+        const tmp = path.join(path.dirname(abs), `.${path.basename(abs)}${TMP_MARK}${randomBytes(4).toString('hex')}`);
+        await symlink(file.link, tmp);
+        await rename(tmp, abs);
+        continue;
+      }
+      if (
+        cur?.isFile() &&
+        (cur.mode & 0o7777) === file.mode &&
+        cur.size === data.length &&
+        (await readFile(abs)).equals(data)
+      )
+        continue;
+      await writeFileAtomic(abs, data, file.mode);
+    }
+    const present = new Set(snap.entries.map((e) => path.join(this.confDir, e.file.path)));
+    for (const owned of this.#owned) {
+      if (!present.has(owned)) await rm(owned, { force: true });
+    }
+  }
+
+  /** Readable manifests, newest (highest seq) first. */
+  async #manifests(): Promise<SnapshotManifest[]> {
+    let names: string[];
+    try {
+      names = await readdir(this.dir);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw err;
+    }
+    const out: SnapshotManifest[] = [];
+    for (const n of names) {
+      if (!n.endsWith('.json') || isTempName(n)) continue;
+      try {
+        const pm = parseManifest(JSON.parse(await readFile(path.join(this.dir, n), 'utf8')));
+        if (pm.ok && `${pm.manifest.id}.json` === n) out.push(pm.manifest);
+      } catch {
+        // unreadable: not listed (load() reports it as invalid when asked by id)
+      }
+    }
+    return out.sort((a, b) => b.seq - a.seq);
+  }
+
+  async #prune(newestFirst: SnapshotManifest[]): Promise<void> {
+    for (const m of newestFirst.slice(this.keep)) {
+      await rm(path.join(this.dir, `${m.id}.tar.gz`), { force: true });
+      await rm(path.join(this.dir, `${m.id}.json`), { force: true });
+    }
+  }
+}
+
+/** A Map that never remembers: tar then never writes a hard-link entry. */
+class NoCache<K, V> extends Map<K, V> {
+  override set(): this {
+    return this;
+  }
+}
+
+/** Manifest file list from tarball entries (files and symlinks, sorted by path). */
+function manifestFilesOf(entries: TarEntry[]): ManifestFile[] {
+  const files: ManifestFile[] = [];
+  for (const e of entries) {
+    const p = e.path.replace(/\/+$/, '');
+    if (e.type === 'File' || e.type === 'OldFile' || e.type === 'ContiguousFile') {
+      files.push({ path: p, sha256: sha256(e.data), size: e.data.length, mode: e.mode });
+    } else if (e.type === 'SymbolicLink' && e.linkpath !== undefined) {
+      files.push({ path: p, sha256: sha256(e.linkpath), size: 0, mode: 0o777, link: e.linkpath });
+    }
+  }
+  return files.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+}

@@ -1,0 +1,55 @@
+import t from 'tap';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { parseHeader } from '../../src/nginx/render.js';
+import { manifestOf } from '../../src/nginx/snapshot.js';
+import { sendRequests, startTestNginx } from '../fixtures/nginx/harness.js';
+
+t.test('rollback restores a snapshot and its generation is live', async (t) => {
+  const h = await startTestNginx(t);
+  const confDir = path.dirname(h.config.nginx.conf);
+  const bootstrap = (await h.snapshots.list())[0];
+  const a = await h.applier.apply({ weights: { gateway: 30 }, generation: 2, reason: 'to 30' });
+  if (!a.ok) throw a.error;
+  const at2 = await manifestOf(confDir);
+  const b = await h.applier.apply({ weights: { gateway: 60 }, generation: 3, reason: 'to 60' });
+  if (!b.ok) throw b.error;
+
+  const t0 = performance.now();
+  const back = await h.applier.rollback();
+  t.comment(`rollback latency: ${(performance.now() - t0).toFixed(0)} ms`);
+  t.match(
+    back,
+    { ok: true, generation: 2, snapshot: { id: b.snapshotId, generation: 2, weights: { gateway: 30 } } },
+    'default: the newest snapshot older than the live generation',
+  );
+  t.equal(await h.ctl.generation(), 2, 'generation 2 is live again');
+  t.same(await manifestOf(confDir), at2, 'the conf dir is byte for byte what it was at generation 2');
+
+  const first = await h.applier.rollback(a.snapshotId);
+  t.match(first, { ok: true, generation: 1, snapshot: { weights: { gateway: 0 } } });
+  t.equal(await h.ctl.generation(), 1);
+  t.same((await sendRequests(h.url, 20)).backend, { primary: 20 }, 'weight 0 again: all traffic on the primary');
+
+  const before = await manifestOf(confDir);
+  const none = await h.applier.rollback();
+  t.match(none, {
+    ok: false,
+    stage: 'select',
+    error: { code: 'NC_SNAPSHOT_NONE_OLDER' },
+    restored: false,
+    snapshot: null,
+  });
+  t.match(await h.applier.rollback('nope'), { ok: false, stage: 'select', error: { code: 'NC_SNAPSHOT_NOT_FOUND' } });
+
+  if (!bootstrap) throw new Error('no bootstrap snapshot');
+  const empty = await h.applier.rollback(bootstrap.id);
+  t.match(
+    empty,
+    { ok: false, stage: 'test', restored: true, snapshot: { id: bootstrap.id } },
+    'a snapshot without the include file fails nginx -t',
+  );
+  t.same(await manifestOf(confDir), before, 'and the rollback was undone byte for byte');
+  t.equal(await h.ctl.generation(), 1);
+  t.equal(parseHeader(await readFile(h.config.nginx.upstreamsFile, 'utf8'))?.generation, 1);
+});

@@ -1,0 +1,60 @@
+import t from 'tap';
+import { readdir, readFile, rm } from 'node:fs/promises';
+import path from 'node:path';
+import os from 'node:os';
+import { buildModel } from '../../src/nginx/model.js';
+import { renderUpstreams } from '../../src/nginx/render.js';
+import { checkRendered } from '../../src/nginx/scratch.js';
+import { manifestOf } from '../../src/nginx/snapshot.js';
+import { makeConfig } from '../fixtures/nginx/config.js';
+import { tempDir, writeExampleConf } from '../fixtures/nginx/harness.js';
+
+t.test('checkRendered runs nginx -t on a scratch copy and never touches the live files', async (t) => {
+  const dir = await tempDir();
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const scratchParent = await tempDir('nginx-canary-scratch-');
+  t.teardown(() => rm(scratchParent, { recursive: true, force: true }));
+  const config = makeConfig(dir);
+  await writeExampleConf(config, 18080);
+  const live = await manifestOf(path.dirname(config.nginx.conf));
+  t.same(
+    live.map((f) => f.path),
+    ['nginx.conf'],
+    'no include file in the live dir yet',
+  );
+
+  const good = await checkRendered(config, renderUpstreams(buildModel(config, { gateway: 30 }, 1, 'oss')), {
+    tmpDir: scratchParent,
+  });
+  t.ok(good.ok, good.output);
+  t.notMatch(good.output, dir, 'nginx tested the scratch copy, not the live dir');
+
+  const bad = await checkRendered(config, 'upstream gateway { server 127.0.0.1:1 weight=0; }\n', {
+    tmpDir: scratchParent,
+  });
+  t.notOk(bad.ok);
+  t.match(bad.output, /invalid parameter "weight=0"/);
+  const plus = await checkRendered(config, renderUpstreams(buildModel(config, { gateway: 30 }, 1, 'plus')), {
+    tmpDir: scratchParent,
+  });
+  t.match(plus, { ok: false, output: /invalid parameter "slow_start=30s"/ });
+
+  t.same(await manifestOf(path.dirname(config.nginx.conf)), live, 'the live conf dir is unchanged');
+  t.same(await readdir(scratchParent), [], 'the scratch dirs were removed');
+  t.same(await readdir(config.nginx.prefix ?? ''), ['logs', 'tmp']);
+  t.same(await readdir(path.join(config.nginx.prefix ?? '', 'logs')), [], 'no log written under the live prefix');
+  t.ok((await readFile(config.nginx.conf, 'utf8')).includes('include conf.d/nginx-canary.conf;'));
+  t.ok(os.tmpdir());
+});
+
+t.test('an upstreams file outside the conf dir is placed beside the scratch nginx.conf', async (t) => {
+  const dir = await tempDir();
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const base = makeConfig(dir);
+  const config = { ...base, nginx: { ...base.nginx, upstreamsFile: path.join(dir, 'elsewhere', 'nginx-canary.conf') } };
+  await writeExampleConf(config, 18080, (s) =>
+    s.replace('include conf.d/nginx-canary.conf;', 'include nginx-canary.conf;'),
+  );
+  const r = await checkRendered(config, renderUpstreams(buildModel(config, { gateway: 5 }, 1, 'oss')));
+  t.ok(r.ok, r.output);
+});

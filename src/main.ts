@@ -96,14 +96,14 @@ export async function startSidecar(config: Config, opts: SidecarOptions): Promis
     (config.alerts.webhookUrl ? new WebhookNotifier({ url: config.alerts.webhookUrl, log: log.child({ component: 'alerts' }) }) : nopNotifier);
 
   // The metrics read the runner at scrape time; the runner moves the counters.
-  let runner: Runner | undefined;
+  const ref: { runner?: Runner } = {};
   const metrics = new Metrics({
-    config: () => (runner ? runner.config : config),
-    state: () => (runner ? runner.state : { version: 1, generation: 0, lastReloadAt: 0, services: {}, history: [] }),
-    gates: () => runner?.gates ?? {},
+    config: () => ref.runner?.config ?? config,
+    state: () => ref.runner?.state ?? { version: 1, generation: 0, lastReloadAt: 0, services: {}, history: [] },
+    gates: () => ref.runner?.gates ?? {},
     logLines: () => observer.lineCounts(),
   });
-  runner = await Runner.open({
+  const runner = await Runner.open({
     config,
     store,
     applier,
@@ -116,6 +116,7 @@ export async function startSidecar(config: Config, opts: SidecarOptions): Promis
     metrics,
     ...(opts.onTick ? { onTick: opts.onTick } : {}),
   });
+  ref.runner = runner;
 
   let nginx: ManagedNginx | null = null;
   if (config.nginx.managed && config.nginx.prefix !== null) await preparePrefix(config.nginx.prefix);
@@ -155,7 +156,7 @@ export async function startSidecar(config: Config, opts: SidecarOptions): Promis
 
   const r = runner;
   return {
-    runner: r,
+    runner,
     app,
     metrics,
     url,

@@ -23,7 +23,7 @@ export interface Notifier {
 /** A notifier that sends nothing (no webhook configured). */
 export const nopNotifier: Notifier = {
   page: () => undefined,
-  flush: async () => undefined,
+  flush: () => Promise.resolve(),
 };
 
 /** Options of {@link WebhookNotifier}. */

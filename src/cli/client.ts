@@ -33,7 +33,7 @@ export async function callApi(config: Config, method: 'GET' | 'POST' | 'PUT', pa
     throw errors.sidecarUnreachable(apiBase(config), err);
   }
   const text = await res.body.text();
-  let json: unknown = null;
+  let json: unknown;
   try {
     json = JSON.parse(text);
   } catch {

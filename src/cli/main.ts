@@ -70,7 +70,7 @@ function program(io: CliIo, setCode: (c: number) => void): Command {
     .showHelpAfterError()
     .exitOverride()
     .configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) });
-  const cfgFile = (): string => path.resolve((prog.opts() as { config: string }).config);
+  const cfgFile = (): string => path.resolve(prog.opts<{ config: string }>().config);
   const config = (): Promise<Config> => loadConfig(cfgFile());
 
   prog

@@ -87,18 +87,18 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     return s;
   };
 
-  app.get('/healthz', async () => ({ ok: true, generation: runner.state.generation }));
+  app.get('/healthz', () => Promise.resolve({ ok: true, generation: runner.state.generation }));
 
   app.get('/metrics', async (_req, reply) => {
     const body = await metrics.registry.metrics();
     return reply.type(metrics.registry.contentType).send(body);
   });
 
-  app.get('/api/v1/services', async () => runner.status());
+  app.get('/api/v1/services', () => Promise.resolve(runner.status()));
 
-  app.get('/api/v1/services/:name', { schema: { params: NameParams } }, async (req) => {
+  app.get('/api/v1/services/:name', { schema: { params: NameParams } }, (req) => {
     const { name } = req.params as { name: string };
-    return { ...service(name), history: runner.state.history.filter((e) => e.service === name).slice(-50) };
+    return Promise.resolve({ ...service(name), history: runner.state.history.filter((e) => e.service === name).slice(-50) });
   });
 
   app.put('/api/v1/services/:name/target', { schema: { params: NameParams, body: TargetBody }, preHandler: requireToken }, async (req) => {

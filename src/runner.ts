@@ -34,7 +34,7 @@ import type { Applier } from './nginx/apply.js';
 import type { SnapshotStore } from './nginx/snapshot.js';
 import type { ApplyResult, Flavor, NginxCtl, SnapshotInfo } from './nginx/types.js';
 import { buildModel } from './nginx/model.js';
-import { renderUpstreams } from './nginx/render.js';
+import { parseHeader, renderUpstreams } from './nginx/render.js';
 import type { Metrics } from './server/metrics.js';
 
 /** Everything the runner drives. Each is a port with a real and a test implementation. */
@@ -126,6 +126,21 @@ export function statusOf(
   };
 }
 
+/**
+ * The generation in the header of the include file on disk, or 0. A fresh
+ * state (no state.json) continues from it so generations stay increasing per
+ * config directory and "the snapshot before the live one" stays well defined.
+ * Weights are not taken from it: without state the walk restarts from 0,
+ * the safe direction.
+ */
+async function fileGeneration(config: Config): Promise<number> {
+  try {
+    return parseHeader(await readFile(config.nginx.upstreamsFile, 'utf8'))?.generation ?? 0;
+  } catch {
+    return 0;
+  }
+}
+
 /** The live weights of a state for the configured services, percent. */
 function weightsOf(config: Config, state: State): Record<string, number> {
   return Object.fromEntries(config.services.map((s) => [s.name, state.services[s.name]?.weight ?? 0]));
@@ -176,7 +191,7 @@ export class Runner {
    */
   static async open(deps: RunnerDeps): Promise<Runner> {
     const loaded = await deps.store.load();
-    const state = loaded ?? initialState(deps.config, deps.clock.now());
+    const state = loaded ?? { ...initialState(deps.config, deps.clock.now()), generation: await fileGeneration(deps.config) };
     const r = new Runner(deps, state);
     r.#configStamp = await r.#stampOf(deps.config.file);
     deps.observer.reconfigure(deps.config);

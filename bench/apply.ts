@@ -5,22 +5,16 @@
  * timed in the same run on the same nginx. Figures only; no pass/fail.
  */
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { systemClock } from '../src/clock.js';
-import { loadConfig } from '../src/config/load.js';
-import { Backend } from '../src/demo/backend.js';
 import { Applier } from '../src/nginx/apply.js';
 import { NginxCommand } from '../src/nginx/ctl.js';
 import { statfsDisk } from '../src/nginx/disk.js';
-import { buildModel } from '../src/nginx/model.js';
-import { startNginx } from '../src/nginx/process.js';
-import { renderUpstreams } from '../src/nginx/render.js';
 import { SnapshotStore } from '../src/nginx/snapshot.js';
-import { freePort, weightsYaml, repoRoot } from '../test/fixtures/stack.js';
-import { readFile, mkdir } from 'node:fs/promises';
+import { startStack } from '../test/fixtures/stack.js';
 
 const run = promisify(execFile);
 
@@ -41,31 +35,9 @@ export interface ApplyBench {
 /** Runs `n` applies and `n` bare test+reload cycles on one nginx in a temp dir. */
 export async function benchApply(n = 50): Promise<ApplyBench> {
   const dir = await mkdtemp(path.join(tmpdir(), 'nginx-canary-bench-'));
-  const primary = await Backend.start({ name: 'primary' });
-  const canary = await Backend.start({ name: 'canary' });
-  const nginxPort = await freePort();
-  await mkdir(path.join(dir, 'conf', 'conf.d'), { recursive: true });
-  const conf = (await readFile(path.join(repoRoot, 'nginx', 'nginx.conf'), 'utf8')).replace('listen 127.0.0.1:18080;', `listen 127.0.0.1:${nginxPort};`);
-  await writeFile(path.join(dir, 'conf', 'nginx.conf'), conf);
-  const file = path.join(dir, 'weights.yaml');
-  await writeFile(
-    file,
-    weightsYaml({
-      nginxPort,
-      statusPort: await freePort(),
-      apiPort: await freePort(),
-      primary: primary.addr,
-      canary: canary.addr,
-      target: 50,
-      soak: '1s',
-      window: '5s',
-      minRequests: 20,
-      minReloadInterval: '100ms',
-    }),
-  );
-  const config = await loadConfig(file);
-  await writeFile(config.nginx.upstreamsFile, renderUpstreams(buildModel(config, { gateway: 0 }, 0, 'oss')));
-  const nginx = await startNginx({ binary: config.nginx.binary, conf: config.nginx.conf, prefix: config.nginx.prefix });
+  const teardowns: (() => unknown)[] = [];
+  const stack = await startStack({ teardown: (fn) => teardowns.push(fn) }, { dir, target: 50, minReloadInterval: '100ms' });
+  const config = stack.config;
   try {
     const ctl = new NginxCommand(config.nginx);
     const snapshots = new SnapshotStore(config.nginx.snapshots.dir, config.nginx.snapshots.keep, config.nginx, systemClock);
@@ -92,9 +64,7 @@ export async function benchApply(n = 50): Promise<ApplyBench> {
     }
     return { applies: n, apply: quantiles(applyMs), bare: quantiles(bareMs) };
   } finally {
-    await nginx.stop();
-    await primary.close();
-    await canary.close();
+    for (const fn of teardowns.reverse()) await fn();
     await rm(dir, { recursive: true, force: true });
   }
 }

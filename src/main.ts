@@ -118,6 +118,23 @@ export async function startSidecar(config: Config, opts: SidecarOptions): Promis
   });
   ref.runner = runner;
 
+  // Bind the API first: if the port is taken (another sidecar?), nothing has changed yet.
+  const app = await buildApp({ runner, metrics, log, token });
+  let url = '';
+  if (opts.listen ?? true) {
+    const { host, port } = config.sidecar.listen;
+    try {
+      await app.listen({ host, port });
+    } catch (err) {
+      await app.close();
+      throw new CanaryError('NC_LISTEN', `cannot listen on ${host}:${port}: ${(err as Error).message}; nothing was changed`, {
+        fix: 'Stop the other process on that port (another sidecar?) or change sidecar.listen',
+        cause: err,
+      });
+    }
+    url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  }
+
   let nginx: ManagedNginx | null = null;
   if (config.nginx.managed && config.nginx.prefix !== null) await preparePrefix(config.nginx.prefix);
   if (config.nginx.managed || !(await exists(config.nginx.upstreamsFile))) {
@@ -134,24 +151,6 @@ export async function startSidecar(config: Config, opts: SidecarOptions): Promis
   const follower = new LogFollower({ file: config.nginx.accessLog, from: 'end', onLines: (lines) => observer.addLines(lines) });
   await follower.start();
   runner.start(opts.tickMs);
-
-  const app = await buildApp({ runner, metrics, log, token });
-  let url = '';
-  try {
-    if (opts.listen ?? true) {
-      const { host, port } = config.sidecar.listen;
-      await app.listen({ host, port });
-      url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
-    }
-  } catch (err) {
-    await runner.stop();
-    await follower.stop();
-    await nginx?.stop();
-    throw new CanaryError('NC_LISTEN', `cannot listen on ${config.sidecar.listen.host}:${config.sidecar.listen.port}: ${(err as Error).message}`, {
-      fix: 'Stop the other process on that port (another sidecar?) or change sidecar.listen',
-      cause: err,
-    });
-  }
   log.info({ url, services: config.services.map((s) => s.name), generation: runner.state.generation }, 'nginx-canary running');
 
   const r = runner;

@@ -122,7 +122,7 @@ export function statusOf(
         split: svc.split,
       };
     }),
-    history: state.history.slice(-historyLimit),
+    history: historyLimit > 0 ? state.history.slice(-historyLimit) : [],
   };
 }
 
@@ -193,7 +193,8 @@ export class Runner {
     const loaded = await deps.store.load();
     const state = loaded ?? { ...initialState(deps.config, deps.clock.now()), generation: await fileGeneration(deps.config) };
     const r = new Runner(deps, state);
-    r.#configStamp = await r.#stampOf(deps.config.file);
+    // Empty: the first tick re-reads weights.yaml, so an edit made while the caller was starting is not missed.
+    r.#configStamp = '';
     deps.observer.reconfigure(deps.config);
     return r;
   }
@@ -315,7 +316,8 @@ export class Runner {
       for (const svc of this.#config.services) {
         const prev = services[svc.name];
         const weight = snap.weights[svc.name] ?? prev?.weight ?? 0;
-        const resumePhase = weight === 0 ? 'idle' : weight >= svc.rollout.target ? 'complete' : 'step';
+        const firstSlice = Math.min(svc.rollout.target, svc.rollout.slice);
+        const resumePhase = weight === 0 ? 'idle' : weight >= svc.rollout.target ? 'complete' : weight <= firstSlice ? 'slice' : 'step';
         services[svc.name] = {
           weight,
           phase: 'paused',

@@ -105,7 +105,8 @@ export class WebhookNotifier implements Notifier {
       } catch (err) {
         log.warn({ service: page.service, err, attempt: i + 1 }, 'page delivery failed');
       }
-      if (i + 1 < attempts) await new Promise((r) => setTimeout(r, backoffMs * 2 ** i).unref());
+      // Not unref'd: a pending page keeps the process alive until delivered or given up (bounded by attempts).
+      if (i + 1 < attempts) await new Promise((r) => setTimeout(r, backoffMs * 2 ** i));
     }
     log.error({ service: page.service }, 'page not delivered after all attempts');
   }

@@ -41,7 +41,7 @@ export async function callApi(config: Config, method: 'GET' | 'POST' | 'PUT', pa
   }
   if (res.statusCode >= 300) {
     const j = (json ?? {}) as { code?: string; message?: string; fix?: string };
-    throw new CanaryError(j.code ?? 'NC_API', j.message ?? `HTTP ${res.statusCode}`, {
+    throw new CanaryError(j.code ?? 'NC_API', j.message || `HTTP ${res.statusCode}`, {
       fix: j.fix ?? 'See the sidecar log',
       exitCode: res.statusCode === 400 || res.statusCode === 404 ? 2 : 1,
       statusCode: res.statusCode,

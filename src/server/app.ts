@@ -18,6 +18,7 @@ import path from 'node:path';
 import ejs from 'ejs';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { Type } from '@sinclair/typebox';
+import { Value } from '@sinclair/typebox/value';
 import { TargetBody } from '../config/schema.js';
 import { CanaryError, ConfigError, errors } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -49,7 +50,9 @@ function sameSecret(a: string, b: string): boolean {
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   // Request logs are debug-level noise for a sidecar polled by Prometheus; the API logs its own errors.
   const logger: FastifyBaseLogger = deps.log.child({ component: 'api' }, { level: 'warn' });
-  const app = Fastify({ loggerInstance: logger });
+  // Bodies are validated strictly: an unknown key or a string where a number
+  // belongs is refused, never stripped or coerced into a change.
+  const app = Fastify({ loggerInstance: logger, ajv: { customOptions: { removeAdditional: false, coerceTypes: false } } });
   const { runner, metrics, token } = deps;
 
   app.setErrorHandler((err, _req, reply) => {
@@ -101,7 +104,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     return Promise.resolve({ ...service(name), history: runner.state.history.filter((e) => e.service === name).slice(-50) });
   });
 
-  app.put('/api/v1/services/:name/target', { schema: { params: NameParams, body: TargetBody }, preHandler: requireToken }, async (req) => {
+  app.put('/api/v1/services/:name/target', { schema: { params: NameParams, body: TargetBody }, onRequest: requireToken }, async (req) => {
     const { name } = req.params as { name: string };
     service(name);
     const { weight } = req.body as { weight: number };
@@ -110,7 +113,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
 
   for (const kind of ['pause', 'resume', 'abort'] as const) {
-    app.post(`/api/v1/services/:name/${kind}`, { schema: { params: NameParams }, preHandler: requireToken }, async (req) => {
+    app.post(`/api/v1/services/:name/${kind}`, { schema: { params: NameParams }, onRequest: requireToken }, async (req) => {
       const { name } = req.params as { name: string };
       service(name);
       return runner.command({ kind, service: name });
@@ -119,8 +122,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   app.get('/api/v1/snapshots', async () => ({ snapshots: await runner.snapshots() }));
 
-  app.post('/api/v1/rollback', { schema: { body: RollbackBody }, preHandler: requireToken }, async (req) => {
-    const body = (req.body ?? {}) as { snapshot?: string };
+  // No body means "the snapshot before the live config"; a body must match RollbackBody exactly.
+  app.post('/api/v1/rollback', { onRequest: requireToken }, async (req) => {
+    const body: unknown = req.body ?? {};
+    if (!Value.Check(RollbackBody, body)) {
+      throw errors.usage('the rollback body must be {} or {"snapshot": "<id>"} with an id from GET /api/v1/snapshots', 'Send no body for the previous snapshot, or {"snapshot": "<id>"}');
+    }
     const snap = await runner.rollback(body.snapshot);
     return { snapshot: snap, status: runner.status() };
   });

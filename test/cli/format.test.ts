@@ -1,0 +1,146 @@
+// Plain-text status (src/cli/format.ts): durations and the status document as lines.
+import t from 'tap';
+import { formatDuration, formatStatus } from '../../src/cli/format.js';
+import type { ServiceStatus, StatusDocument } from '../../src/runner.js';
+import type { GateResult, RolloutEvent } from '../../src/rollout/types.js';
+
+const T0 = Date.UTC(2026, 0, 2, 3, 4, 5);
+
+function service(over: Partial<ServiceStatus> = {}): ServiceStatus {
+  return {
+    name: 'gateway',
+    weight: 15,
+    target: 50,
+    phase: 'step',
+    pausedBy: null,
+    drainReason: null,
+    since: T0,
+    soakedMs: 3200,
+    soakNeededMs: 15 * 60_000,
+    summary: 'soaking at 15 % (target 50 %): 3.2 s of 900.0 s green',
+    gates: [],
+    split: 'weighted',
+    ...over,
+  };
+}
+
+function event(i: number): RolloutEvent {
+  return { at: T0 + i * 1000, service: 'gateway', kind: 'step', from: i, to: i + 1, reason: `reason ${i}`, gates: [] };
+}
+
+t.test('formatDuration', async (t) => {
+  const table: [number, string][] = [
+    [0, '0.0 s'],
+    [1500, '1.5 s'],
+    [59_900, '59.9 s'],
+    [60_000, '1m 0s'],
+    [90_400, '1m 30s'],
+    [15 * 60_000, '15m 0s'],
+    [3_599_000, '59m 59s'],
+    [3_600_000, '1h 0m'],
+    [48 * 3_600_000, '48h 0m'],
+    [49.5 * 3_600_000, '49h 30m'],
+  ];
+  for (const [ms, want] of table) t.equal(formatDuration(ms), want, `${ms} ms → ${want}`);
+});
+
+t.test('formatDuration never shows 60 in the smaller unit', async (t) => {
+  // Rounding the remainder can reach 60: 119.6 s shows as "1m 60s" (src bug, see the report).
+  t.equal(formatDuration(119_600), '2m 0s', '119.6 s');
+  t.equal(formatDuration(2 * 3_600_000 - 20_000), '2h 0m', '1 h 59 min 40 s');
+  t.equal(formatDuration(59_960), '1m 0s', '59.96 s');
+});
+
+t.test('formatStatus: one block per service', async (t) => {
+  const gates: GateResult[] = [
+    {
+      gate: 'connect_p95',
+      kind: 'hold',
+      pool: 'canary',
+      verdict: 'pass',
+      value: 80.25,
+      threshold: 120,
+      samples: 250,
+      minSamples: 200,
+    },
+    {
+      gate: 'error_ratio',
+      kind: 'drain',
+      pool: 'canary',
+      verdict: 'fail',
+      value: 0.0123,
+      threshold: 0.005,
+      samples: 250,
+      minSamples: 200,
+    },
+    {
+      gate: 'error_ratio',
+      kind: 'drain',
+      pool: 'primary',
+      verdict: 'inconclusive',
+      value: null,
+      threshold: 0.005,
+      samples: 12,
+      minSamples: 200,
+    },
+  ];
+  const doc: StatusDocument = {
+    generation: 42,
+    lastReloadAt: T0,
+    services: [
+      service({ gates }),
+      service({
+        name: 'api',
+        weight: 0,
+        target: 20,
+        phase: 'drained',
+        drainReason: 'error_ratio',
+        summary: '',
+        soakedMs: 0,
+        soakNeededMs: 48 * 3_600_000,
+      }),
+      service({ name: 'admin', phase: 'paused', pausedBy: 'operator', summary: 'paused by the operator' }),
+    ],
+    history: [],
+  };
+  const text = formatStatus(doc);
+  const lines = text.split('\n');
+  t.equal(lines[0], 'generation 42', 'no note: the generation first');
+  t.same(lines.slice(1, 8), [
+    '',
+    'gateway: weight 15 % → target 50 %  phase step',
+    `  soak 3.2 s of 15m 0s at this weight since ${new Date(T0).toISOString()}`,
+    '  soaking at 15 % (target 50 %): 3.2 s of 900.0 s green',
+    '  gate connect_p95 (hold, canary): 80.3 ms vs 120 ms, 250/200 samples → pass',
+    '  gate error_ratio (drain, canary): 1.23 % vs 0.50 %, 250/200 samples → fail',
+    '  gate error_ratio (drain, primary): — vs 0.50 %, 12/200 samples → inconclusive',
+  ]);
+  t.same(
+    lines.slice(8, 11),
+    [
+      '',
+      'api: weight 0 % → target 20 %  phase drained (drained: error_ratio)',
+      `  soak 0.0 s of 48h 0m at this weight since ${new Date(T0).toISOString()}`,
+    ],
+    'an empty summary prints no line',
+  );
+  t.equal(lines[12], 'admin: weight 15 % → target 50 %  phase paused (by operator)');
+  t.notMatch(text, /recent events/, 'no history, no events section');
+});
+
+t.test('formatStatus: the note first, the last 10 events', async (t) => {
+  const history = Array.from({ length: 12 }, (_, i) => event(i));
+  const text = formatStatus(
+    { generation: 1, lastReloadAt: 0, services: [service()], history },
+    'note: from state.json',
+  );
+  const lines = text.split('\n');
+  t.equal(lines[0], 'note: from state.json');
+  t.equal(lines[1], 'generation 1');
+  const at = lines.indexOf('recent events:');
+  t.ok(at > 0, 'an events section');
+  const events = lines.slice(at + 1);
+  t.equal(events.length, 10, 'the last 10');
+  t.equal(events[0], `  ${new Date(T0 + 2000).toISOString()} gateway step 2 → 3: reason 2`, 'oldest shown first');
+  t.equal(events[9], `  ${new Date(T0 + 11_000).toISOString()} gateway step 11 → 12: reason 11`);
+});

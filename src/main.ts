@@ -151,6 +151,9 @@ export async function startSidecar(config: Config, opts: SidecarOptions): Promis
   const follower = new LogFollower({ file: config.nginx.accessLog, from: 'end', onLines: (lines) => observer.addLines(lines) });
   await follower.start();
   runner.start(opts.tickMs);
+  for (const s of config.services.filter((x) => x.split === 'split_clients')) {
+    log.warn({ service: s.name }, 'split: split_clients arrives in a later release; this service is rendered as split: weighted');
+  }
   log.info({ url, services: config.services.map((s) => s.name), generation: runner.state.generation }, 'nginx-canary running');
 
   const r = runner;

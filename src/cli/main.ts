@@ -105,6 +105,9 @@ function program(io: CliIo, setCode: (c: number) => void): Command {
       if (v.flavor === 'oss' && slow) {
         io.out(`note: nginx ${v.version} is open-source nginx, which rejects slow_start (an NGINX Plus parameter); it is left out of the rendered file.`);
       }
+      for (const s of c.services.filter((x) => x.split === 'split_clients')) {
+        io.out(`note: ${s.name} asks for split: split_clients, which arrives in a later release; it is rendered as split: weighted (one upstream, per-server weights).`);
+      }
       if (!res.ok) {
         io.err(`nginx -t fails with the rendered file swapped in (scratch copy; nothing live was touched):\n${res.output}`);
         io.err('Fix nginx.conf (it must include the upstreams file inside http {}) and run check again.');

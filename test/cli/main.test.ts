@@ -80,6 +80,16 @@ t.test('commands on a stack', async (t) => {
     t.match(r.out, /^ok: /m);
     t.match(r.out, /nginx 1\.\d+\.\d+ \(oss\) accepts the rendered config for gateway at 0 %/);
     t.match(r.out, /note: .*slow_start/, 'a note that open-source nginx drops slow_start');
+    t.notMatch(r.out, /split_clients/, 'no split note for a weighted service');
+  });
+
+  t.test('check says that split_clients is rendered weighted in this release', async (t) => {
+    const before = await readFile(cfg, 'utf8');
+    await writeFile(cfg, before.replace('split: weighted', 'split: split_clients'));
+    t.teardown(() => writeFile(cfg, before));
+    const r = await c('check');
+    t.equal(r.code, 0, r.err);
+    t.match(r.out, /note: gateway asks for split: split_clients, which arrives in a later release; it is rendered as split: weighted/);
   });
 
   t.test('target', async (t) => {

@@ -412,30 +412,8 @@ export class Applier {
       );
     }
 
-    let tested;
-    try {
-      tested = await this.#ctl.test();
-    } catch (err) {
-      return fail(
-        'test',
-        asCanaryError(err, (c) => errors.nginxBinary(this.#config.nginx.binary, c)),
-        await this.#restore(snap.id, false, 'test'),
-      );
-    }
-    if (!tested.ok)
-      return fail('test', errors.nginxRejectedRender(tested.output), await this.#restore(snap.id, false, 'test'));
-
-    if (live) {
-      try {
-        await this.#reload();
-      } catch (err) {
-        const e = asCanaryError(err, (c) => errors.reloadFailed(String(c)));
-        return fail('reload', e, await this.#restore(snap.id, true, 'reload'));
-      }
-      const seen = await this.#verify(req.generation);
-      if (seen !== null)
-        return fail('verify', errors.reloadNotLive(req.generation, seen), await this.#restore(snap.id, true, 'verify'));
-    }
+    const failed = await this.#testReloadVerify(snap.id, req.generation, live, '');
+    if (failed) return fail(failed.stage, failed.error, failed.restored);
 
     const durationMs = this.#clock.monotonic() - t0;
     this.#log.info(
@@ -443,6 +421,50 @@ export class Applier {
       live ? 'applied' : 'written',
     );
     return { ok: true, generation: req.generation, snapshotId: snap.id, durationMs };
+  }
+
+  /**
+   * The tail shared by apply and rollback, after the new files are written:
+   * `nginx -t`, then (when `live`) reload and proof that the status server
+   * answers `generation`. Any failure restores snapshot `restoreId` (and
+   * reloads it when nginx may already have loaded the new config).
+   *
+   * @param label prefixed to nginx's output when `nginx -t` rejects the files.
+   * @returns null when everything passed, else the failed stage, its error and whether the restore succeeded.
+   */
+  async #testReloadVerify(
+    restoreId: string,
+    generation: number,
+    live: boolean,
+    label: string,
+  ): Promise<{ stage: 'test' | 'reload' | 'verify'; error: CanaryError; restored: boolean } | null> {
+    let tested;
+    try {
+      tested = await this.#ctl.test();
+    } catch (err) {
+      const error = asCanaryError(err, (c) => errors.nginxBinary(this.#config.nginx.binary, c));
+      return { stage: 'test', error, restored: await this.#restore(restoreId, false, 'test') };
+    }
+    if (!tested.ok) {
+      const error = errors.nginxRejectedRender(`${label}${tested.output}`);
+      return { stage: 'test', error, restored: await this.#restore(restoreId, false, 'test') };
+    }
+    if (!live) return null;
+    try {
+      await this.#reload();
+    } catch (err) {
+      const error = asCanaryError(err, (c) => errors.reloadFailed(String(c)));
+      return { stage: 'reload', error, restored: await this.#restore(restoreId, true, 'reload') };
+    }
+    const seen = await this.#verify(generation);
+    if (seen !== null) {
+      return {
+        stage: 'verify',
+        error: errors.reloadNotLive(generation, seen),
+        restored: await this.#restore(restoreId, true, 'verify'),
+      };
+    }
+    return null;
   }
 
   async #rollback(id: string | undefined): Promise<RollbackResult> {
@@ -505,39 +527,8 @@ export class Applier {
         await this.#restore(before.id, false, 'write'),
       );
     }
-    let tested;
-    try {
-      tested = await this.#ctl.test();
-    } catch (err) {
-      return fail(
-        'test',
-        asCanaryError(err, (c) => errors.nginxBinary(this.#config.nginx.binary, c)),
-        await this.#restore(before.id, false, 'test'),
-      );
-    }
-    if (!tested.ok) {
-      return fail(
-        'test',
-        errors.nginxRejectedRender(`snapshot ${target.id}: ${tested.output}`),
-        await this.#restore(before.id, false, 'test'),
-      );
-    }
-    try {
-      await this.#reload();
-    } catch (err) {
-      return fail(
-        'reload',
-        asCanaryError(err, (c) => errors.reloadFailed(String(c))),
-        await this.#restore(before.id, true, 'reload'),
-      );
-    }
-    const seen = await this.#verify(target.generation);
-    if (seen !== null)
-      return fail(
-        'verify',
-        errors.reloadNotLive(target.generation, seen),
-        await this.#restore(before.id, true, 'verify'),
-      );
+    const failed = await this.#testReloadVerify(before.id, target.generation, true, `snapshot ${target.id}: `);
+    if (failed) return fail(failed.stage, failed.error, failed.restored);
 
     const durationMs = this.#clock.monotonic() - t0;
     this.#log.info(

@@ -51,6 +51,7 @@ export async function benchApply(n = 50): Promise<ApplyBench> {
           break;
         }
         if (res.stage !== 'interval' || tries > 100) throw new Error(`bench apply failed at ${res.stage}: ${res.error.message}`);
+        // A bounded poll (≤ 100 × 20 ms) until min_reload_interval (100 ms) lets the next apply through.
         await new Promise((r) => setTimeout(r, 20));
       }
     }

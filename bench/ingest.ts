@@ -10,7 +10,8 @@
  * timed.
  */
 import { pathToFileURL } from 'node:url';
-import type { Config, ServerConfig } from '../src/config/types.js';
+import type { Config } from '../src/config/types.js';
+import { config, service } from '../test/fixtures/observe/config.js';
 import { Observer } from '../src/observe/aggregate.js';
 
 /** What {@link benchIngest} measured. */
@@ -26,55 +27,9 @@ export interface IngestResult {
 const PRIMARY = ['127.0.0.1:18789', '127.0.0.1:18790'];
 const CANARY = '127.0.0.1:18890';
 
-function srv(addr: string): ServerConfig {
-  const cut = addr.lastIndexOf(':');
-  return {
-    server: addr,
-    host: addr.slice(0, cut),
-    port: Number(addr.slice(cut + 1)),
-    maxFails: 3,
-    failTimeoutMs: 20_000,
-    slowStartMs: null,
-  };
-}
-
 /** The demo's gateway service with two primary servers and one canary (design defaults). */
 function benchConfig(): Config {
-  return {
-    file: '/dev/null',
-    nginx: {
-      binary: 'nginx',
-      conf: '/dev/null',
-      prefix: null,
-      managed: false,
-      upstreamsFile: '/dev/null',
-      accessLog: '/dev/null',
-      statusListen: { host: '127.0.0.1', port: 9465 },
-      snapshots: { dir: '/tmp', keep: 20 },
-      minReloadIntervalMs: 2000,
-    },
-    sidecar: { listen: { host: '127.0.0.1', port: 9464 }, stateFile: '/dev/null', tokenFile: null },
-    alerts: { webhookUrl: null },
-    services: [
-      {
-        name: 'gateway',
-        split: 'weighted',
-        splitKey: '$remote_addr$http_user_agent',
-        primary: PRIMARY.map(srv),
-        canary: [srv(CANARY)],
-        probe: { health: '/health', ready: '/ready', intervalMs: 5000, timeoutMs: 2000 },
-        rollout: { target: 50, slice: 5, sliceSoakMs: 172_800_000, step: 10, stepSoakMs: 900_000 },
-        gates: {
-          windowMs: 900_000,
-          minRequests: 200,
-          connectP95Ms: 120,
-          errorRatio: 0.005,
-          probeFailureRatio: 0.05,
-          baselineP95Factor: 5,
-        },
-      },
-    ],
-  };
+  return config([service('gateway', PRIMARY, [CANARY])]);
 }
 
 /** Deterministic generator (mulberry32), so every run feeds the same lines. */

@@ -70,9 +70,13 @@ async function readToken(config: Config): Promise<string | null> {
     if (token.length < 16) throw new Error('shorter than 16 characters');
     return token;
   } catch (err) {
-    throw new CanaryError('NC_TOKEN_FILE', `cannot use sidecar.token_file ${config.sidecar.tokenFile}: ${(err as Error).message}`, {
-      fix: 'Write a random token of at least 16 characters into it (e.g. openssl rand -hex 32 > token) or set token_file: ~',
-    });
+    throw new CanaryError(
+      'NC_TOKEN_FILE',
+      `cannot use sidecar.token_file ${config.sidecar.tokenFile}: ${(err as Error).message}`,
+      {
+        fix: 'Write a random token of at least 16 characters into it (e.g. openssl rand -hex 32 > token) or set token_file: ~',
+      },
+    );
   }
 }
 
@@ -89,11 +93,20 @@ export async function startSidecar(config: Config, opts: SidecarOptions): Promis
   await ctl.version();
   const store = new StateStore(config.sidecar.stateFile);
   const snapshots = new SnapshotStore(config.nginx.snapshots.dir, config.nginx.snapshots.keep, config.nginx, clock);
-  const applier = new Applier({ config, ctl, disk: opts.disk ?? statfsDisk, snapshots, clock, log: log.child({ component: 'apply' }) });
+  const applier = new Applier({
+    config,
+    ctl,
+    disk: opts.disk ?? statfsDisk,
+    snapshots,
+    clock,
+    log: log.child({ component: 'apply' }),
+  });
   const observer = new Observer(config);
   const notifier =
     opts.notifier ??
-    (config.alerts.webhookUrl ? new WebhookNotifier({ url: config.alerts.webhookUrl, log: log.child({ component: 'alerts' }) }) : nopNotifier);
+    (config.alerts.webhookUrl
+      ? new WebhookNotifier({ url: config.alerts.webhookUrl, log: log.child({ component: 'alerts' }) })
+      : nopNotifier);
 
   // The metrics read the runner at scrape time; the runner moves the counters.
   const ref: { runner?: Runner } = {};
@@ -127,10 +140,14 @@ export async function startSidecar(config: Config, opts: SidecarOptions): Promis
       await app.listen({ host, port });
     } catch (err) {
       await app.close();
-      throw new CanaryError('NC_LISTEN', `cannot listen on ${host}:${port}: ${(err as Error).message}; nothing was changed`, {
-        fix: 'Stop the other process on that port (another sidecar?) or change sidecar.listen',
-        cause: err,
-      });
+      throw new CanaryError(
+        'NC_LISTEN',
+        `cannot listen on ${host}:${port}: ${(err as Error).message}; nothing was changed`,
+        {
+          fix: 'Stop the other process on that port (another sidecar?) or change sidecar.listen',
+          cause: err,
+        },
+      );
     }
     url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
   }
@@ -148,15 +165,24 @@ export async function startSidecar(config: Config, opts: SidecarOptions): Promis
     }
   }
 
-  const follower = new LogFollower({ file: config.nginx.accessLog, from: 'end', onLines: (lines) => observer.addLines(lines) });
+  const follower = new LogFollower({
+    file: config.nginx.accessLog,
+    from: 'end',
+    onLines: (lines) => observer.addLines(lines),
+  });
   await follower.start();
   runner.start(opts.tickMs);
   for (const s of config.services.filter((x) => x.split === 'split_clients')) {
-    log.warn({ service: s.name }, 'split: split_clients arrives in a later release; this service is rendered as split: weighted');
+    log.warn(
+      { service: s.name },
+      'split: split_clients arrives in a later release; this service is rendered as split: weighted',
+    );
   }
-  log.info({ url, services: config.services.map((s) => s.name), generation: runner.state.generation }, 'nginx-canary running');
+  log.info(
+    { url, services: config.services.map((s) => s.name), generation: runner.state.generation },
+    'nginx-canary running',
+  );
 
-  const r = runner;
   return {
     runner,
     app,
@@ -164,7 +190,7 @@ export async function startSidecar(config: Config, opts: SidecarOptions): Promis
     url,
     nginx,
     async close() {
-      await r.stop();
+      await runner.stop();
       await follower.stop();
       await app.close();
       await notifier.flush();

@@ -116,7 +116,8 @@ export function statusOf(
         drainReason: s?.drainReason ?? null,
         since: s?.since ?? 0,
         soakedMs: s?.soakedMs ?? 0,
-        soakNeededMs: (phase === 'paused' ? s?.resumePhase : phase) === 'slice' ? svc.rollout.sliceSoakMs : svc.rollout.stepSoakMs,
+        soakNeededMs:
+          (phase === 'paused' ? s?.resumePhase : phase) === 'slice' ? svc.rollout.sliceSoakMs : svc.rollout.stepSoakMs,
         summary: summary[svc.name] ?? '',
         gates: gates[svc.name] ?? [],
         split: svc.split,
@@ -191,7 +192,10 @@ export class Runner {
    */
   static async open(deps: RunnerDeps): Promise<Runner> {
     const loaded = await deps.store.load();
-    const state = loaded ?? { ...initialState(deps.config, deps.clock.now()), generation: await fileGeneration(deps.config) };
+    const state = loaded ?? {
+      ...initialState(deps.config, deps.clock.now()),
+      generation: await fileGeneration(deps.config),
+    };
     const r = new Runner(deps, state);
     // Empty: the first tick re-reads weights.yaml, so an edit made while the caller was starting is not missed.
     r.#configStamp = '';
@@ -232,7 +236,11 @@ export class Runner {
     await this.#locked(async () => {
       if (await this.#fileIsCurrent()) return;
       const generation = this.#state.generation + 1;
-      const res = await this.#deps.applier.writeInitial({ weights: weightsOf(this.#config, this.#state), generation, reason: 'initial render' });
+      const res = await this.#deps.applier.writeInitial({
+        weights: weightsOf(this.#config, this.#state),
+        generation,
+        reason: 'initial render',
+      });
       if (!res.ok) throw res.error;
       this.#state = { ...this.#state, generation };
       await this.#save(true);
@@ -317,7 +325,8 @@ export class Runner {
         const prev = services[svc.name];
         const weight = snap.weights[svc.name] ?? prev?.weight ?? 0;
         const firstSlice = Math.min(svc.rollout.target, svc.rollout.slice);
-        const resumePhase = weight === 0 ? 'idle' : weight >= svc.rollout.target ? 'complete' : weight <= firstSlice ? 'slice' : 'step';
+        const resumePhase =
+          weight === 0 ? 'idle' : weight >= svc.rollout.target ? 'complete' : weight <= firstSlice ? 'slice' : 'step';
         services[svc.name] = {
           weight,
           phase: 'paused',
@@ -365,27 +374,40 @@ export class Runner {
       const d = decide(config, this.#state, obs, now);
       this.#gates = d.gates;
       this.#summary = d.summary;
-      const drift = d.changed ? false : !(await this.#fileIsCurrent()) || (await this.#deps.ctl.generation()) !== this.#state.generation;
+      const drift = d.changed
+        ? false
+        : !(await this.#fileIsCurrent()) || (await this.#deps.ctl.generation()) !== this.#state.generation;
       const key = JSON.stringify(d.weights);
-      const backoff = this.#failed?.key === key ? retryBackoffMs(config.nginx.minReloadIntervalMs, this.#failed.count) : 0;
+      const backoff =
+        this.#failed?.key === key ? retryBackoffMs(config.nginx.minReloadIntervalMs, this.#failed.count) : 0;
       const backingOff = this.#failed !== null && backoff > 0 && clock.monotonic() - this.#failed.atMono < backoff;
       if ((d.changed || drift) && backingOff) {
         // The same change failed moments ago: hold (no reload storm) and retry after the backoff.
         const waitS = ((backoff - (clock.monotonic() - (this.#failed?.atMono ?? 0))) / 1000).toFixed(1);
-        this.#summary = Object.fromEntries(Object.entries(d.summary).map(([k, v]) => [k, `${v}; last apply failed, retrying in ${waitS} s`]));
+        this.#summary = Object.fromEntries(
+          Object.entries(d.summary).map(([k, v]) => [k, `${v}; last apply failed, retrying in ${waitS} s`]),
+        );
       } else if (d.changed || drift) {
-        const reason = d.changed ? d.events.map((e) => `${e.service}: ${e.kind} ${e.from} → ${e.to}`).join('; ') : 'reconcile: the rendered file or the live generation drifted';
+        const reason = d.changed
+          ? d.events.map((e) => `${e.service}: ${e.kind} ${e.from} → ${e.to}`).join('; ')
+          : 'reconcile: the rendered file or the live generation drifted';
         apply = await this.#apply(d.weights, reason);
         if (apply.ok) {
           this.#failed = null;
           this.#commit({ ...d.state, generation: apply.generation, lastReloadAt: now });
           events = d.events;
         } else {
-          this.#failed = { key, count: this.#failed?.key === key ? this.#failed.count + 1 : 1, atMono: clock.monotonic() };
+          this.#failed = {
+            key,
+            count: this.#failed?.key === key ? this.#failed.count + 1 : 1,
+            atMono: clock.monotonic(),
+          };
           events = this.#recordApplyFailure(d.weights, apply, now);
         }
         for (const p of d.pages) {
-          const delivered = apply.ok ? p : { ...p, summary: `${p.summary} — DRAIN NOT APPLIED: ${apply.error.message}` };
+          const delivered = apply.ok
+            ? p
+            : { ...p, summary: `${p.summary} — DRAIN NOT APPLIED: ${apply.error.message}` };
           this.#deps.notifier.page(delivered);
         }
         await this.#save(true);
@@ -417,34 +439,55 @@ export class Runner {
     if (res.ok) {
       m?.reloads.inc({ result: 'ok' });
       m?.reloadDuration.observe(res.durationMs / 1000);
-      this.#deps.log.info({ generation: res.generation, weights, durationMs: res.durationMs, snapshot: res.snapshotId }, 'applied');
+      this.#deps.log.info(
+        { generation: res.generation, weights, durationMs: res.durationMs, snapshot: res.snapshotId },
+        'applied',
+      );
     } else {
       m?.reloads.inc({ result: res.stage });
       if (res.restored) m?.rollbacks.inc({ reason: res.stage });
-      this.#deps.log.error({ stage: res.stage, code: res.error.code, err: res.error.message, restored: res.restored, weights }, 'apply failed; weights held');
+      this.#deps.log.error(
+        { stage: res.stage, code: res.error.code, err: res.error.message, restored: res.restored, weights },
+        'apply failed; weights held',
+      );
     }
     return res;
   }
 
-  /** Adds an `apply_failed` event per service whose weight was to change (once per distinct failure). */
-  #recordApplyFailure(weights: Record<string, number>, res: Extract<ApplyResult, { ok: false }>, now: number): RolloutEvent[] {
+  /**
+   * Adds an `apply_failed` event for each service whose weight was to change,
+   * or for every service when the apply was a reconcile (no weight change);
+   * a failure identical to the service's last event is not repeated.
+   */
+  #recordApplyFailure(
+    weights: Record<string, number>,
+    res: Extract<ApplyResult, { ok: false }>,
+    now: number,
+  ): RolloutEvent[] {
     const events: RolloutEvent[] = [];
     const reason = `${res.stage}: ${res.error.message}${res.restored ? ' (snapshot restored)' : ''}`;
-    for (const [service, to] of Object.entries(weights)) {
-      const from = this.#state.services[service]?.weight ?? 0;
+    const liveOf = (service: string): number => this.#state.services[service]?.weight ?? 0;
+    const changing = Object.keys(weights).filter((s) => weights[s] !== liveOf(s));
+    const affected = changing.length > 0 ? changing : Object.keys(weights);
+    for (const service of affected) {
+      const from = liveOf(service);
+      const to = weights[service] ?? from;
       const last = [...this.#state.history].reverse().find((e) => e.service === service);
       if (last?.kind === 'apply_failed' && last.reason === reason && last.to === to) continue;
-      if (from === to && res.stage !== 'preflight') continue;
       events.push({ at: now, service, kind: 'apply_failed', from, to, reason, gates: this.#gates[service] ?? [] });
     }
-    if (events.length > 0) this.#commit({ ...this.#state, history: [...this.#state.history, ...events].slice(-HISTORY_LIMIT) });
+    if (events.length > 0)
+      this.#commit({ ...this.#state, history: [...this.#state.history, ...events].slice(-HISTORY_LIMIT) });
     return events;
   }
 
   #afterEvents(events: RolloutEvent[]): void {
     for (const e of events) {
       if (e.kind === 'drain' || e.kind === 'abort') {
-        this.#deps.metrics?.drains.inc({ service: e.service, reason: e.kind === 'abort' ? 'operator' : (this.#state.services[e.service]?.drainReason ?? 'gate') });
+        this.#deps.metrics?.drains.inc({
+          service: e.service,
+          reason: e.kind === 'abort' ? 'operator' : (this.#state.services[e.service]?.drainReason ?? 'gate'),
+        });
       }
       const level = e.kind === 'drain' || e.kind === 'apply_failed' ? 'warn' : 'info';
       this.#deps.log[level]({ service: e.service, kind: e.kind, from: e.from, to: e.to, gates: e.gates }, e.reason);
@@ -484,7 +527,10 @@ export class Runner {
     } catch (err) {
       this.#badConfigStamp = stamp;
       const msg = err instanceof CanaryError ? err.toUserString() : String(err);
-      this.#deps.log.error({ file, err: msg }, 'weights.yaml is invalid; keeping the last valid config, nothing changed');
+      this.#deps.log.error(
+        { file, err: msg },
+        'weights.yaml is invalid; keeping the last valid config, nothing changed',
+      );
     }
   }
 
@@ -500,7 +546,9 @@ export class Runner {
   /** True when the include file on disk is exactly what the committed state renders. */
   async #fileIsCurrent(): Promise<boolean> {
     this.#flavor ??= (await this.#deps.ctl.version()).flavor;
-    const want = renderUpstreams(buildModel(this.#config, weightsOf(this.#config, this.#state), this.#state.generation, this.#flavor));
+    const want = renderUpstreams(
+      buildModel(this.#config, weightsOf(this.#config, this.#state), this.#state.generation, this.#flavor),
+    );
     try {
       return (await readFile(this.#config.nginx.upstreamsFile, 'utf8')) === want;
     } catch {

@@ -36,11 +36,19 @@ export interface ApplyBench {
 export async function benchApply(n = 50): Promise<ApplyBench> {
   const dir = await mkdtemp(path.join(tmpdir(), 'nginx-canary-bench-'));
   const teardowns: (() => unknown)[] = [];
-  const stack = await startStack({ teardown: (fn) => teardowns.push(fn) }, { dir, target: 50, minReloadInterval: '100ms' });
+  const stack = await startStack(
+    { teardown: (fn) => teardowns.push(fn) },
+    { dir, target: 50, minReloadInterval: '100ms' },
+  );
   const config = stack.config;
   try {
     const ctl = new NginxCommand(config.nginx);
-    const snapshots = new SnapshotStore(config.nginx.snapshots.dir, config.nginx.snapshots.keep, config.nginx, systemClock);
+    const snapshots = new SnapshotStore(
+      config.nginx.snapshots.dir,
+      config.nginx.snapshots.keep,
+      config.nginx,
+      systemClock,
+    );
     const applier = new Applier({ config, ctl, disk: statfsDisk, snapshots, clock: systemClock });
     const applyMs: number[] = [];
     for (let i = 1; i <= n; i++) {
@@ -50,7 +58,8 @@ export async function benchApply(n = 50): Promise<ApplyBench> {
           applyMs.push(res.durationMs);
           break;
         }
-        if (res.stage !== 'interval' || tries > 100) throw new Error(`bench apply failed at ${res.stage}: ${res.error.message}`);
+        if (res.stage !== 'interval' || tries > 100)
+          throw new Error(`bench apply failed at ${res.stage}: ${res.error.message}`);
         // A bounded poll (≤ 100 × 20 ms) until min_reload_interval (100 ms) lets the next apply through.
         await new Promise((r) => setTimeout(r, 20));
       }

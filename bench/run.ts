@@ -14,5 +14,9 @@ console.log(
   `ingest: ${ingest.lines.toLocaleString('en')} lines in ${ingest.seconds.toFixed(2)} s = ${Math.round(ingest.linesPerSecond).toLocaleString('en')} lines/s (one core), rss ${ingest.rssMiB.toFixed(0)} MiB`,
 );
 const a = await benchApply(50);
-console.log(`apply (snapshot + write + nginx -t x2 + reload + generation proof), ${a.applies} applies: median ${a.apply.median.toFixed(1)} ms, p95 ${a.apply.p95.toFixed(1)} ms`);
-console.log(`bare nginx -t + nginx -s reload, same nginx, ${a.applies} runs:            median ${a.bare.median.toFixed(1)} ms, p95 ${a.bare.p95.toFixed(1)} ms`);
+console.log(
+  `apply (snapshot + write + nginx -t x2 + reload + generation proof), ${a.applies} applies: median ${a.apply.median.toFixed(1)} ms, p95 ${a.apply.p95.toFixed(1)} ms`,
+);
+console.log(
+  `bare nginx -t + nginx -s reload, same nginx, ${a.applies} runs:            median ${a.bare.median.toFixed(1)} ms, p95 ${a.bare.p95.toFixed(1)} ms`,
+);

@@ -67,7 +67,8 @@ export class ConfigError extends CanaryError {
   constructor(problems: readonly ConfigProblem[]) {
     const first = problems[0];
     const head = first ? formatProblem(first) : 'invalid configuration';
-    const more = problems.length > 1 ? ` (and ${problems.length - 1} more problem${problems.length > 2 ? 's' : ''})` : '';
+    const more =
+      problems.length > 1 ? ` (and ${problems.length - 1} more problem${problems.length > 2 ? 's' : ''})` : '';
     super('NC_CONFIG_INVALID', `${head}${more}`, {
       fix: 'Correct the file and run `nginx-canary check`; nothing was changed',
       exitCode: 2,
@@ -106,26 +107,42 @@ export const errors = {
       fix: 'Repair nginx.conf by hand (run `nginx -t`); the sidecar changes nothing until it passes',
     }),
   nginxRejectedRender: (detail: string) =>
-    new CanaryError('NC_NGINX_REJECTED_RENDER', `nginx -t rejected the rendered upstreams file; the snapshot was restored: ${detail}`, {
-      fix: 'Run `nginx-canary check` to see the rendered file and the nginx error',
-    }),
+    new CanaryError(
+      'NC_NGINX_REJECTED_RENDER',
+      `nginx -t rejected the rendered upstreams file; the snapshot was restored: ${detail}`,
+      {
+        fix: 'Run `nginx-canary check` to see the rendered file and the nginx error',
+      },
+    ),
   reloadFailed: (detail: string) =>
     new CanaryError('NC_RELOAD_FAILED', `nginx reload failed; the snapshot was restored: ${detail}`, {
       fix: 'Check the nginx error log; the sidecar retries on its next tick',
     }),
   reloadNotLive: (want: number, seen: string) =>
-    new CanaryError('NC_RELOAD_NOT_LIVE', `nginx did not serve generation ${want} before the deadline (last seen: ${seen}); the snapshot was restored`, {
-      fix: 'Check that nginx is running and that nginx.status_listen is reachable',
-    }),
+    new CanaryError(
+      'NC_RELOAD_NOT_LIVE',
+      `nginx did not serve generation ${want} before the deadline (last seen: ${seen}); the snapshot was restored`,
+      {
+        fix: 'Check that nginx is running and that nginx.status_listen is reachable',
+      },
+    ),
   diskLow: (path: string, freePercent: number) =>
-    new CanaryError('NC_DISK_LOW', `only ${freePercent.toFixed(1)} % free on the volume of ${path} (< 10 %); no change was made`, {
-      fix: 'Free disk space on that volume; the walk resumes by itself',
-    }),
+    new CanaryError(
+      'NC_DISK_LOW',
+      `only ${freePercent.toFixed(1)} % free on the volume of ${path} (< 10 %); no change was made`,
+      {
+        fix: 'Free disk space on that volume; the walk resumes by itself',
+      },
+    ),
   reloadTooSoon: (waitMs: number) =>
-    new CanaryError('NC_RELOAD_TOO_SOON', `a reload happened less than nginx.min_reload_interval ago; retry in ${waitMs} ms`, {
-      fix: 'Wait; the sidecar never reloads nginx faster than min_reload_interval',
-      statusCode: 429,
-    }),
+    new CanaryError(
+      'NC_RELOAD_TOO_SOON',
+      `a reload happened less than nginx.min_reload_interval ago; retry in ${waitMs} ms`,
+      {
+        fix: 'Wait; the sidecar never reloads nginx faster than min_reload_interval',
+        statusCode: 429,
+      },
+    ),
   snapshotNotFound: (id: string) =>
     new CanaryError('NC_SNAPSHOT_NOT_FOUND', `no snapshot with id "${id}"`, {
       fix: 'List them with `nginx-canary snapshots`',
@@ -148,21 +165,33 @@ export const errors = {
       cause,
     }),
   snapshotFailed: (dir: string, cause: unknown) =>
-    new CanaryError('NC_SNAPSHOT_FAILED', `could not write a snapshot to ${dir} (${cause instanceof Error ? cause.message : String(cause)}); no change was made`, {
-      fix: 'Check that nginx.snapshots.dir is writable by the sidecar and the nginx config directory is readable',
-      cause,
-    }),
+    new CanaryError(
+      'NC_SNAPSHOT_FAILED',
+      `could not write a snapshot to ${dir} (${cause instanceof Error ? cause.message : String(cause)}); no change was made`,
+      {
+        fix: 'Check that nginx.snapshots.dir is writable by the sidecar and the nginx config directory is readable',
+        cause,
+      },
+    ),
   upstreamsWriteFailed: (file: string, cause: unknown) =>
-    new CanaryError('NC_UPSTREAMS_WRITE_FAILED', `could not write ${file} (${cause instanceof Error ? cause.message : String(cause)}); the snapshot was restored`, {
-      fix: 'Check that the directory of nginx.upstreams_file is writable by the sidecar',
-      cause,
-    }),
+    new CanaryError(
+      'NC_UPSTREAMS_WRITE_FAILED',
+      `could not write ${file} (${cause instanceof Error ? cause.message : String(cause)}); the snapshot was restored`,
+      {
+        fix: 'Check that the directory of nginx.upstreams_file is writable by the sidecar',
+        cause,
+      },
+    ),
   noOlderSnapshot: (liveGeneration: number) =>
-    new CanaryError('NC_SNAPSHOT_NONE_OLDER', `no snapshot holds a config older than the live generation ${liveGeneration}`, {
-      fix: 'Name a snapshot explicitly (`nginx-canary snapshots`, then `nginx-canary rollback <id>`)',
-      exitCode: 1,
-      statusCode: 404,
-    }),
+    new CanaryError(
+      'NC_SNAPSHOT_NONE_OLDER',
+      `no snapshot holds a config older than the live generation ${liveGeneration}`,
+      {
+        fix: 'Name a snapshot explicitly (`nginx-canary snapshots`, then `nginx-canary rollback <id>`)',
+        exitCode: 1,
+        statusCode: 404,
+      },
+    ),
   nginxStartFailed: (binary: string, detail: string) =>
     new CanaryError('NC_NGINX_START_FAILED', `the managed nginx (${binary}) did not start: ${detail}`, {
       fix: 'Run `nginx-canary check`, and make sure the ports nginx.conf listens on are free',

@@ -13,7 +13,9 @@ export type { Logger };
  */
 export function createLogger(destination?: DestinationStream): Logger {
   const level = process.env['NGINX_CANARY_LOG_LEVEL'] ?? 'info';
-  return destination ? pino({ level, base: { name: 'nginx-canary' } }, destination) : pino({ level, base: { name: 'nginx-canary' } });
+  return destination
+    ? pino({ level, base: { name: 'nginx-canary' } }, destination)
+    : pino({ level, base: { name: 'nginx-canary' } });
 }
 
 /** A logger that drops everything (tests that do not assert on logs). */

@@ -80,7 +80,13 @@ export class WebhookNotifier implements Notifier {
         },
       ];
     }
-    return { alert: 'nginx_canary_drained', service: page.service, reason: page.reason, summary: page.summary, event: page.event };
+    return {
+      alert: 'nginx_canary_drained',
+      service: page.service,
+      reason: page.reason,
+      summary: page.summary,
+      event: page.event,
+    };
   }
 
   async #deliver(page: Page): Promise<void> {

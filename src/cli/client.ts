@@ -19,7 +19,12 @@ export function apiBase(config: Config): string {
  * when nothing answers, or a CanaryError carrying the API's code, message
  * and fix for a non-2xx answer.
  */
-export async function callApi(config: Config, method: 'GET' | 'POST' | 'PUT', path: string, body?: unknown): Promise<unknown> {
+export async function callApi(
+  config: Config,
+  method: 'GET' | 'POST' | 'PUT',
+  path: string,
+  body?: unknown,
+): Promise<unknown> {
   const url = `${apiBase(config)}${path}`;
   const headers: Record<string, string> = {};
   if (body !== undefined) headers['content-type'] = 'application/json';
@@ -28,7 +33,13 @@ export async function callApi(config: Config, method: 'GET' | 'POST' | 'PUT', pa
   }
   let res;
   try {
-    res = await request(url, { method, headers, body: body === undefined ? null : JSON.stringify(body), headersTimeout: 30_000, bodyTimeout: 30_000 });
+    res = await request(url, {
+      method,
+      headers,
+      body: body === undefined ? null : JSON.stringify(body),
+      headersTimeout: 30_000,
+      bodyTimeout: 30_000,
+    });
   } catch (err) {
     throw errors.sidecarUnreachable(apiBase(config), err);
   }

@@ -47,7 +47,10 @@ function parseWeight(raw: string): number {
   const m = /^(\d{1,3}(?:\.\d)?)%?$/.exec(raw.trim());
   const n = m?.[1] === undefined ? NaN : Number(m[1]);
   if (!Number.isFinite(n) || n < 0 || n > 100) {
-    throw errors.usage(`"${raw}" is not a weight`, 'Give a percentage from 0 to 100 with at most one decimal, e.g. `nginx-canary target gateway 60`');
+    throw errors.usage(
+      `"${raw}" is not a weight`,
+      'Give a percentage from 0 to 100 with at most one decimal, e.g. `nginx-canary target gateway 60`',
+    );
   }
   return n;
 }
@@ -57,7 +60,9 @@ async function detectFlavor(config: Config, forced: string | undefined, io: CliI
   try {
     return (await new NginxCommand(config.nginx).version()).flavor;
   } catch {
-    io.err(`note: cannot run ${config.nginx.binary} -V; rendering for open-source nginx (pass --flavor plus for NGINX Plus)`);
+    io.err(
+      `note: cannot run ${config.nginx.binary} -V; rendering for open-source nginx (pass --flavor plus for NGINX Plus)`,
+    );
     return 'oss';
   }
 }
@@ -84,7 +89,9 @@ function program(io: CliIo, setCode: (c: number) => void): Command {
   prog
     .command('render')
     .description('print the include file for the live weights (state.json), without writing it')
-    .addOption(new Option('--flavor <flavor>', 'render for this nginx instead of asking nginx -V').choices(['oss', 'plus']))
+    .addOption(
+      new Option('--flavor <flavor>', 'render for this nginx instead of asking nginx -V').choices(['oss', 'plus']),
+    )
     .action(async (o: { flavor?: string }) => {
       const c = await config();
       const { weights, generation } = await committedWeights(c);
@@ -103,18 +110,26 @@ function program(io: CliIo, setCode: (c: number) => void): Command {
       const res = await checkRendered(c, text);
       const slow = c.services.some((s) => [...s.primary, ...s.canary].some((x) => x.slowStartMs !== null));
       if (v.flavor === 'oss' && slow) {
-        io.out(`note: nginx ${v.version} is open-source nginx, which rejects slow_start (an NGINX Plus parameter); it is left out of the rendered file.`);
+        io.out(
+          `note: nginx ${v.version} is open-source nginx, which rejects slow_start (an NGINX Plus parameter); it is left out of the rendered file.`,
+        );
       }
       for (const s of c.services.filter((x) => x.split === 'split_clients')) {
-        io.out(`note: ${s.name} asks for split: split_clients, which arrives in a later release; it is rendered as split: weighted (one upstream, per-server weights).`);
+        io.out(
+          `note: ${s.name} asks for split: split_clients, which arrives in a later release; it is rendered as split: weighted (one upstream, per-server weights).`,
+        );
       }
       if (!res.ok) {
-        io.err(`nginx -t fails with the rendered file swapped in (scratch copy; nothing live was touched):\n${res.output}`);
+        io.err(
+          `nginx -t fails with the rendered file swapped in (scratch copy; nothing live was touched):\n${res.output}`,
+        );
         io.err('Fix nginx.conf (it must include the upstreams file inside http {}) and run check again.');
         setCode(1);
         return;
       }
-      io.out(`ok: ${cfgFile()} is valid; nginx ${v.version} (${v.flavor}) accepts the rendered config for ${c.services.map((s) => `${s.name} at ${weights[s.name] ?? 0} %`).join(', ')}.`);
+      io.out(
+        `ok: ${cfgFile()} is valid; nginx ${v.version} (${v.flavor}) accepts the rendered config for ${c.services.map((s) => `${s.name} at ${weights[s.name] ?? 0} %`).join(', ')}.`,
+      );
     });
 
   prog
@@ -143,18 +158,27 @@ function program(io: CliIo, setCode: (c: number) => void): Command {
     .action(async (service: string, weight: string) => {
       const w = parseWeight(weight);
       const r = await setTarget(cfgFile(), service, w);
-      io.out(`${service}: target ${r.from} % → ${r.to} % written to ${cfgFile()}; the running sidecar picks it up within a tick.`);
+      io.out(
+        `${service}: target ${r.from} % → ${r.to} % written to ${cfgFile()}; the running sidecar picks it up within a tick.`,
+      );
     });
 
   for (const kind of ['pause', 'resume', 'abort'] as const) {
-    const what = { pause: 'hold the walk at the live weight', resume: 'continue a paused or drained walk', abort: 'drain the canary to 0 now (operator drain)' }[kind];
+    const what = {
+      pause: 'hold the walk at the live weight',
+      resume: 'continue a paused or drained walk',
+      abort: 'drain the canary to 0 now (operator drain)',
+    }[kind];
     prog
       .command(`${kind} <service>`)
       .description(what)
       .action(async (service: string) => {
         const c = await config();
         if (!c.services.some((s) => s.name === service)) throw errors.unknownService(service);
-        const s = (await callApi(c, 'POST', `/api/v1/services/${service}/${kind}`)) as { weight: number; phase: string };
+        const s = (await callApi(c, 'POST', `/api/v1/services/${service}/${kind}`)) as {
+          weight: number;
+          phase: string;
+        };
         io.out(`${service}: ${kind} done; weight ${s.weight} %, phase ${s.phase}.`);
       });
   }
@@ -167,7 +191,9 @@ function program(io: CliIo, setCode: (c: number) => void): Command {
       const list = await new SnapshotStore(c.nginx.snapshots.dir, c.nginx.snapshots.keep, c.nginx, systemClock).list();
       if (list.length === 0) io.out(`no snapshots in ${c.nginx.snapshots.dir}`);
       for (const s of list) {
-        const w = Object.entries(s.weights).map(([k, v]) => `${k}=${v}%`).join(' ');
+        const w = Object.entries(s.weights)
+          .map(([k, v]) => `${k}=${v}%`)
+          .join(' ');
         io.out(`${s.id}  ${new Date(s.at).toISOString()}  generation ${s.generation}  ${w}  ${s.reason}`);
       }
     });
@@ -177,13 +203,19 @@ function program(io: CliIo, setCode: (c: number) => void): Command {
     .description('restore a snapshot (default: the one before the live config), reload nginx, pause the walk')
     .action(async (id: string | undefined) => {
       const c = await config();
-      const r = (await callApi(c, 'POST', '/api/v1/rollback', id === undefined ? {} : { snapshot: id })) as { snapshot: { id: string; generation: number } };
-      io.out(`restored snapshot ${r.snapshot.id} (generation ${r.snapshot.generation}); nginx reloaded; the walk is paused — resume to continue.`);
+      const r = (await callApi(c, 'POST', '/api/v1/rollback', id === undefined ? {} : { snapshot: id })) as {
+        snapshot: { id: string; generation: number };
+      };
+      io.out(
+        `restored snapshot ${r.snapshot.id} (generation ${r.snapshot.generation}); nginx reloaded; the walk is paused — resume to continue.`,
+      );
     });
 
   prog
     .command('demo')
-    .description('start a managed nginx, two demo backends and bounded traffic on loopback, and walk the canary (Ctrl-C stops all)')
+    .description(
+      'start a managed nginx, two demo backends and bounded traffic on loopback, and walk the canary (Ctrl-C stops all)',
+    )
     .option('--duration <seconds>', 'stop by itself after this many seconds (default: run until Ctrl-C)')
     .action(async (o: { duration?: string }) => {
       const { runDemo } = await import('../demo/demo.js');

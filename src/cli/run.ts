@@ -12,7 +12,9 @@ import type { CliIo } from './main.js';
 export async function runCommand(config: Config, io: CliIo): Promise<number> {
   const log = createLogger();
   const sidecar = await startSidecar(config, { log });
-  io.err(`nginx-canary: serving ${sidecar.url} (API, /metrics, status page); Ctrl-C or SIGTERM stops it without touching nginx`);
+  io.err(
+    `nginx-canary: serving ${sidecar.url} (API, /metrics, status page); Ctrl-C or SIGTERM stops it without touching nginx`,
+  );
   await new Promise<void>((resolve) => {
     const stop = (): void => resolve();
     process.once('SIGINT', stop);

@@ -34,7 +34,12 @@ export interface DemoOptions {
 function gateLine(gates: GateResult[]): string {
   return gates
     .map((g) => {
-      const v = g.value === null ? '—' : g.gate === 'connect_p95' ? `${g.value.toFixed(1)}ms` : `${(g.value * 100).toFixed(2)}%`;
+      const v =
+        g.value === null
+          ? '—'
+          : g.gate === 'connect_p95'
+            ? `${g.value.toFixed(1)}ms`
+            : `${(g.value * 100).toFixed(2)}%`;
       return `${g.gate}=${v} (${g.samples} req, ${g.verdict})`;
     })
     .join(', ');
@@ -45,7 +50,9 @@ export async function runDemo(configFile: string, opts: DemoOptions): Promise<nu
   const { io } = opts;
   const config = await loadConfig(configFile);
   if (!config.nginx.managed) {
-    io.err('demo: weights.yaml has nginx.managed: false; the demo only runs a nginx it manages itself (use the repo weights.yaml)');
+    io.err(
+      'demo: weights.yaml has nginx.managed: false; the demo only runs a nginx it manages itself (use the repo weights.yaml)',
+    );
     return 2;
   }
   const runDir = path.dirname(config.sidecar.stateFile);
@@ -56,8 +63,12 @@ export async function runDemo(configFile: string, opts: DemoOptions): Promise<nu
 
   const backends: Backend[] = [];
   for (const svc of config.services) {
-    for (const [pool, servers] of [['primary', svc.primary], ['canary', svc.canary]] as const) {
-      for (const s of servers) backends.push(await Backend.start({ name: `${svc.name}-${pool}`, host: s.host, port: s.port }));
+    for (const [pool, servers] of [
+      ['primary', svc.primary],
+      ['canary', svc.canary],
+    ] as const) {
+      for (const s of servers)
+        backends.push(await Backend.start({ name: `${svc.name}-${pool}`, host: s.host, port: s.port }));
     }
   }
   const canary = backends.filter((b) => b.name.endsWith('-canary'));
@@ -69,13 +80,16 @@ export async function runDemo(configFile: string, opts: DemoOptions): Promise<nu
   let faulted = false;
   const onTick = (r: TickReport): void => {
     for (const e of r.events) {
-      io.out(`${stamp()} ${e.service}: ${e.kind} ${e.from} % → ${e.to} % — ${e.reason}${e.gates.length ? ` [${gateLine(e.gates)}]` : ''}`);
+      io.out(
+        `${stamp()} ${e.service}: ${e.kind} ${e.from} % → ${e.to} % — ${e.reason}${e.gates.length ? ` [${gateLine(e.gates)}]` : ''}`,
+      );
     }
     if (r.apply && !r.apply.ok) io.out(`${stamp()} apply failed at ${r.apply.stage}: ${r.apply.error.message}`);
     if (r.events.length > 0) lastProgress = Date.now();
     else if (Date.now() - lastProgress >= 2000) {
       lastProgress = Date.now();
-      for (const [name, line] of Object.entries(r.summary)) io.out(`${stamp()} ${name}: ${line} [${gateLine(r.gates[name] ?? [])}]`);
+      for (const [name, line] of Object.entries(r.summary))
+        io.out(`${stamp()} ${name}: ${line} [${gateLine(r.gates[name] ?? [])}]`);
     }
     const allComplete = Object.values(r.weights).every((w, i) => w > 0 && w === config.services[i]?.rollout.target);
     if (allComplete && completeAt === 0) completeAt = Date.now();
@@ -88,8 +102,12 @@ export async function runDemo(configFile: string, opts: DemoOptions): Promise<nu
 
   const log = pino({ level: 'info' }, pino.destination({ dest: logFile, mkdir: true, sync: false }));
   const sidecar = await startSidecar(config, { log, onTick });
-  io.out(`demo: nginx on ${DEMO_URL} (pid ${sidecar.nginx?.pid ?? 'already running'}), sidecar on ${sidecar.url} (status page, /metrics)`);
-  io.out(`demo: ${RATE_PER_SECOND} requests/s of background traffic; target ${config.services.map((s) => `${s.name} ${s.rollout.target} %`).join(', ')}; Ctrl-C stops everything`);
+  io.out(
+    `demo: nginx on ${DEMO_URL} (pid ${sidecar.nginx?.pid ?? 'already running'}), sidecar on ${sidecar.url} (status page, /metrics)`,
+  );
+  io.out(
+    `demo: ${RATE_PER_SECOND} requests/s of background traffic; target ${config.services.map((s) => `${s.name} ${s.rollout.target} %`).join(', ')}; Ctrl-C stops everything`,
+  );
 
   // Bounded traffic: at most MAX_REQUESTS, at most the duration, RATE_PER_SECOND.
   const agent = new Agent({ connections: 8 });

@@ -54,7 +54,8 @@ export type Verdict = 'pass' | 'fail' | 'inconclusive';
 export type GateKind = 'hold' | 'drain';
 
 /** Names of the gates. Issue 3 adds probe and baseline gates. */
-export type GateName = 'connect_p95' | 'error_ratio' | 'probe_failure_ratio' | 'baseline_p95' | 'crash_loop' | 'starved';
+export type GateName =
+  'connect_p95' | 'error_ratio' | 'probe_failure_ratio' | 'baseline_p95' | 'crash_loop' | 'starved';
 
 /** One gate's verdict with the numbers behind it. */
 export interface GateResult {
@@ -140,9 +141,7 @@ export const HISTORY_LIMIT = 500;
 
 /** An operator command (CLI / API) applied to the state by `applyCommand`. */
 export type Command =
-  | { kind: 'pause'; service: string }
-  | { kind: 'resume'; service: string }
-  | { kind: 'abort'; service: string };
+  { kind: 'pause'; service: string } | { kind: 'resume'; service: string } | { kind: 'abort'; service: string };
 
 /** A page to send (the pager path; webhook and Prometheus rule). */
 export interface Page {

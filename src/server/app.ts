@@ -37,7 +37,10 @@ export interface AppDeps {
 const templatesDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'templates');
 
 const NameParams = Type.Object({ name: Type.String({ pattern: '^[a-z][a-z0-9_]{0,47}$' }) });
-const RollbackBody = Type.Object({ snapshot: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9._-]{1,128}$' })) }, { additionalProperties: false });
+const RollbackBody = Type.Object(
+  { snapshot: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9._-]{1,128}$' })) },
+  { additionalProperties: false },
+);
 
 /** Constant-time comparison of two secrets (hashed first so lengths match). */
 function sameSecret(a: string, b: string): boolean {
@@ -52,7 +55,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const logger: FastifyBaseLogger = deps.log.child({ component: 'api' }, { level: 'warn' });
   // Bodies are validated strictly: an unknown key or a string where a number
   // belongs is refused, never stripped or coerced into a change.
-  const app = Fastify({ loggerInstance: logger, ajv: { customOptions: { removeAdditional: false, coerceTypes: false } } });
+  const app = Fastify({
+    loggerInstance: logger,
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false } },
+  });
   const { runner, metrics, token } = deps;
 
   app.setErrorHandler((err, _req, reply) => {
@@ -62,19 +68,33 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     if (err instanceof CanaryError) {
       if (err.statusCode >= 500) {
         deps.log.error({ code: err.code, err: err.message }, 'API call failed');
-        return reply.code(err.statusCode).send({ code: err.code, message: 'the change was not applied; see the sidecar log', fix: err.fix });
+        return reply
+          .code(err.statusCode)
+          .send({ code: err.code, message: 'the change was not applied; see the sidecar log', fix: err.fix });
       }
       return reply.code(err.statusCode).send({ code: err.code, message: err.message, fix: err.fix });
     }
     const e = err as { validation?: unknown; statusCode?: number; message?: string };
     if (e.validation) {
-      return reply.code(400).send({ code: 'NC_BAD_REQUEST', message: e.message ?? 'invalid request', fix: 'See the API section of the README for the body shape' });
+      return reply.code(400).send({
+        code: 'NC_BAD_REQUEST',
+        message: e.message ?? 'invalid request',
+        fix: 'See the API section of the README for the body shape',
+      });
     }
     if (e.statusCode !== undefined && e.statusCode < 500) {
-      return reply.code(e.statusCode).send({ code: 'NC_BAD_REQUEST', message: e.message ?? 'bad request', fix: 'See the API section of the README' });
+      return reply.code(e.statusCode).send({
+        code: 'NC_BAD_REQUEST',
+        message: e.message ?? 'bad request',
+        fix: 'See the API section of the README',
+      });
     }
     deps.log.error({ err }, 'API call failed');
-    return reply.code(500).send({ code: 'NC_INTERNAL', message: 'internal error; see the sidecar log', fix: 'Report it with the log lines' });
+    return reply.code(500).send({
+      code: 'NC_INTERNAL',
+      message: 'internal error; see the sidecar log',
+      fix: 'Report it with the log lines',
+    });
   });
 
   const requireToken = async (req: FastifyRequest, _reply: FastifyReply): Promise<void> => {
@@ -101,23 +121,34 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   app.get('/api/v1/services/:name', { schema: { params: NameParams } }, (req) => {
     const { name } = req.params as { name: string };
-    return Promise.resolve({ ...service(name), history: runner.state.history.filter((e) => e.service === name).slice(-50) });
+    return Promise.resolve({
+      ...service(name),
+      history: runner.state.history.filter((e) => e.service === name).slice(-50),
+    });
   });
 
-  app.put('/api/v1/services/:name/target', { schema: { params: NameParams, body: TargetBody }, onRequest: requireToken }, async (req) => {
-    const { name } = req.params as { name: string };
-    service(name);
-    const { weight } = req.body as { weight: number };
-    const r = await runner.setTarget(name, weight);
-    return { service: name, from: r.from, to: r.to, status: r.status };
-  });
-
-  for (const kind of ['pause', 'resume', 'abort'] as const) {
-    app.post(`/api/v1/services/:name/${kind}`, { schema: { params: NameParams }, onRequest: requireToken }, async (req) => {
+  app.put(
+    '/api/v1/services/:name/target',
+    { schema: { params: NameParams, body: TargetBody }, onRequest: requireToken },
+    async (req) => {
       const { name } = req.params as { name: string };
       service(name);
-      return runner.command({ kind, service: name });
-    });
+      const { weight } = req.body as { weight: number };
+      const r = await runner.setTarget(name, weight);
+      return { service: name, from: r.from, to: r.to, status: r.status };
+    },
+  );
+
+  for (const kind of ['pause', 'resume', 'abort'] as const) {
+    app.post(
+      `/api/v1/services/:name/${kind}`,
+      { schema: { params: NameParams }, onRequest: requireToken },
+      async (req) => {
+        const { name } = req.params as { name: string };
+        service(name);
+        return runner.command({ kind, service: name });
+      },
+    );
   }
 
   app.get('/api/v1/snapshots', async () => ({ snapshots: await runner.snapshots() }));
@@ -126,14 +157,20 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.post('/api/v1/rollback', { onRequest: requireToken }, async (req) => {
     const body: unknown = req.body ?? {};
     if (!Value.Check(RollbackBody, body)) {
-      throw errors.usage('the rollback body must be {} or {"snapshot": "<id>"} with an id from GET /api/v1/snapshots', 'Send no body for the previous snapshot, or {"snapshot": "<id>"}');
+      throw errors.usage(
+        'the rollback body must be {} or {"snapshot": "<id>"} with an id from GET /api/v1/snapshots',
+        'Send no body for the previous snapshot, or {"snapshot": "<id>"}',
+      );
     }
     const snap = await runner.rollback(body.snapshot);
     return { snapshot: snap, status: runner.status() };
   });
 
   app.get('/', async (_req, reply) => {
-    const html = await ejs.renderFile(path.join(templatesDir, 'status.html.ejs'), { status: runner.status(20), now: Date.now() });
+    const html = await ejs.renderFile(path.join(templatesDir, 'status.html.ejs'), {
+      status: runner.status(20),
+      now: Date.now(),
+    });
     return reply.type('text/html; charset=utf-8').send(html);
   });
 

@@ -46,7 +46,8 @@ export class Metrics {
       collect() {
         this.reset();
         const state = source.state();
-        for (const svc of source.config().services) this.set({ service: svc.name }, state.services[svc.name]?.weight ?? 0);
+        for (const svc of source.config().services)
+          this.set({ service: svc.name }, state.services[svc.name]?.weight ?? 0);
       },
     });
     new Gauge({

@@ -31,7 +31,10 @@ export class WaitTimeoutError extends Error {
  * `false`, and returns that value. Errors thrown by `probe` count as "not yet".
  * Throws WaitTimeoutError (with the last value or error) past `timeoutMs`.
  */
-export async function waitFor<T>(probe: () => T | Promise<T>, opts: WaitOptions = {}): Promise<Exclude<T, undefined | null | false>> {
+export async function waitFor<T>(
+  probe: () => T | Promise<T>,
+  opts: WaitOptions = {},
+): Promise<Exclude<T, undefined | null | false>> {
   const timeoutMs = opts.timeoutMs ?? 5000;
   const intervalMs = opts.intervalMs ?? 25;
   const deadline = performance.now() + timeoutMs;

@@ -89,7 +89,10 @@ t.test('commands on a stack', async (t) => {
     t.teardown(() => writeFile(cfg, before));
     const r = await c('check');
     t.equal(r.code, 0, r.err);
-    t.match(r.out, /note: gateway asks for split: split_clients, which arrives in a later release; it is rendered as split: weighted/);
+    t.match(
+      r.out,
+      /note: gateway asks for split: split_clients, which arrives in a later release; it is rendered as split: weighted/,
+    );
   });
 
   t.test('target', async (t) => {

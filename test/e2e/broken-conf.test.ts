@@ -9,30 +9,46 @@ t.test('a hand-broken nginx.conf holds the walk; fixing it resumes', async (t) =
   const stack = await startStack(t, { dir: t.testdir(), target: 30 });
   await stack.startSidecar();
   const traffic = stack.traffic();
-  await waitFor(async () => (await stack.status()).services[0]?.weight === 15, { timeoutMs: 30_000, intervalMs: 50, what: 'weight 15' });
+  await waitFor(async () => (await stack.status()).services[0]?.weight === 15, {
+    timeoutMs: 30_000,
+    intervalMs: 50,
+    what: 'weight 15',
+  });
 
   const conf = stack.config.nginx.conf;
   const good = await readFile(conf, 'utf8');
   await appendFile(conf, '\nthis is not nginx syntax\n');
-  const reloadsBefore = Number(/nginx_canary_reloads_total\{result="ok"\} (\d+)/.exec(await stack.metrics())?.[1] ?? 'NaN');
+  const reloadsBefore = Number(
+    /nginx_canary_reloads_total\{result="ok"\} (\d+)/.exec(await stack.metrics())?.[1] ?? 'NaN',
+  );
 
   // Wait until the sidecar has tried (and refused) to step: an apply_failed at preflight.
   const failed = await waitFor(
-    async () => (await stack.status()).history.find((e) => e.kind === 'apply_failed' && e.reason.startsWith('preflight')),
+    async () =>
+      (await stack.status()).history.find((e) => e.kind === 'apply_failed' && e.reason.startsWith('preflight')),
     { timeoutMs: 15_000, intervalMs: 100, what: 'a refused step (apply_failed at preflight)' },
   );
   t.equal(failed.from, 15);
   t.equal(failed.to, 25, 'the refused change was the step to 25');
   const s = await stack.status();
   t.equal(s.services[0]?.weight, 15, 'weight held at 15');
-  const reloadsAfter = Number(/nginx_canary_reloads_total\{result="ok"\} (\d+)/.exec(await stack.metrics())?.[1] ?? 'NaN');
+  const reloadsAfter = Number(
+    /nginx_canary_reloads_total\{result="ok"\} (\d+)/.exec(await stack.metrics())?.[1] ?? 'NaN',
+  );
   t.equal(reloadsAfter, reloadsBefore, 'no reload while nginx.conf is broken');
   t.match(await stack.metrics(), /nginx_canary_reloads_total\{result="preflight"\} [1-9]/);
   const statuses = await stack.send(200);
-  t.ok(statuses.every((x) => x === 200), 'nginx still serves on the old config');
+  t.ok(
+    statuses.every((x) => x === 200),
+    'nginx still serves on the old config',
+  );
 
   await writeFile(conf, good);
-  await waitFor(async () => (await stack.status()).services[0]?.weight === 30, { timeoutMs: 30_000, intervalMs: 100, what: 'the walk to reach 30 after the fix' });
+  await waitFor(async () => (await stack.status()).services[0]?.weight === 30, {
+    timeoutMs: 30_000,
+    intervalMs: 100,
+    what: 'the walk to reach 30 after the fix',
+  });
   await traffic.stop();
   t.pass('the walk resumed and reached 30');
 });

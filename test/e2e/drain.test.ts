@@ -8,7 +8,11 @@ t.test('a failing canary is drained to 0 and stays there', async (t) => {
   const stack = await startStack(t, { dir: t.testdir(), target: 30 });
   await stack.startSidecar();
   const traffic = stack.traffic();
-  await waitFor(async () => (await stack.status()).services[0]?.weight === 15, { timeoutMs: 30_000, intervalMs: 50, what: 'weight 15' });
+  await waitFor(async () => (await stack.status()).services[0]?.weight === 15, {
+    timeoutMs: 30_000,
+    intervalMs: 50,
+    what: 'weight 15',
+  });
 
   await stack.canary.setFault({ kind: 'status', status: 500 });
   const faultAt = performance.now();

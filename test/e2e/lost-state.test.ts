@@ -12,19 +12,29 @@ import { waitFor } from '../../src/util/wait.js';
 t.test('without state.json the generation continues from the include file', async (t) => {
   const stack = await startStack(t, { dir: t.testdir(), target: 0 });
   // The include as a previous sidecar left it: generation 7, canary at 0.
-  await writeFile(stack.config.nginx.upstreamsFile, renderUpstreams(buildModel(stack.config, { gateway: 0 }, 7, 'oss')));
+  await writeFile(
+    stack.config.nginx.upstreamsFile,
+    renderUpstreams(buildModel(stack.config, { gateway: 0 }, 7, 'oss')),
+  );
   await stack.startSidecar();
-  const doc = await waitFor(async () => {
-    const s = await stack.status();
-    return s.generation > 7 ? s : null;
-  }, { timeoutMs: 10_000, what: 'a generation above 7' });
+  const doc = await waitFor(
+    async () => {
+      const s = await stack.status();
+      return s.generation > 7 ? s : null;
+    },
+    { timeoutMs: 10_000, what: 'a generation above 7' },
+  );
   t.equal(doc.generation, 8, 'the reconcile apply used 7 + 1, not 1');
   t.equal(doc.services[0]?.weight, 0);
 
-  const piped = spawnSync('bash', ['-c', `"${process.execPath}" "${binPath}" -c "${stack.configFile}" status --json | true`], {
-    encoding: 'utf8',
-    env: userEnv(),
-  });
+  const piped = spawnSync(
+    'bash',
+    ['-c', `"${process.execPath}" "${binPath}" -c "${stack.configFile}" status --json | true`],
+    {
+      encoding: 'utf8',
+      env: userEnv(),
+    },
+  );
   t.equal(piped.status, 0);
   t.notMatch(piped.stderr, /EPIPE/, 'a closed pipe is not an error');
 });

@@ -37,9 +37,15 @@ t.test('SIGKILL at 15 % resumes at 15 and walks on', async (t) => {
   const after = await stack.status();
   t.equal(after.services[0]?.weight, 15, 'restarted, it reports 15');
   t.equal(after.generation, at15.generation, 'no reload on restart');
-  await waitFor(async () => (await stack.status()).services[0]?.weight === 30, { timeoutMs: 30_000, intervalMs: 100, what: 'weight 30' });
+  await waitFor(async () => (await stack.status()).services[0]?.weight === 30, {
+    timeoutMs: 30_000,
+    intervalMs: 100,
+    what: 'weight 30',
+  });
   await traffic.stop();
   const doc = await stack.status();
-  const raises = doc.history.filter((e) => e.to > e.from && ['slice', 'step', 'complete'].includes(e.kind)).map((e) => e.to);
+  const raises = doc.history
+    .filter((e) => e.to > e.from && ['slice', 'step', 'complete'].includes(e.kind))
+    .map((e) => e.to);
   t.same(raises, [5, 15, 25, 30], 'no jump, no reset to 0: 5 → 15 → (restart) → 25 → 30');
 });

@@ -18,7 +18,9 @@ t.test('a walk to 30 % through the real nginx', async (t) => {
   );
   await traffic.stop();
 
-  const raises = doc.history.filter((e) => e.service === 'gateway' && ['slice', 'step', 'complete'].includes(e.kind) && e.to > e.from);
+  const raises = doc.history.filter(
+    (e) => e.service === 'gateway' && ['slice', 'step', 'complete'].includes(e.kind) && e.to > e.from,
+  );
   t.same(
     raises.map((e) => e.to),
     [5, 15, 25, 30],
@@ -32,7 +34,10 @@ t.test('a walk to 30 % through the real nginx', async (t) => {
   stack.canary.resetCounts();
   const statuses = await stack.send(2000);
   t.equal(statuses.length, 2000);
-  t.ok(statuses.every((s) => s === 200), 'every request answered 200');
+  t.ok(
+    statuses.every((s) => s === 200),
+    'every request answered 200',
+  );
   const share = (100 * stack.canary.hits) / (stack.canary.hits + stack.primary.hits);
   t.ok(Math.abs(share - 30) <= 2, `canary share measured at the backends is ${share.toFixed(2)} % (30 ± 2)`);
 

@@ -30,10 +30,17 @@ t.test('a client hang-up (499, upstream status -) is not a canary error; a missi
   const obs = new Observer(cfg);
   obs.addLine(logLine({ atMs: NOW - 1000, status: 499, addr: CANARY, ustatus: '-', connect: '0.001' }), NOW);
   obs.addLine(logLine({ atMs: NOW - 900, status: 502, addr: CANARY, ustatus: '-', connect: '0.001' }), NOW);
-  obs.addLine(logLine({ atMs: NOW - 800, status: 499, addr: `${CANARY}, ${PRIMARY}`, ustatus: '-, -', connect: '-, 0.001' }), NOW);
+  obs.addLine(
+    logLine({ atMs: NOW - 800, status: 499, addr: `${CANARY}, ${PRIMARY}`, ustatus: '-, -', connect: '-, 0.001' }),
+    NOW,
+  );
   const o = obs.observations(cfg, stateSince({ gateway: 0 }), NOW).gateway;
   t.equal(o?.canary.requests, 3);
-  t.equal(o?.canary.errors, 2, 'the 502 line and the canary attempt retried before the hang-up count; the hang-up alone does not');
+  t.equal(
+    o?.canary.errors,
+    2,
+    'the 502 line and the canary attempt retried before the hang-up count; the hang-up alone does not',
+  );
   t.equal(o?.primary.errors, 0, 'the primary attempt the client abandoned is not an error');
 });
 

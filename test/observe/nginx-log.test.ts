@@ -134,7 +134,11 @@ t.test('what nginx 1.22 writes in format nginx_canary, parsed and attributed', a
   t.ok(o?.primary.connectP95Ms !== null && (o?.primary.connectP95Ms as number) < 100, 'loopback connect time');
   const slowObs = observer.observations(cfg, stateSince({}), now).slow?.primary;
   t.equal(slowObs?.requests, 2);
-  t.equal(slowObs?.errors, 1, 'the timeout (504) counts against that server; the client hang-up (499, status -) does not');
+  t.equal(
+    slowObs?.errors,
+    1,
+    'the timeout (504) counts against that server; the client hang-up (499, status -) does not',
+  );
   t.same(observer.lineCounts(), { parsed: 14, invalid: 0, unattributed: 2 }, 'the alldead lines are unattributed');
   t.equal(primary.hits, 11, 'the backend agrees: 10 + 1 requests reached the primary');
 });

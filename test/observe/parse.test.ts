@@ -175,7 +175,11 @@ t.test('attemptFailed: ≥ 500 and no status are errors, below 500 is not', asyn
   t.equal(attemptFailed({ addr: 'a', status: null, connectMs: null }), true);
   t.equal(attemptFailed({ addr: 'a', status: 499, connectMs: 1 }), false);
   t.equal(attemptFailed({ addr: 'a', status: 404, connectMs: 1 }), false);
-  t.equal(attemptFailed({ addr: 'a', status: null, connectMs: 1 }, true), false, 'no status because the client gave up: not the server');
+  t.equal(
+    attemptFailed({ addr: 'a', status: null, connectMs: 1 }, true),
+    false,
+    'no status because the client gave up: not the server',
+  );
   t.equal(attemptFailed({ addr: 'a', status: 502, connectMs: 1 }, true), true, 'a real 5xx stays an error');
 });
 

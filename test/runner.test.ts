@@ -174,7 +174,7 @@ t.test('retryBackoffMs: min_reload_interval doubled per failure, capped at 60 s'
 });
 
 t.test('a tick with no change does not reload', async (t) => {
-  const stack = await startStack(t, { dir: t.testdir(), target: 30 });
+  const stack = await startStack(t, { target: 30 });
   const clock = new ManualClock();
   const r = await openRunner(stack.config, { clock });
   const first = await r.runner.tick();
@@ -208,7 +208,7 @@ t.test('a tick with no change does not reload', async (t) => {
 });
 
 t.test('a failed apply with the same weights waits for the backoff before it is retried', async (t) => {
-  const stack = await startStack(t, { dir: t.testdir(), target: 30, minReloadInterval: '1s' });
+  const stack = await startStack(t, { target: 30, minReloadInterval: '1s' });
   const clock = new ManualClock();
   const r = await openRunner(stack.config, { clock });
   r.ctl.failReload = new Error('reload refused by the test');
@@ -268,7 +268,7 @@ t.test('a failed apply with the same weights waits for the backoff before it is 
 });
 
 t.test('drift: a hand-edited include file is reconciled on the next tick', async (t) => {
-  const stack = await startStack(t, { dir: t.testdir(), target: 30 });
+  const stack = await startStack(t, { target: 30 });
   const clock = new ManualClock();
   const r = await openRunner(stack.config, { clock });
   t.ok((await r.runner.tick()).apply?.ok);
@@ -315,7 +315,7 @@ t.test('drift: a hand-edited include file is reconciled on the next tick', async
 });
 
 t.test('weights.yaml: an invalid edit keeps the old config; a valid edit is picked up', async (t) => {
-  const stack = await startStack(t, { dir: t.testdir(), target: 30 });
+  const stack = await startStack(t, { target: 30 });
   const clock = new ManualClock();
   const r = await openRunner(stack.config, { clock });
   t.ok((await r.runner.tick()).apply?.ok);
@@ -366,7 +366,7 @@ t.test('weights.yaml: an invalid edit keeps the old config; a valid edit is pick
 });
 
 t.test('writeInitial renders the committed state without a reload, once', async (t) => {
-  const stack = await startStack(t, { dir: t.testdir(), target: 30 });
+  const stack = await startStack(t, { target: 30 });
   const clock = new ManualClock();
   const r = await openRunner(stack.config, { clock });
   const file = stack.config.nginx.upstreamsFile;
@@ -396,7 +396,7 @@ t.test('writeInitial renders the committed state without a reload, once', async 
 });
 
 t.test('a drain on real traffic: the page follows the applied drain, or says it was not applied', async (t) => {
-  const stack = await startStack(t, { dir: t.testdir(), target: 12 });
+  const stack = await startStack(t, { target: 12 });
   // The largest first slice (12 %) so a few hundred requests give the canary enough samples.
   await writeFile(stack.configFile, (await readFile(stack.configFile, 'utf8')).replace('slice: 5', 'slice: 12'));
   const config = await loadConfig(stack.configFile);

@@ -46,7 +46,7 @@ t.test('a config file that does not exist → exit 2 naming it', async (t) => {
 });
 
 t.test('commands on a stack', async (t) => {
-  const stack = await startStack(t, { dir: t.testdir(), target: 30 });
+  const stack = await startStack(t, { target: 30 });
   const cfg = stack.configFile;
   const c = (...args: string[]) => cli(['-c', cfg, ...args]);
 

@@ -5,7 +5,7 @@ import { startStack } from '../fixtures/stack.js';
 import { waitFor } from '../../src/util/wait.js';
 
 t.test('a failing canary is drained to 0 and stays there', async (t) => {
-  const stack = await startStack(t, { dir: t.testdir(), target: 30 });
+  const stack = await startStack(t, { target: 30 });
   await stack.startSidecar();
   const traffic = stack.traffic();
   await waitFor(async () => (await stack.status()).services[0]?.weight === 15, {

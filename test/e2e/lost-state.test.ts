@@ -10,7 +10,7 @@ import { renderUpstreams } from '../../src/nginx/render.js';
 import { waitFor } from '../../src/util/wait.js';
 
 t.test('without state.json the generation continues from the include file', async (t) => {
-  const stack = await startStack(t, { dir: t.testdir(), target: 0 });
+  const stack = await startStack(t, { target: 0 });
   // The include as a previous sidecar left it: generation 7, canary at 0.
   await writeFile(
     stack.config.nginx.upstreamsFile,

@@ -11,7 +11,7 @@ async function liveGeneration(statusUrl: string): Promise<string> {
 }
 
 t.test('SIGKILL at 15 % resumes at 15 and walks on', async (t) => {
-  const stack = await startStack(t, { dir: t.testdir(), target: 30, soak: '2s' });
+  const stack = await startStack(t, { target: 30, soak: '2s' });
   const { host, port } = stack.config.nginx.statusListen;
   const genUrl = `http://${host}:${port}/generation`;
   await stack.startSidecar();

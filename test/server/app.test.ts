@@ -34,7 +34,7 @@ interface Env {
 
 /** A stack (target 30) and an in-process sidecar on it, after its first tick (0 → 5 %, generation 1). */
 async function start(t: T, log = silentLogger): Promise<Env> {
-  const stack = await startStack(t, { dir: t.testdir(), target: 30 });
+  const stack = await startStack(t, { target: 30 });
   const clock = new ManualClock();
   const sidecar = await startSidecar(stack.config, { log, clock, listen: false, tickMs: 3_600_000 });
   let closed = false;
@@ -385,7 +385,7 @@ t.test('a 5xx CanaryError does not leak its message', async (t) => {
 });
 
 t.test('startSidecar: token_file and listen', async (t) => {
-  const stack = await startStack(t, { dir: t.testdir(), target: 30 });
+  const stack = await startStack(t, { target: 30 });
   const tokenFile = path.join(stack.dir, 'token');
   const withToken = { ...stack.config, sidecar: { ...stack.config.sidecar, tokenFile } };
   const include = await readFile(stack.config.nginx.upstreamsFile, 'utf8');

@@ -109,11 +109,14 @@ export const GatesSchema = Type.Object(
         examples: [5],
       }),
     ),
+    min_probes: Opt(Int(1, 1_000_000, 20)),
+    crash_loop_restarts: Opt(Int(1, 1000, 3)),
+    crash_loop_window: Opt(Duration('5m')),
   },
   {
     additionalProperties: false,
     description:
-      'a mapping { window, min_requests, connect_p95, error_ratio, probe_failure_ratio, baseline_p95_factor }',
+      'a mapping { window, min_requests, connect_p95, error_ratio, probe_failure_ratio, baseline_p95_factor, min_probes, crash_loop_restarts, crash_loop_window }',
   },
 );
 

@@ -71,10 +71,16 @@ export interface GatesConfig {
   connectP95Ms: number;
   /** Drain gate: canary 5xx attempts / attempts above this, ratio 0–1 (default 0.005). */
   errorRatio: number;
-  /** Drain gate (issue 3): probe failures / probes above this, ratio 0–1 (default 0.05). */
+  /** Drain gate: canary health-probe failures / probes above this, ratio 0–1 (default 0.05, seed 002). */
   probeFailureRatio: number;
-  /** Drain gate (issue 3): canary p95 above this × primary p95 (default 5). */
+  /** Drain gate: canary response p95 above this × primary response p95 (default 5, seed 002). */
   baselineP95Factor: number;
+  /** Probes a pool needs in the window for a probe-failure verdict; fewer → inconclusive (default 20 = 1 / 5 %). */
+  minProbes: number;
+  /** Drain gate: this many healthy→unhealthy probe transitions of the canary within {@link crashLoopWindowMs} (default 3, seed 002). */
+  crashLoopRestarts: number;
+  /** The crash-loop window, ms (default 5 min, seed 002). */
+  crashLoopWindowMs: number;
 }
 
 /** One split: a primary pool and a canary pool behind one nginx upstream name. */

@@ -508,6 +508,9 @@ function gates(r: Reader): GatesConfig {
     errorRatio: percentToRatio(r.percent('error_ratio', 0.5, { min: 0, max: 100 }, { open: true })),
     probeFailureRatio: percentToRatio(r.percent('probe_failure_ratio', 5, { min: 0, max: 100 }, { open: true })),
     baselineP95Factor: r.number('baseline_p95_factor', 5),
+    minProbes: r.integer('min_probes', 20),
+    crashLoopRestarts: r.integer('crash_loop_restarts', 3),
+    crashLoopWindowMs: r.duration('crash_loop_window', 5 * MIN, { min: SEC, max: DAY }),
   };
 }
 
@@ -532,9 +535,21 @@ function service(r: Reader, name: string, seen: Map<string, string>): ServiceCon
   };
 }
 
-/** nginx upstream names a service renders (design.md "Rendering"). */
+/**
+ * Names a service claims in the include file (src/nginx/model.ts), which
+ * must not be claimed by two services:
+ * - upstreams `<service>_primary`, `<service>_canary`, and `<service>` when
+ *   weighted;
+ * - the suffix N of every variable `$nginx_canary_N` it sets: `<service>`
+ *   (the route map) and, for split_clients, `<service>_split` (the
+ *   split_clients variable). nginx lets a second `map`/`split_clients`
+ *   silently redefine a variable, so such a clash would not fail `nginx -t`.
+ * Upstream and variable suffixes share one set: a clash between them is
+ * not an nginx error but would make `$proxy_host` ambiguous for attribution.
+ */
 function upstreamNames(s: ServiceConfig): string[] {
-  return s.split === 'weighted' ? [s.name] : [`${s.name}_primary`, `${s.name}_canary`];
+  const pools = [`${s.name}_primary`, `${s.name}_canary`];
+  return s.split === 'weighted' ? [s.name, ...pools] : [...pools, s.name, `${s.name}_split`];
 }
 
 function sortByPosition(problems: ConfigProblem[]): ConfigProblem[] {
@@ -561,7 +576,8 @@ function sortByPosition(problems: ConfigProblem[]): ConfigProblem[] {
  * canary max_fails 1, fail_timeout 10s, slow_start 30s (`0s` = none); probe
  * /health, /ready, 5s, 2s; rollout target 0, slice 5, slice_soak 48h, step
  * 10, step_soak 15m; gates window 15m, min_requests 200, connect_p95 120ms,
- * error_ratio 0.5 %, probe_failure_ratio 5 %, baseline_p95_factor 5; nginx
+ * error_ratio 0.5 %, probe_failure_ratio 5 %, baseline_p95_factor 5, min_probes 20,
+ * crash_loop_restarts 3, crash_loop_window 5m; nginx
  * binary `nginx`, managed false, status_listen 127.0.0.1:9465, snapshots
  * <dir of state_file>/snapshots keep 20, min_reload_interval 2s; sidecar
  * listen 127.0.0.1:9464, state_file .nginx-canary/state.json, no token; no

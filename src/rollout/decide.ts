@@ -9,7 +9,15 @@
  */
 import type { Config, ServiceConfig } from '../config/types.js';
 import { errors } from '../errors.js';
-import { allPass, allPassOfKind, describeGate, evaluateGates, firstFailing, firstNotPassing } from './gates.js';
+import {
+  allPass,
+  allPassOfKind,
+  describeGate,
+  evaluateGates,
+  firstFailing,
+  firstNotPassing,
+  gateNamed,
+} from './gates.js';
 import { HISTORY_LIMIT } from './types.js';
 import type {
   Command,
@@ -18,6 +26,7 @@ import type {
   GateResult,
   Observations,
   Page,
+  Ramp,
   RolloutEvent,
   ServiceObservation,
   ServiceState,
@@ -54,7 +63,42 @@ export function freshServiceState(now: number): ServiceState {
     soakedMs: 0,
     lastTickAt: now,
     drainReason: null,
+    ramp: null,
   };
+}
+
+/** Options of {@link decide} that come from the environment rather than weights.yaml. */
+export interface DecideOptions {
+  /**
+   * True on open-source nginx, which rejects `slow_start=` (design.md
+   * "slow_start on open-source nginx"): a canary entering the rotation is
+   * ramped in sub-steps instead. False (default) on NGINX Plus, which ramps by itself.
+   */
+  emulateSlowStart?: boolean;
+}
+
+/**
+ * Number of ramp sub-steps for a canary pool: ceil(slow_start / min_reload_interval)
+ * with the pool's longest slow_start (ms), at most {@link MAX_RAMP_STEPS}; 1 (no ramp)
+ * when no canary server has one. Issue 3: "the number of reloads is ≤ ceil(slow_start / min_reload_interval)".
+ */
+export function rampSteps(svc: ServiceConfig, minReloadIntervalMs: number): number {
+  const slowStartMs = Math.max(0, ...svc.canary.map((c) => c.slowStartMs ?? 0));
+  if (slowStartMs === 0) return 1;
+  return Math.min(MAX_RAMP_STEPS, Math.max(1, Math.ceil(slowStartMs / Math.max(1, minReloadIntervalMs))));
+}
+
+/**
+ * Most sub-steps a ramp takes, whatever slow_start / min_reload_interval is:
+ * "a few reloads" (design.md) — each reload leaves old workers draining, so
+ * a 30 s slow_start at a 0.5 s interval ramps in 10 reloads 3 s apart, not 60.
+ */
+export const MAX_RAMP_STEPS = 10;
+
+/** The weight served at ramp sub-step `step` of `steps` toward `to`, percent: to × step / steps, rounded to 0.1, at least 0.1. */
+export function rampWeight(to: number, step: number, steps: number): number {
+  if (step >= steps) return to;
+  return Math.min(to, Math.max(0.1, roundWeight((to * step) / steps)));
 }
 
 /**
@@ -116,8 +160,9 @@ function decideService(
   obs: ServiceObservation | undefined,
   now: number,
   waitMs: number,
+  steps: number,
 ): ServiceOutcome {
-  const gates = evaluateGates(svc, obs);
+  const gates = evaluateGates(svc, obs, { weight: prev.weight });
   const target = svc.rollout.target;
   const events: RolloutEvent[] = [];
   let page: Page | null = null;
@@ -139,7 +184,8 @@ function decideService(
   // e. Soak: a green tick vouches for at most one window; a jump back adds 0; a hold failure restarts the soak.
   const gap = Math.min(Math.max(now - prev.lastTickAt, 0), svc.gates.windowMs);
   const holdFail = firstFailing(gates, 'hold');
-  const soakedMs = holdFail ? 0 : allPass(gates) ? prev.soakedMs + gap : prev.soakedMs;
+  const ramping = (prev.ramp ?? null) !== null;
+  const soakedMs = holdFail || ramping ? 0 : allPass(gates) ? prev.soakedMs + gap : prev.soakedMs;
   let s: ServiceState = { ...prev, soakedMs, lastTickAt: Math.max(prev.lastTickAt, now) };
   /** Every weight change restarts the soak and the judged window. */
   const move = (to: number, fields: Partial<ServiceState>): void => {
@@ -166,19 +212,23 @@ function decideService(
   if (drainFail && from > 0) {
     const why = describeGate(drainFail);
     if (waitMs > 0) return waiting(`drain ${pct(from)} → 0 % (${why})`);
-    move(0, { phase: 'drained', pausedBy: null, resumePhase: null, drainReason: drainFail.gate });
+    move(0, { phase: 'drained', pausedBy: null, resumePhase: null, drainReason: drainFail.gate, ramp: null });
     const e = event('drain', from, 0, `drain gate ${why}`);
     const summary = `drained ${svc.name} from ${pct(from)} to 0 %: ${why}`;
     page = { service: svc.name, reason: drainFail.gate, summary, event: e };
     return out(summary);
   }
 
+  // A ramp toward a weight above a lowered target now ends at the target (if it is still above the live weight).
+  if (s.ramp && s.ramp.to > target && target > from) s = { ...s, ramp: { ...s.ramp, to: target } };
+
   // c. A lower target applies at once (the safe direction); an operator pause stays, a gate pause at 0 has nothing to hold.
   if (from > target) {
     if (waitMs > 0) return waiting(`lower ${pct(from)} → ${pct(target)}`);
     const after: Resumable = target === 0 ? 'idle' : 'complete';
-    if (s.phase === 'paused' && (s.pausedBy === 'operator' || target > 0)) move(target, { resumePhase: after });
-    else move(target, { phase: after, pausedBy: null, resumePhase: null, drainReason: null });
+    if (s.phase === 'paused' && (s.pausedBy === 'operator' || target > 0))
+      move(target, { resumePhase: after, ramp: null });
+    else move(target, { phase: after, pausedBy: null, resumePhase: null, drainReason: null, ramp: null });
     event('lower', from, target, `target ${pct(target)} is below the weight; lowered at once`, []);
     return out(`lowered ${pct(from)} → ${pct(target)} (target ${pct(target)})`);
   }
@@ -188,7 +238,7 @@ function decideService(
   if (s.phase === 'paused') {
     resumeTo = settle(s.resumePhase ?? 'idle', from, target);
     s = { ...s, resumePhase: resumeTo };
-  } else if (s.phase !== 'drained') {
+  } else if (s.phase !== 'drained' && !s.ramp) {
     const placed = settle(s.phase, from, target);
     if (placed === 'complete' && s.phase !== 'complete')
       event('complete', from, from, `weight reached the target ${pct(target)}`);
@@ -217,6 +267,44 @@ function decideService(
     event('pause', from, from, `hold gate ${describeGate(holdFail)}`);
     return out(`paused at ${at}: ${describeGate(holdFail)}`);
   }
+  // i. A running ramp (slow_start emulation) climbs one sub-step per min_reload_interval; only drains and hold gates stop it.
+  const ramp = s.ramp ?? null;
+  if (ramp) {
+    const to = rampWeight(ramp.to, ramp.step + 1, ramp.steps);
+    const of = `sub-step ${ramp.step} of ${ramp.steps} toward ${pct(ramp.to)}`;
+    if (waitMs > 0) return waiting(`ramp ${pct(from)} → ${pct(to)} (${of}, slow_start emulation)`);
+    const done = ramp.step + 1 >= ramp.steps;
+    const phase: Resumable = done ? settle(s.phase === 'complete' ? 'step' : s.phase, to, target) : s.phase;
+    move(to, { phase, ramp: done ? null : { ...ramp, step: ramp.step + 1 } });
+    event(
+      'ramp',
+      from,
+      to,
+      `slow_start emulation: sub-step ${ramp.step + 1} of ${ramp.steps} toward ${pct(ramp.to)}${done ? '; the soak starts now' : ''}`,
+      [],
+    );
+    if (done && phase === 'complete') event('complete', to, to, `the ramp reached the target ${pct(target)}`, []);
+    return out(
+      `ramped ${pct(from)} → ${pct(to)} (${done ? 'ramp done, soak starts' : `sub-step ${ramp.step + 1} of ${ramp.steps}`})`,
+    );
+  }
+
+  // j. A canary server back after probes saw it unhealthy re-enters the rotation through a ramp (slow_start emulation).
+  const recoveredAt = obs?.probes?.canary.recoveredAt ?? null;
+  if (steps > 1 && from > 0 && recoveredAt !== null && recoveredAt > prev.since) {
+    if (waitMs > 0) return waiting(`ramp the recovered canary back up from near 0 to ${pct(from)}`);
+    const first = rampWeight(from, 1, steps);
+    const phase: Resumable = s.phase === 'complete' ? 'step' : s.phase;
+    move(first, { phase, ramp: { to: from, step: 1, steps, startedAt: now, cause: 'recovery' } });
+    event(
+      'ramp',
+      from,
+      first,
+      `canary healthy again after probes saw it unhealthy: slow_start emulation ramps back to ${pct(from)} in ${steps} reloads`,
+    );
+    return out(`ramping the recovered canary ${pct(first)} → ${pct(from)} (sub-step 1 of ${steps})`);
+  }
+
   if (s.phase === 'complete') return out(`complete at ${at}`);
 
   // d. Start: the first slice from 0 (inconclusive is expected at 0 %: no canary traffic yet; a failing gate blocks).
@@ -224,9 +312,25 @@ function decideService(
     if (target === 0) return out(`idle at 0 % (target 0 %)`);
     const failing = firstFailing(gates);
     if (failing) return out(`waiting to start (target ${pct(target)}): ${describeGate(failing)}`);
-    // Hook (issue 3): the /ready probe gate before the first slice goes here.
-    const to = Math.min(target, svc.rollout.slice);
-    if (waitMs > 0) return waiting(`start the slice 0 % → ${pct(to)}`);
+    // The canary gets its first slice only once /ready answers 200 (seed 003: "blackhole until ready").
+    const ready = gateNamed(gates, 'ready');
+    if (ready && ready.verdict !== 'pass')
+      return out(`waiting to start (target ${pct(target)}): ${describeGate(ready)}; weight stays 0 %`);
+    const nominal = Math.min(target, svc.rollout.slice);
+    if (waitMs > 0) return waiting(`start the slice 0 % → ${pct(nominal)}`);
+    if (steps > 1) {
+      const first = rampWeight(nominal, 1, steps);
+      const r: Ramp = { to: nominal, step: 1, steps, startedAt: now, cause: 'slice' };
+      move(first, { phase: 'slice', pausedBy: null, resumePhase: null, drainReason: null, ramp: r });
+      event(
+        'slice',
+        0,
+        first,
+        `first slice of ${pct(nominal)} toward target ${pct(target)}, ramped in ${steps} reloads (slow_start emulation)`,
+      );
+      return out(`started the slice ramp 0 % → ${pct(first)} of ${pct(nominal)} (sub-step 1 of ${steps})`);
+    }
+    const to = nominal;
     move(to, { phase: to === target ? 'complete' : 'slice', pausedBy: null, resumePhase: null, drainReason: null });
     event('slice', 0, to, `first slice of ${pct(to)} toward target ${pct(target)}`);
     if (to === target) event('complete', to, to, `the slice reached the target ${pct(target)}`);
@@ -253,16 +357,22 @@ function decideService(
  * `observations[name]` covers `[max(now - gates.window, since), now]` (the
  * runner computes it): only traffic at the current weight. Rules, in priority order:
  * - a config target different from `state.target` is an event `target` (a new target ends a drain: phase idle);
- * - a failing drain gate (error_ratio) at weight > 0 → weight 0, phase drained, event `drain`, one Page;
+ * - a failing drain gate (error_ratio, probe_failure_ratio, baseline_p95, crash_loop) at weight > 0 →
+ *   weight 0, phase drained, event `drain`, one Page;
  * - target below the weight → weight = target at once, event `lower`, phase complete (idle at 0);
- * - a failing hold gate (connect_p95) resets the soak and pauses (event `pause`); a gate pause resumes
- *   (event `resume`) once no gate fails and every hold gate passes; an operator pause only by command;
- * - idle, target > 0, no failing gate → weight min(target, slice), phase slice, event `slice`;
+ * - a failing hold gate (ready, connect_p95, starved) resets the soak and pauses (event `pause`); a gate
+ *   pause resumes (event `resume`) once no gate fails and every hold gate passes; an operator pause only by command;
+ * - a running ramp (slow_start emulation) climbs one sub-step per tick that may reload (event `ramp`);
+ * - with emulation, a canary that probes saw recover after the live weight was set is ramped back from
+ *   near 0 to its weight (event `ramp`, cause `recovery`);
+ * - idle, target > 0, no failing gate and the `ready` gate passing → weight min(target, slice), phase slice,
+ *   event `slice`; with emulation, the first of `rampSteps` sub-steps instead ({@link rampWeight});
  * - slice/step, every gate `pass`, soak ≥ slice_soak / step_soak → weight min(target, weight + step), event `step`;
  * - reaching the target adds an event `complete` (phase complete).
  * Soak: a tick where every gate passes adds `clamp(now - lastTickAt, 0, gates.window)`; an inconclusive tick
- * adds nothing. A weight change is proposed only when {@link reloadWaitMs} is 0; otherwise the weight
- * stays and the summary says `waiting for min_reload_interval`.
+ * adds nothing; it stays 0 while a ramp runs, so a step's soak starts when its ramp ends. A weight change
+ * is proposed only when {@link reloadWaitMs} is 0; otherwise the weight stays and the summary says
+ * `waiting for min_reload_interval`. `opts.emulateSlowStart` is true on open-source nginx.
  *
  * Returns the next state (when `changed`, its lastReloadAt is `now`; the runner commits it only after
  * the apply succeeded), the desired weight of every configured service, this tick's events (also
@@ -270,8 +380,15 @@ function decideService(
  * summary line per service. Services in state but not in config are kept as they are and left out
  * of `weights`. Pure: never throws, never mutates its arguments.
  */
-export function decide(config: Config, state: State, observations: Observations, now: number): Decision {
-  const waitMs = reloadWaitMs(config.nginx.minReloadIntervalMs, state.lastReloadAt, now);
+export function decide(
+  config: Config,
+  state: State,
+  observations: Observations,
+  now: number,
+  opts: DecideOptions = {},
+): Decision {
+  const mri = config.nginx.minReloadIntervalMs;
+  const waitMs = reloadWaitMs(mri, state.lastReloadAt, now);
   const services: Record<string, ServiceState> = { ...state.services };
   const weights: Record<string, number> = {};
   const gates: Record<string, GateResult[]> = {};
@@ -281,7 +398,8 @@ export function decide(config: Config, state: State, observations: Observations,
   let changed = false;
   for (const svc of config.services) {
     const prev = own(state.services, svc.name) ?? freshServiceState(now);
-    const o = decideService(svc, prev, own(observations, svc.name), now, waitMs);
+    const steps = opts.emulateSlowStart === true ? rampSteps(svc, mri) : 1;
+    const o = decideService(svc, prev, own(observations, svc.name), now, waitMs, steps);
     services[svc.name] = o.next;
     weights[svc.name] = o.next.weight;
     gates[svc.name] = o.gates;
@@ -360,6 +478,7 @@ export function applyCommand(config: Config, state: State, cmd: Command, now: nu
       pausedBy: null,
       resumePhase: null,
       drainReason: 'operator',
+      ramp: null,
       soakedMs: 0,
       since: Math.max(prev.since, now),
     };

@@ -2,20 +2,62 @@
  * Gates: pure verdicts over one service's observations (design.md "Rollout",
  * style.md: a gate answers `pass | fail | inconclusive`). No I/O, no clock.
  *
- * This release judges the canary pool with two gates (seed 003):
- * - `connect_p95` (hold): canary upstream connect p95 > gates.connect_p95 (ms) → pause the walk;
- * - `error_ratio` (drain): canary 5xx attempts / attempts > gates.error_ratio (ratio 0–1) → canary to 0.
- * A pool with fewer than gates.min_requests attempts in the window makes its
- * gates `inconclusive`: thin data never passes and never fails ("No data is
- * not green"). Issue 3 adds gates by appending evaluators to {@link GATES}.
+ * Hold gates (a failure pauses the walk; it resumes by itself when green):
+ * - `ready`: every canary server's latest `/ready` probe answered 200. The
+ *   first slice waits for it (seed 003: "start canary with weight 0 …
+ *   blackhole until ready");
+ * - `connect_p95`: canary connect p95 over gates.connect_p95 (seed 003, 120 ms),
+ *   from the access log (ms resolution) and from the probes (sub-ms; one new
+ *   connection each, so upstream keepalive cannot hide a slow connect);
+ * - `starved`: the canary's share of attempts under half its weight with
+ *   enough traffic — what nginx's max_fails ejection looks like from outside.
+ * Drain gates (a failure sets the canary to 0 at once and pages):
+ * - `error_ratio`: a sequential test on canary (attempts, 5xx attempts),
+ *   valid under continuous monitoring (sequential.ts; threshold seed 003, 0.5 %);
+ * - `probe_failure_ratio`: canary health-probe failures over 5 % (seed 002);
+ * - `baseline_p95`: canary response p95 over 5 × the primary's (seed 002);
+ * - `crash_loop`: 3 healthy→unhealthy probe transitions in 5 min (seed 002).
+ *
+ * "No data is not green": a gate without enough samples is `inconclusive`,
+ * which holds the walk and never drains — except where the verdict is
+ * already certain (the sequential test crossed its bound; more probe
+ * failures than the threshold allows at the minimum probe count).
  */
 import type { ServiceConfig } from '../config/types.js';
-import type { GateKind, GateResult, PoolObservation, ServiceObservation, Verdict } from './types.js';
+import { errorTest } from './sequential.js';
+import type {
+  GateKind,
+  GateName,
+  GateResult,
+  PoolObservation,
+  ProbeObservation,
+  ServiceObservation,
+  Verdict,
+} from './types.js';
 
-/** One gate: a pure function of a service's config and its observations (undefined = no data at all). */
-export type GateEvaluator = (svc: ServiceConfig, obs: ServiceObservation | undefined) => GateResult;
+/** What a gate knows beyond the observations: the live canary weight, percent 0–100. */
+export interface GateContext {
+  weight: number;
+}
 
-const NO_DATA: PoolObservation = { requests: 0, errors: 0, connectP95Ms: null };
+/** One gate: a pure function of a service's config, its observations (undefined = no data at all) and the context. */
+export type GateEvaluator = (svc: ServiceConfig, obs: ServiceObservation | undefined, ctx: GateContext) => GateResult;
+
+const NO_DATA: PoolObservation = { requests: 0, errors: 0, connectP95Ms: null, responseP95Ms: null, series: [] };
+
+/**
+ * The canary's share counts as starved below this fraction of its weight (issue 3:
+ * "its share of attempts under half its configured weight").
+ */
+export const STARVED_FRACTION = 0.5;
+
+/**
+ * Floor of the primary p95 the baseline gate multiplies, ms. nginx logs
+ * response times with 1 ms resolution, so a primary at `0.000`–`0.002` s
+ * would make any canary above a few ms "5× slower"; below 10 ms a ratio of
+ * p95s is noise, not a regression.
+ */
+export const BASELINE_FLOOR_MS = 10;
 
 /**
  * The verdict of a "value above threshold fails" gate: `inconclusive` when the
@@ -32,57 +74,228 @@ export function thresholdVerdict(
   return value > threshold ? 'fail' : 'pass';
 }
 
+/** The canary pool's probes, or undefined without a prober. */
+function canaryProbes(obs: ServiceObservation | undefined): ProbeObservation | undefined {
+  return obs?.probes?.canary;
+}
+
 /**
- * Hold gate `connect_p95`: canary $upstream_connect_time p95 in ms against
- * gates.connectP95Ms (default 120 ms, seed 003). Inconclusive below
- * gates.minRequests canary attempts or when no attempt connected (p95 null).
+ * Hold gate `ready`: value 1 when every canary server's latest `/ready` probe
+ * answered 200, 0 when one did not; threshold 1. Inconclusive (value null)
+ * without a prober or before every canary server had a `/ready` probe.
+ */
+export const readyGate: GateEvaluator = (_svc, obs) => {
+  const ready = canaryProbes(obs)?.ready ?? null;
+  return {
+    gate: 'ready',
+    kind: 'hold',
+    pool: 'canary',
+    verdict: ready === null ? 'inconclusive' : ready ? 'pass' : 'fail',
+    value: ready === null ? null : ready ? 1 : 0,
+    threshold: 1,
+    samples: ready === null ? 0 : 1,
+    minSamples: 1,
+  };
+};
+
+/**
+ * Hold gate `connect_p95` (ms) against gates.connectP95Ms (default 120 ms,
+ * seed 003), from two sources: the access log's $upstream_connect_time p95
+ * over ≥ gates.minRequests canary attempts, and the probes' TCP connect p95
+ * over ≥ gates.minProbes canary probes. Value = the larger p95 of the sources
+ * with enough samples. Fails when that is over the threshold; passes when at
+ * least one source has enough samples and none fails; inconclusive otherwise.
+ * `detail`: log_p95_ms, probe_p95_ms, probes.
  */
 export const connectP95Gate: GateEvaluator = (svc, obs) => {
   const canary = obs?.canary ?? NO_DATA;
-  const { connectP95Ms: threshold, minRequests } = svc.gates;
+  const probes = canaryProbes(obs);
+  const { connectP95Ms: threshold, minRequests, minProbes } = svc.gates;
+  const logP95 = canary.requests >= minRequests ? canary.connectP95Ms : null;
+  const probeP95 = probes !== undefined && probes.probes >= minProbes ? probes.connectP95Ms : null;
+  const known = [logP95, probeP95].filter((v): v is number => v !== null);
+  const value = known.length > 0 ? Math.max(...known) : null;
   return {
     gate: 'connect_p95',
     kind: 'hold',
     pool: 'canary',
-    verdict: thresholdVerdict(canary.connectP95Ms, threshold, canary.requests, minRequests),
-    value: canary.connectP95Ms,
-    threshold,
-    samples: canary.requests,
-    minSamples: minRequests,
-  };
-};
-
-/**
- * Drain gate `error_ratio`: canary attempts with upstream status ≥ 500 divided
- * by canary attempts (ratio 0–1) against gates.errorRatio (default 0.005 =
- * 0.5 %, seed 003). Value null without attempts; inconclusive below gates.minRequests.
- */
-export const errorRatioGate: GateEvaluator = (svc, obs) => {
-  const canary = obs?.canary ?? NO_DATA;
-  const { errorRatio: threshold, minRequests } = svc.gates;
-  const value = canary.requests > 0 ? canary.errors / canary.requests : null;
-  return {
-    gate: 'error_ratio',
-    kind: 'drain',
-    pool: 'canary',
-    verdict: thresholdVerdict(value, threshold, canary.requests, minRequests),
+    verdict: value === null ? 'inconclusive' : value > threshold ? 'fail' : 'pass',
     value,
     threshold,
     samples: canary.requests,
     minSamples: minRequests,
+    detail: {
+      log_p95_ms: canary.connectP95Ms,
+      probe_p95_ms: probes?.connectP95Ms ?? null,
+      probes: probes?.probes ?? 0,
+    },
   };
 };
 
-/** Every gate of this release, in evaluation order (hold gates first, then drain gates). */
-export const GATES: readonly GateEvaluator[] = [connectP95Gate, errorRatioGate];
+/**
+ * Hold gate `starved`: the canary's share of the service's attempts, percent
+ * 0–100, against {@link STARVED_FRACTION} × the live weight. A failure needs
+ * the traffic that would bring the canary gates.minRequests attempts at its
+ * weight (total ≥ minRequests × 100 / weight); a pass needs that or
+ * gates.minRequests canary attempts; otherwise it is inconclusive. At
+ * weight 0 it passes (nothing to starve). `detail`: canary, total, weight.
+ */
+export const starvedGate: GateEvaluator = (svc, obs, ctx) => {
+  const canary = obs?.canary.requests ?? 0;
+  const total = canary + (obs?.primary.requests ?? 0);
+  const threshold = ctx.weight * STARVED_FRACTION;
+  const needed = ctx.weight > 0 ? Math.ceil((svc.gates.minRequests * 100) / ctx.weight) : Infinity;
+  const value = total > 0 ? (canary / total) * 100 : null;
+  // At weight 0 nothing can be starved (and a gate pause at 0 must be able to resume).
+  let verdict: Verdict = ctx.weight > 0 ? 'inconclusive' : 'pass';
+  if (value !== null && ctx.weight > 0) {
+    if (value < threshold) verdict = total >= needed ? 'fail' : 'inconclusive';
+    else if (total >= needed || canary >= svc.gates.minRequests) verdict = 'pass';
+  }
+  return {
+    gate: 'starved',
+    kind: 'hold',
+    pool: 'canary',
+    verdict,
+    value,
+    threshold,
+    samples: total,
+    minSamples: Number.isFinite(needed) ? needed : 0,
+    detail: { canary, total, weight: ctx.weight },
+  };
+};
+
+/**
+ * Drain gate `error_ratio`: canary 5xx attempts / attempts (ratio 0–1)
+ * against gates.errorRatio (default 0.005 = 0.5 %, seed 003), judged by the
+ * sequential test of sequential.ts on the per-bucket counts. Fails as soon
+ * as the test crosses its bound, whatever the sample count (the bound is
+ * what makes that safe); otherwise inconclusive below gates.minRequests
+ * attempts or while the ratio is above the threshold without significance
+ * (the walk holds, nothing drains), else pass.
+ * `detail`: errors, statistic, bound, multiple (the alternative the statistic tests).
+ */
+export const errorRatioGate: GateEvaluator = (svc, obs) => {
+  const canary = obs?.canary ?? NO_DATA;
+  const { errorRatio: threshold, minRequests } = svc.gates;
+  const test = errorTest(canary.series, threshold);
+  const value = canary.requests > 0 ? canary.errors / canary.requests : null;
+  let verdict: Verdict;
+  if (test.crossed) verdict = 'fail';
+  else if (value === null || canary.requests < minRequests || value > threshold) verdict = 'inconclusive';
+  else verdict = 'pass';
+  return {
+    gate: 'error_ratio',
+    kind: 'drain',
+    pool: 'canary',
+    verdict,
+    value,
+    threshold,
+    samples: canary.requests,
+    minSamples: minRequests,
+    detail: { errors: canary.errors, statistic: test.statistic, bound: test.bound, multiple: test.multiple },
+  };
+};
+
+/**
+ * Drain gate `probe_failure_ratio`: canary health-probe failures / probes over
+ * the window (ratio 0–1) against gates.probeFailureRatio (default 0.05, seed
+ * 002). The ratio is taken over max(probes, gates.minProbes): below the
+ * minimum it fails only when the failures already exceed what the threshold
+ * allows at the minimum (a certain verdict), else it is inconclusive.
+ * `detail`: failures.
+ */
+export const probeFailureGate: GateEvaluator = (svc, obs) => {
+  const p = canaryProbes(obs);
+  const { probeFailureRatio: threshold, minProbes } = svc.gates;
+  const probes = p?.probes ?? 0;
+  const failures = p?.failures ?? 0;
+  const value = probes > 0 ? failures / probes : null;
+  const certain = failures / Math.max(probes, minProbes) > threshold;
+  const verdict: Verdict = certain ? 'fail' : probes < minProbes ? 'inconclusive' : 'pass';
+  return {
+    gate: 'probe_failure_ratio',
+    kind: 'drain',
+    pool: 'canary',
+    verdict,
+    value,
+    threshold,
+    samples: probes,
+    minSamples: minProbes,
+    detail: { failures },
+  };
+};
+
+/**
+ * Drain gate `baseline_p95`: canary $upstream_response_time p95 (ms) against
+ * gates.baselineP95Factor × max(primary p95, {@link BASELINE_FLOOR_MS})
+ * (default factor 5, seed 002). Both pools need gates.minRequests attempts;
+ * else inconclusive. `detail`: primary_p95_ms, factor.
+ */
+export const baselineP95Gate: GateEvaluator = (svc, obs) => {
+  const canary = obs?.canary ?? NO_DATA;
+  const primary = obs?.primary ?? NO_DATA;
+  const { baselineP95Factor: factor, minRequests } = svc.gates;
+  const base = primary.responseP95Ms;
+  const threshold = factor * Math.max(base ?? 0, BASELINE_FLOOR_MS);
+  const enough = canary.requests >= minRequests && primary.requests >= minRequests && base !== null;
+  return {
+    gate: 'baseline_p95',
+    kind: 'drain',
+    pool: 'canary',
+    verdict: enough ? thresholdVerdict(canary.responseP95Ms, threshold, canary.requests, minRequests) : 'inconclusive',
+    value: canary.responseP95Ms,
+    threshold,
+    samples: Math.min(canary.requests, primary.requests),
+    minSamples: minRequests,
+    detail: { primary_p95_ms: base, factor },
+  };
+};
+
+/**
+ * Drain gate `crash_loop`: healthy→unhealthy transitions of the canary
+ * servers seen by the health probes within gates.crashLoopWindowMs, against
+ * gates.crashLoopRestarts (default 3 in 5 min, seed 002): fails at ≥ the
+ * threshold; inconclusive before the first probe.
+ */
+export const crashLoopGate: GateEvaluator = (svc, obs) => {
+  const p = canaryProbes(obs);
+  const threshold = svc.gates.crashLoopRestarts;
+  const value = p === undefined || p.healthy === null ? null : p.downTransitions;
+  return {
+    gate: 'crash_loop',
+    kind: 'drain',
+    pool: 'canary',
+    verdict: value === null ? 'inconclusive' : value >= threshold ? 'fail' : 'pass',
+    value,
+    threshold,
+    samples: p?.probes ?? 0,
+    minSamples: 0,
+  };
+};
+
+/** Every gate, in evaluation order (hold gates first, then drain gates). */
+export const GATES: readonly GateEvaluator[] = [
+  readyGate,
+  connectP95Gate,
+  starvedGate,
+  errorRatioGate,
+  probeFailureGate,
+  baselineP95Gate,
+  crashLoopGate,
+];
 
 /**
  * Evaluates every gate of {@link GATES} for one service. `obs` covers the
- * judged window `[max(now - gates.window, since), now]`; undefined means no
- * data (every gate inconclusive). Pure; never throws.
+ * judged window (see ServiceObservation); undefined means no data (every gate
+ * inconclusive). `ctx.weight` is the live canary weight, percent. Pure; never throws.
  */
-export function evaluateGates(svc: ServiceConfig, obs: ServiceObservation | undefined): GateResult[] {
-  return GATES.map((gate) => gate(svc, obs));
+export function evaluateGates(
+  svc: ServiceConfig,
+  obs: ServiceObservation | undefined,
+  ctx: GateContext = { weight: 0 },
+): GateResult[] {
+  return GATES.map((gate) => gate(svc, obs, ctx));
 }
 
 /** True when every result is `pass` (false for an empty list: no gate, no green). */
@@ -105,30 +318,97 @@ export function firstNotPassing(results: readonly GateResult[]): GateResult | un
   return results.find((r) => r.verdict !== 'pass');
 }
 
-/** Formats a gate value in its unit: ratios as percent with two decimals, p95 gates as whole ms. */
-function formatValue(r: GateResult, value: number): string {
-  return r.gate.endsWith('_ratio') ? `${(value * 100).toFixed(2)} %` : `${Math.round(value)} ms`;
+/** The result of gate `name`, if evaluated. */
+export function gateNamed(results: readonly GateResult[], name: GateName): GateResult | undefined {
+  return results.find((r) => r.gate === name);
 }
 
-/** What each gate measures, for humans. */
-const MEASURES: Record<GateResult['gate'], string> = {
-  connect_p95: 'connect p95',
-  error_ratio: '5xx ratio',
-  probe_failure_ratio: 'probe failure ratio',
-  baseline_p95: 'p95',
-  crash_loop: 'restarts',
-  starved: 'p95 after reload',
+/** How each gate's value reads: what it measures, its unit, and the word for its samples. */
+const READS: Record<GateName, { measures: string; unit: 'ratio' | 'ms' | 'percent' | 'count'; samples: string }> = {
+  ready: { measures: '/ready', unit: 'count', samples: 'probes' },
+  connect_p95: { measures: 'connect p95', unit: 'ms', samples: 'requests' },
+  starved: { measures: 'share', unit: 'percent', samples: 'requests' },
+  error_ratio: { measures: '5xx ratio', unit: 'ratio', samples: 'requests' },
+  probe_failure_ratio: { measures: 'probe failure ratio', unit: 'ratio', samples: 'probes' },
+  baseline_p95: { measures: 'p95', unit: 'ms', samples: 'requests' },
+  crash_loop: { measures: 'restarts', unit: 'count', samples: 'probes' },
 };
+
+/** Formats a number in a gate unit: ratios as percent with two decimals, ms whole (two decimals under 10 ms), percent one decimal. */
+function formatIn(unit: (typeof READS)[GateName]['unit'], value: number): string {
+  switch (unit) {
+    case 'ratio':
+      return `${(value * 100).toFixed(2)} %`;
+    case 'ms':
+      return value < 10 ? `${value.toFixed(2)} ms` : `${Math.round(value)} ms`;
+    case 'percent':
+      return `${value.toFixed(1)} %`;
+    case 'count':
+      return String(value);
+  }
+}
+
+/** The numbers of `detail` worth a human's attention, per gate, as a parenthesis (or ''). */
+function detailText(r: GateResult): string {
+  const d = r.detail ?? {};
+  const n = (k: string): number | null => d[k] ?? null;
+  switch (r.gate) {
+    case 'error_ratio': {
+      const stat = n('statistic');
+      const bound = n('bound');
+      if (stat === null || bound === null) return '';
+      const op = stat >= bound ? '≥' : '<';
+      return ` (${n('errors') ?? 0} errors; sequential test ${stat.toFixed(2)} ${op} bound ${bound.toFixed(2)} vs ${n('multiple') ?? '?'}× threshold)`;
+    }
+    case 'connect_p95': {
+      const log = n('log_p95_ms');
+      const probe = n('probe_p95_ms');
+      const parts = [
+        log === null ? null : `log ${formatIn('ms', log)}`,
+        probe === null ? null : `probes ${formatIn('ms', probe)} over ${n('probes') ?? 0}`,
+      ].filter((x) => x !== null);
+      return parts.length > 0 ? ` (${parts.join(', ')})` : '';
+    }
+    case 'starved':
+      return ` (${n('canary') ?? 0} of ${n('total') ?? 0} attempts at weight ${n('weight') ?? 0} %)`;
+    case 'probe_failure_ratio':
+      return ` (${n('failures') ?? 0} failed)`;
+    case 'baseline_p95': {
+      const base = n('primary_p95_ms');
+      return base === null ? '' : ` (${n('factor') ?? '?'} × primary ${formatIn('ms', Math.max(base, 0))})`;
+    }
+    default:
+      return '';
+  }
+}
 
 /**
  * One human phrase with the numbers behind a verdict, e.g.
- * `error_ratio fail: canary 5xx ratio 2.00 % > 0.50 % over 200 requests` or
- * `connect_p95 inconclusive: canary 12 of 20 requests`.
+ * `error_ratio fail: canary 5xx ratio 2.00 % > 0.50 % over 200 requests (4 errors; sequential test 5.10 ≥ bound 4.61 vs 10× threshold)`,
+ * `connect_p95 inconclusive: canary 12 of 20 requests` or `ready fail: canary /ready not 200`.
  */
 export function describeGate(r: GateResult): string {
   const head = `${r.gate} ${r.verdict}: ${r.pool}`;
-  if (r.samples < r.minSamples) return `${head} ${r.samples} of ${r.minSamples} requests`;
-  if (r.value === null) return `${head} ${MEASURES[r.gate]} unknown over ${r.samples} requests`;
-  const op = r.verdict === 'fail' ? '>' : '≤';
-  return `${head} ${MEASURES[r.gate]} ${formatValue(r, r.value)} ${op} ${formatValue(r, r.threshold)} over ${r.samples} requests`;
+  const read = READS[r.gate];
+  if (r.gate === 'ready') {
+    if (r.value === null) return `${head} /ready not probed yet`;
+    return r.value === 1 ? `${head} /ready answered 200 on every server` : `${head} /ready not 200`;
+  }
+  const tail = detailText(r);
+  if (r.verdict !== 'fail' && r.samples < r.minSamples)
+    return `${head} ${r.samples} of ${r.minSamples} ${read.samples}${tail}`;
+  if (r.value === null) return `${head} ${read.measures} unknown over ${r.samples} ${read.samples}${tail}`;
+  const op =
+    r.gate === 'starved'
+      ? r.verdict === 'fail'
+        ? '<'
+        : '≥'
+      : r.gate === 'crash_loop'
+        ? r.verdict === 'fail'
+          ? '≥'
+          : '<'
+        : r.value > r.threshold
+          ? '>'
+          : '≤';
+  return `${head} ${read.measures} ${formatIn(read.unit, r.value)} ${op} ${formatIn(read.unit, r.threshold)} over ${r.samples} ${read.samples}${tail}`;
 }

@@ -37,6 +37,20 @@ const ServiceStateSchema = Type.Object(
     soakedMs: Type.Number({ minimum: 0 }),
     lastTickAt: Type.Number(),
     drainReason: Nullable(Type.String()),
+    ramp: Type.Optional(
+      Nullable(
+        Type.Object(
+          {
+            to: Type.Number({ minimum: 0, maximum: 100 }),
+            step: Type.Integer({ minimum: 1 }),
+            steps: Type.Integer({ minimum: 1 }),
+            startedAt: Type.Number(),
+            cause: Type.Union([Type.Literal('slice'), Type.Literal('recovery')]),
+          },
+          { additionalProperties: false },
+        ),
+      ),
+    ),
   },
   { additionalProperties: false },
 );
@@ -44,6 +58,7 @@ const ServiceStateSchema = Type.Object(
 const GateResultSchema = Type.Object(
   {
     gate: Type.Union([
+      Type.Literal('ready'),
       Type.Literal('connect_p95'),
       Type.Literal('error_ratio'),
       Type.Literal('probe_failure_ratio'),
@@ -58,6 +73,7 @@ const GateResultSchema = Type.Object(
     threshold: Type.Number(),
     samples: Type.Number({ minimum: 0 }),
     minSamples: Type.Number({ minimum: 0 }),
+    detail: Type.Optional(Type.Record(Type.String(), Nullable(Type.Number()))),
   },
   { additionalProperties: false },
 );
@@ -79,6 +95,7 @@ const RolloutEventSchema = Type.Object(
       Type.Literal('apply_failed'),
       Type.Literal('rollback'),
       Type.Literal('hold'),
+      Type.Literal('ramp'),
     ]),
     from: Type.Number(),
     to: Type.Number(),

@@ -45,6 +45,32 @@ export interface ServiceState {
   lastTickAt: number;
   /** Reason of the last drain, when phase is `drained`. */
   drainReason: string | null;
+  /**
+   * The slow_start emulation on open-source nginx (design.md "slow_start on
+   * open-source nginx"), or null when no ramp runs. While it runs, `weight` is
+   * the ramp's current sub-step and the soak does not accumulate. Absent in
+   * a state.json written by 0.1 (read as null).
+   */
+  ramp?: Ramp | null;
+}
+
+/**
+ * A weight ramp from near 0 to `to` in `steps` reloads spaced by
+ * min_reload_interval: sub-step i (1…steps) serves `to × i / steps` percent
+ * (rounded to 0.1, at least 0.1). The step's soak starts when sub-step
+ * `steps` is live.
+ */
+export interface Ramp {
+  /** Nominal weight the ramp ends at, percent 0–100. */
+  to: number;
+  /** Sub-step now live, 1…steps. */
+  step: number;
+  /** Number of sub-steps: ceil(slow_start / min_reload_interval), at least 1. */
+  steps: number;
+  /** Epoch ms the ramp started (its first sub-step was proposed). */
+  startedAt: number;
+  /** Why the ramp runs: the canary entered the rotation (`slice`) or came back after probes saw it unhealthy (`recovery`). */
+  cause: 'slice' | 'recovery';
 }
 
 /** A gate's answer (style.md: Argo Rollouts' third verdict). Inconclusive holds; never steps, never drains. */
@@ -53,9 +79,9 @@ export type Verdict = 'pass' | 'fail' | 'inconclusive';
 /** What a failing gate does. */
 export type GateKind = 'hold' | 'drain';
 
-/** Names of the gates. Issue 3 adds probe and baseline gates. */
+/** Names of the gates (see gates.ts for what each measures and its source). */
 export type GateName =
-  'connect_p95' | 'error_ratio' | 'probe_failure_ratio' | 'baseline_p95' | 'crash_loop' | 'starved';
+  'ready' | 'connect_p95' | 'starved' | 'error_ratio' | 'probe_failure_ratio' | 'baseline_p95' | 'crash_loop';
 
 /** One gate's verdict with the numbers behind it. */
 export interface GateResult {
@@ -71,6 +97,13 @@ export interface GateResult {
   samples: number;
   /** Minimum samples for a verdict. */
   minSamples: number;
+  /**
+   * The other numbers behind the verdict, by name, in the units the name says
+   * (`…_ms` ms, `…_ratio` ratio 0–1, counts bare), e.g. for error_ratio
+   * `{ errors, statistic, bound, multiple }`; for connect_p95 `{ log_p95_ms, probe_p95_ms, probes }`.
+   * Recorded with the decision in the history, the logs and `status`.
+   */
+  detail?: Record<string, number | null>;
 }
 
 /** One pool's aggregate over the judged window (see observe/window.ts). */
@@ -81,12 +114,56 @@ export interface PoolObservation {
   errors: number;
   /** p95 of $upstream_connect_time over the attempts that connected, ms; null without samples. */
   connectP95Ms: number | null;
+  /** p95 of $upstream_response_time over the attempts that got a response, ms; null without samples. */
+  responseP95Ms: number | null;
+  /**
+   * Attempts and 5xx attempts per window bucket over the judged span, oldest
+   * first (empty buckets included, so the order is time order): the input of
+   * the sequential error test (rollout/sequential.ts).
+   */
+  series: CountBucket[];
 }
 
-/** Observations of one service over `[max(now - gates.window, state.since), now]`. */
+/** Attempts and errors in one window bucket. */
+export interface CountBucket {
+  attempts: number;
+  errors: number;
+}
+
+/**
+ * One pool's synthetic probes (design.md "Observations": undici, one new
+ * connection per probe) over `[now - gates.window, now]` — probes do not depend
+ * on the weight, so unlike the access log they are not cut at `since`.
+ */
+export interface ProbeObservation {
+  /** Health probes finished in the window, all servers of the pool. */
+  probes: number;
+  /** Of those, the ones that failed (connect error, timeout, or a status other than 2xx). */
+  failures: number;
+  /** p95 of the probes' TCP connect time, ms with sub-ms resolution; null without a connected probe. */
+  connectP95Ms: number | null;
+  /** p95 of the probes' total time (connect to last body byte), ms; null without a finished probe. */
+  totalP95Ms: number | null;
+  /**
+   * Readiness of the pool: true when every server's latest `/ready` probe
+   * answered 200, false when any answered otherwise or failed, null before
+   * every server has had one.
+   */
+  ready: boolean | null;
+  /** True when every server's latest health probe passed, false when any failed, null before any probe. */
+  healthy: boolean | null;
+  /** healthy→unhealthy transitions of the pool's servers within `[now - gates.crash_loop_window, now]`. */
+  downTransitions: number;
+  /** Epoch ms of the newest unhealthy→healthy transition of any server of the pool, or null. */
+  recoveredAt: number | null;
+}
+
+/** Observations of one service: the access log over `[max(now - gates.window, state.since), now]`, the probes over their own span. */
 export interface ServiceObservation {
   primary: PoolObservation;
   canary: PoolObservation;
+  /** The probes' view; absent when no prober runs (probe gates are then inconclusive: no data is not green). */
+  probes?: { primary: ProbeObservation; canary: ProbeObservation };
 }
 
 /** Observations keyed by service name. A missing service means "no data" (inconclusive). */
@@ -105,7 +182,8 @@ export type EventKind =
   | 'abort'
   | 'apply_failed'
   | 'rollback'
-  | 'hold';
+  | 'hold'
+  | 'ramp';
 
 /** One entry of the event history (state.json `history`, the logs, `status`). */
 export interface RolloutEvent {

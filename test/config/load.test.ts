@@ -75,6 +75,9 @@ t.test("the repo's weights.yaml (the demo) normalizes", async (t) => {
           errorRatio: 0.005,
           probeFailureRatio: 0.05,
           baselineP95Factor: 5,
+          minProbes: 20,
+          crashLoopRestarts: 3,
+          crashLoopWindowMs: 300_000,
         },
       },
     ],
@@ -114,6 +117,9 @@ t.test('examples/weights.production.yaml normalizes to the production numbers', 
     errorRatio: 0.005,
     probeFailureRatio: 0.05,
     baselineP95Factor: 5,
+    minProbes: 20,
+    crashLoopRestarts: 3,
+    crashLoopWindowMs: 300_000,
   });
   t.same(
     gw?.primary.map((s) => [s.server, s.maxFails, s.failTimeoutMs, s.slowStartMs]),
@@ -231,6 +237,9 @@ t.test('explicit values are normalized', async (t) => {
     errorRatio: 0.0001,
     probeFailureRatio: 0.999,
     baselineP95Factor: 1.5,
+    minProbes: 20,
+    crashLoopRestarts: 3,
+    crashLoopWindowMs: 300_000,
   });
 });
 

@@ -2,12 +2,12 @@ import t from 'tap';
 import fc from 'fast-check';
 import { applyCommand, decide, initialState } from '../../src/rollout/decide.js';
 import type { Config } from '../../src/config/types.js';
-import type { Command, Observations, PoolObservation, State } from '../../src/rollout/types.js';
-import { T0, deepFreeze, makeConfig, pool } from '../fixtures/rollout/config.js';
+import type { Command, Observations, PoolObservation, ProbeObservation, State } from '../../src/rollout/types.js';
+import { T0, deepFreeze, makeConfig, pool, probePool } from '../fixtures/rollout/config.js';
 
 /** One thing that happens to the walk between or at ticks. */
 type Action =
-  | { kind: 'tick'; advance: number; canary: PoolObservation | null }
+  | { kind: 'tick'; advance: number; canary: PoolObservation | null; probes: ProbeObservation | null }
   | { kind: 'target'; target: number }
   | { kind: 'cmd'; cmd: Command['kind'] };
 
@@ -16,18 +16,43 @@ const canaryArb: fc.Arbitrary<PoolObservation | null> = fc.oneof(
   { weight: 4, arbitrary: fc.constant(pool()) },
   {
     weight: 6,
-    arbitrary: fc.record({
-      requests: fc.oneof(fc.integer({ min: 0, max: 30 }), fc.integer({ min: 30, max: 400 })),
-      errors: fc.oneof(
-        { weight: 6, arbitrary: fc.constant(0) },
-        { weight: 1, arbitrary: fc.integer({ min: 1, max: 20 }) },
-      ),
-      connectP95Ms: fc.oneof(
-        { weight: 1, arbitrary: fc.constant(null) },
-        { weight: 6, arbitrary: fc.integer({ min: 0, max: 119 }) },
-        { weight: 2, arbitrary: fc.integer({ min: 120, max: 400 }) },
-      ),
-    }),
+    arbitrary: fc
+      .record({
+        requests: fc.oneof(fc.integer({ min: 0, max: 30 }), fc.integer({ min: 30, max: 400 })),
+        errors: fc.oneof(
+          { weight: 6, arbitrary: fc.constant(0) },
+          { weight: 1, arbitrary: fc.integer({ min: 1, max: 20 }) },
+        ),
+        connectP95Ms: fc.oneof(
+          { weight: 1, arbitrary: fc.constant(null) },
+          { weight: 6, arbitrary: fc.integer({ min: 0, max: 119 }) },
+          { weight: 2, arbitrary: fc.integer({ min: 120, max: 400 }) },
+        ),
+      })
+      .map((c) => pool(c)),
+  },
+);
+
+/** The canary's probes: mostly healthy and ready; sometimes not ready, failing, flapping or just recovered. */
+const probesArb: fc.Arbitrary<ProbeObservation | null> = fc.oneof(
+  { weight: 1, arbitrary: fc.constant(null) },
+  { weight: 8, arbitrary: fc.constant(probePool()) },
+  {
+    weight: 3,
+    arbitrary: fc
+      .record({
+        ready: fc.constantFrom(true, false, null),
+        failures: fc.oneof(
+          { weight: 4, arbitrary: fc.constant(0) },
+          { weight: 1, arbitrary: fc.integer({ min: 1, max: 5 }) },
+        ),
+        downTransitions: fc.integer({ min: 0, max: 4 }),
+        recoveredAt: fc.oneof(
+          fc.constant(null),
+          fc.integer({ min: -5000, max: 200_000 }).map((d) => T0 + d),
+        ),
+      })
+      .map((p) => probePool(p)),
   },
 );
 
@@ -42,6 +67,7 @@ const actionArb: fc.Arbitrary<Action> = fc.oneof(
         { weight: 1, arbitrary: fc.integer({ min: 10_000, max: 7_200_000 }) },
       ),
       canary: canaryArb,
+      probes: probesArb,
     }),
   },
   {
@@ -75,6 +101,10 @@ const paramsArb = fc.record({
   windowMs: fc.integer({ min: 500, max: 10_000 }),
   minRequests: fc.integer({ min: 1, max: 50 }),
   minReloadIntervalMs: fc.integer({ min: 0, max: 3000 }),
+  /** Open-source nginx (slow_start emulated with ramps) or Plus. */
+  emulateSlowStart: fc.boolean(),
+  /** The canary's slow_start, ms (none, or a ramp of a few sub-steps). */
+  slowStartMs: fc.constantFrom(null, 1000, 3000, 30_000),
 });
 
 type Params = typeof paramsArb extends fc.Arbitrary<infer P> ? P : never;
@@ -89,6 +119,8 @@ const seen = {
   blocked: 0,
   backJumps: 0,
   changesAfterBackJump: 0,
+  rampSteps: 0,
+  recoveries: 0,
 };
 
 function check(cond: boolean, what: string): void {
@@ -96,11 +128,18 @@ function check(cond: boolean, what: string): void {
 }
 
 function configOf(p: Params, target: number): Config {
-  return makeConfig({
+  const config = makeConfig({
     rollout: { target, slice: p.slice, step: p.step, sliceSoakMs: p.sliceSoakMs, stepSoakMs: p.stepSoakMs },
     gates: { windowMs: p.windowMs, minRequests: p.minRequests },
     minReloadIntervalMs: p.minReloadIntervalMs,
   });
+  return {
+    ...config,
+    services: config.services.map((s) => ({
+      ...s,
+      canary: s.canary.map((c) => ({ ...c, slowStartMs: p.slowStartMs })),
+    })),
+  };
 }
 
 /** Runs one random walk like the runner does (every apply succeeds) and checks the invariants after every call. */
@@ -153,8 +192,18 @@ function walk(p: Params, actions: Action[]): void {
     }
     soakBound += Math.min(Math.max(a.advance, 0), p.windowMs);
     const allowed = now - state.lastReloadAt >= p.minReloadIntervalMs || now < state.lastReloadAt;
-    const observations: Observations = a.canary ? { gateway: { primary: pool(), canary: a.canary } } : {};
-    const d = decide(config, deepFreeze(state), deepFreeze(observations), now);
+    const observations: Observations = a.canary
+      ? {
+          gateway: {
+            primary: pool(),
+            canary: a.canary,
+            ...(a.probes ? { probes: { primary: probePool(), canary: a.probes } } : {}),
+          },
+        }
+      : {};
+    const d = decide(config, deepFreeze(state), deepFreeze(observations), now, {
+      emulateSlowStart: p.emulateSlowStart,
+    });
     const after = svcOf(d.state);
     const gates = d.gates.gateway ?? [];
     const target = config.services[0]?.rollout.target ?? -1;
@@ -176,11 +225,17 @@ function walk(p: Params, actions: Action[]): void {
       check(!d.changed, `${where}: moved within min_reload_interval`);
       seen.blocked++;
     }
+    const ramp = before.ramp ?? null;
     if (after.weight > before.weight) {
       check(!gates.some((g) => g.verdict === 'fail'), `${where}: rose with a failing gate`);
       if (before.weight === 0) {
         check(after.weight <= p.slice, `${where}: first slice above slice`);
+        check(gates.find((g) => g.gate === 'ready')?.verdict === 'pass', `${where}: a first slice without /ready`);
         seen.slices++;
+      } else if (ramp !== null) {
+        // A ramp sub-step: time-driven, never past the ramp's end (the weight-above-target check covers a lowered target).
+        check(after.weight <= ramp.to, `${where}: ramp past its end`);
+        seen.rampSteps++;
       } else {
         check(
           gates.every((g) => g.verdict === 'pass'),
@@ -209,6 +264,7 @@ function walk(p: Params, actions: Action[]): void {
       if (e.kind === 'drain') seen.drains++;
       if (e.kind === 'pause') seen.pauses++;
       if (e.kind === 'lower') seen.lowers++;
+      if (e.kind === 'ramp' && e.to < e.from) seen.recoveries++;
     }
     check(d.pages.length === d.events.filter((e) => e.kind === 'drain').length, `${where}: one page per drain`);
     state = d.state;

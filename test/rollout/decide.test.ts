@@ -13,14 +13,16 @@ import type {
 import type { ConfigOverrides } from '../fixtures/rollout/config.js';
 import { T0, deepFreeze, makeConfig, makeService, obs, stateWith, svcState } from '../fixtures/rollout/config.js';
 
+/** No access-log traffic yet; the probes see a healthy, ready canary. */
+const NO_TRAFFIC = obs({ requests: 0, errors: 0, connectP95Ms: null, responseP95Ms: null, series: [] });
 /** Green canary traffic: 100 requests, no 5xx, connect p95 10 ms. */
 const GREEN = obs();
 /** Too few canary requests for a verdict (12 of 20). */
 const THIN = obs({ requests: 12 });
 /** Canary connect p95 above the 120 ms hold gate. */
 const SLOW = obs({ requests: 200, connectP95Ms: 180 });
-/** Canary 5xx ratio 2 % above the 0.5 % drain gate. */
-const ERRORS = obs({ requests: 200, errors: 4 });
+/** Canary 5xx ratio 20 % against the 0.5 % drain gate: the sequential test crosses its bound. */
+const ERRORS = obs({ requests: 200, errors: 40 });
 
 interface Row {
   name: string;
@@ -118,7 +120,7 @@ const rows: Row[] = [
       phase: 'step',
       events: ['target'],
       summary:
-        /holding at 30 % \(target 50 %\): connect_p95 inconclusive: canary 12 of 20 requests; soaked 0\.0 s of 1\.0 s green/,
+        /holding at 30 % \(target 50 %\): starved inconclusive: canary 24 of 67 requests \(12 of 24 attempts at weight 30 %\); soaked 0\.0 s of 1\.0 s green/,
     },
   },
   {
@@ -228,7 +230,7 @@ const rows: Row[] = [
       events: [],
       soakedMs: 5000,
       summary:
-        /holding at 5 % \(target 30 %\): connect_p95 inconclusive: canary 12 of 20 requests; soaked 5\.0 s of 1\.0 s green/,
+        /holding at 5 % \(target 30 %\): starved inconclusive: canary 24 of 400 requests \(12 of 24 attempts at weight 5 %\); soaked 5\.0 s of 1\.0 s green/,
     },
   },
   {
@@ -373,7 +375,7 @@ const rows: Row[] = [
       weight: 15,
       phase: 'paused',
       events: [],
-      summary: /by a hold gate: connect_p95 inconclusive: canary 12 of 20 requests; error_ratio inconclusive/,
+      summary: /by a hold gate: starved inconclusive: canary 24 of 134 requests .*; error_ratio inconclusive/,
     },
   },
   {
@@ -409,7 +411,7 @@ const rows: Row[] = [
       drainReason: 'error_ratio',
       since: T0 + 20,
       summary:
-        /drained gateway from 15 % to 0 %: error_ratio fail: canary 5xx ratio 2\.00 % > 0\.50 % over 200 requests/,
+        /drained gateway from 15 % to 0 %: error_ratio fail: canary 5xx ratio 20\.00 % > 0\.50 % over 200 requests/,
     },
   },
   {
@@ -510,7 +512,7 @@ t.test('decide: one tick per rule', async (t) => {
   for (const row of rows) {
     const config = makeConfig(row.config);
     const before = stateWith(row.svc, row.state);
-    const observations: Observations = row.obs ? { gateway: row.obs } : {};
+    const observations: Observations = { gateway: row.obs ?? NO_TRAFFIC };
     const d = decide(config, before, observations, T0 + (row.at ?? 0));
     const s = d.state.services.gateway;
     if (!s) throw new Error('gateway missing');
@@ -536,7 +538,7 @@ t.test('decide: one tick per rule', async (t) => {
     if (w.since !== undefined) t.equal(s.since, w.since, `${row.name}: since`);
     if (w.lastTickAt !== undefined) t.equal(s.lastTickAt, w.lastTickAt, `${row.name}: lastTickAt`);
     if (w.summary) t.match(d.summary.gateway, w.summary, `${row.name}: summary`);
-    t.equal(d.gates.gateway?.length, 2, `${row.name}: gate results reported`);
+    t.equal(d.gates.gateway?.length, 7, `${row.name}: gate results reported`);
     if (d.changed) t.equal(s.soakedMs, 0, `${row.name}: a move restarts the soak`);
   }
 });
@@ -545,10 +547,20 @@ t.test('events carry the numbers', async (t) => {
   const d = decide(makeConfig(), stateWith({ weight: 15, phase: 'step' }), { gateway: ERRORS }, T0 + 7);
   const [drain] = d.events;
   t.match(drain, { at: T0 + 7, service: 'gateway', kind: 'drain', from: 15, to: 0 });
-  t.match(drain?.reason, /error_ratio fail: canary 5xx ratio 2\.00 % > 0\.50 % over 200 requests/);
+  t.match(
+    drain?.reason,
+    /error_ratio fail: canary 5xx ratio 20\.00 % > 0\.50 % over 200 requests \(40 errors; sequential test \d+\.\d\d ≥ bound 7\.60 vs 6× threshold\)/,
+  );
   t.match(
     drain?.gates.find((g) => g.gate === 'error_ratio'),
-    { verdict: 'fail', value: 0.02, threshold: 0.005, samples: 200, minSamples: 20 },
+    {
+      verdict: 'fail',
+      value: 0.2,
+      threshold: 0.005,
+      samples: 200,
+      minSamples: 20,
+      detail: { errors: 40, multiple: 6 },
+    },
   );
   t.same(d.pages, [{ service: 'gateway', reason: 'error_ratio', summary: d.summary.gateway, event: drain }]);
 
@@ -558,7 +570,7 @@ t.test('events carry the numbers', async (t) => {
   const step = decide(makeConfig(), stateWith({ weight: 15, phase: 'step', soakedMs: 1000 }), { gateway: GREEN }, T0)
     .events[0];
   t.match(step, { kind: 'step', from: 15, to: 25, reason: /1\.0 s of 1\.0 s green at 15 %; stepped by 10 points/ });
-  t.equal(step?.gates.length, 2);
+  t.equal(step?.gates.length, 7);
 });
 
 t.test('acceptance walk: target 30, slice 5, step 10, soaks 1 s → 5 → 15 → 25 → 30', async (t) => {
@@ -592,7 +604,8 @@ t.test('min_reload_interval spaces moves of several services into one reload', a
     minReloadIntervalMs: 2000,
   });
   const s0 = initialState(config, T0);
-  const d1 = decide(config, s0, {}, T0);
+  const idle = { a: NO_TRAFFIC, b: NO_TRAFFIC };
+  const d1 = decide(config, s0, idle, T0);
   t.same(d1.weights, { a: 5, b: 0 });
   t.ok(d1.changed);
   t.equal(d1.state.lastReloadAt, T0);
@@ -600,11 +613,11 @@ t.test('min_reload_interval spaces moves of several services into one reload', a
     services: [makeService('a'), makeService('b', { rollout: { target: 20 } })],
     minReloadIntervalMs: 2000,
   });
-  const d2 = decide(raised, d1.state, {}, T0 + 1999);
+  const d2 = decide(raised, d1.state, idle, T0 + 1999);
   t.same(d2.weights, { a: 5, b: 0 }, 'b waits');
   t.notOk(d2.changed);
   t.match(d2.summary.b, /waiting for min_reload_interval \(0\.0 s left\) to start the slice/);
-  const d3 = decide(raised, d2.state, {}, T0 + 2000);
+  const d3 = decide(raised, d2.state, idle, T0 + 2000);
   t.same(d3.weights, { a: 5, b: 5 });
   t.equal(reloadWaitMs(2000, T0, T0 + 500), 1500);
   t.equal(reloadWaitMs(2000, T0, T0 - 500), 0, 'clock behind the last reload does not block');
@@ -618,12 +631,16 @@ t.test('services: new ones start fresh; removed ones are kept and left out of we
   const d = decide(config, state, { fresh: GREEN }, T0);
   t.same(Object.keys(d.weights).sort(), ['constructor', 'fresh']);
   t.equal(d.state.services.gone, old, 'untouched');
-  t.same(d.weights, { constructor: 5, fresh: 5 }, 'a service named constructor is not Object.prototype.constructor');
+  t.same(
+    d.weights,
+    { constructor: 0, fresh: 5 },
+    'a service named constructor is not Object.prototype.constructor: no observation, so no /ready, so no slice',
+  );
+  t.match(d.summary.constructor, /ready inconclusive/);
   t.same(
     d.events.map((e) => [e.service, e.kind]),
     [
       ['constructor', 'target'],
-      ['constructor', 'slice'],
       ['fresh', 'target'],
       ['fresh', 'slice'],
     ],
@@ -643,7 +660,12 @@ t.test('history is bounded to HISTORY_LIMIT, oldest dropped', async (t) => {
     reason: `old ${i}`,
     gates: [],
   }));
-  const d = decide(makeConfig({ rollout: { target: 50 } }), stateWith({}, { history: filler }), {}, T0);
+  const d = decide(
+    makeConfig({ rollout: { target: 50 } }),
+    stateWith({}, { history: filler }),
+    { gateway: NO_TRAFFIC },
+    T0,
+  );
   t.equal(d.state.history.length, HISTORY_LIMIT);
   t.equal(d.state.history[0]?.reason, 'old 2');
   t.same(
@@ -744,7 +766,7 @@ t.test('applyCommand', async (t) => {
 
     const drained = run({ weight: 0, phase: 'drained', drainReason: 'error_ratio' }, 'resume');
     t.match(drained.state.services.gateway, { weight: 0, phase: 'idle', drainReason: null });
-    const tick = decide(config, drained.state, {}, T0 + 20);
+    const tick = decide(config, drained.state, { gateway: NO_TRAFFIC }, T0 + 20);
     t.equal(tick.weights.gateway, 5, 'the next tick starts a slice');
     t.same(
       tick.events.map((e) => e.kind),
@@ -785,7 +807,11 @@ t.test('applyCommand', async (t) => {
     t.match(idle.state.services.gateway, { weight: 0, phase: 'drained', drainReason: 'operator' });
     t.equal(idle.changed, false, 'nothing to reload at 0');
     t.equal(idle.state.lastReloadAt, 0);
-    t.equal(decide(config, idle.state, {}, T0 + 5000).weights.gateway, 0, 'an abort before the slice prevents it');
+    t.equal(
+      decide(config, idle.state, { gateway: NO_TRAFFIC }, T0 + 5000).weights.gateway,
+      0,
+      'an abort before the slice prevents it',
+    );
 
     const again = stateWith({ weight: 0, phase: 'drained', drainReason: 'operator' });
     t.equal(

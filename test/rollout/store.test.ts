@@ -10,8 +10,8 @@ import { T0, makeConfig, obs, stateWith } from '../fixtures/rollout/config.js';
 /** A state with history and gate results in it (exercises every part of the schema). */
 function richState(): State {
   const config = makeConfig();
-  const d1 = decide(config, initialState(config, T0), {}, T0);
-  const d2 = decide(config, d1.state, { gateway: obs({ requests: 200, errors: 4 }) }, T0 + 5000);
+  const d1 = decide(config, initialState(config, T0), { gateway: obs({ requests: 0, errors: 0, series: [] }) }, T0);
+  const d2 = decide(config, d1.state, { gateway: obs({ requests: 200, errors: 40 }) }, T0 + 5000);
   return {
     ...d2.state,
     generation: 7,
@@ -23,6 +23,7 @@ function richState(): State {
         pausedBy: 'operator',
         resumePhase: 'step',
         weight: 12.5,
+        ramp: { to: 15, step: 2, steps: 3, startedAt: T0, cause: 'recovery' },
       },
     },
   };
@@ -40,7 +41,7 @@ t.test('round trip, modes 0600/0700, no temp file left', async (t) => {
   t.equal(store.file, file);
   const state = richState();
   t.ok(
-    state.history.some((e) => e.kind === 'drain' && e.gates.length === 2),
+    state.history.some((e) => e.kind === 'drain' && e.gates.length === 7 && e.gates.some((g) => g.detail)),
     'the fixture has gate results',
   );
   await store.save(state);

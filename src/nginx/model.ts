@@ -2,9 +2,26 @@
  * The template model: config + canary weights + generation → the values the
  * include file shows. Pure (no I/O, no clock); `render.ts` prints it.
  *
- * Weighted split (design.md "Rendering"): one `upstream <service>` per service
- * holding both pools; every server gets an integer `weight=` such that the
- * canary pool's share of the weight sum is the canary weight to 0.1 %.
+ * Every service (design.md "Rendering", issue 3 "Split modes"):
+ * - `upstream <service>_primary` (the primary servers) and
+ *   `upstream <service>_canary` (the canary servers, never `down`, then the
+ *   primary servers as `backup`: a dead canary falls back, and `max_fails`
+ *   applies, which nginx ignores in a one-server group);
+ * - a route map `map $http_x_canary $nginx_canary_<service>` whose value is
+ *   the upstream name to use: `always` → `<service>_canary`, `never` →
+ *   `<service>_primary`, anything else → the split. The operator's config
+ *   says `proxy_pass http://$nginx_canary_<service>;` (nginx docs, proxy_pass:
+ *   with variables, "the name is searched among the described server groups").
+ *
+ * The split:
+ * - `weighted`: `upstream <service>` holding both pools; every server gets an
+ *   integer `weight=` such that the canary pool's share of the weight sum is
+ *   the canary weight to 0.1 %; a pool at 0 % is `down`. The map's default.
+ * - `split_clients`: `split_clients "<key>" $nginx_canary_<service>_split`
+ *   with a canary bucket of the weight (0.1 % resolution; nginx takes two
+ *   decimals) and `*` for the primary. The map's default. Growing the bucket
+ *   keeps every key that was in it (nginx maps the hash range to buckets in
+ *   order), so a client on the canary stays there as the weight grows.
  */
 import type { Config, ListenAddress, Pool, ServerConfig, ServiceConfig, SplitMode } from '../config/types.js';
 import type { Flavor } from './types.js';
@@ -17,10 +34,23 @@ export interface ServerLine {
   pool: Pool;
   /** `host:port` as written in weights.yaml (IPv6 as `[::1]:18890`). */
   address: string;
-  /** nginx `weight=`, an integer ≥ 1 (nginx rejects 0; a pool at 0 % is `down` instead). */
-  weight: number;
-  /** True when the server's pool is at 0 %: rendered `down` (kept in the file, takes no traffic). */
+  /**
+   * nginx `weight=`, an integer ≥ 1 (nginx rejects 0; a pool at 0 % is `down`
+   * instead), or null to leave it out (nginx's default 1: the servers of a
+   * per-pool upstream share evenly).
+   */
+  weight: number | null;
+  /** True when the server's pool is at 0 % in the weighted `upstream <service>`: rendered `down` (kept in the file, takes no traffic). */
   down: boolean;
+  /**
+   * nginx `backup`: tried only when every non-backup server of the upstream
+   * is unavailable. The primary servers in `<service>_canary`, so a dead
+   * canary falls back to the primary (nginx docs, ngx_http_upstream_module
+   * `server … backup`). nginx refuses `backup` under `hash`, `ip_hash` and
+   * `random` ("balancing method does not support parameter", checked on
+   * 1.22); these upstreams use the default round-robin.
+   */
+  backup: boolean;
   /** nginx `max_fails=`. */
   maxFails: number;
   /** nginx `fail_timeout=` in nginx time syntax, whole seconds (e.g. `20s`); see {@link nginxSeconds}. */
@@ -29,15 +59,87 @@ export interface ServerLine {
   slowStart: string | null;
 }
 
+/**
+ * What an upstream block holds:
+ * - `weighted`: `upstream <service>`, both pools with per-server weights
+ *   (weighted split only; kept so `proxy_pass http://<service>;` still works);
+ * - `primary`: `upstream <service>_primary`, the primary servers;
+ * - `canary`: `upstream <service>_canary`, the canary servers (never `down`),
+ *   then the primary servers as `backup`.
+ */
+export type UpstreamRole = 'weighted' | 'primary' | 'canary';
+
 /** One `upstream` block. */
 export interface UpstreamModel {
-  /** Upstream name = service name (`[a-z][a-z0-9_]*`). */
+  /** `<service>`, `<service>_primary` or `<service>_canary` (`[a-z][a-z0-9_]*`). */
   name: string;
-  /** The service's split mode. This release renders every service as `weighted`. */
+  role: UpstreamRole;
+  servers: ServerLine[];
+}
+
+/** One line of a `split_clients` block: `<percent>% <upstream>;`, or `* <upstream>;`. */
+export interface SplitBucket {
+  /**
+   * Size of the bucket, percent of the 32-bit MurmurHash2 range, 0.1–99.9 with
+   * at most one decimal (nginx 1.22 parses two decimals and rejects `0%`;
+   * checked with `nginx -t`); null for `*` (every hash not in an earlier bucket).
+   */
+  percent: number | null;
+  /** Upstream name the variable takes in this bucket. */
+  upstream: string;
+}
+
+/** The `split_clients` block of a split_clients service. */
+export interface SplitClientsModel {
+  /**
+   * The key as variable names without `$`, in order: `['remote_addr',
+   * 'http_user_agent']` prints `"$remote_addr$http_user_agent"` (the config
+   * loader allows nginx variables only; `$` itself is kept out of model values).
+   */
+  key: string[];
+  /** The variable it sets, without `$`: `nginx_canary_<service>_split`. */
+  variable: string;
+  /** Canary bucket first (when the weight is above 0), then `*`. */
+  buckets: SplitBucket[];
+}
+
+/** A value of the route map: an upstream name, or (split_clients) the split variable (name without `$`). */
+export type MapTarget = { kind: 'upstream'; name: string } | { kind: 'variable'; name: string };
+
+/** A value of the `X-Canary` request header that overrides the split. */
+export type OverrideValue = 'always' | 'never';
+
+/**
+ * The route map of a service: `map $http_x_canary $nginx_canary_<service>`.
+ * Its value is the name of the upstream to use; the operator's location
+ * says `proxy_pass http://$nginx_canary_<service>;`.
+ */
+export interface RouteMapModel {
+  /** Source variable without `$`: {@link OVERRIDE_SOURCE}. */
+  source: string;
+  /** The variable it sets, without `$`: `nginx_canary_<service>` (see {@link routeVariable}). */
+  variable: string;
+  /** No override header (or any other value): the weighted upstream, or the split variable. */
+  default: MapTarget;
+  /** `always` → `<service>_canary`, `never` → `<service>_primary`. */
+  overrides: { value: OverrideValue; upstream: string }[];
+}
+
+/** Everything one service renders. */
+export interface ServiceModel {
+  /** Service name (`[a-z][a-z0-9_]*`). */
+  name: string;
   split: SplitMode;
   /** Canary weight, percent 0–100 rounded to 0.1. */
   weight: number;
-  servers: ServerLine[];
+  /**
+   * `weighted`: `<service>`, `<service>_primary`, `<service>_canary`;
+   * `split_clients`: `<service>_primary`, `<service>_canary`.
+   */
+  upstreams: UpstreamModel[];
+  /** The split_clients block, or null for a weighted service. */
+  splitClients: SplitClientsModel | null;
+  route: RouteMapModel;
 }
 
 /** Everything the include file shows. */
@@ -51,7 +153,19 @@ export interface UpstreamsModel {
   statusListen: string;
   /** The access log format name the template defines (nginx.conf refers to it). */
   logFormat: 'nginx_canary';
-  upstreams: UpstreamModel[];
+  /** One entry per service, in config order. */
+  services: ServiceModel[];
+}
+
+/** The nginx variable (without `$`) holding the `X-Canary` request header: nginx names header variables `$http_<name lower-cased, - as _>`. */
+export const OVERRIDE_SOURCE = 'http_x_canary';
+
+/**
+ * The variable (without `$`) a service's route map sets, which the
+ * operator's config passes to: `proxy_pass http://$nginx_canary_<service>;`.
+ */
+export function routeVariable(service: string): string {
+  return `nginx_canary_${service}`;
 }
 
 /** Greatest common divisor of two non-negative integers (gcd(x, 0) = x). */
@@ -119,29 +233,102 @@ export function poolWeights(
   return { primary: p / g, canary: c / g, primaryDown: false, canaryDown: false };
 }
 
-function serverLine(s: ServerConfig, pool: Pool, weight: number, down: boolean, flavor: Flavor): ServerLine {
+interface LineOptions {
+  weight: number | null;
+  down: boolean;
+  backup: boolean;
+}
+
+function serverLine(s: ServerConfig, pool: Pool, flavor: Flavor, o: LineOptions): ServerLine {
   return {
     pool,
     address: s.server,
-    weight,
-    down,
+    weight: o.weight,
+    down: o.down,
+    backup: o.backup,
     maxFails: s.maxFails,
     failTimeout: nginxSeconds(s.failTimeoutMs),
     slowStart: flavor === 'plus' && s.slowStartMs !== null ? nginxSeconds(s.slowStartMs) : null,
   };
 }
 
-function upstreamOf(svc: ServiceConfig, weightPercent: number, flavor: Flavor): UpstreamModel {
+/** The per-pool upstreams every service renders: `<service>_primary` and `<service>_canary` (primary servers as `backup`). */
+function poolUpstreams(svc: ServiceConfig, flavor: Flavor): UpstreamModel[] {
+  const plain: LineOptions = { weight: null, down: false, backup: false };
+  return [
+    {
+      name: `${svc.name}_primary`,
+      role: 'primary',
+      servers: svc.primary.map((s) => serverLine(s, 'primary', flavor, plain)),
+    },
+    {
+      name: `${svc.name}_canary`,
+      role: 'canary',
+      servers: [
+        ...svc.canary.map((s) => serverLine(s, 'canary', flavor, plain)),
+        ...svc.primary.map((s) => serverLine(s, 'primary', flavor, { ...plain, backup: true })),
+      ],
+    },
+  ];
+}
+
+/** Splits a validated split key (`$a$b`) into its variable names (`['a', 'b']`). */
+function keyVariables(service: string, key: string): string[] {
+  const names = key.split('$').slice(1);
+  if (!key.startsWith('$') || names.length === 0 || names.some((n) => !/^[a-z_][a-z0-9_]*$/.test(n)))
+    throw new RangeError(`service "${service}": split key ${JSON.stringify(key)} is not nginx variables only`);
+  return names;
+}
+
+function serviceOf(svc: ServiceConfig, weightPercent: number, flavor: Flavor): ServiceModel {
   const units = canaryUnits(weightPercent);
+  const primary = `${svc.name}_primary`;
+  const canary = `${svc.name}_canary`;
+  const overrides: RouteMapModel['overrides'] = [
+    { value: 'always', upstream: canary },
+    { value: 'never', upstream: primary },
+  ];
+  const variable = routeVariable(svc.name);
+  if (svc.split === 'split_clients') {
+    const splitVar = `${variable}_split`;
+    const buckets: SplitBucket[] =
+      units === 0
+        ? [{ percent: null, upstream: primary }]
+        : units === WEIGHT_UNITS
+          ? [{ percent: null, upstream: canary }]
+          : [
+              { percent: units / 10, upstream: canary },
+              { percent: null, upstream: primary },
+            ];
+    return {
+      name: svc.name,
+      split: svc.split,
+      weight: units / 10,
+      upstreams: poolUpstreams(svc, flavor),
+      splitClients: { key: keyVariables(svc.name, svc.splitKey), variable: splitVar, buckets },
+      route: { source: OVERRIDE_SOURCE, variable, default: { kind: 'variable', name: splitVar }, overrides },
+    };
+  }
   const w = poolWeights(units, svc.primary.length, svc.canary.length);
+  const weighted: UpstreamModel = {
+    name: svc.name,
+    role: 'weighted',
+    servers: [
+      ...svc.primary.map((s) =>
+        serverLine(s, 'primary', flavor, { weight: w.primary, down: w.primaryDown, backup: false }),
+      ),
+      ...svc.canary.map((s) =>
+        serverLine(s, 'canary', flavor, { weight: w.canary, down: w.canaryDown, backup: false }),
+      ),
+    ],
+  };
   return {
     name: svc.name,
     split: svc.split,
     weight: units / 10,
-    servers: [
-      ...svc.primary.map((s) => serverLine(s, 'primary', w.primary, w.primaryDown, flavor)),
-      ...svc.canary.map((s) => serverLine(s, 'canary', w.canary, w.canaryDown, flavor)),
-    ],
+    upstreams: [weighted, ...poolUpstreams(svc, flavor)],
+    splitClients: null,
+    route: { source: OVERRIDE_SOURCE, variable, default: { kind: 'upstream', name: svc.name }, overrides },
   };
 }
 
@@ -151,8 +338,9 @@ function upstreamOf(svc: ServiceConfig, weightPercent: number, flavor: Flavor): 
  * @param config the normalized config (services in file order).
  * @param weights canary weight per service, percent 0–100; a service missing here is rendered at 0 (the safe direction).
  * @param generation integer ≥ 0 rendered into the status server.
- * @param flavor `plus` renders `slow_start=`; `oss` leaves it out (open-source nginx rejects it).
- * @throws RangeError on a weight outside 0–100, a weight for an unknown service, a bad generation or an empty pool.
+ * @param flavor `plus` renders `slow_start=` (on the canary servers, in every upstream they appear in); `oss` leaves it out (open-source nginx rejects it).
+ * @throws RangeError on a weight outside 0–100, a weight for an unknown service, a bad generation, an empty pool
+ *   or a split key that is not nginx variables only (the config loader refuses both).
  */
 export function buildModel(
   config: Config,
@@ -166,33 +354,42 @@ export function buildModel(
   for (const name of Object.keys(weights)) {
     if (!known.has(name)) throw new RangeError(`weight given for "${name}", which is not a service in the config`);
   }
-  const upstreams = config.services.map((svc) => upstreamOf(svc, weights[svc.name] ?? 0, flavor));
+  const services = config.services.map((svc) => serviceOf(svc, weights[svc.name] ?? 0, flavor));
   return {
     generation,
     flavor,
-    weights: Object.fromEntries(upstreams.map((u) => [u.name, u.weight])),
+    weights: Object.fromEntries(services.map((s) => [s.name, s.weight])),
     statusListen: formatListen(config.nginx.statusListen),
     logFormat: 'nginx_canary',
-    upstreams,
+    services,
   };
 }
 
 /**
- * The canary share of one upstream as nginx will split it: canary weight sum
- * over the weight sum of servers not `down`, percent 0–100. Used by tests to
- * prove the rendered ratio equals the requested weight.
+ * The canary share of one service as nginx will split it, percent 0–100:
+ * - `weighted`: the canary weight sum over the weight sum of the servers of
+ *   `upstream <service>` that are not `down` (share of requests);
+ * - `split_clients`: the size of the canary bucket (share of split keys,
+ *   i.e. of clients), 0 when there is none, 100 when `*` is the canary.
+ * Used by tests to prove the rendered split equals the requested weight.
  *
- * @throws RangeError when the model has no upstream of that name.
+ * @throws RangeError when the model has no service of that name.
  */
 export function canaryShare(model: UpstreamsModel, service: string): number {
-  const u = model.upstreams.find((x) => x.name === service);
-  if (!u) throw new RangeError(`no upstream "${service}" in the model`);
+  const svc = model.services.find((x) => x.name === service);
+  if (!svc) throw new RangeError(`no service "${service}" in the model`);
+  if (svc.splitClients) {
+    const b = svc.splitClients.buckets.find((x) => x.upstream === `${service}_canary`);
+    return b === undefined ? 0 : (b.percent ?? 100);
+  }
+  const u = svc.upstreams.find((x) => x.role === 'weighted');
+  if (!u) throw new RangeError(`service "${service}" has no weighted upstream`);
   let canary = 0;
   let total = 0;
   for (const s of u.servers) {
     if (s.down) continue;
-    total += s.weight;
-    if (s.pool === 'canary') canary += s.weight;
+    total += s.weight ?? 1;
+    if (s.pool === 'canary') canary += s.weight ?? 1;
   }
   // buildModel never marks both pools down, so total > 0.
   return (canary / total) * 100;

@@ -14,9 +14,16 @@
  * - for other hostnames, the addresses the caller resolved
  *   ({@link AttributionOptions.resolved}); this module does no DNS.
  *
- * An address that is none of these — notably the upstream name itself
- * (`gateway`), which nginx logs when every server of the upstream is marked
- * failed and none was tried — is not attributed (null).
+ * An address that is none of these — notably an upstream name (`gateway`,
+ * `gateway_canary`…), which nginx logs when every server of the upstream is
+ * marked failed and none was tried — is not attributed (null).
+ *
+ * `$proxy_host` is the upstream the route map chose (src/nginx/model.ts):
+ * `<service>` (weighted split), `<service>_primary` or `<service>_canary`
+ * (split_clients, or the `X-Canary` override in either mode). It only picks
+ * the service when an address is shared by services; the pool always comes
+ * from the address, so a primary server tried as `backup` inside
+ * `<service>_canary` counts for the primary.
  */
 import type { Config, Pool, ServerConfig } from '../config/types.js';
 import type { Attribution } from './types.js';
@@ -60,9 +67,9 @@ export class AttributionMap {
   /**
    * The server an attempt to `addr` (as in `$upstream_addr`) hit, or null when
    * no configured server has that address. When several servers of different
-   * services share the address, `upstream` (`$proxy_host`: `<service>`, or
-   * `<service>_primary`/`<service>_canary` with split_clients) picks the
-   * service; if it cannot, null.
+   * services share the address, `upstream` (`$proxy_host`: `<service>`,
+   * `<service>_primary` or `<service>_canary`) picks the service; if it
+   * cannot, null.
    */
   attribute(addr: string, upstream?: string): ServerAttribution | null {
     const list = this.#byAddr.get(addr);

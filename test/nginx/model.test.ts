@@ -8,7 +8,11 @@ import {
   gcd,
   nginxSeconds,
   poolWeights,
+  routeVariable,
   WEIGHT_UNITS,
+  type ServiceModel,
+  type UpstreamModel,
+  type UpstreamsModel,
 } from '../../src/nginx/model.js';
 import { makeConfig, makeServer, makeService } from '../fixtures/nginx/config.js';
 
@@ -29,11 +33,11 @@ t.test(
           const config = makeConfig('/m', { services: [makeService('gateway', addrs(20000, nP), addrs(21000, nC))] });
           const model = buildModel(config, { gateway: weight }, 1, 'oss');
           const share = canaryShare(model, 'gateway');
-          const servers = model.upstreams[0]?.servers ?? [];
+          const servers = model.services[0]?.upstreams.find((u) => u.role === 'weighted')?.servers ?? [];
           return (
             Math.abs(share - weight) <= 0.05 &&
             servers.length === nP + nC &&
-            servers.every((s) => Number.isInteger(s.weight) && s.weight >= 1) &&
+            servers.every((s) => Number.isInteger(s.weight) && (s.weight ?? 0) >= 1 && !s.backup) &&
             // Within a pool every server has the same weight, and `down` marks exactly a pool at 0.
             new Set(servers.filter((s) => s.pool === 'canary').map((s) => `${s.weight}/${s.down}`)).size === 1 &&
             servers.filter((s) => s.pool === 'canary').every((s) => s.down === (tenths === 0)) &&
@@ -95,6 +99,23 @@ t.test('formatListen brackets IPv6', async (t) => {
   t.equal(formatListen({ host: '::1', port: 9465 }), '[::1]:9465');
 });
 
+const svcOf = (m: UpstreamsModel, name: string): ServiceModel => {
+  const s = m.services.find((x) => x.name === name);
+  if (!s) throw new Error(`no service ${name}`);
+  return s;
+};
+const upstreamOf = (m: UpstreamsModel, name: string): UpstreamModel => {
+  const u = m.services.flatMap((s) => s.upstreams).find((x) => x.name === name);
+  if (!u) throw new Error(`no upstream ${name}`);
+  return u;
+};
+/** `pool:address[ flags]` of every server of an upstream, in order. */
+const lines = (u: UpstreamModel): string[] =>
+  u.servers.map(
+    (s) =>
+      `${s.pool}:${s.address}${s.weight === null ? '' : ` w${s.weight}`}${s.down ? ' down' : ''}${s.backup ? ' backup' : ''}`,
+  );
+
 t.test('buildModel', async (t) => {
   const config = makeConfig('/m', {
     services: [
@@ -108,20 +129,21 @@ t.test('buildModel', async (t) => {
   t.same(plus.weights, { gateway: 12.3, api: 0 }, 'a service missing from weights renders at 0; weights round to 0.1');
   t.equal(plus.generation, 9);
   t.equal(plus.statusListen, '127.0.0.1:9465');
-  t.equal(
-    plus.upstreams[0]?.servers.find((s) => s.pool === 'canary')?.slowStart,
-    '30s',
-    'plus: slow_start on the canary',
+  for (const name of ['gateway', 'gateway_canary']) {
+    t.equal(
+      upstreamOf(plus, name).servers.find((s) => s.pool === 'canary')?.slowStart,
+      '30s',
+      `plus: slow_start on the canary in ${name}`,
+    );
+  }
+  t.ok(
+    plus.services.every((s) => s.upstreams.every((u) => u.servers.every((x) => x.pool === 'canary' || !x.slowStart))),
+    'no slow_start configured on the primary → none, in every upstream',
   );
-  t.equal(
-    plus.upstreams[0]?.servers.find((s) => s.pool === 'primary')?.slowStart,
-    null,
-    'no slow_start configured → none',
-  );
-  t.equal(plus.upstreams[1]?.servers.find((s) => s.pool === 'canary')?.slowStart, null);
+  t.equal(upstreamOf(plus, 'api_canary').servers.find((s) => s.pool === 'canary')?.slowStart, null);
   const oss = buildModel(config, { gateway: 12.34 }, 9, 'oss');
   t.ok(
-    oss.upstreams.every((u) => u.servers.every((s) => s.slowStart === null)),
+    oss.services.every((s) => s.upstreams.every((u) => u.servers.every((x) => x.slowStart === null))),
     'oss: never slow_start',
   );
   t.equal(canaryShare(oss, 'gateway'), 12.3);
@@ -133,11 +155,125 @@ t.test('buildModel', async (t) => {
   t.throws(() => buildModel(config, {}, 1.5, 'oss'), RangeError);
 });
 
-t.test('split_clients services are rendered weighted in this release', async (t) => {
+t.test('weighted: upstream <service> as before, plus per-pool upstreams and the route map', async (t) => {
   const config = makeConfig('/m', {
-    services: [makeService('gateway', ['127.0.0.1:1'], ['127.0.0.1:2'], { split: 'split_clients' })],
+    services: [makeService('gateway', ['127.0.0.1:1', '127.0.0.1:3'], ['127.0.0.1:2'])],
   });
-  const m = buildModel(config, { gateway: 30 }, 1, 'oss');
-  t.equal(m.upstreams[0]?.split, 'split_clients');
-  t.equal(canaryShare(m, 'gateway'), 30);
+  const at = (w: number): ServiceModel => svcOf(buildModel(config, { gateway: w }, 1, 'oss'), 'gateway');
+  const zero = at(0);
+  t.same(
+    zero.upstreams.map((u) => [u.name, u.role]),
+    [
+      ['gateway', 'weighted'],
+      ['gateway_primary', 'primary'],
+      ['gateway_canary', 'canary'],
+    ],
+  );
+  t.same(lines(zero.upstreams[0]!), ['primary:127.0.0.1:1 w1', 'primary:127.0.0.1:3 w1', 'canary:127.0.0.1:2 w1 down']);
+  t.same(lines(zero.upstreams[1]!), ['primary:127.0.0.1:1', 'primary:127.0.0.1:3']);
+  t.same(
+    lines(zero.upstreams[2]!),
+    ['canary:127.0.0.1:2', 'primary:127.0.0.1:1 backup', 'primary:127.0.0.1:3 backup'],
+    'the canary upstream is not down at weight 0 (X-Canary: always must reach it) and falls back to the primary',
+  );
+  t.same(zero.route, {
+    source: 'http_x_canary',
+    variable: 'nginx_canary_gateway',
+    default: { kind: 'upstream', name: 'gateway' },
+    overrides: [
+      { value: 'always', upstream: 'gateway_canary' },
+      { value: 'never', upstream: 'gateway_primary' },
+    ],
+  });
+  t.equal(zero.splitClients, null);
+  const full = at(100);
+  t.same(lines(full.upstreams[0]!), [
+    'primary:127.0.0.1:1 w1 down',
+    'primary:127.0.0.1:3 w1 down',
+    'canary:127.0.0.1:2 w1',
+  ]);
+  t.same(
+    lines(full.upstreams[1]!),
+    ['primary:127.0.0.1:1', 'primary:127.0.0.1:3'],
+    'never still reaches the primary at 100',
+  );
+  t.equal(routeVariable('gateway'), 'nginx_canary_gateway');
+  const mangled = structuredClone(buildModel(config, { gateway: 5 }, 1, 'oss'));
+  mangled.services[0]!.upstreams = mangled.services[0]!.upstreams.filter((u) => u.role !== 'weighted');
+  t.throws(() => canaryShare(mangled, 'gateway'), /no weighted upstream/, 'a model not made by buildModel');
+  const unweighted = structuredClone(buildModel(config, { gateway: 5 }, 1, 'oss'));
+  for (const x of unweighted.services[0]!.upstreams[0]!.servers) x.weight = null;
+  t.equal(canaryShare(unweighted, 'gateway'), (1 / 3) * 100, 'a server without weight= counts as nginx default 1');
 });
+
+t.test('split_clients: per-pool upstreams, a split_clients block on the key, the route map', async (t) => {
+  const svc = makeService('api', ['127.0.0.1:1'], ['127.0.0.1:2', '127.0.0.1:4'], { split: 'split_clients' });
+  const at = (w: number, s = svc): UpstreamsModel =>
+    buildModel(makeConfig('/m', { services: [s] }), { api: w }, 1, 'oss');
+  const m = at(20);
+  const api = svcOf(m, 'api');
+  t.equal(api.split, 'split_clients');
+  t.same(
+    api.upstreams.map((u) => [u.name, u.role]),
+    [
+      ['api_primary', 'primary'],
+      ['api_canary', 'canary'],
+    ],
+    'no plain upstream api',
+  );
+  t.same(lines(api.upstreams[0]!), ['primary:127.0.0.1:1']);
+  t.same(lines(api.upstreams[1]!), ['canary:127.0.0.1:2', 'canary:127.0.0.1:4', 'primary:127.0.0.1:1 backup']);
+  t.same(api.splitClients, {
+    key: ['remote_addr', 'http_user_agent'],
+    variable: 'nginx_canary_api_split',
+    buckets: [
+      { percent: 20, upstream: 'api_canary' },
+      { percent: null, upstream: 'api_primary' },
+    ],
+  });
+  t.same(api.route.default, { kind: 'variable', name: 'nginx_canary_api_split' });
+  t.equal(api.route.variable, 'nginx_canary_api');
+  t.same(api.route.overrides, [
+    { value: 'always', upstream: 'api_canary' },
+    { value: 'never', upstream: 'api_primary' },
+  ]);
+  t.equal(canaryShare(m, 'api'), 20, 'the share of keys is the bucket size');
+
+  t.same(svcOf(at(0), 'api').splitClients?.buckets, [{ percent: null, upstream: 'api_primary' }], '0: only *');
+  t.equal(canaryShare(at(0), 'api'), 0);
+  t.same(svcOf(at(100), 'api').splitClients?.buckets, [{ percent: null, upstream: 'api_canary' }], '100: only *');
+  t.equal(canaryShare(at(100), 'api'), 100);
+  t.same(svcOf(at(0.1), 'api').splitClients?.buckets[0], { percent: 0.1, upstream: 'api_canary' }, '0.1 % resolution');
+  t.equal(svcOf(at(12.34), 'api').splitClients?.buckets[0]?.percent, 12.3, 'rounded to 0.1');
+  t.equal(svcOf(at(99.9), 'api').splitClients?.buckets[0]?.percent, 99.9);
+  t.ok(
+    svcOf(at(0), 'api').upstreams.every((u) => u.servers.every((s) => !s.down)),
+    'nothing is down in split_clients: the bucket decides',
+  );
+  t.same(svcOf(at(5, { ...svc, splitKey: '$http_x_client' }), 'api').splitClients?.key, ['http_x_client']);
+  for (const bad of ['remote_addr', '$', '$a$', '$a b', '$A'])
+    t.throws(() => at(5, { ...svc, splitKey: bad }), /not nginx variables only/, bad);
+});
+
+t.test(
+  'a property: for any weight 0–100 step 0.1, split_clients buckets are one canary bucket of the weight and *',
+  async (t) => {
+    const svc = makeService('api', ['127.0.0.1:1'], ['127.0.0.1:2'], { split: 'split_clients' });
+    const config = makeConfig('/m', { services: [svc] });
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 1000 }), (tenths) => {
+        const m = buildModel(config, { api: tenths / 10 }, 1, 'oss');
+        const b = svcOf(m, 'api').splitClients?.buckets ?? [];
+        const last = b.at(-1);
+        const percents = b.filter((x) => x.percent !== null).map((x) => x.percent ?? 0);
+        return (
+          last?.percent === null &&
+          percents.every((p) => p > 0 && p < 100 && Math.round(p * 10) === p * 10) &&
+          Math.abs(canaryShare(m, 'api') - tenths / 10) < 1e-9
+        );
+      }),
+      { numRuns: 1001 },
+    );
+    t.pass('checked');
+  },
+);

@@ -1,11 +1,13 @@
+import { rm } from 'node:fs/promises';
 import t from 'tap';
-import type { Config } from '../../src/config/types.js';
+import type { Config, SplitMode } from '../../src/config/types.js';
 import { buildModel, type UpstreamsModel } from '../../src/nginx/model.js';
 import { assertSafeModel, parseHeader, refuseHtmlEscape, renderUpstreams } from '../../src/nginx/render.js';
 import type { Flavor } from '../../src/nginx/types.js';
 import { makeConfig, makeServer, makeService } from '../fixtures/nginx/config.js';
 import { matchGolden } from '../fixtures/nginx/golden.js';
-import { nginxTestRendered } from '../fixtures/nginx/harness.js';
+import { nginxTestRendered, tempDir, writeExampleConf } from '../fixtures/nginx/harness.js';
+import { checkRendered } from '../../src/nginx/scratch.js';
 
 const LOG_FORMAT =
   `log_format nginx_canary escape=json '{"msec":"$msec","status":"$status","upstream":"$proxy_host","addr":"$upstream_addr",` +
@@ -21,6 +23,12 @@ interface Variant {
 }
 
 const base = makeConfig('/golden');
+/** The default gateway service (primary 127.0.0.1:18789, canary 127.0.0.1:18890) with another split mode. */
+function splitConfig(split: SplitMode = 'split_clients'): Config {
+  return makeConfig('/golden', {
+    services: [makeService('gateway', ['127.0.0.1:18789'], ['127.0.0.1:18890'], { split })],
+  });
+}
 const variants: Variant[] = [
   { name: 'weight-0', config: base, weights: { gateway: 0 }, generation: 1, flavor: 'oss' },
   { name: 'weight-5', config: base, weights: { gateway: 5 }, generation: 2, flavor: 'oss' },
@@ -55,6 +63,40 @@ const variants: Variant[] = [
     flavor: 'oss',
   },
   { name: 'plus-slow-start', config: base, weights: { gateway: 30 }, generation: 7, flavor: 'plus' },
+  ...[0, 0.1, 20, 100].map((w, i): Variant => ({
+    name: `split-clients-${w}`,
+    config: splitConfig(),
+    weights: { gateway: w },
+    generation: 10 + i,
+    flavor: 'oss',
+  })),
+  {
+    name: 'split-clients-key-multi-server',
+    config: makeConfig('/golden', {
+      services: [
+        makeService('gateway', ['127.0.0.1:18789', '127.0.0.1:18790'], ['127.0.0.1:18890', '127.0.0.1:18891'], {
+          split: 'split_clients',
+          splitKey: '$http_x_client',
+        }),
+      ],
+    }),
+    weights: { gateway: 12.5 },
+    generation: 14,
+    flavor: 'oss',
+  },
+  {
+    name: 'mixed-modes',
+    config: makeConfig('/golden', {
+      services: [
+        makeService('gateway', ['127.0.0.1:18789'], ['127.0.0.1:18890']),
+        makeService('api', ['10.0.0.7:8080'], ['10.0.0.8:8080'], { split: 'split_clients' }),
+      ],
+    }),
+    weights: { gateway: 30, api: 5 },
+    generation: 15,
+    flavor: 'oss',
+  },
+  { name: 'split-clients-plus', config: splitConfig(), weights: { gateway: 30 }, generation: 16, flavor: 'plus' },
 ];
 
 function render(v: Variant): { model: UpstreamsModel; text: string } {
@@ -146,24 +188,194 @@ t.test('the renderer refuses a value that could inject nginx syntax', async (t) 
     return m;
   };
   t.throws(
-    () => renderUpstreams(evil((m) => (m.upstreams[0]!.name = 'x { }'))),
-    /unsafe value at model\.upstreams\[0\]\.name/,
+    () => renderUpstreams(evil((m) => (m.services[0]!.upstreams[0]!.name = 'x { }'))),
+    /unsafe value at model\.services\[0\]\.upstreams\[0\]\.name/,
   );
   t.throws(
-    () => renderUpstreams(evil((m) => (m.upstreams[0]!.servers[0]!.address = '127.0.0.1:1;include /etc/passwd'))),
+    () =>
+      renderUpstreams(
+        evil((m) => (m.services[0]!.upstreams[0]!.servers[0]!.address = '127.0.0.1:1;include /etc/passwd')),
+      ),
     /unsafe value/,
   );
   t.throws(
     () => renderUpstreams(evil((m) => (m.statusListen = '127.0.0.1:9465\nlisten 0.0.0.0:80'))),
     /unsafe value at model\.statusListen/,
   );
-  t.throws(() => renderUpstreams(evil((m) => (m.upstreams[0]!.servers[0]!.failTimeout = '$x'))), /unsafe value/);
-  t.throws(() => renderUpstreams(evil((m) => (m.upstreams[0]!.servers[0]!.failTimeout = ''))), /unsafe value/);
+  t.throws(
+    () => renderUpstreams(evil((m) => (m.services[0]!.upstreams[0]!.servers[0]!.failTimeout = '$x'))),
+    /unsafe value/,
+  );
+  t.throws(
+    () => renderUpstreams(evil((m) => (m.services[0]!.upstreams[0]!.servers[0]!.failTimeout = ''))),
+    /unsafe value/,
+  );
   t.throws(() => renderUpstreams(evil((m) => (m.generation = Number.NaN))), /unsafe value at model\.generation/);
   t.throws(() => assertSafeModel(evil((m) => (m.weights = { 'a"b': 1 }))), /unsafe key/);
+  t.throws(
+    () => renderUpstreams(evil((m) => (m.services[0]!.route.variable = 'x;default'))),
+    /unsafe value at model\.services\[0\]\.route\.variable/,
+  );
+  const split = render(variants.find((v) => v.name === 'split-clients-20')!).model;
+  t.throws(
+    () =>
+      renderUpstreams(
+        (() => {
+          const m = structuredClone(split);
+          m.services[0]!.splitClients!.key = ['remote_addr"; include /x; "'];
+          return m;
+        })(),
+      ),
+    /unsafe value at model\.services\[0\]\.splitClients\.key\[0\]/,
+  );
+  t.throws(
+    () =>
+      renderUpstreams(
+        (() => {
+          const m = structuredClone(split);
+          m.services[0]!.splitClients!.key = ['$remote_addr'];
+          return m;
+        })(),
+      ),
+    /unsafe value/,
+    'the model holds variable names without $',
+  );
   t.doesNotThrow(() => assertSafeModel(good));
 });
 
 t.test('the template never HTML-escapes (EJS <%= is refused)', async (t) => {
   t.throws(() => refuseHtmlEscape(), /<%- only/);
+});
+
+t.test('both split modes pass nginx -t at 0, 0.1, 50 and 100', async (t) => {
+  const cases = (['weighted', 'split_clients'] as const).flatMap((split) =>
+    [0, 0.1, 50, 100].map((w) => ({ split, w })),
+  );
+  const results = await Promise.all(
+    cases.map(({ split, w }) =>
+      nginxTestRendered(renderUpstreams(buildModel(splitConfig(split), { gateway: w }, 1, 'oss'))),
+    ),
+  );
+  cases.forEach(({ split, w }, i) =>
+    t.ok(results[i]?.ok, `${split} at ${w}: nginx -t passes`, { output: results[i]?.output }),
+  );
+});
+
+t.test('weighted: upstream gateway exactly as before, then the per-pool upstreams and the route map', async (t) => {
+  const { text } = render(variants.find((x) => x.name === 'weight-0')!);
+  t.ok(
+    text.includes(
+      [
+        '# gateway: canary 0 %, split weighted',
+        'upstream gateway {',
+        '    server 127.0.0.1:18789 weight=1 max_fails=3 fail_timeout=20s; # primary',
+        '    server 127.0.0.1:18890 weight=1 max_fails=1 fail_timeout=10s down; # canary',
+        '}',
+        'upstream gateway_primary {',
+        '    server 127.0.0.1:18789 max_fails=3 fail_timeout=20s; # primary',
+        '}',
+        'upstream gateway_canary {',
+        '    server 127.0.0.1:18890 max_fails=1 fail_timeout=10s; # canary',
+        '    server 127.0.0.1:18789 max_fails=3 fail_timeout=20s backup; # primary',
+        '}',
+        'map $http_x_canary $nginx_canary_gateway {',
+        '    default gateway;',
+        '    always gateway_canary;',
+        '    never gateway_primary;',
+        '}',
+      ].join('\n'),
+    ),
+    'the four blocks, canary not down in gateway_canary at weight 0',
+  );
+  t.notMatch(text, /^split_clients/m, 'no split_clients block');
+});
+
+t.test('split_clients: per-pool upstreams, the split_clients block and the route map', async (t) => {
+  const { text } = render(variants.find((x) => x.name === 'split-clients-20')!);
+  t.ok(
+    text.includes(
+      [
+        '# gateway: canary 20 %, split split_clients',
+        'upstream gateway_primary {',
+        '    server 127.0.0.1:18789 max_fails=3 fail_timeout=20s; # primary',
+        '}',
+        'upstream gateway_canary {',
+        '    server 127.0.0.1:18890 max_fails=1 fail_timeout=10s; # canary',
+        '    server 127.0.0.1:18789 max_fails=3 fail_timeout=20s backup; # primary',
+        '}',
+        'split_clients "$remote_addr$http_user_agent" $nginx_canary_gateway_split {',
+        '    20% gateway_canary;',
+        '    * gateway_primary;',
+        '}',
+        'map $http_x_canary $nginx_canary_gateway {',
+        '    default $nginx_canary_gateway_split;',
+        '    always gateway_canary;',
+        '    never gateway_primary;',
+        '}',
+      ].join('\n'),
+    ),
+  );
+  t.notMatch(text, /^upstream gateway \{/m, 'no plain upstream gateway');
+  const at = (w: number): string => renderUpstreams(buildModel(splitConfig(), { gateway: w }, 1, 'oss'));
+  t.match(at(0.1), /\{\n {4}0\.1% gateway_canary;\n {4}\* gateway_primary;\n\}/, '0.1 % printed as 0.1%');
+  t.match(at(0), /\$nginx_canary_gateway_split \{\n {4}\* gateway_primary;\n\}/, '0: only * primary');
+  t.match(at(100), /\$nginx_canary_gateway_split \{\n {4}\* gateway_canary;\n\}/, '100: only * canary');
+  t.match(at(99.9), /\{\n {4}99\.9% gateway_canary;\n {4}\* gateway_primary;\n\}/);
+  t.same(
+    parseHeader(at(12.3)),
+    { generation: 1, weights: { gateway: 12.3 } },
+    'parseHeader reads a split_clients file',
+  );
+});
+
+t.test('nginx 1.22 takes split_clients percentages with up to two decimals and refuses 0%', async (t) => {
+  const text = renderUpstreams(buildModel(splitConfig(), { gateway: 20 }, 1, 'oss'));
+  const [two, three, zero] = await Promise.all([
+    nginxTestRendered(text.replace('    20% gateway_canary;', '    20.25% gateway_canary;')),
+    nginxTestRendered(text.replace('    20% gateway_canary;', '    20.125% gateway_canary;')),
+    nginxTestRendered(text.replace('    20% gateway_canary;', '    0% gateway_canary;')),
+  ]);
+  t.ok(two?.ok, 'two decimals pass: our 0.1 % resolution is representable', { output: two?.output });
+  t.notOk(three?.ok, 'three decimals fail');
+  t.match(three?.output, /invalid percent value "20\.125%"/);
+  t.notOk(zero?.ok, '0% fails, hence only `*` at weight 0');
+  t.match(zero?.output, /invalid percent value "0%"/);
+});
+
+t.test(
+  'an nginx.conf still on proxy_pass http://gateway: works when weighted, fails nginx -t when split_clients',
+  async (t) => {
+    const old = (s: string): string => {
+      const out = s.replace('proxy_pass http://$nginx_canary_gateway;', 'proxy_pass http://gateway;');
+      if (out === s) throw new Error('the example nginx.conf no longer says proxy_pass http://$nginx_canary_gateway;');
+      return out;
+    };
+    const check = async (split: SplitMode) => {
+      const dir = await tempDir('nginx-canary-old-conf-');
+      try {
+        const config = makeConfig(dir, { services: splitConfig(split).services });
+        await writeExampleConf(config, 18080, old);
+        return await checkRendered(config, renderUpstreams(buildModel(config, { gateway: 30 }, 1, 'oss')));
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
+    };
+    const weighted = await check('weighted');
+    t.ok(weighted.ok, 'weighted keeps upstream gateway', { output: weighted.output });
+    const split = await check('split_clients');
+    t.notOk(split.ok, 'split_clients has no upstream gateway');
+    t.match(split.output, /host not found in upstream "gateway"/);
+  },
+);
+
+t.test('the header comment tells the operator how to route', async (t) => {
+  const { text } = render(variants[0]!);
+  const header = text.slice(0, text.indexOf('log_format'));
+  t.match(header, /proxy_pass http:\/\/\$nginx_canary_<service>;/);
+  t.match(header, /proxy_set_header Host \$host;/);
+  t.match(header, /host not found in upstream/);
+  t.ok(
+    header.split('\n').every((l) => l === '' || l.startsWith('#')),
+    'the header is comments only',
+  );
 });

@@ -1,4 +1,5 @@
 import t from 'tap';
+import { buildModel } from '../../src/nginx/model.js';
 import { buildAttribution, loggedAddresses, normalizeHost, serviceOfUpstream } from '../../src/observe/attribute.js';
 import { config, gatewayConfig, server, service } from '../fixtures/observe/config.js';
 
@@ -87,3 +88,41 @@ t.test('a service named like a split_clients upstream still matches itself', asy
   t.equal(map.attribute('127.0.0.1:6000', 'gateway_canary'), null, 'both services claim it: ambiguous');
   t.equal(map.attribute('127.0.0.1:6000', 'other'), null);
 });
+
+t.test(
+  'every upstream name the renderer writes ($proxy_host) maps back to its service, in both split modes',
+  async (t) => {
+    const cfg = config([
+      service('gateway', ['127.0.0.1:7000'], ['127.0.0.1:7001']),
+      service('api', ['127.0.0.1:7000'], ['127.0.0.1:7002'], { split: 'split_clients' }),
+    ]);
+    const model = buildModel(cfg, { gateway: 30, api: 30 }, 1, 'oss');
+    const names = model.services.flatMap((s) => s.upstreams.map((u) => [u.name, s.name] as const));
+    t.same(
+      names.map(([u]) => u),
+      ['gateway', 'gateway_primary', 'gateway_canary', 'api_primary', 'api_canary'],
+    );
+    for (const [upstream, svc] of names) t.equal(serviceOfUpstream(upstream), svc, `${upstream} → ${svc}`);
+
+    // 127.0.0.1:7000 is the primary of both services: the upstream name picks the service, the address the pool.
+    const map = buildAttribution(cfg);
+    t.same(map.conflicts, ['127.0.0.1:7000']);
+    for (const [upstream, svc] of names) {
+      t.same(
+        map.attribute('127.0.0.1:7000', upstream),
+        { service: svc, pool: 'primary', server: '127.0.0.1:7000' },
+        `shared primary via ${upstream}`,
+      );
+    }
+    t.same(
+      map.attribute('127.0.0.1:7001', 'gateway_canary'),
+      { service: 'gateway', pool: 'canary', server: '127.0.0.1:7001' },
+      'X-Canary: always on a weighted service',
+    );
+    t.equal(
+      map.attribute('gateway_canary', 'gateway_canary'),
+      null,
+      'the upstream name logged when no server was live',
+    );
+  },
+);

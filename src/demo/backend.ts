@@ -2,7 +2,7 @@
  * A real HTTP backend with fault switches, used by the demo (`npm start`) and
  * by every test that needs traffic to land somewhere. It answers:
  *
- * - `GET /health` → 200 `ok` (or the fault);
+ * - `GET /health` → 200 `ok` (or the fault, or {@link Backend.setHealthStatus});
  * - `GET /ready`  → 200 when ready (see {@link Backend.setReady}), else 503;
  * - anything else → 200 with body and header `x-backend: <name>` (or the fault).
  *
@@ -13,7 +13,7 @@
  * switch here; the connect-p95 gate is tested from its inputs.
  */
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 
 /** A fault switch. */
 export type Fault =
@@ -43,6 +43,7 @@ export class Backend {
   #server: http.Server;
   #fault: Fault = { kind: 'none' };
   #ready: boolean;
+  #healthStatus: number | null = null;
   #listening = false;
   #closed = false;
   #loopTimer: NodeJS.Timeout | undefined;
@@ -52,6 +53,10 @@ export class Backend {
   errors = 0;
   /** Probe requests (/health, /ready) answered. */
   probes = 0;
+  /** TCP connections accepted, any path (probes open one per request; keep-alive clients fewer). */
+  connections = 0;
+  /** Connections currently open. */
+  readonly #sockets = new Set<Socket>();
 
   private constructor(opts: BackendOptions) {
     this.name = opts.name;
@@ -60,6 +65,11 @@ export class Backend {
     this.#ready = opts.ready ?? true;
     this.#server = http.createServer((req, res) => this.#handle(req, res));
     this.#server.keepAliveTimeout = 5000;
+    this.#server.on('connection', (socket: Socket) => {
+      this.connections++;
+      this.#sockets.add(socket);
+      socket.once('close', () => this.#sockets.delete(socket));
+    });
   }
 
   /** Starts a backend and resolves once it listens. Throws if the port is taken. */
@@ -98,11 +108,26 @@ export class Backend {
     this.#ready = ready;
   }
 
+  /**
+   * Makes `/health` alone answer `status` (null: back to normal), while
+   * traffic is served as usual: a failing health check behind a working
+   * service, which only the probes can see.
+   */
+  setHealthStatus(status: number | null): void {
+    this.#healthStatus = status;
+  }
+
+  /** TCP connections open now (accepted and not yet closed). */
+  get openConnections(): number {
+    return this.#sockets.size;
+  }
+
   /** Zeroes the counters. */
   resetCounts(): void {
     this.hits = 0;
     this.errors = 0;
     this.probes = 0;
+    this.connections = 0;
   }
 
   /** Stops listening and closes every connection. */
@@ -161,7 +186,8 @@ export class Backend {
     const isProbe = path === '/health';
     if (isProbe) this.probes++;
     const answer = (): void => {
-      const status = fault.kind === 'status' ? fault.status : 200;
+      const status =
+        isProbe && this.#healthStatus !== null ? this.#healthStatus : fault.kind === 'status' ? fault.status : 200;
       if (!isProbe) {
         this.hits++;
         if (status >= 500) this.errors++;

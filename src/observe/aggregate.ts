@@ -5,7 +5,9 @@
  *
  * Every attempt of a line is charged to the server it hit (attribute.ts), so a
  * canary attempt that failed and was retried on the primary counts as a canary
- * error although the client got 200 (design.md "Observations").
+ * error although the client got 200 (design.md "Observations"). Its response
+ * time, when it is a sample (`responseSample`, parse.ts), goes into that
+ * server's response-time sketch, the source of the pool's `responseP95Ms`.
  *
  * Line counters, the source of `nginx_canary_log_lines_total{result}`; every
  * line handed in is counted exactly once:
@@ -26,7 +28,7 @@ import { systemClock, type Clock } from '../clock.js';
 import type { Config, Pool, ServiceConfig } from '../config/types.js';
 import type { Observations, PoolObservation, ServiceObservation, State } from '../rollout/types.js';
 import { buildAttribution, type AttributionMap, type AttributionOptions, type ServerAttribution } from './attribute.js';
-import { attemptFailed, parseLine } from './parse.js';
+import { attemptFailed, parseLine, responseSample } from './parse.js';
 import type { LogRecord } from './types.js';
 import { observeWindows, ServerWindow } from './window.js';
 
@@ -68,7 +70,10 @@ interface ServiceWindows {
   canary: ServerWindow[];
 }
 
-const EMPTY: PoolObservation = { requests: 0, errors: 0, connectP95Ms: null };
+/** A pool without data (a fresh object each time: `series` is an array the caller may keep). */
+function emptyPool(): PoolObservation {
+  return { requests: 0, errors: 0, connectP95Ms: null, responseP95Ms: null, series: [] };
+}
 
 /** Turns access-log lines into per-server windows and answers the gates' observations. */
 export class Observer {
@@ -119,7 +124,9 @@ export class Observer {
       if (win === undefined) {
         this.#attempts.unattributed++;
         result = 'unattributed';
-      } else if (win.add(rec.atMs, attemptFailed(a, i === last && rec.status === 499), a.connectMs, nowMs)) {
+      } else if (
+        win.add(rec.atMs, attemptFailed(a, i === last && rec.status === 499), a.connectMs, responseSample(a), nowMs)
+      ) {
         this.#attempts.counted++;
       } else {
         this.#attempts.dropped++;
@@ -157,8 +164,13 @@ export class Observer {
    * canary pools over `[from, now]` with
    * `from = max(now - gates.window, state.services[name].since)` — only
    * traffic at the current weight is judged (up to one bucket of earlier
-   * traffic may be included; see window.ts). `now` is epoch ms. A service this
-   * Observer has no windows for gets empty pools (requests 0: inconclusive).
+   * traffic may be included; see window.ts). `now` is epoch ms. Each pool
+   * carries attempts, 5xx attempts, connect and response p95 (ms, null
+   * without samples) and `series`, the per-bucket counts over `[from, now]`
+   * oldest first (bucket width max(100 ms, gates.window / 60); see
+   * `countSeries` in window.ts). A service this Observer has no windows for
+   * gets empty pools (requests 0: inconclusive; series empty), and so does a
+   * pool without servers.
    */
   observations(config: Config, state: State, now: number): Observations {
     const out: Observations = {};
@@ -167,7 +179,7 @@ export class Observer {
       const wins = this.#services.get(svc.name);
       const obs: ServiceObservation = wins
         ? { primary: observeWindows(wins.primary, from, now), canary: observeWindows(wins.canary, from, now) }
-        : { primary: { ...EMPTY }, canary: { ...EMPTY } };
+        : { primary: emptyPool(), canary: emptyPool() };
       out[svc.name] = obs;
     }
     return out;
@@ -175,7 +187,8 @@ export class Observer {
 
   /**
    * The same window as {@link observations}, broken down per server (primary
-   * servers first, each pool in config order), for the status page and logs.
+   * servers first, each pool in config order), for the status page and logs;
+   * each entry has every field of a pool observation (its own p95s and series).
    */
   serverObservations(config: Config, state: State, now: number): Record<string, ServerObservation[]> {
     const out: Record<string, ServerObservation[]> = {};

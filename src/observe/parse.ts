@@ -8,10 +8,11 @@
  *  "ustatus":"502, 200","connect":"-, 0.000","header":"-, 0.001","response":"0.000, 0.001","request_time":"0.002"}
  * ```
  *
- * `addr`, `ustatus` and `connect` list one entry per upstream attempt: `, `
- * separates attempts within a group, ` : ` separates groups (after an internal
- * redirect, e.g. `error_page … = @fallback`). A request that never went
- * upstream has empty (or `-`) upstream fields: no attempts.
+ * `addr`, `ustatus`, `connect`, `header` and `response` list one entry per
+ * upstream attempt: `, ` separates attempts within a group, ` : ` separates
+ * groups (after an internal redirect, e.g. `error_page … = @fallback`). A
+ * request that never went upstream has empty (or `-`) upstream fields: no
+ * attempts. `header` is not read.
  *
  * Shapes checked against nginx 1.22.1 (test/observe/nginx-log.test.ts):
  * - a refused connection is logged as status `502` with connect `-` for that
@@ -19,7 +20,11 @@
  * - when every server of an upstream is marked failed (max_fails), `addr` is
  *   the upstream name (e.g. `gateway`) with status `502`: no server was tried;
  * - `-` for a status means no response header was received (e.g. the client
- *   went away first).
+ *   went away first);
+ * - `response` ($upstream_response_time) holds a time for every attempt, also
+ *   one that got no response: `0.000` for a refused connection, the time
+ *   waited for a read timeout (504) or until the client hung up (499). See
+ *   {@link responseSample} for which of them are response-time samples.
  *
  * How an attempt counts (see {@link attemptFailed}): an upstream status ≥ 500
  * or a missing (`-`) status is an error of the server it was sent to.
@@ -40,6 +45,7 @@ interface RawLine {
   addr?: unknown;
   ustatus?: unknown;
   connect?: unknown;
+  response?: unknown;
   request_time?: unknown;
 }
 
@@ -49,14 +55,16 @@ interface RawLine {
  * or holding an unusable `msec`/`status`; never throws.
  *
  * Units: `atMs` is epoch ms ($msec is epoch seconds with ms resolution);
- * `connectMs` and `requestMs` are ms (nginx logs seconds). Per attempt, `-`
- * or an empty entry gives a null status / connect time. When `ustatus` or
- * `connect` lists fewer entries than `addr` (nginx never does), the missing
- * ones are null.
+ * `connectMs`, `responseMs` and `requestMs` are ms (nginx logs seconds). Per
+ * attempt, `-` or an empty entry gives a null status / connect time / response
+ * time. When `ustatus`, `connect` or `response` lists fewer entries than
+ * `addr` (nginx never does), the missing ones are null. `header` and
+ * `response` are not required: without a string `response` every response
+ * time is null.
  */
 export function parseLine(line: string): LogRecord | null {
   const f = SCRATCH;
-  if (scanFixed(line, f)) return toRecord(f[0], f[1], f[2], f[3], f[4], f[5], f[6]);
+  if (scanFixed(line, f)) return toRecord(f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7]);
   let raw: RawLine;
   try {
     raw = JSON.parse(line) as RawLine;
@@ -64,7 +72,7 @@ export function parseLine(line: string): LogRecord | null {
     return null;
   }
   if (typeof raw !== 'object' || raw === null) return null;
-  const { msec, status, upstream, addr, ustatus, connect } = raw;
+  const { msec, status, upstream, addr, ustatus, connect, response } = raw;
   const requestTime = raw.request_time;
   if (
     typeof msec !== 'string' ||
@@ -77,7 +85,16 @@ export function parseLine(line: string): LogRecord | null {
   ) {
     return null;
   }
-  return toRecord(msec, status, upstream, addr, ustatus, connect, requestTime);
+  return toRecord(
+    msec,
+    status,
+    upstream,
+    addr,
+    ustatus,
+    connect,
+    typeof response === 'string' ? response : '-',
+    requestTime,
+  );
 }
 
 /** Builds the record from the field strings; null when `msec` or `status` is unusable. */
@@ -88,6 +105,7 @@ function toRecord(
   addr: string,
   ustatus: string,
   connect: string,
+  response: string,
   requestTime: string,
 ): LogRecord | null {
   const atMs = secondsToMs(msec);
@@ -97,7 +115,7 @@ function toRecord(
     atMs,
     status: code,
     upstream,
-    attempts: parseAttempts(addr, ustatus, connect),
+    attempts: parseAttempts(addr, ustatus, connect, response),
     requestMs: secondsToMs(requestTime) ?? 0,
   };
 }
@@ -115,22 +133,23 @@ const FIXED_KEYS = [
   'request_time',
 ].map((k) => `"${k}":"`);
 
-/** The fields {@link scanFixed} extracts: msec, status, upstream, addr, ustatus, connect, request_time. */
-export type FixedFields = [string, string, string, string, string, string, string];
+/** The fields {@link scanFixed} extracts: msec, status, upstream, addr, ustatus, connect, response, request_time. */
+export type FixedFields = [string, string, string, string, string, string, string, string];
 
 /** Reused output of {@link scanFixed} inside parseLine (no allocation per line). */
-const SCRATCH: FixedFields = ['', '', '', '', '', '', ''];
+const SCRATCH: FixedFields = ['', '', '', '', '', '', '', ''];
 
 /**
  * Fast path for a line exactly as nginx writes it: `{"msec":"…",…,"request_time":"…"}`
  * with the keys in the log_format's order, no backslash anywhere (so no
  * escape sequence to decode) and nothing but whitespace after the `}`. On
- * success writes msec, status, upstream, addr, ustatus, connect and
- * request_time into `out[0..6]` and returns true; otherwise returns false and
- * parseLine falls back to JSON.parse (another key order or an escaped value
- * still parses there; garbage does not). Accepts exactly the lines JSON.parse
- * reads to the same values, except that it does not reject a raw control
- * character inside a value (nginx's escape=json never writes one).
+ * success writes msec, status, upstream, addr, ustatus, connect, response and
+ * request_time into `out[0..7]` (header is skipped) and returns true;
+ * otherwise returns false and parseLine falls back to JSON.parse (another key
+ * order or an escaped value still parses there; garbage does not). Accepts
+ * exactly the lines JSON.parse reads to the same values, except that it does
+ * not reject a raw control character inside a value (nginx's escape=json
+ * never writes one).
  */
 export function scanFixed(line: string, out: FixedFields): boolean {
   if (line.charCodeAt(0) !== 123 /* { */ || line.indexOf('\\') !== -1) return false;
@@ -142,7 +161,7 @@ export function scanFixed(line: string, out: FixedFields): boolean {
     pos += key.length;
     const end = line.indexOf('"', pos);
     if (end === -1) return false;
-    if (k !== 6 && k !== 7) out[o++] = line.slice(pos, end); // header and response are not used
+    if (k !== 6) out[o++] = line.slice(pos, end); // header is not used
     pos = end + 1;
     if (line.charCodeAt(pos) !== (k === FIXED_KEYS.length - 1 ? 125 /* } */ : 44) /* , */) return false;
     pos++;
@@ -169,26 +188,43 @@ export function attemptFailed(attempt: Attempt, clientGaveUp = false): boolean {
 }
 
 /**
- * Splits the three per-attempt fields and zips them into attempts. An empty
+ * The response-time sample of an attempt for the latency gates, ms, or null:
+ * its $upstream_response_time when it connected (`connectMs` not null), else
+ * null. nginx logs a time for every attempt; a refused attempt's `0.000` (or
+ * the upstream name's, when no server was live) is not a time the server
+ * took, and would pull the pool's p95 down. A connected attempt that got no
+ * response (read timeout 504, client hang-up 499) counts with the time it
+ * took: a lower bound of the server's response time, so a canary too slow to
+ * answer before clients give up still shows as slow.
+ */
+export function responseSample(attempt: Attempt): number | null {
+  return attempt.connectMs === null ? null : attempt.responseMs;
+}
+
+/**
+ * Splits the four per-attempt fields and zips them into attempts. An empty
  * or `-` `addr` means the request never went upstream: no attempts.
  */
-function parseAttempts(addr: string, ustatus: string, connect: string): Attempt[] {
+function parseAttempts(addr: string, ustatus: string, connect: string, response: string): Attempt[] {
   if (addr === '' || addr === '-') return [];
   // Fast path: one attempt (no separator, hence no space in the field).
   if (addr.indexOf(' ') === -1) {
-    return [{ addr, status: parseStatus(ustatus), connectMs: secondsToMs(connect) }];
+    return [{ addr, status: parseStatus(ustatus), connectMs: secondsToMs(connect), responseMs: secondsToMs(response) }];
   }
   const addrs = splitList(addr);
   const statuses = splitList(ustatus);
   const connects = splitList(connect);
+  const responses = splitList(response);
   const out: Attempt[] = new Array<Attempt>(addrs.length);
   for (let i = 0; i < addrs.length; i++) {
     const s = statuses[i];
     const c = connects[i];
+    const r = responses[i];
     out[i] = {
       addr: addrs[i] as string,
       status: s === undefined ? null : parseStatus(s),
       connectMs: c === undefined ? null : secondsToMs(c),
+      responseMs: r === undefined ? null : secondsToMs(r),
     };
   }
   return out;

@@ -15,6 +15,13 @@ export interface Attempt {
   status: number | null;
   /** $upstream_connect_time of this attempt in ms (nginx logs seconds with ms resolution), or null for `-`. */
   connectMs: number | null;
+  /**
+   * $upstream_response_time of this attempt in ms (nginx logs seconds with ms resolution), or null for `-`
+   * or a missing entry. nginx 1.22 logs a time for every attempt, also one that got no response: `0.000`
+   * for a refused connection, the time waited for a read timeout or until the client hung up (see
+   * `responseSample` in observe/parse.ts for which count as samples).
+   */
+  responseMs: number | null;
 }
 
 /** One parsed access-log line (format `nginx_canary`). */

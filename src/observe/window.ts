@@ -1,25 +1,26 @@
 /**
  * The sliding window of one server (design.md "Observations"): a ring of
- * short buckets, each holding the attempt count, the error count and a
- * DDSketch of connect times; merged on read. Memory is bounded whatever the
- * traffic: the ring has a fixed number of buckets, a bucket is recycled when
- * its time has passed out of the window, and a sketch has a bounded number of
- * bins for a bounded value range (relative accuracy 0.01 → about 1,100 bins
- * between 1 µs and 1 h).
+ * short buckets, each holding the attempt count, the error count and two
+ * DDSketches (connect times, response times); merged on read, or read bucket
+ * by bucket as a count series for the sequential error test. Memory is
+ * bounded whatever the traffic: the ring has a fixed number of buckets, a
+ * bucket is recycled when its time has passed out of the window, and a sketch
+ * has a bounded number of bins for a bounded value range (relative accuracy
+ * 0.01 → about 1,100 bins between 1 µs and 1 h).
  *
  * Time is always a parameter (epoch ms, from the access log and the caller's
  * clock); nothing here reads a clock.
  */
 import { DDSketch } from '@datadog/sketches-js';
-import type { PoolObservation } from '../rollout/types.js';
+import type { CountBucket, PoolObservation } from '../rollout/types.js';
 
 /** Narrowest bucket, ms (so a short test window is not sliced into 1 ms buckets). */
 export const MIN_BUCKET_MS = 100;
 /** Buckets per window: a window of 15 min has 15 s buckets (design.md: "a ring of short buckets"). */
 export const BUCKETS_PER_WINDOW = 60;
-/** DDSketch relative accuracy of connect-time quantiles: ±1 % of the value. */
+/** DDSketch relative accuracy of connect- and response-time quantiles: ±1 % of the value. */
 export const SKETCH_RELATIVE_ACCURACY = 0.01;
-/** The quantile the gates read (design.md: connect p95, p95 baseline). */
+/** The quantile the gates read (design.md: connect p95; seed 002: response p95 against 5 × the primary's). */
 export const GATE_QUANTILE = 0.95;
 
 /** Bucket width for a window: max(100 ms, windowMs / 60), rounded up to a whole ms. */
@@ -35,6 +36,8 @@ interface Bucket {
   errors: number;
   /** Connect times in ms; null until the first sample (most buckets of an idle server have none). */
   sketch: DDSketch | null;
+  /** Response times in ms; null until the first sample. */
+  response: DDSketch | null;
 }
 
 /** Why attempts were refused by {@link ServerWindow.add}. */
@@ -65,7 +68,13 @@ export class ServerWindow {
     this.windowMs = windowMs;
     this.widthMs = bucketWidthMs(windowMs);
     const n = Math.ceil(windowMs / this.widthMs) + 2;
-    this.#ring = Array.from({ length: n }, () => ({ index: -Infinity, attempts: 0, errors: 0, sketch: null }));
+    this.#ring = Array.from({ length: n }, () => ({
+      index: -Infinity,
+      attempts: 0,
+      errors: 0,
+      sketch: null,
+      response: null,
+    }));
   }
 
   /** Number of buckets in the ring; fixed at construction, whatever the traffic. */
@@ -80,6 +89,13 @@ export class ServerWindow {
     return n;
   }
 
+  /** Buckets currently holding a response-time sketch (≤ bucketCount). */
+  get responseSketchCount(): number {
+    let n = 0;
+    for (const b of this.#ring) if (b.response !== null) n++;
+    return n;
+  }
+
   /** Attempts refused so far, by reason (a copy). */
   get dropped(): DroppedCounts {
     return { ...this.#dropped };
@@ -88,10 +104,11 @@ export class ServerWindow {
   /**
    * Records one attempt at `atMs` (epoch ms) seen at `nowMs` (epoch ms):
    * `failed` per `attemptFailed` (parse.ts), `connectMs` in ms or null when it
-   * did not connect. Returns false (and counts it in {@link dropped}) when
-   * `atMs < nowMs - windowMs` or `atMs ≥ nowMs + width`.
+   * did not connect, `responseMs` in ms or null without a sample (per
+   * `responseSample`, parse.ts). Returns false (and counts it in
+   * {@link dropped}) when `atMs < nowMs - windowMs` or `atMs ≥ nowMs + width`.
    */
-  add(atMs: number, failed: boolean, connectMs: number | null, nowMs: number): boolean {
+  add(atMs: number, failed: boolean, connectMs: number | null, responseMs: number | null, nowMs: number): boolean {
     if (atMs < nowMs - this.windowMs) {
       this.#dropped.old++;
       return false;
@@ -111,6 +128,10 @@ export class ServerWindow {
       b.sketch ??= new DDSketch({ relativeAccuracy: SKETCH_RELATIVE_ACCURACY });
       b.sketch.accept(connectMs);
     }
+    if (responseMs !== null) {
+      b.response ??= new DDSketch({ relativeAccuracy: SKETCH_RELATIVE_ACCURACY });
+      b.response.accept(responseMs);
+    }
     return true;
   }
 
@@ -128,10 +149,28 @@ export class ServerWindow {
       acc.requests += b.attempts;
       acc.errors += b.errors;
       if (b.sketch !== null) acc.sketch.merge(b.sketch);
+      if (b.response !== null) acc.response.merge(b.response);
     }
   }
 
-  /** This server alone over `[fromMs, nowMs]` (see {@link collect}). */
+  /**
+   * Adds this window's attempts and errors, bucket by bucket, into `out`,
+   * where `out[i]` stands for the bucket of absolute index `firstIndex + i`
+   * (bucket `[index × width, (index + 1) × width)`, epoch ms). Buckets of the
+   * ring outside that range are left out; a bucket of the range the ring does
+   * not hold (no attempts, or recycled) adds nothing. See {@link countSeries}.
+   */
+  collectSeries(firstIndex: number, out: CountBucket[]): void {
+    const end = firstIndex + out.length;
+    for (const b of this.#ring) {
+      if (b.attempts === 0 || b.index < firstIndex || b.index >= end) continue;
+      const slot = out[b.index - firstIndex] as CountBucket;
+      slot.attempts += b.attempts;
+      slot.errors += b.errors;
+    }
+  }
+
+  /** This server alone over `[fromMs, nowMs]` (see {@link collect} and {@link countSeries}). */
   observe(fromMs: number, nowMs: number): PoolObservation {
     return observeWindows([this], fromMs, nowMs);
   }
@@ -157,6 +196,10 @@ export class ServerWindow {
         b.sketch ??= new DDSketch({ relativeAccuracy: SKETCH_RELATIVE_ACCURACY });
         b.sketch.merge(src.sketch);
       }
+      if (src.response !== null) {
+        b.response ??= new DDSketch({ relativeAccuracy: SKETCH_RELATIVE_ACCURACY });
+        b.response.merge(src.response);
+      }
     }
   }
 
@@ -170,6 +213,7 @@ export class ServerWindow {
     b.attempts = 0;
     b.errors = 0;
     b.sketch = null;
+    b.response = null;
     return b;
   }
 }
@@ -180,30 +224,79 @@ export interface WindowAccumulator {
   errors: number;
   /** Merged connect-time sketch, ms. */
   sketch: DDSketch;
+  /** Merged response-time sketch, ms. */
+  response: DDSketch;
 }
 
 /** A fresh, empty accumulator. */
 export function newAccumulator(): WindowAccumulator {
-  return { requests: 0, errors: 0, sketch: new DDSketch({ relativeAccuracy: SKETCH_RELATIVE_ACCURACY }) };
+  return {
+    requests: 0,
+    errors: 0,
+    sketch: new DDSketch({ relativeAccuracy: SKETCH_RELATIVE_ACCURACY }),
+    response: new DDSketch({ relativeAccuracy: SKETCH_RELATIVE_ACCURACY }),
+  };
 }
 
-/** Turns an accumulator into an observation: connect p95 in ms (DDSketch lower quantile), null without samples. */
-export function toObservation(acc: WindowAccumulator): PoolObservation {
+/**
+ * Turns an accumulator and a count series ({@link countSeries}, kept as
+ * given) into an observation: connect and response p95 in ms (DDSketch
+ * lower quantile, ±1 %), each null without samples.
+ */
+export function toObservation(acc: WindowAccumulator, series: CountBucket[]): PoolObservation {
   return {
     requests: acc.requests,
     errors: acc.errors,
     connectP95Ms: acc.sketch.count > 0 ? acc.sketch.getValueAtQuantile(GATE_QUANTILE) : null,
+    responseP95Ms: acc.response.count > 0 ? acc.response.getValueAtQuantile(GATE_QUANTILE) : null,
+    series,
   };
+}
+
+/**
+ * Attempts and errors per bucket over `[fromMs, nowMs]` (epoch ms), summed
+ * across `windows` bucket by bucket, oldest first: one entry per bucket
+ * `[start, start + width)` with `start ≤ nowMs` and `start + width > fromMs`
+ * (the overlap rule of {@link ServerWindow.collect}, so the first entry may
+ * start up to one width before `fromMs`), zeros for a bucket without
+ * attempts. Computed on read; at most the ring's length of entries (a longer
+ * span — only a caller asking beyond the window does that — is cut to its
+ * newest `bucketCount` buckets). Empty when `windows` is empty or the span
+ * holds no bucket start (`fromMs` after the bucket holding `nowMs`).
+ * Throws RangeError when the windows' bucket widths differ (the servers of one
+ * service share gates.window, hence the width).
+ */
+export function countSeries(windows: Iterable<ServerWindow>, fromMs: number, nowMs: number): CountBucket[] {
+  let width = 0;
+  let cap = 0;
+  const list: ServerWindow[] = [];
+  for (const w of windows) {
+    if (width !== 0 && w.widthMs !== width)
+      throw new RangeError(`windows of one series must share a bucket width: ${width} ms and ${w.widthMs} ms`);
+    width = w.widthMs;
+    cap = Math.max(cap, w.bucketCount);
+    list.push(w);
+  }
+  if (list.length === 0) return [];
+  const last = Math.floor(nowMs / width);
+  const first = Math.max(Math.floor(fromMs / width), last - cap + 1);
+  const length = last - first + 1;
+  if (!(length > 0)) return [];
+  const out: CountBucket[] = Array.from({ length }, () => ({ attempts: 0, errors: 0 }));
+  for (const w of list) w.collectSeries(first, out);
+  return out;
 }
 
 /**
  * Merges the buckets of several servers' windows overlapping
  * `[fromMs, nowMs]` (epoch ms) into one pool observation: summed attempts and
- * errors, connect p95 (ms) from the merged sketch or null when no attempt
- * connected.
+ * errors, connect and response p95 (ms) from the merged sketches or null
+ * without samples, and the per-bucket {@link countSeries}. Throws RangeError
+ * when the windows' bucket widths differ.
  */
 export function observeWindows(windows: Iterable<ServerWindow>, fromMs: number, nowMs: number): PoolObservation {
+  const list = [...windows];
   const acc = newAccumulator();
-  for (const w of windows) w.collect(fromMs, nowMs, acc);
-  return toObservation(acc);
+  for (const w of list) w.collect(fromMs, nowMs, acc);
+  return toObservation(acc, countSeries(list, fromMs, nowMs));
 }

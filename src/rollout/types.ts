@@ -114,7 +114,11 @@ export interface PoolObservation {
   errors: number;
   /** p95 of $upstream_connect_time over the attempts that connected, ms; null without samples. */
   connectP95Ms: number | null;
-  /** p95 of $upstream_response_time over the attempts that got a response, ms; null without samples. */
+  /**
+   * p95 of $upstream_response_time over the attempts that connected, ms; null without samples.
+   * A timed-out or abandoned attempt counts with the time it took (a lower bound), so a canary
+   * too slow for its clients still shows as slow; a refused one (logged 0.000) is left out.
+   */
   responseP95Ms: number | null;
   /**
    * Attempts and 5xx attempts per window bucket over the judged span, oldest

@@ -16,13 +16,119 @@ t.test('a canary attempt retried on the primary counts against the canary though
     addr: `${CANARY}, ${PRIMARY}`,
     ustatus: '502, 200',
     connect: '-, 0.001',
+    response: '0.000, 0.040',
   });
   t.equal(obs.addLine(line, NOW), 'parsed');
   const o = obs.observations(cfg, stateSince({ gateway: 0 }), NOW).gateway;
-  t.same(o?.canary, { requests: 1, errors: 1, connectP95Ms: null }, 'refused: an error, no connect sample');
+  t.same(
+    { ...o?.canary, series: [] },
+    { requests: 1, errors: 1, connectP95Ms: null, responseP95Ms: null, series: [] },
+    'refused: an error, no connect sample, and its logged 0.000 is no response-time sample',
+  );
   t.equal(o?.primary.requests, 1);
   t.equal(o?.primary.errors, 0);
   t.ok(Math.abs((o?.primary.connectP95Ms as number) - 1) <= 0.01, 'primary connect 1 ms');
+  t.ok(Math.abs((o?.primary.responseP95Ms as number) - 40) <= 0.4, 'primary response 40 ms');
+});
+
+t.test('response p95 per pool: the baseline gate input (canary slow against the primary)', async (t) => {
+  const cfg = gatewayConfig({ windowMs: 60_000 });
+  const obs = new Observer(cfg);
+  const lines: string[] = [];
+  for (let i = 0; i < 100; i++) {
+    const at = NOW - 50_000 + i * 400;
+    lines.push(logLine({ atMs: at, addr: PRIMARY, ustatus: '200', connect: '0.001', response: '0.020' }));
+    // The canary answers in 0.300 s, 1 in 10 only after the client gave up at 1.5 s (499, status -).
+    const gaveUp = i % 10 === 0;
+    lines.push(
+      logLine({
+        atMs: at,
+        status: gaveUp ? 499 : 200,
+        addr: CANARY,
+        ustatus: gaveUp ? '-' : '200',
+        connect: '0.001',
+        header: gaveUp ? '-' : '0.290',
+        response: gaveUp ? '1.500' : '0.300',
+      }),
+    );
+  }
+  obs.addLines(lines, NOW);
+  const o = obs.observations(cfg, stateSince({ gateway: 0 }), NOW).gateway;
+  t.ok(Math.abs((o?.primary.responseP95Ms as number) - 20) <= 0.2, `primary p95 ${o?.primary.responseP95Ms}`);
+  t.ok(
+    Math.abs((o?.canary.responseP95Ms as number) - 1500) <= 15,
+    `canary p95 ${o?.canary.responseP95Ms}: an abandoned attempt counts with the time it took`,
+  );
+  t.equal(o?.canary.errors, 0, 'the hang-ups are not errors of the canary');
+  const per = obs.serverObservations(cfg, stateSince({ gateway: 0 }), NOW).gateway ?? [];
+  t.same(
+    per.map((s) => s.responseP95Ms),
+    [o?.primary.responseP95Ms, o?.canary.responseP95Ms],
+    'per server too',
+  );
+});
+
+t.test('series: per bucket over [from, now], cut at since, summed over a pool', async (t) => {
+  const P2 = '127.0.0.1:18790';
+  const cfg = config([service('gateway', [PRIMARY, P2], [CANARY], { windowMs: 60_000 })]); // 1 s buckets
+  const obs = new Observer(cfg);
+  const base = Math.floor(NOW / 1000) * 1000;
+  const now = base + 500;
+  obs.addLines(
+    [
+      logLine({ atMs: base - 5_000, addr: PRIMARY, ustatus: '200', connect: '0.001' }),
+      logLine({ atMs: base - 5_000, addr: P2, ustatus: '500', connect: '0.001', status: 500 }),
+      logLine({ atMs: base - 3_000, addr: P2, ustatus: '200', connect: '0.001' }),
+      logLine({ atMs: base - 3_000, addr: `${CANARY}, ${PRIMARY}`, ustatus: '502, 200', connect: '-, 0.001' }),
+      logLine({ atMs: base, addr: CANARY, ustatus: '200', connect: '0.001' }),
+    ],
+    now,
+  );
+  const since = stateSince({ gateway: base - 5_000 });
+  const o = obs.observations(cfg, since, now).gateway;
+  t.same(
+    o?.primary.series.map((b) => [b.attempts, b.errors]),
+    [
+      [2, 1],
+      [0, 0],
+      [2, 0],
+      [0, 0],
+      [0, 0],
+      [0, 0],
+    ],
+    'two primary servers summed per second, oldest first, empty seconds as zeros',
+  );
+  t.same(
+    o?.canary.series.map((b) => [b.attempts, b.errors]),
+    [
+      [0, 0],
+      [0, 0],
+      [1, 1],
+      [0, 0],
+      [0, 0],
+      [1, 0],
+    ],
+  );
+  const cut = obs.observations(cfg, stateSince({ gateway: base - 3_000 }), now).gateway;
+  t.equal(cut?.primary.series.length, 4, 'since cuts the span: seconds -3..0');
+  t.same(cut?.primary.series[0], { attempts: 2, errors: 0 });
+  const full = obs.observations(cfg, stateSince({ gateway: 0 }), now).gateway;
+  t.equal(full?.canary.series.length, 61, 'the window: [now - 60 s, now] overlaps 61 one-second buckets');
+  t.equal(
+    full?.canary.series.reduce((n, b) => n + b.attempts, 0),
+    full?.canary.requests,
+    'the series sums to the attempts',
+  );
+  const per = obs.serverObservations(cfg, since, now).gateway ?? [];
+  t.same(
+    per.map((s) => s.series.map((b) => b.attempts)),
+    [
+      [1, 0, 1, 0, 0, 0],
+      [1, 0, 1, 0, 0, 0],
+      [0, 0, 1, 0, 0, 1],
+    ],
+    'each server its own series',
+  );
 });
 
 t.test('a client hang-up (499, upstream status -) is not a canary error; a missing status otherwise is', async (t) => {
@@ -105,14 +211,17 @@ t.test('a service without windows, or without servers in a pool, observes zeros'
   );
   const bigger = config([...cfg.services, service('fresh', ['127.0.0.1:7200'], ['127.0.0.1:7201'])]);
   const o = obs.observations(bigger, stateSince({}), NOW);
-  t.same(o.lonely?.canary, { requests: 0, errors: 0, connectP95Ms: null });
+  const none = { requests: 0, errors: 0, connectP95Ms: null, responseP95Ms: null, series: [] };
+  t.same(o.lonely?.canary, none, 'a pool without servers: no series');
   t.equal(o.lonely?.primary.requests, 1);
-  t.same(o.fresh, {
-    primary: { requests: 0, errors: 0, connectP95Ms: null },
-    canary: { requests: 0, errors: 0, connectP95Ms: null },
-  });
+  t.ok((o.lonely?.primary.series.length ?? 0) > 0);
+  t.same(o.fresh, { primary: none, canary: none });
   o.fresh!.primary.requests = 5;
-  t.equal(obs.observations(bigger, stateSince({}), NOW).fresh?.primary.requests, 0, 'fresh objects each time');
+  o.fresh!.primary.series.push({ attempts: 1, errors: 1 });
+  const again = obs.observations(bigger, stateSince({}), NOW).fresh;
+  t.equal(again?.primary.requests, 0, 'fresh objects each time');
+  t.same(again?.primary.series, [], 'and fresh series arrays');
+  t.not(again?.primary.series, again?.canary.series);
 });
 
 t.test('per-server breakdown, primary first', async (t) => {

@@ -3,7 +3,7 @@
  * a direct attempt, a refused canary attempt retried on the primary, an
  * upstream whose servers are all marked failed, an internal redirect, a
  * request it answers itself, a read timeout and a client that hung up —
- * parsed and attributed end to end.
+ * parsed and attributed end to end, response times included.
  */
 import t from 'tap';
 import { Backend } from '../../src/demo/backend.js';
@@ -84,7 +84,11 @@ t.test('what nginx 1.22 writes in format nginx_canary, parsed and attributed', a
   const retried = gw.filter((r) => r.attempts.length === 2);
   t.equal(direct.length + retried.length, 10);
   t.ok(retried.length > 0 && direct.length > 0, `${retried.length} retried, ${direct.length} direct`);
-  for (const r of direct) t.match(r.attempts, [{ addr: P, status: 200, connectMs: Number }]);
+  for (const r of direct) {
+    t.match(r.attempts, [{ addr: P, status: 200, connectMs: Number, responseMs: Number }]);
+    const ms = r.attempts[0]?.responseMs as number;
+    t.ok(ms >= 0 && ms <= r.requestMs + 1, `response ${ms} ms ≈ the request's ${r.requestMs} ms (ms resolution)`);
+  }
   for (const r of retried) {
     t.match(
       r.attempts,
@@ -93,6 +97,11 @@ t.test('what nginx 1.22 writes in format nginx_canary, parsed and attributed', a
         { addr: P, status: 200, connectMs: Number },
       ],
       'refused: nginx logs 502 and connect "-" for that attempt',
+    );
+    t.match(
+      r.attempts,
+      [{ responseMs: Number }, { responseMs: Number }],
+      'a response time for each attempt, the refused one too (its time spent, not a response)',
     );
     t.equal(r.status, 200);
     t.equal(r.upstream, 'gateway');
@@ -103,7 +112,12 @@ t.test('what nginx 1.22 writes in format nginx_canary, parsed and attributed', a
     { addr: `127.0.0.1:${dead1}`, status: 502, connectMs: null },
     { addr: `127.0.0.1:${dead2}`, status: 502, connectMs: null },
   ]);
-  t.same(dead[1]?.attempts, [{ addr: 'alldead', status: 502, connectMs: null }], 'no live server: the upstream name');
+  t.match(
+    dead[1]?.attempts,
+    [{ addr: 'alldead', status: 502, connectMs: null, responseMs: Number }],
+    'no live server: the upstream name',
+  );
+  t.equal(dead[1]?.attempts.length, 1);
 
   // error_page to a named location: a second group after " : ".
   t.match(redirect.attempts, [
@@ -114,8 +128,12 @@ t.test('what nginx 1.22 writes in format nginx_canary, parsed and attributed', a
   t.same(local.attempts, [], 'answered by nginx itself: no attempts');
   t.equal(local.upstream, '');
   t.match(timeout.attempts, [{ addr: slow.addr, status: 504, connectMs: Number }], 'a read timeout: 504, connected');
+  const waited = timeout.attempts[0]?.responseMs as number;
+  t.ok(waited >= 180 && waited < 5000, `the timed-out attempt's response time is the time waited (${waited} ms ≈ 200)`);
   t.equal(aborted.status, 499, 'the client hung up');
   t.match(aborted.attempts, [{ addr: slow.addr, status: null, connectMs: Number }], 'no upstream status: "-" → null');
+  const untilHangUp = aborted.attempts[0]?.responseMs as number;
+  t.ok(untilHangUp >= 100 && untilHangUp < 5000, `logged until the client hung up (${untilHangUp} ms ≈ 150)`);
   const now = Date.now();
   t.ok(Math.abs(local.atMs - now) < 60_000, '$msec is epoch seconds → epoch ms');
 
@@ -132,8 +150,23 @@ t.test('what nginx 1.22 writes in format nginx_canary, parsed and attributed', a
   t.equal(o?.primary.requests, 11);
   t.equal(o?.primary.errors, 0);
   t.ok(o?.primary.connectP95Ms !== null && (o?.primary.connectP95Ms as number) < 100, 'loopback connect time');
+  t.equal(o?.canary.responseP95Ms, null, 'refused attempts give no response-time sample');
+  t.ok(
+    o?.primary.responseP95Ms !== null && (o?.primary.responseP95Ms as number) < 1000,
+    `loopback response time ${o?.primary.responseP95Ms} ms`,
+  );
   const slowObs = observer.observations(cfg, stateSince({}), now).slow?.primary;
   t.equal(slowObs?.requests, 2);
+  t.ok(
+    (slowObs?.responseP95Ms as number) >= 0.99 * Math.min(waited, untilHangUp) &&
+      (slowObs?.responseP95Ms as number) <= 1.01 * Math.max(waited, untilHangUp),
+    `the slow server's response p95 ${slowObs?.responseP95Ms} ms: the timeout and the hang-up count with their times`,
+  );
+  t.equal(
+    o?.canary.series.reduce((n, b) => n + b.errors, 0),
+    retried.length + 1,
+    "the canary's series holds its errors",
+  );
   t.equal(
     slowObs?.errors,
     1,

@@ -4,6 +4,7 @@ import {
   attemptFailed,
   parseLine,
   parseStatus,
+  responseSample,
   scanFixed,
   secondsToMs,
   splitList,
@@ -19,46 +20,119 @@ t.test('a retried attempt: one line, two attempts, the first refused', async (t)
     status: 200,
     upstream: 'gateway',
     attempts: [
-      { addr: '127.0.0.1:18890', status: 502, connectMs: null },
-      { addr: '127.0.0.1:18789', status: 200, connectMs: 0 },
+      { addr: '127.0.0.1:18890', status: 502, connectMs: null, responseMs: 0 },
+      { addr: '127.0.0.1:18789', status: 200, connectMs: 0, responseMs: 1 },
     ],
     requestMs: 2,
   });
   t.equal(attemptFailed(rec!.attempts[0]!), true, 'the refused canary attempt is an error');
   t.equal(attemptFailed(rec!.attempts[1]!), false);
+  t.equal(responseSample(rec!.attempts[0]!), null, "the refused attempt's 0.000 is not a response-time sample");
+  t.equal(responseSample(rec!.attempts[1]!), 1);
 });
 
 t.test('no live server: the upstream name is the address', async (t) => {
   const rec = parseLine(
     '{"msec":"1763744701.456","status":"502","upstream":"gateway","addr":"gateway","ustatus":"502","connect":"-","header":"-","response":"0.000","request_time":"0.000"}',
   );
-  t.same(rec?.attempts, [{ addr: 'gateway', status: 502, connectMs: null }]);
+  t.same(rec?.attempts, [{ addr: 'gateway', status: 502, connectMs: null, responseMs: 0 }]);
   t.equal(rec?.status, 502);
   t.equal(rec?.requestMs, 0);
 });
 
 t.test('groups after an internal redirect are split on " : "', async (t) => {
   const rec = parseLine(
-    '{"msec":"1763744701.5","status":"200","upstream":"gateway","addr":"127.0.0.1:1, 127.0.0.1:2 : 127.0.0.1:3","ustatus":"502, 504 : 200","connect":"-, 0.012 : 0.003","header":"","response":"","request_time":"1.250"}',
+    '{"msec":"1763744701.5","status":"200","upstream":"gateway","addr":"127.0.0.1:1, 127.0.0.1:2 : 127.0.0.1:3","ustatus":"502, 504 : 200","connect":"-, 0.012 : 0.003","header":"-, - : 0.004","response":"0.000, 1.000 : 0.2345","request_time":"1.250"}',
   );
   t.same(rec?.attempts, [
-    { addr: '127.0.0.1:1', status: 502, connectMs: null },
-    { addr: '127.0.0.1:2', status: 504, connectMs: 12 },
-    { addr: '127.0.0.1:3', status: 200, connectMs: 3 },
+    { addr: '127.0.0.1:1', status: 502, connectMs: null, responseMs: 0 },
+    { addr: '127.0.0.1:2', status: 504, connectMs: 12, responseMs: 1000 },
+    { addr: '127.0.0.1:3', status: 200, connectMs: 3, responseMs: 234.5 },
   ]);
+  t.same(
+    rec?.attempts.map(responseSample),
+    [null, 1000, 234.5],
+    'a read timeout counts with the time waited (a lower bound); a refused attempt does not count',
+  );
   t.equal(rec?.atMs, 1763744701500);
   t.equal(rec?.requestMs, 1250);
 });
 
 t.test('IPv6 and unix-socket addresses survive the split', async (t) => {
   const rec = parseLine(
-    '{"msec":"1","status":"200","upstream":"gateway","addr":"[::1]:18890, unix:/run/app.sock","ustatus":"502, 200","connect":"-, 0.001","header":"","response":"","request_time":"0.001"}',
+    '{"msec":"1","status":"200","upstream":"gateway","addr":"[::1]:18890, unix:/run/app.sock","ustatus":"502, 200","connect":"-, 0.001","header":"-, 0.001","response":"0.000, 0.001","request_time":"0.001"}',
   );
   t.same(
     rec?.attempts.map((a) => a.addr),
     ['[::1]:18890', 'unix:/run/app.sock'],
   );
   t.equal(rec?.attempts[1]?.connectMs, 1);
+  t.equal(rec?.attempts[1]?.responseMs, 1);
+});
+
+t.test('response times per attempt: "-" and missing entries are null; no response field means none', async (t) => {
+  const line = (response: string): string =>
+    `{"msec":"3","status":"200","upstream":"u","addr":"a:1, b:2, c:3","ustatus":"502, 502, 200","connect":"-, 0.004, 0.001","header":"-, -, 0.002","response":${JSON.stringify(response)},"request_time":"0.5"}`;
+  t.same(
+    parseLine(line('0.000, 0.250, 0.003'))?.attempts.map((a) => a.responseMs),
+    [0, 250, 3],
+  );
+  t.same(
+    parseLine(line('-, -, 0.003'))?.attempts.map((a) => a.responseMs),
+    [null, null, 3],
+    '"-" per attempt',
+  );
+  t.same(
+    parseLine(line('0.007'))?.attempts.map((a) => a.responseMs),
+    [7, null, null],
+    'fewer entries than addresses: the missing ones are null',
+  );
+  t.same(
+    parseLine(line(''))?.attempts.map((a) => a.responseMs),
+    [null, null, null],
+    'an empty field',
+  );
+  const one = (response: string): number | null | undefined =>
+    parseLine(
+      `{"msec":"3","status":"200","upstream":"u","addr":"a:1","ustatus":"200","connect":"0.001","header":"0.002","response":"${response}","request_time":"0.5"}`,
+    )?.attempts[0]?.responseMs;
+  t.equal(one('0.042'), 42, 'one attempt (the fast path)');
+  t.equal(one('-'), null);
+  t.equal(one(''), null);
+  const noResponse = parseLine(
+    '{"msec":"3","status":"200","upstream":"u","addr":"a:1","ustatus":"200","connect":"0.001","request_time":"0.5"}',
+  );
+  t.same(noResponse?.attempts, [{ addr: 'a:1', status: 200, connectMs: 1, responseMs: null }], 'a format without it');
+  const notString = parseLine(
+    '{"msec":"3","status":"200","upstream":"u","addr":"a:1","ustatus":"200","connect":"0.001","response":12,"request_time":"0.5"}',
+  );
+  t.equal(notString?.attempts[0]?.responseMs, null, 'a non-string response is no response time, not a bad line');
+});
+
+t.test('response times follow the " : " group separator like the other lists', async (t) => {
+  const rec = parseLine(
+    '{"msec":"1795283565.805","status":"200","upstream":"gw","addr":"127.0.0.1:39917 : 127.0.0.1:39917, 127.0.0.1:43621","ustatus":"502 : 502, 200","connect":"- : -, 0.000","header":"- : -, 0.001","response":"0.000 : 0.000, 0.017","request_time":"0.018"}',
+  );
+  t.same(
+    rec?.attempts.map((a) => [a.addr, a.status, a.connectMs, a.responseMs]),
+    [
+      ['127.0.0.1:39917', 502, null, 0],
+      ['127.0.0.1:39917', 502, null, 0],
+      ['127.0.0.1:43621', 200, 0, 17],
+    ],
+  );
+  t.same(rec?.attempts.map(responseSample), [null, null, 17]);
+});
+
+t.test('responseSample: the response time of a connected attempt, else null', async (t) => {
+  t.equal(responseSample({ addr: 'a', status: 200, connectMs: 1, responseMs: 30 }), 30);
+  t.equal(
+    responseSample({ addr: 'a', status: null, connectMs: 0, responseMs: 150 }),
+    150,
+    'client hang-up: lower bound',
+  );
+  t.equal(responseSample({ addr: 'a', status: 502, connectMs: null, responseMs: 0 }), null, 'refused');
+  t.equal(responseSample({ addr: 'a', status: 200, connectMs: 1, responseMs: null }), null, 'no time logged');
 });
 
 t.test('a request that never went upstream has no attempts', async (t) => {
@@ -86,9 +160,9 @@ t.test('fewer statuses or connect times than addresses: the missing ones are nul
     '{"msec":"2","status":"502","upstream":"u","addr":"a:1, b:2, c:3","ustatus":"502","connect":"0.001, 0.002","request_time":"x"}',
   );
   t.same(rec?.attempts, [
-    { addr: 'a:1', status: 502, connectMs: 1 },
-    { addr: 'b:2', status: null, connectMs: 2 },
-    { addr: 'c:3', status: null, connectMs: null },
+    { addr: 'a:1', status: 502, connectMs: 1, responseMs: null },
+    { addr: 'b:2', status: null, connectMs: 2, responseMs: null },
+    { addr: 'c:3', status: null, connectMs: null, responseMs: null },
   ]);
   t.equal(rec?.requestMs, 0, 'an unusable request_time reads as 0');
   t.equal(attemptFailed(rec!.attempts[1]!), true, 'no status counts as an error of that server');
@@ -170,17 +244,21 @@ t.test('splitList', async (t) => {
 });
 
 t.test('attemptFailed: ≥ 500 and no status are errors, below 500 is not', async (t) => {
-  t.equal(attemptFailed({ addr: 'a', status: 500, connectMs: 1 }), true);
-  t.equal(attemptFailed({ addr: 'a', status: 503, connectMs: 1 }), true);
-  t.equal(attemptFailed({ addr: 'a', status: null, connectMs: null }), true);
-  t.equal(attemptFailed({ addr: 'a', status: 499, connectMs: 1 }), false);
-  t.equal(attemptFailed({ addr: 'a', status: 404, connectMs: 1 }), false);
+  t.equal(attemptFailed({ addr: 'a', status: 500, connectMs: 1, responseMs: 1 }), true);
+  t.equal(attemptFailed({ addr: 'a', status: 503, connectMs: 1, responseMs: 1 }), true);
+  t.equal(attemptFailed({ addr: 'a', status: null, connectMs: null, responseMs: null }), true);
+  t.equal(attemptFailed({ addr: 'a', status: 499, connectMs: 1, responseMs: 1 }), false);
+  t.equal(attemptFailed({ addr: 'a', status: 404, connectMs: 1, responseMs: 1 }), false);
   t.equal(
-    attemptFailed({ addr: 'a', status: null, connectMs: 1 }, true),
+    attemptFailed({ addr: 'a', status: null, connectMs: 1, responseMs: 1 }, true),
     false,
     'no status because the client gave up: not the server',
   );
-  t.equal(attemptFailed({ addr: 'a', status: 502, connectMs: 1 }, true), true, 'a real 5xx stays an error');
+  t.equal(
+    attemptFailed({ addr: 'a', status: 502, connectMs: 1, responseMs: 1 }, true),
+    true,
+    'a real 5xx stays an error',
+  );
 });
 
 const KEYS = [
@@ -240,7 +318,7 @@ t.test('the fixed-order fast path reads every line exactly as JSON.parse does', 
     }),
     { numRuns: 2000 },
   );
-  const out: FixedFields = ['', '', '', '', '', '', ''];
+  const out: FixedFields = ['', '', '', '', '', '', '', ''];
   t.equal(
     scanFixed(
       lineOf(
@@ -261,11 +339,11 @@ t.test('the fixed-order fast path reads every line exactly as JSON.parse does', 
     ),
     true,
   );
-  t.same(out, ['1', '2', 'u', 'a', 's', 'c', 't'], 'header and response are skipped');
+  t.same(out, ['1', '2', 'u', 'a', 's', 'c', 'r', 't'], 'header is skipped');
 });
 
 t.test('the fast path declines anything but the exact shape', async (t) => {
-  const out: FixedFields = ['', '', '', '', '', '', ''];
+  const out: FixedFields = ['', '', '', '', '', '', '', ''];
   const good =
     '{"msec":"1","status":"200","upstream":"g","addr":"a:1","ustatus":"200","connect":"0.001","header":"0","response":"0","request_time":"0"}';
   t.equal(scanFixed(good, out), true);

@@ -13,6 +13,7 @@ import type { Logger } from './log.js';
 import { nopNotifier, WebhookNotifier, type Notifier } from './alerts/notifier.js';
 import { StateStore } from './rollout/store.js';
 import { Observer } from './observe/aggregate.js';
+import { Prober } from './probe/prober.js';
 import { LogFollower } from './observe/follow.js';
 import { NginxCommand } from './nginx/ctl.js';
 import { statfsDisk } from './nginx/disk.js';
@@ -102,6 +103,7 @@ export async function startSidecar(config: Config, opts: SidecarOptions): Promis
     log: log.child({ component: 'apply' }),
   });
   const observer = new Observer(config);
+  const ref: { runner?: Runner } = {};
   const notifier =
     opts.notifier ??
     (config.alerts.webhookUrl
@@ -109,12 +111,20 @@ export async function startSidecar(config: Config, opts: SidecarOptions): Promis
       : nopNotifier);
 
   // The metrics read the runner at scrape time; the runner moves the counters.
-  const ref: { runner?: Runner } = {};
   const metrics = new Metrics({
     config: () => ref.runner?.config ?? config,
     state: () => ref.runner?.state ?? { version: 1, generation: 0, lastReloadAt: 0, services: {}, history: [] },
     gates: () => ref.runner?.gates ?? {},
     logLines: () => observer.lineCounts(),
+  });
+  const prober = new Prober(config, {
+    clock,
+    log: log.child({ component: 'probe' }),
+    onResult: (r) => {
+      const labels = { service: r.service, pool: r.pool };
+      if (r.connectMs !== null) metrics.probeDuration.observe({ ...labels, phase: 'connect' }, r.connectMs / 1000);
+      if (r.totalMs !== null) metrics.probeDuration.observe({ ...labels, phase: 'total' }, r.totalMs / 1000);
+    },
   });
   const runner = await Runner.open({
     config,
@@ -122,6 +132,7 @@ export async function startSidecar(config: Config, opts: SidecarOptions): Promis
     applier,
     ctl,
     observer,
+    prober,
     snapshots,
     notifier,
     clock,
@@ -171,13 +182,10 @@ export async function startSidecar(config: Config, opts: SidecarOptions): Promis
     onLines: (lines) => observer.addLines(lines),
   });
   await follower.start();
+  // One round of probes before the first tick, so it can judge /ready and health (bounded by probe.timeout).
+  await prober.probeOnce();
+  prober.start();
   runner.start(opts.tickMs);
-  for (const s of config.services.filter((x) => x.split === 'split_clients')) {
-    log.warn(
-      { service: s.name },
-      'split: split_clients arrives in a later release; this service is rendered as split: weighted',
-    );
-  }
   log.info(
     { url, services: config.services.map((s) => s.name), generation: runner.state.generation },
     'nginx-canary running',
@@ -191,6 +199,7 @@ export async function startSidecar(config: Config, opts: SidecarOptions): Promis
     nginx,
     async close() {
       await runner.stop();
+      await prober.stop();
       await follower.stop();
       await app.close();
       await notifier.flush();

@@ -24,6 +24,9 @@ import {
   HISTORY_LIMIT,
   type Command,
   type GateResult,
+  type Observations,
+  type ProbeObservation,
+  type Ramp,
   type Phase,
   type RolloutEvent,
   type ServiceState,
@@ -37,6 +40,30 @@ import { buildModel } from './nginx/model.js';
 import { parseHeader, renderUpstreams } from './nginx/render.js';
 import type { Metrics } from './server/metrics.js';
 
+/** The probes' view of every service (probe/prober.ts `Prober` is the real one). */
+export interface ProbeSource {
+  /** Per service, each pool's probes as of `now` (epoch ms). */
+  observations(config: Config, now: number): Record<string, { primary: ProbeObservation; canary: ProbeObservation }>;
+  /** Adopts a reloaded weights.yaml (new servers, paths, intervals). */
+  reconfigure(config: Config): void;
+}
+
+/**
+ * The access-log observations with each service's probe view added (pure).
+ * A service the probes do not know keeps no `probes` (its probe gates are inconclusive).
+ */
+export function withProbes(
+  obs: Observations,
+  probes: Record<string, { primary: ProbeObservation; canary: ProbeObservation }>,
+): Observations {
+  const out: Observations = {};
+  for (const [name, o] of Object.entries(obs)) {
+    const p = Object.hasOwn(probes, name) ? probes[name] : undefined;
+    out[name] = p ? { ...o, probes: p } : o;
+  }
+  return out;
+}
+
 /** Everything the runner drives. Each is a port with a real and a test implementation. */
 export interface RunnerDeps {
   config: Config;
@@ -44,6 +71,8 @@ export interface RunnerDeps {
   applier: Applier;
   ctl: NginxCtl;
   observer: Observer;
+  /** The synthetic probes; without them the probe gates (ready, probe failures, crash loop) stay inconclusive and no slice starts. */
+  prober?: ProbeSource;
   snapshots: SnapshotStore;
   notifier: Notifier;
   clock: Clock;
@@ -82,6 +111,8 @@ export interface ServiceStatus {
   summary: string;
   gates: GateResult[];
   split: Config['services'][number]['split'];
+  /** The slow_start emulation ramp in progress (open-source nginx), or null. */
+  ramp: Ramp | null;
 }
 
 /** The whole status document (`GET /api/v1/services`, `status --json`). */
@@ -121,6 +152,7 @@ export function statusOf(
         summary: summary[svc.name] ?? '',
         gates: gates[svc.name] ?? [],
         split: svc.split,
+        ramp: s?.ramp ?? null,
       };
     }),
     history: historyLimit > 0 ? state.history.slice(-historyLimit) : [],
@@ -337,6 +369,7 @@ export class Runner {
           soakedMs: weight === prev?.weight ? prev.soakedMs : 0,
           lastTickAt: Math.max(prev?.lastTickAt ?? now, now),
           drainReason: null,
+          ramp: null,
         };
         events.push({
           at: now,
@@ -370,8 +403,10 @@ export class Runner {
       await this.#maybeReloadConfig();
       const now = clock.now();
       const config = this.#config;
-      const obs = observer.observations(config, this.#state, now);
-      const d = decide(config, this.#state, obs, now);
+      const logObs = observer.observations(config, this.#state, now);
+      const obs = this.#deps.prober ? withProbes(logObs, this.#deps.prober.observations(config, now)) : logObs;
+      this.#flavor ??= (await this.#deps.ctl.version()).flavor;
+      const d = decide(config, this.#state, obs, now, { emulateSlowStart: this.#flavor === 'oss' });
       this.#gates = d.gates;
       this.#summary = d.summary;
       const drift = d.changed
@@ -410,14 +445,14 @@ export class Runner {
             : { ...p, summary: `${p.summary} — DRAIN NOT APPLIED: ${apply.error.message}` };
           this.#deps.notifier.page(delivered);
         }
-        await this.#save(true);
       } else {
         this.#commit(d.state);
         events = d.events;
         for (const p of d.pages) this.#deps.notifier.page(p);
-        await this.#save(events.length > 0);
       }
+      // Counters and logs before the (awaited) save, so a scrape never sees the new state with old counters.
       this.#afterEvents(events);
+      await this.#save(apply !== null || events.length > 0);
     } catch (err) {
       log.error({ err }, 'tick failed; the walk holds and retries on the next tick');
     }
@@ -523,6 +558,7 @@ export class Runner {
       this.#configStamp = stamp;
       this.#badConfigStamp = '';
       this.#deps.observer.reconfigure(next);
+      this.#deps.prober?.reconfigure(next);
       this.#deps.log.info({ file }, 'weights.yaml reloaded');
     } catch (err) {
       this.#badConfigStamp = stamp;

@@ -91,6 +91,7 @@ t.test('statusOf', async (t) => {
         summary: 'soaking',
         gates,
         split: 'weighted',
+        ramp: null,
       });
       t.same(doc.services[1], {
         name: 'api',
@@ -105,6 +106,7 @@ t.test('statusOf', async (t) => {
         summary: '',
         gates: [],
         split: 'split_clients',
+        ramp: null,
       });
     },
   );
@@ -177,7 +179,7 @@ t.test('a tick with no change does not reload', async (t) => {
   const stack = await startStack(t, { target: 30 });
   const clock = new ManualClock();
   const r = await openRunner(stack.config, { clock });
-  const first = await r.runner.tick();
+  const first = await r.tick();
   t.ok(first.apply?.ok, 'the first tick applies the first slice');
   t.same(first.weights, { gateway: 5 });
   t.same(
@@ -189,7 +191,7 @@ t.test('a tick with no change does not reload', async (t) => {
 
   for (let i = 0; i < 3; i++) {
     clock.advance(500);
-    const rep = await r.runner.tick();
+    const rep = await r.tick();
     t.equal(rep.apply, null, `tick ${i + 2}: nothing applied`);
     t.same(rep.events, [], `tick ${i + 2}: no event`);
   }
@@ -213,7 +215,7 @@ t.test('a failed apply with the same weights waits for the backoff before it is 
   const r = await openRunner(stack.config, { clock });
   r.ctl.failReload = new Error('reload refused by the test');
 
-  const failed = await r.runner.tick();
+  const failed = await r.tick();
   t.equal(failed.apply?.ok, false, 'the first apply fails');
   t.equal(failed.apply?.ok === false ? failed.apply.stage : null, 'reload');
   const afterFirst = r.ctl.reloads;
@@ -226,15 +228,15 @@ t.test('a failed apply with the same weights waits for the backoff before it is 
   );
 
   // Backoff after 1 failure: min_reload_interval (1 s).
-  const held = await r.runner.tick();
+  const held = await r.tick();
   t.equal(held.apply, null, 'an immediate tick does not retry');
   t.match(held.summary['gateway'], /last apply failed, retrying in 1\.0 s/);
   clock.advance(999);
-  t.equal((await r.runner.tick()).apply, null, 'still backing off at 999 ms');
+  t.equal((await r.tick()).apply, null, 'still backing off at 999 ms');
   t.equal(r.ctl.reloads, afterFirst, 'no reload while backing off');
 
   clock.advance(1);
-  const retried = await r.runner.tick();
+  const retried = await r.tick();
   t.equal(retried.apply?.ok, false, 'retried at 1 s, fails again');
   t.ok(r.ctl.reloads > afterFirst, 'the retry ran nginx reload');
   const afterSecond = r.ctl.reloads;
@@ -246,11 +248,11 @@ t.test('a failed apply with the same weights waits for the backoff before it is 
 
   // Backoff after 2 failures: 2 s.
   clock.advance(1999);
-  t.equal((await r.runner.tick()).apply, null, 'still backing off at 1999 ms after the second failure');
+  t.equal((await r.tick()).apply, null, 'still backing off at 1999 ms after the second failure');
   t.equal(r.ctl.reloads, afterSecond);
   r.ctl.failReload = null;
   clock.advance(1);
-  const ok = await r.runner.tick();
+  const ok = await r.tick();
   t.equal(ok.apply?.ok, true, 'retried after 2 s and applied');
   t.same(ok.weights, { gateway: 5 });
   t.equal(await liveGeneration(stack.config), 1, 'nginx serves the new generation');
@@ -263,7 +265,7 @@ t.test('a failed apply with the same weights waits for the backoff before it is 
   r.ctl.failReload = new Error('again');
   clock.advance(1000);
   await writeFile(stack.configFile, (await readFile(stack.configFile, 'utf8')).replace('target: 30', 'target: 0'));
-  const lowered = await r.runner.tick();
+  const lowered = await r.tick();
   t.equal(lowered.apply?.ok, false, 'a new change is tried at once');
 });
 
@@ -271,14 +273,14 @@ t.test('drift: a hand-edited include file is reconciled on the next tick', async
   const stack = await startStack(t, { target: 30 });
   const clock = new ManualClock();
   const r = await openRunner(stack.config, { clock });
-  t.ok((await r.runner.tick()).apply?.ok);
+  t.ok((await r.tick()).apply?.ok);
   const file = stack.config.nginx.upstreamsFile;
   const rendered = await readFile(file, 'utf8');
   t.match(rendered, /^# generation: 1$/m);
 
   await writeFile(file, `${rendered}\n# an operator was here\n`);
   clock.advance(1000);
-  const rep = await r.runner.tick();
+  const rep = await r.tick();
   t.equal(rep.apply?.ok, true, 'the drift was applied');
   t.same(rep.weights, { gateway: 5 }, 'at the same weights');
   t.equal(r.ctl.reloads, 2);
@@ -290,7 +292,7 @@ t.test('drift: a hand-edited include file is reconciled on the next tick', async
   );
 
   clock.advance(1000);
-  t.equal((await r.runner.tick()).apply, null, 'reconciled: the next tick has nothing to do');
+  t.equal((await r.tick()).apply, null, 'reconciled: the next tick has nothing to do');
 
   // nginx serving another generation than the state is drift too: the generation-1 file
   // reloaded by hand, then the current file put back without a reload.
@@ -308,7 +310,7 @@ t.test('drift: a hand-edited include file is reconciled on the next tick', async
   );
   await writeFile(file, current);
   clock.advance(1000);
-  const regen = await r.runner.tick();
+  const regen = await r.tick();
   t.equal(regen.apply?.ok, true, 'a live generation other than the state’s is reconciled');
   t.equal(await liveGeneration(stack.config), 3);
   t.equal(r.runner.state.generation, 3);
@@ -318,14 +320,14 @@ t.test('weights.yaml: an invalid edit keeps the old config; a valid edit is pick
   const stack = await startStack(t, { target: 30 });
   const clock = new ManualClock();
   const r = await openRunner(stack.config, { clock });
-  t.ok((await r.runner.tick()).apply?.ok);
+  t.ok((await r.tick()).apply?.ok);
   const before = r.runner.status();
   const reloads = r.ctl.reloads;
   const text = await readFile(stack.configFile, 'utf8');
 
   await writeFile(stack.configFile, text.replace('target: 30', 'target: 300'));
   clock.advance(1000);
-  const bad = await r.runner.tick();
+  const bad = await r.tick();
   t.equal(bad.apply, null, 'no apply');
   t.equal(r.ctl.reloads, reloads, 'no reload');
   t.equal(r.runner.config.services[0]?.rollout.target, 30, 'the last valid config is kept');
@@ -337,7 +339,7 @@ t.test('weights.yaml: an invalid edit keeps the old config; a valid edit is pick
 
   await writeFile(stack.configFile, text.replace('target: 30', 'target: 60'));
   clock.advance(1000);
-  const good = await r.runner.tick();
+  const good = await r.tick();
   t.equal(r.runner.config.services[0]?.rollout.target, 60, 'the valid edit is the config now');
   t.same(
     good.events.map((e) => [e.kind, e.from, e.to]),
@@ -348,7 +350,7 @@ t.test('weights.yaml: an invalid edit keeps the old config; a valid edit is pick
   // A lower target is applied at once (the safe direction).
   await writeFile(stack.configFile, text.replace('target: 30', 'target: 0'));
   clock.advance(1000);
-  const lowered = await r.runner.tick();
+  const lowered = await r.tick();
   t.equal(lowered.apply?.ok, true);
   t.same(lowered.weights, { gateway: 0 });
   t.equal(await liveGeneration(stack.config), 2);
@@ -361,7 +363,7 @@ t.test('weights.yaml: an invalid edit keeps the old config; a valid edit is pick
       .replace(/snapshots: \{ dir: snapshots, keep: 20 \}/, 'snapshots: { dir: snapshots, keep: 3 }'),
   );
   clock.advance(1000);
-  await r.runner.tick();
+  await r.tick();
   t.equal(r.runner.config.services[0]?.rollout.target, 0, 'a config that needs a restart is not taken');
 });
 
@@ -409,7 +411,7 @@ t.test('a drain on real traffic: the page follows the applied drain, or says it 
     flush: () => Promise.resolve(),
   };
   const r = await openRunner(config, { clock, notifier });
-  t.same((await r.runner.tick()).weights, { gateway: 12 });
+  t.same((await r.tick()).weights, { gateway: 12 });
 
   await stack.canary.setFault({ kind: 'status', status: 500 });
   const statuses = await stack.send(500);
@@ -425,7 +427,7 @@ t.test('a drain on real traffic: the page follows the applied drain, or says it 
   r.observer.addLines(lines, clock.now());
 
   r.ctl.failReload = new Error('reload refused by the test');
-  const failed = await r.runner.tick();
+  const failed = await r.tick();
   t.equal(failed.apply?.ok, false, 'the drain apply failed');
   t.same(failed.weights, { gateway: 12 }, 'the weight is held');
   t.equal(pages.length, 1, 'a page anyway');
@@ -434,7 +436,7 @@ t.test('a drain on real traffic: the page follows the applied drain, or says it 
 
   r.ctl.failReload = null;
   clock.advance(config.nginx.minReloadIntervalMs);
-  const drained = await r.runner.tick();
+  const drained = await r.tick();
   t.equal(drained.apply?.ok, true, 'retried after the backoff and applied');
   t.same(drained.weights, { gateway: 0 });
   t.match(r.runner.status().services[0], { phase: 'drained', drainReason: 'error_ratio' });

@@ -1,6 +1,7 @@
 /**
  * Plain-text rendering of the status document for `nginx-canary status`.
  */
+import { describeGate } from '../rollout/gates.js';
 import type { StatusDocument } from '../runner.js';
 
 /** Seconds with one decimal, or minutes/hours for long spans ("48h 0m"). */
@@ -26,18 +27,12 @@ export function formatStatus(doc: StatusDocument, note = ''): string {
       `  soak ${formatDuration(s.soakedMs)} of ${formatDuration(s.soakNeededMs)} at this weight since ${new Date(s.since).toISOString()}`,
     );
     if (s.summary) out.push(`  ${s.summary}`);
-    for (const g of s.gates) {
-      const v =
-        g.value === null
-          ? '—'
-          : g.gate === 'connect_p95'
-            ? `${g.value.toFixed(1)} ms`
-            : `${(g.value * 100).toFixed(2)} %`;
-      const th = g.gate === 'connect_p95' ? `${g.threshold} ms` : `${(g.threshold * 100).toFixed(2)} %`;
+    if (s.ramp)
       out.push(
-        `  gate ${g.gate} (${g.kind}, ${g.pool}): ${v} vs ${th}, ${g.samples}/${g.minSamples} samples → ${g.verdict}`,
+        `  ramp (slow_start emulation, ${s.ramp.cause}): sub-step ${s.ramp.step} of ${s.ramp.steps} toward ${s.ramp.to} %`,
       );
-    }
+    // One line per gate with the numbers behind its verdict (counts, p95, the test statistic and its bound).
+    for (const g of s.gates) out.push(`  ${g.kind} gate ${describeGate(g)}`);
   }
   const recent = doc.history.slice(-10);
   if (recent.length > 0) {

@@ -111,12 +111,7 @@ function program(io: CliIo, setCode: (c: number) => void): Command {
       const slow = c.services.some((s) => [...s.primary, ...s.canary].some((x) => x.slowStartMs !== null));
       if (v.flavor === 'oss' && slow) {
         io.out(
-          `note: nginx ${v.version} is open-source nginx, which rejects slow_start (an NGINX Plus parameter); it is left out of the rendered file.`,
-        );
-      }
-      for (const s of c.services.filter((x) => x.split === 'split_clients')) {
-        io.out(
-          `note: ${s.name} asks for split: split_clients, which arrives in a later release; it is rendered as split: weighted (one upstream, per-server weights).`,
+          `note: nginx ${v.version} is open-source nginx, which rejects slow_start (an NGINX Plus parameter); it is left out of the rendered file and emulated: a canary entering the rotation is ramped up in reloads spaced by min_reload_interval.`,
         );
       }
       if (!res.ok) {

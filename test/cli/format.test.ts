@@ -20,6 +20,7 @@ function service(over: Partial<ServiceStatus> = {}): ServiceStatus {
     summary: 'soaking at 15 % (target 50 %): 3.2 s of 900.0 s green',
     gates: [],
     split: 'weighted',
+    ramp: null,
     ...over,
   };
 }
@@ -99,7 +100,13 @@ t.test('formatStatus: one block per service', async (t) => {
         soakedMs: 0,
         soakNeededMs: 48 * 3_600_000,
       }),
-      service({ name: 'admin', phase: 'paused', pausedBy: 'operator', summary: 'paused by the operator' }),
+      service({
+        name: 'admin',
+        phase: 'paused',
+        pausedBy: 'operator',
+        summary: 'paused by the operator',
+        ramp: { to: 15, step: 2, steps: 3, startedAt: T0, cause: 'slice' },
+      }),
     ],
     history: [],
   };
@@ -111,9 +118,9 @@ t.test('formatStatus: one block per service', async (t) => {
     'gateway: weight 15 % → target 50 %  phase step',
     `  soak 3.2 s of 15m 0s at this weight since ${new Date(T0).toISOString()}`,
     '  soaking at 15 % (target 50 %): 3.2 s of 900.0 s green',
-    '  gate connect_p95 (hold, canary): 80.3 ms vs 120 ms, 250/200 samples → pass',
-    '  gate error_ratio (drain, canary): 1.23 % vs 0.50 %, 250/200 samples → fail',
-    '  gate error_ratio (drain, primary): — vs 0.50 %, 12/200 samples → inconclusive',
+    '  hold gate connect_p95 pass: canary connect p95 80 ms ≤ 120 ms over 250 requests',
+    '  drain gate error_ratio fail: canary 5xx ratio 1.23 % > 0.50 % over 250 requests',
+    '  drain gate error_ratio inconclusive: primary 12 of 200 requests',
   ]);
   t.same(
     lines.slice(8, 11),
@@ -125,6 +132,7 @@ t.test('formatStatus: one block per service', async (t) => {
     'an empty summary prints no line',
   );
   t.equal(lines[12], 'admin: weight 15 % → target 50 %  phase paused (by operator)');
+  t.equal(lines[15], '  ramp (slow_start emulation, slice): sub-step 2 of 3 toward 15 %');
   t.notMatch(text, /recent events/, 'no history, no events section');
 });
 

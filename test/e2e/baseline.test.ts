@@ -1,0 +1,37 @@
+// Issue 3: a canary much slower than the primary is drained (seed 002:
+// canary p95 > 5 × baseline p95), although it answers every request 200.
+import t from 'tap';
+import { startStack } from '../fixtures/stack.js';
+import { waitFor } from '../../src/util/wait.js';
+import { BASELINE_FLOOR_MS } from '../../src/rollout/gates.js';
+
+t.test('a canary 5 × slower than the primary is drained (baseline_p95)', async (t) => {
+  // Probes time out after 500 ms here, so the slow /health (250 ms) still passes: only the traffic's p95 can tell.
+  const stack = await startStack(t, { target: 30, probeInterval: '500ms' });
+  // The primary answers in a few ms, so the threshold is 5 × max(primary p95, 10 ms floor): 50–100 ms
+  // on a busy test machine. The canary answers after 250 ms.
+  await stack.canary.setFault({ kind: 'delay', ms: 250 });
+  await stack.startSidecar();
+  const traffic = stack.traffic();
+  t.teardown(() => traffic.stop());
+
+  const drained = await waitFor(
+    async () => {
+      const s = (await stack.status()).services[0];
+      return s?.phase === 'drained' ? s : null;
+    },
+    { timeoutMs: 30_000, intervalMs: 50, what: 'phase drained' },
+  );
+  t.equal(drained.weight, 0);
+  t.equal(drained.drainReason, 'baseline_p95');
+  t.equal(stack.canary.errors, 0, 'no 5xx: only the latency gave it away');
+  const drain = (await stack.status()).history.find((e) => e.kind === 'drain');
+  t.ok((drain?.from ?? 0) > 0, `drained from ${drain?.from} %`);
+  const gate = drain?.gates.find((g) => g.gate === 'baseline_p95');
+  t.equal(gate?.verdict, 'fail');
+  t.ok((gate?.value ?? 0) >= 250, `canary p95 ${gate?.value?.toFixed(1)} ms ≥ the 250 ms delay`);
+  const primaryP95 = gate?.detail?.primary_p95_ms ?? NaN;
+  t.ok(primaryP95 < 50, `primary p95 ${primaryP95.toFixed(1)} ms`);
+  t.equal(gate?.threshold, 5 * Math.max(primaryP95, BASELINE_FLOOR_MS), 'threshold 5 × max(primary p95, 10 ms floor)');
+  t.match(drain?.reason, /baseline_p95 fail: canary p95 \d+ ms > \d+ ms over \d+ requests \(5 × primary [\d.]+ ms\)/);
+});

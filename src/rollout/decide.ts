@@ -274,7 +274,7 @@ function decideService(
     const of = `sub-step ${ramp.step} of ${ramp.steps} toward ${pct(ramp.to)}`;
     if (waitMs > 0) return waiting(`ramp ${pct(from)} → ${pct(to)} (${of}, slow_start emulation)`);
     const done = ramp.step + 1 >= ramp.steps;
-    const phase: Resumable = done ? settle(s.phase === 'complete' ? 'step' : s.phase, to, target) : s.phase;
+    const phase: Resumable = done ? settle(s.phase, to, target) : s.phase;
     move(to, { phase, ramp: done ? null : { ...ramp, step: ramp.step + 1 } });
     event(
       'ramp',

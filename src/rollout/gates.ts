@@ -375,7 +375,7 @@ function detailText(r: GateResult): string {
       return ` (${n('failures') ?? 0} failed)`;
     case 'baseline_p95': {
       const base = n('primary_p95_ms');
-      return base === null ? '' : ` (${n('factor') ?? '?'} × primary ${formatIn('ms', Math.max(base, 0))})`;
+      return base === null ? '' : ` (${n('factor') ?? '?'} × primary ${formatIn('ms', base)})`;
     }
     default:
       return '';

@@ -22,6 +22,7 @@ import { Value } from '@sinclair/typebox/value';
 import { TargetBody } from '../config/schema.js';
 import { CanaryError, ConfigError, errors } from '../errors.js';
 import type { Logger } from '../log.js';
+import { describeGate } from '../rollout/gates.js';
 import type { Runner } from '../runner.js';
 import type { Metrics } from './metrics.js';
 
@@ -170,6 +171,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     const html = await ejs.renderFile(path.join(templatesDir, 'status.html.ejs'), {
       status: runner.status(20),
       now: Date.now(),
+      describe: describeGate,
     });
     return reply.type('text/html; charset=utf-8').send(html);
   });

@@ -196,6 +196,9 @@ t.test('recovery: a canary that probes saw recover is ramped back from near 0', 
   const again = decide(config, d.state, { gateway: recovered }, T0 + 2500, EMULATE);
   t.equal(again.weights.gateway, 10, 'the same recovery does not restart the ramp: it climbs');
 
+  const soon = decide(config, { ...at15, lastReloadAt: T0 + 1000 }, { gateway: recovered }, T0 + 1500, EMULATE);
+  t.equal(soon.changed, false, 'the recovery ramp waits for min_reload_interval too');
+  t.match(soon.summary.gateway, /waiting for min_reload_interval \(0\.5 s left\) to ramp the recovered canary back up/);
   const old = decide(config, at15, { gateway: obs({}, { recoveredAt: T0 - 1 }) }, T0 + 1500, EMULATE);
   t.equal(old.weights.gateway, 15, 'a recovery before the weight was set is not a re-entry');
   const plus = decide(config, at15, { gateway: recovered }, T0 + 1500);

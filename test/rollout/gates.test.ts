@@ -322,3 +322,18 @@ t.test('describeGate reads thin data and unknown values', async (t) => {
   const green = connectP95Gate(svc, noProbes(obs({ requests: 40, connectP95Ms: 30 })), at(15));
   t.equal(describeGate(green), 'connect_p95 pass: canary connect p95 30 ms ≤ 120 ms over 40 requests (log 30 ms)');
 });
+
+t.test(
+  'describeGate never prints undefined or null when detail is missing (histories written before it existed)',
+  async (t) => {
+    for (const r of evaluateGates(svc, obs({ requests: 40 }), at(15))) {
+      for (const detail of [undefined, {}, { statistic: 1, bound: 2 }, { probe_p95_ms: 1 }, { primary_p95_ms: 5 }]) {
+        const bare: GateResult = { ...r };
+        if (detail === undefined) delete bare.detail;
+        else bare.detail = detail;
+        const text = describeGate(bare);
+        t.notMatch(text, /undefined|null|NaN/, `${r.gate} with detail ${JSON.stringify(detail)}: ${text}`);
+      }
+    }
+  },
+);

@@ -280,6 +280,12 @@ t.test('the API on a real runner and nginx', async (t) => {
     t.match(res.body, /<h2[^>]*>gateway: 5 % of 60 % \(paused\)<\/h2>/);
     t.match(res.body, /Generation 1\./);
     t.match(res.body, /<td>rollback<\/td>/);
+    t.match(
+      res.body,
+      /<td>ready pass: canary \/ready answered 200 on every server<\/td>/,
+      'each gate with its numbers',
+    );
+    t.match(res.body, /<td>error_ratio [a-z]+: canary [^<]*<\/td>/);
   });
 
   t.test('token: mutating calls need the bearer, GETs stay open', async (t) => {

@@ -16,6 +16,7 @@ import { startSidecar } from '../main.js';
 import type { TickReport } from '../runner.js';
 import type { CliIo } from '../cli/main.js';
 import type { GateResult } from '../rollout/types.js';
+import { formatGateValue } from '../rollout/gates.js';
 import { Backend } from './backend.js';
 
 /** Where the example nginx.conf listens (nginx/nginx.conf). */
@@ -32,17 +33,7 @@ export interface DemoOptions {
 }
 
 function gateLine(gates: GateResult[]): string {
-  return gates
-    .map((g) => {
-      const v =
-        g.value === null
-          ? '—'
-          : g.gate === 'connect_p95'
-            ? `${g.value.toFixed(1)}ms`
-            : `${(g.value * 100).toFixed(2)}%`;
-      return `${g.gate}=${v} (${g.samples} req, ${g.verdict})`;
-    })
-    .join(', ');
+  return gates.map((g) => `${g.gate}=${formatGateValue(g)} (${g.samples}, ${g.verdict})`).join(', ');
 }
 
 /** Runs the demo; resolves to the exit code. Throws CanaryError when it cannot start. */
@@ -101,7 +92,14 @@ export async function runDemo(configFile: string, opts: DemoOptions): Promise<nu
   };
 
   const log = pino({ level: 'info' }, pino.destination({ dest: logFile, mkdir: true, sync: false }));
-  const sidecar = await startSidecar(config, { log, onTick });
+  let sidecar: Awaited<ReturnType<typeof startSidecar>>;
+  try {
+    sidecar = await startSidecar(config, { log, onTick });
+  } catch (err) {
+    // Nothing may outlive a failed start: the backends would keep the process alive.
+    for (const b of backends) await b.close();
+    throw err;
+  }
   io.out(
     `demo: nginx on ${DEMO_URL} (pid ${sidecar.nginx?.pid ?? 'already running'}), sidecar on ${sidecar.url} (status page, /metrics)`,
   );

@@ -218,8 +218,9 @@ export class Applier {
 
   /**
    * Writes the include file for `req` without reload or verify, for a managed
-   * nginx that has not started yet: disk → preflight (skipped in bootstrap)
-   * → snapshot → write → test (restored on failure). No interval check.
+   * nginx that has not started yet or a missing include: disk → snapshot →
+   * write → test (restored on failure). No preflight (nothing is served from
+   * this config yet, and the new file may be what makes it valid), no interval check.
    *
    * @returns as {@link apply}.
    */
@@ -368,7 +369,11 @@ export class Applier {
     }
     const text = renderUpstreams(buildModel(this.#config, req.weights, req.generation, flavor));
 
-    if (cur.exists) {
+    // Preflight guards what nginx serves, so only for a live apply. writeInitial runs before a managed
+    // nginx starts (or when the include is missing): an include left by an older release can make the
+    // current config fail (e.g. nginx.conf already routes to a variable only the new file defines), and
+    // the new file is what repairs it. The candidate is still tested below and restored on failure.
+    if (cur.exists && live) {
       try {
         const pre = await this.#ctl.test();
         if (!pre.ok) return fail('preflight', errors.nginxConfigBroken(pre.output), false);

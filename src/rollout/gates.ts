@@ -348,6 +348,13 @@ function formatIn(unit: (typeof READS)[GateName]['unit'], value: number): string
   }
 }
 
+/** A gate's value in its unit (`0.42 %`, `85 ms`, `12.0 %` share, `3` restarts, `200` for /ready), or `—` when unknown. */
+export function formatGateValue(r: GateResult): string {
+  if (r.value === null) return '—';
+  if (r.gate === 'ready') return r.value === 1 ? '200' : 'not 200';
+  return formatIn(READS[r.gate].unit, r.value);
+}
+
 /** The numbers of `detail` worth a human's attention, per gate, as a parenthesis (or ''). */
 function detailText(r: GateResult): string {
   const d = r.detail ?? {};

@@ -273,6 +273,22 @@ t.test('apply: bootstrap (no include file yet) skips preflight; writeInitial nev
   t.equal(parseHeader(await readFile(h.config.nginx.upstreamsFile, 'utf8'))?.generation, 3);
 });
 
+t.test('writeInitial repairs an include left by an older release; a live apply would refuse it', async (t) => {
+  const h = await startTestNginx(t);
+  const file = h.config.nginx.upstreamsFile;
+  const good = await readFile(file, 'utf8');
+  // An include without the route map (as 0.1 wrote it) while nginx.conf proxies to $nginx_canary_gateway.
+  const old = good.replace(/^map \$http_x_canary[\s\S]*?^\}\n/m, '');
+  t.not(old, good, 'the fixture removed the map');
+  await writeFile(file, old);
+  t.notOk((await h.realCtl.test()).ok, 'the current config fails nginx -t');
+  const live = await h.applier.apply({ weights: { gateway: 10 }, generation: 5, reason: 'live' });
+  t.match(live, { ok: false, stage: 'preflight' }, 'a live apply never builds on a broken config');
+  const w = await h.applier.writeInitial({ weights: { gateway: 10 }, generation: 6, reason: 'initial' });
+  t.ok(w.ok, 'writeInitial writes the new file');
+  t.ok((await h.realCtl.test()).ok, 'and the config passes nginx -t again');
+});
+
 t.test('apply: an nginx binary that cannot run → stage preflight', async (t) => {
   const dir = await import('../fixtures/nginx/harness.js').then((m) => m.tempDir());
   t.teardown(() => rm(dir, { recursive: true, force: true }));

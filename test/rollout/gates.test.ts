@@ -327,7 +327,14 @@ t.test(
   'describeGate never prints undefined or null when detail is missing (histories written before it existed)',
   async (t) => {
     for (const r of evaluateGates(svc, obs({ requests: 40 }), at(15))) {
-      for (const detail of [undefined, {}, { statistic: 1, bound: 2 }, { probe_p95_ms: 1 }, { primary_p95_ms: 5 }]) {
+      const details: (Record<string, number | null> | undefined)[] = [
+        undefined,
+        {},
+        { statistic: 1, bound: 2 },
+        { probe_p95_ms: 1 },
+        { primary_p95_ms: 5 },
+      ];
+      for (const detail of details) {
         const bare: GateResult = { ...r };
         if (detail === undefined) delete bare.detail;
         else bare.detail = detail;

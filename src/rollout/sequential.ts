@@ -146,9 +146,12 @@ function resolve(opts: Partial<ErrorTestOptions> | undefined): { alpha: number; 
   return { alpha, multiples: valid ? given : ERROR_TEST_MULTIPLES };
 }
 
-/** A bucket's attempts made safe: negative, infinite or NaN as 0. */
+/**
+ * A bucket's attempts made safe: negative, infinite or NaN as 0, at most
+ * 2^53 − 1 (so the statistic stays finite: 1e308 attempts × ln 6 overflowed).
+ */
 function attemptsOf(b: CountBucket): number {
-  return b.attempts > 0 && b.attempts < Infinity ? b.attempts : 0;
+  return b.attempts > 0 && b.attempts < Infinity ? Math.min(b.attempts, Number.MAX_SAFE_INTEGER) : 0;
 }
 
 /** A bucket's errors made safe: within [0, attempts], NaN as 0. */

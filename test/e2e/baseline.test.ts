@@ -2,7 +2,6 @@
 // canary p95 > 5 × baseline p95), although it answers every request 200.
 import t from 'tap';
 import { startStack } from '../fixtures/stack.js';
-import { waitFor } from '../../src/util/wait.js';
 import { BASELINE_FLOOR_MS } from '../../src/rollout/gates.js';
 
 t.test('a canary 5 × slower than the primary is drained (baseline_p95)', async (t) => {
@@ -15,13 +14,7 @@ t.test('a canary 5 × slower than the primary is drained (baseline_p95)', async 
   const traffic = stack.traffic();
   t.teardown(() => traffic.stop());
 
-  const drained = await waitFor(
-    async () => {
-      const s = (await stack.status()).services[0];
-      return s?.phase === 'drained' ? s : null;
-    },
-    { timeoutMs: 30_000, intervalMs: 50, what: 'phase drained' },
-  );
+  const drained = await stack.until('phase drained', (s) => s.phase === 'drained', 30_000);
   t.equal(drained.weight, 0);
   t.equal(drained.drainReason, 'baseline_p95');
   t.equal(stack.canary.errors, 0, 'no 5xx: only the latency gave it away');

@@ -3,28 +3,17 @@
 // high here so that the transitions, not the failed probes, decide.
 import t from 'tap';
 import { startStack } from '../fixtures/stack.js';
-import { waitFor } from '../../src/util/wait.js';
 
 t.test('a crash-looping canary is drained (crash_loop)', async (t) => {
   const stack = await startStack(t, { target: 30, probeFailureRatio: '60%' });
   await stack.startSidecar();
   const traffic = stack.traffic();
   t.teardown(() => traffic.stop());
-  await waitFor(async () => (await stack.status()).services[0]?.weight === 15, {
-    timeoutMs: 30_000,
-    intervalMs: 50,
-    what: 'weight 15',
-  });
+  await stack.until('weight 15', (s) => s.weight === 15, 30_000);
 
   // Down 250 ms in every 850 ms: each outage catches about one probe.
   await stack.canary.setFault({ kind: 'crash_loop', upMs: 600, downMs: 250 });
-  const drained = await waitFor(
-    async () => {
-      const s = (await stack.status()).services[0];
-      return s?.phase === 'drained' ? s : null;
-    },
-    { timeoutMs: 20_000, intervalMs: 50, what: 'phase drained' },
-  );
+  const drained = await stack.until('phase drained', (s) => s.phase === 'drained', 20_000);
   await stack.canary.setFault({ kind: 'none' });
   t.equal(drained.weight, 0);
   t.equal(drained.drainReason, 'crash_loop');

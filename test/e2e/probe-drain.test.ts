@@ -2,28 +2,17 @@
 // even though the traffic it serves is fine (seed 002: probe failures > 5 %).
 import t from 'tap';
 import { startStack } from '../fixtures/stack.js';
-import { waitFor } from '../../src/util/wait.js';
 
 t.test('failing health probes drain the canary (probe_failure_ratio)', async (t) => {
   const stack = await startStack(t, { target: 30 });
   await stack.startSidecar();
   const traffic = stack.traffic();
   t.teardown(() => traffic.stop());
-  await waitFor(async () => (await stack.status()).services[0]?.weight === 15, {
-    timeoutMs: 30_000,
-    intervalMs: 50,
-    what: 'weight 15',
-  });
+  await stack.until('weight 15', (s) => s.weight === 15, 30_000);
 
   stack.canary.setHealthStatus(503);
   const failAt = performance.now();
-  const drained = await waitFor(
-    async () => {
-      const s = (await stack.status()).services[0];
-      return s?.phase === 'drained' ? s : null;
-    },
-    { timeoutMs: 15_000, intervalMs: 50, what: 'phase drained' },
-  );
+  const drained = await stack.until('phase drained', (s) => s.phase === 'drained', 15_000);
   const tookMs = performance.now() - failAt;
   t.equal(drained.weight, 0);
   t.equal(drained.drainReason, 'probe_failure_ratio', 'the probes drained it, not the traffic');

@@ -12,12 +12,9 @@ t.test('weight stays 0 until the canary is ready, then the slice starts', async 
   t.teardown(() => traffic.stop());
 
   // The sidecar has probed /ready several times and says why it waits.
-  const waiting = await waitFor(
-    async () => {
-      const s = (await stack.status()).services[0];
-      return stack.canary.probes >= 10 && s?.summary.includes('/ready not 200') ? s : null;
-    },
-    { timeoutMs: 15_000, intervalMs: 50, what: 'the sidecar waiting for /ready' },
+  const waiting = await stack.until(
+    'the sidecar waiting for /ready',
+    (s) => stack.canary.probes >= 10 && s.summary.includes('/ready not 200'),
   );
   t.equal(waiting.weight, 0, 'weight 0 while not ready');
   t.match(waiting.summary, /waiting to start \(target 30 %\): ready fail: canary \/ready not 200/);
@@ -29,13 +26,7 @@ t.test('weight stays 0 until the canary is ready, then the slice starts', async 
 
   const readyAt = Date.now();
   stack.canary.setReady(true);
-  const started = await waitFor(
-    async () => {
-      const s = (await stack.status()).services[0];
-      return s && s.weight > 0 ? s : null;
-    },
-    { timeoutMs: 15_000, intervalMs: 50, what: 'the first slice' },
-  );
+  const started = await stack.until('the first slice', (s) => s.weight > 0);
   t.equal(started.weight, 5, 'the slice, once ready');
   const slice = (await stack.status()).history.find((e) => e.kind === 'slice');
   t.ok(slice && slice.at >= readyAt, 'the slice event comes after /ready turned 200');

@@ -123,7 +123,6 @@ t.test('slow_start emulation: the slice ramps in ceil(slow_start / min_reload_in
     ],
   );
   t.match(ramps[1]?.reason ?? '', /sub-step 3 of 3 toward 5 %; the soak starts now/);
-  t.equal(1 + ramps.length, 3, 'reloads ≤ ceil(3 s / 1 s)');
   // While the ramp ran nothing soaked; after it, the slice soak (1 s) runs and the walk steps to 15.
   const during = states.filter((s) => s.services.gateway?.ramp);
   t.ok(

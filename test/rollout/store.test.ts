@@ -61,12 +61,18 @@ t.test('concurrent saves are serialized: the last call wins, every write is whol
   const file = join(dir, 'state.json');
   const store = new StateStore(file);
   const base = richState();
-  const writes = Array.from({ length: 40 }, (_, i) => store.save({ ...base, generation: i }));
-  // A reader in the middle never sees a partial file.
-  const reads = Array.from({ length: 10 }, () => new StateStore(file).load().catch((err: unknown) => err));
+  // A reader started as each save lands, while the next ones are writing, never sees a partial file.
+  const reads: Promise<unknown>[] = [];
+  const writes = Array.from({ length: 40 }, (_, i) =>
+    store.save({ ...base, generation: i }).then(() => {
+      reads.push(new StateStore(file).load().catch((err: unknown) => err));
+    }),
+  );
   await Promise.all(writes);
-  for (const r of await Promise.all(reads))
-    t.ok(r === null || (typeof r === 'object' && 'generation' in r), 'a concurrent read sees null or a whole state');
+  const seen = await Promise.all(reads);
+  t.equal(seen.length, 40);
+  for (const r of seen)
+    t.ok(typeof r === 'object' && r !== null && 'generation' in r, 'a read during the saves sees a whole state');
   t.equal((await store.load())?.generation, 39);
   t.same(await readdir(dir), ['state.json'], 'no temp files left');
 });

@@ -24,7 +24,7 @@ import { Runner, type TickReport } from './runner.js';
 import { Metrics } from './server/metrics.js';
 import { buildApp } from './server/app.js';
 import type { FastifyInstance } from 'fastify';
-import type { DiskStat } from './nginx/types.js';
+import type { DiskStat, NginxCtl } from './nginx/types.js';
 
 /** Options of {@link startSidecar}. */
 export interface SidecarOptions {
@@ -81,17 +81,43 @@ async function readToken(config: Config): Promise<string | null> {
   }
 }
 
+/** Options of {@link openRunner}. */
+export interface RunnerOptions {
+  clock: Clock;
+  /** Parent logger; parts log under `component: apply | probe | runner`. */
+  log: Logger;
+  /** The nginx port (a wrapper in tests). */
+  ctl: NginxCtl;
+  notifier: Notifier;
+  /** The disk guard's statfs (default: the real one). */
+  disk?: DiskStat;
+  /** How long a reload may take to prove its generation live, ms (default: the Applier's 10 s). */
+  verifyTimeoutMs?: number;
+  /** Register Node's process metrics (default true; false for several sidecars in one test process). */
+  defaultMetrics?: boolean;
+  onTick?: (r: TickReport) => void;
+}
+
+/** A Runner and the parts around it, built as `run` builds them; nothing started. */
+export interface RunnerParts {
+  runner: Runner;
+  metrics: Metrics;
+  applier: Applier;
+  store: StateStore;
+  snapshots: SnapshotStore;
+  observer: Observer;
+  /** Not started: the caller probes once, then starts it (or probes per tick in tests). */
+  prober: Prober;
+}
+
 /**
- * Starts the sidecar on a loaded config. Throws CanaryError when nginx cannot
- * run, the state file is corrupt, the token file is unusable or the API port
- * is taken (nothing is changed in any of those cases).
+ * Composes the Runner from the real adapters for `config` (state store,
+ * snapshot store, applier, observer, prober, metrics that read the runner at
+ * scrape time) and opens it (state.json read). Starts no loop, no follower, no
+ * probes and no API. Throws NC_STATE_CORRUPT for an unreadable state file.
  */
-export async function startSidecar(config: Config, opts: SidecarOptions): Promise<SidecarHandle> {
-  const clock = opts.clock ?? systemClock;
-  const log = opts.log;
-  const token = await readToken(config);
-  const ctl = new NginxCommand(config.nginx);
-  await ctl.version();
+export async function openRunner(config: Config, opts: RunnerOptions): Promise<RunnerParts> {
+  const { clock, log, ctl } = opts;
   const store = new StateStore(config.sidecar.stateFile);
   const snapshots = new SnapshotStore(config.nginx.snapshots.dir, config.nginx.snapshots.keep, config.nginx, clock);
   const applier = new Applier({
@@ -101,22 +127,20 @@ export async function startSidecar(config: Config, opts: SidecarOptions): Promis
     snapshots,
     clock,
     log: log.child({ component: 'apply' }),
+    ...(opts.verifyTimeoutMs !== undefined ? { verifyTimeoutMs: opts.verifyTimeoutMs } : {}),
   });
   const observer = new Observer(config);
-  const ref: { runner?: Runner } = {};
-  const notifier =
-    opts.notifier ??
-    (config.alerts.webhookUrl
-      ? new WebhookNotifier({ url: config.alerts.webhookUrl, log: log.child({ component: 'alerts' }) })
-      : nopNotifier);
-
   // The metrics read the runner at scrape time; the runner moves the counters.
-  const metrics = new Metrics({
-    config: () => ref.runner?.config ?? config,
-    state: () => ref.runner?.state ?? { version: 1, generation: 0, lastReloadAt: 0, services: {}, history: [] },
-    gates: () => ref.runner?.gates ?? {},
-    logLines: () => observer.lineCounts(),
-  });
+  const ref: { runner?: Runner } = {};
+  const metrics = new Metrics(
+    {
+      config: () => ref.runner?.config ?? config,
+      state: () => ref.runner?.state ?? { version: 1, generation: 0, lastReloadAt: 0, services: {}, history: [] },
+      gates: () => ref.runner?.gates ?? {},
+      logLines: () => observer.lineCounts(),
+    },
+    { defaultMetrics: opts.defaultMetrics ?? true },
+  );
   const prober = new Prober(config, {
     clock,
     log: log.child({ component: 'probe' }),
@@ -134,13 +158,40 @@ export async function startSidecar(config: Config, opts: SidecarOptions): Promis
     observer,
     prober,
     snapshots,
-    notifier,
+    notifier: opts.notifier,
     clock,
     log: log.child({ component: 'runner' }),
     metrics,
     ...(opts.onTick ? { onTick: opts.onTick } : {}),
   });
   ref.runner = runner;
+  return { runner, metrics, applier, store, snapshots, observer, prober };
+}
+
+/**
+ * Starts the sidecar on a loaded config. Throws CanaryError when nginx cannot
+ * run, the state file is corrupt, the token file is unusable or the API port
+ * is taken (nothing is changed in any of those cases).
+ */
+export async function startSidecar(config: Config, opts: SidecarOptions): Promise<SidecarHandle> {
+  const clock = opts.clock ?? systemClock;
+  const log = opts.log;
+  const token = await readToken(config);
+  const ctl = new NginxCommand(config.nginx);
+  await ctl.version();
+  const notifier =
+    opts.notifier ??
+    (config.alerts.webhookUrl
+      ? new WebhookNotifier({ url: config.alerts.webhookUrl, log: log.child({ component: 'alerts' }) })
+      : nopNotifier);
+  const { runner, metrics, observer, prober } = await openRunner(config, {
+    clock,
+    log,
+    ctl,
+    notifier,
+    ...(opts.disk ? { disk: opts.disk } : {}),
+    ...(opts.onTick ? { onTick: opts.onTick } : {}),
+  });
 
   // Bind the API first: if the port is taken (another sidecar?), nothing has changed yet.
   const app = await buildApp({ runner, metrics, log, token });

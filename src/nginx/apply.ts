@@ -262,6 +262,15 @@ export class Applier {
     return { exists: true, header: parseHeader(text) ?? { generation: 0, weights: {} } };
   }
 
+  /** Snapshots the config directory as it is now (labelled with the include's header), or the error to report. */
+  async #snapshotCurrent(cur: Current, reason: string): Promise<SnapshotInfo | CanaryError> {
+    try {
+      return await this.#snapshots.take({ generation: cur.header.generation, weights: cur.header.weights, reason });
+    } catch (err) {
+      return asCanaryError(err, (c) => errors.snapshotFailed(this.#snapshots.dir, c));
+    }
+  }
+
   /** Milliseconds until the next reload is allowed (0 = now). */
   #intervalWait(): number {
     if (this.#lastReloadMono === null) return 0;
@@ -386,20 +395,8 @@ export class Applier {
       }
     }
 
-    let snap: SnapshotInfo;
-    try {
-      snap = await this.#snapshots.take({
-        generation: cur.header.generation,
-        weights: cur.header.weights,
-        reason: req.reason,
-      });
-    } catch (err) {
-      return fail(
-        'snapshot',
-        asCanaryError(err, (c) => errors.snapshotFailed(this.#snapshots.dir, c)),
-        false,
-      );
-    }
+    const snap = await this.#snapshotCurrent(cur, req.reason);
+    if (snap instanceof CanaryError) return fail('snapshot', snap, false);
 
     try {
       const file = this.#config.nginx.upstreamsFile;
@@ -508,20 +505,8 @@ export class Applier {
     const low = await this.#lowDisk();
     if (low) return fail('disk', low, false);
 
-    let before: SnapshotInfo;
-    try {
-      before = await this.#snapshots.take({
-        generation: cur.header.generation,
-        weights: cur.header.weights,
-        reason: `before rollback to ${target.id}`,
-      });
-    } catch (err) {
-      return fail(
-        'snapshot',
-        asCanaryError(err, (c) => errors.snapshotFailed(this.#snapshots.dir, c)),
-        false,
-      );
-    }
+    const before = await this.#snapshotCurrent(cur, `before rollback to ${target.id}`);
+    if (before instanceof CanaryError) return fail('snapshot', before, false);
 
     try {
       await this.#snapshots.write(loaded);

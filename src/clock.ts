@@ -9,27 +9,33 @@ export interface Clock {
   monotonic(): number;
 }
 
-/** The real clock: Date.now() and performance.now(). */
+/** The real clock: `Date.now()` (epoch ms) and `performance.now()` (ms since process start, sub-ms resolution). */
 export const systemClock: Clock = {
   now: () => Date.now(),
   monotonic: () => performance.now(),
 };
 
-/** A clock a test moves by hand. Starts at `startMs` (epoch ms) for both readings. */
+/** A clock a test moves by hand: the wall reading starts at `startMs` (epoch ms), the monotonic one at 0 ms. */
 export class ManualClock implements Clock {
   #wall: number;
   #mono: number;
+  /**
+   * @param startMs first wall reading, epoch ms (default 1_700_000_000_000 =
+   *   2023-11-14T22:13:20Z: an arbitrary fixed instant so test output is reproducible).
+   */
   constructor(startMs = 1_700_000_000_000) {
     this.#wall = startMs;
     this.#mono = 0;
   }
+  /** The wall reading, epoch ms. */
   now(): number {
     return this.#wall;
   }
+  /** The monotonic reading, ms: 0 at construction plus every {@link advance}. */
   monotonic(): number {
     return this.#mono;
   }
-  /** Moves both readings forward by `ms` (ms ≥ 0). */
+  /** Moves both readings forward by `ms` (ms ≥ 0). @throws RangeError when `ms` is negative. */
   advance(ms: number): void {
     if (ms < 0) throw new RangeError('ManualClock.advance: ms must be ≥ 0; use jumpWall to move the wall clock back');
     this.#wall += ms;

@@ -9,8 +9,11 @@
 
 /** Where in a file a problem sits (1-based line and column). */
 export interface SourcePosition {
+  /** The file as the loader was given it (weights.yaml). */
   file: string;
+  /** 1-based line. */
   line: number;
+  /** 1-based column. */
   column: number;
 }
 
@@ -28,18 +31,31 @@ export interface ConfigProblem {
 
 /** Options for {@link CanaryError}. */
 export interface CanaryErrorOptions {
+  /** How to fix it, one sentence. */
   fix: string;
+  /** CLI exit code: 1 failure (default), 2 usage or invalid config (design.md "Interfaces"). */
   exitCode?: 1 | 2;
+  /** HTTP status the API answers with (default 500). */
   statusCode?: number;
+  /** The underlying error, kept as `Error.cause`. */
   cause?: unknown;
 }
 
 /** Base class of every error this project throws on purpose. */
 export class CanaryError extends Error {
+  /** Stable `NC_*` code, never reused. */
   readonly code: string;
+  /** How to fix it, one sentence. */
   readonly fix: string;
+  /** CLI exit code: 1 failure, 2 usage or invalid config. */
   readonly exitCode: 1 | 2;
+  /** HTTP status the API answers with. */
   readonly statusCode: number;
+  /**
+   * @param code stable `NC_*` code.
+   * @param message what is wrong, one sentence without a trailing period.
+   * @param opts fix, exit code (default 1), HTTP status (default 500), cause.
+   */
   constructor(code: string, message: string, opts: CanaryErrorOptions) {
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.name = 'CanaryError';
@@ -63,7 +79,9 @@ export function formatProblem(p: ConfigProblem): string {
 
 /** weights.yaml (or an API body validated by the same schema) is invalid. Exit 2, HTTP 400. */
 export class ConfigError extends CanaryError {
+  /** Every problem found, in file order. */
   readonly problems: readonly ConfigProblem[];
+  /** Code NC_CONFIG_INVALID; the message is the first problem plus a count of the others. */
   constructor(problems: readonly ConfigProblem[]) {
     const first = problems[0];
     const head = first ? formatProblem(first) : 'invalid configuration';
@@ -118,6 +136,7 @@ export const errors = {
     new CanaryError('NC_RELOAD_FAILED', `nginx reload failed; the snapshot was restored: ${detail}`, {
       fix: 'Check the nginx error log; the sidecar retries on its next tick',
     }),
+  /** `want`: the generation rendered; `seen`: what the status server last answered (text, e.g. `41` or `no answer`). */
   reloadNotLive: (want: number, seen: string) =>
     new CanaryError(
       'NC_RELOAD_NOT_LIVE',
@@ -126,6 +145,10 @@ export const errors = {
         fix: 'Check that nginx is running and that nginx.status_listen is reachable',
       },
     ),
+  /**
+   * `freePercent`: free space of the volume, percent 0–100 (not a ratio). The message's "< 10 %" is
+   * MIN_FREE_DISK_RATIO (nginx/types.ts, seed 002).
+   */
   diskLow: (path: string, freePercent: number) =>
     new CanaryError(
       'NC_DISK_LOW',
@@ -134,6 +157,7 @@ export const errors = {
         fix: 'Free disk space on that volume; the walk resumes by itself',
       },
     ),
+  /** `waitMs`: ms until nginx.min_reload_interval has passed. HTTP 429. */
   reloadTooSoon: (waitMs: number) =>
     new CanaryError(
       'NC_RELOAD_TOO_SOON',
@@ -182,6 +206,7 @@ export const errors = {
         cause,
       },
     ),
+  /** `liveGeneration`: the generation nginx serves now. */
   noOlderSnapshot: (liveGeneration: number) =>
     new CanaryError(
       'NC_SNAPSHOT_NONE_OLDER',

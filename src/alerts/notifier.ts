@@ -28,23 +28,30 @@ export const nopNotifier: Notifier = {
 
 /** Options of {@link WebhookNotifier}. */
 export interface WebhookOptions {
+  /** alerts.webhook_url: an http(s) URL (checked by the config loader, not here). */
   url: string;
+  /** Delivery outcomes are logged here (info, warn per failed attempt, error when given up). */
   log: Logger;
-  /** Attempts per page (default 4: now, +1 s, +2 s, +4 s). */
+  /** Attempts per page (default 4: now, +1 s, +2 s, +4 s; a chosen default, not from a seed). */
   attempts?: number;
-  /** First backoff in ms, doubled each retry (default 1000). */
+  /** First backoff in ms, doubled each retry (default 1000; chosen). */
   backoffMs?: number;
-  /** Request timeout in ms (default 5000). */
+  /** Header and body timeout of one attempt, ms (default 5000; chosen). */
   timeoutMs?: number;
+  /** undici dispatcher for the POST (default: the global one); tests pass a MockAgent. */
   dispatcher?: Dispatcher;
 }
 
-/** Posts pages to a webhook; deduplicates the same (service, event time) page. */
+/**
+ * Posts pages to a webhook; deduplicates the same (service, event time) page
+ * among the last 1000 pages (a chosen bound on the memory this takes).
+ */
 export class WebhookNotifier implements Notifier {
   readonly #opts: Required<Omit<WebhookOptions, 'dispatcher'>> & { dispatcher: Dispatcher | undefined };
   readonly #inflight = new Set<Promise<void>>();
   readonly #sent = new Set<string>();
 
+  /** Takes the options as given (no validation: `attempts` ≤ 0 sends nothing); never throws. */
   constructor(opts: WebhookOptions) {
     this.#opts = {
       url: opts.url,
@@ -56,6 +63,11 @@ export class WebhookNotifier implements Notifier {
     };
   }
 
+  /**
+   * Queues one delivery in the background and returns at once; never throws.
+   * A page with the same service and `event.at` (epoch ms) as a recent one is
+   * dropped. Failures are logged, never thrown.
+   */
   page(page: Page): void {
     const key = `${page.service}@${page.event.at}`;
     if (this.#sent.has(key)) return;
@@ -65,11 +77,18 @@ export class WebhookNotifier implements Notifier {
     this.#inflight.add(p);
   }
 
+  /** Resolves when every queued delivery has been delivered or given up; never rejects. */
   async flush(): Promise<void> {
     await Promise.all([...this.#inflight]);
   }
 
-  /** The body posted for a page: Alertmanager v2 alerts, or a plain object. */
+  /**
+   * The body posted for a page: an Alertmanager v2 alert list (`startsAt`
+   * from `event.at`, ISO 8601) when `url` ends in `/api/v2/alerts`, else a
+   * plain object. Pure.
+   *
+   * @throws RangeError (from `Date.toISOString`) when `page.event.at` is not a valid epoch ms.
+   */
   static body(url: string, page: Page): unknown {
     if (url.replace(/\/+$/, '').endsWith('/api/v2/alerts')) {
       return [

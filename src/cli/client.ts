@@ -7,7 +7,11 @@ import { request } from 'undici';
 import type { Config } from '../config/types.js';
 import { CanaryError, errors } from '../errors.js';
 
-/** The API base URL for a config, e.g. http://127.0.0.1:9464. */
+/**
+ * The API base URL for a config (sidecar.listen), e.g. http://127.0.0.1:9464:
+ * a wildcard listen address is reached on loopback (`0.0.0.0` → 127.0.0.1,
+ * `::` → [::1]) and any other IPv6 host is bracketed. Never throws.
+ */
 export function apiBase(config: Config): string {
   const { host, port } = config.sidecar.listen;
   const h = host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '[::1]' : host.includes(':') ? `[${host}]` : host;
@@ -15,9 +19,16 @@ export function apiBase(config: Config): string {
 }
 
 /**
- * Calls the API. Returns the parsed JSON body. Throws NC_SIDECAR_UNREACHABLE
- * when nothing answers, or a CanaryError carrying the API's code, message
- * and fix for a non-2xx answer.
+ * Calls the API at `path` (e.g. `/api/v1/services`) with `body` sent as
+ * JSON, and the bearer token from sidecar.token_file on every call but GET.
+ * Header and body timeouts are 30 000 ms each (a chosen bound, not from a
+ * seed). Returns the parsed JSON body, or `{ message: <text> }` when the body
+ * is not JSON.
+ *
+ * @throws CanaryError NC_SIDECAR_UNREACHABLE when the request fails (nothing listens, or no headers
+ *   within 30 s); a CanaryError with the API's code (NC_API when it sent none), message and fix for a
+ *   status ≥ 300 (exit code 2 for 400 and 404, else 1); the fs error when the token file cannot be
+ *   read; undici's error when the body stalls past 30 s.
  */
 export async function callApi(
   config: Config,

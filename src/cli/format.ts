@@ -4,7 +4,12 @@
 import { describeGate } from '../rollout/gates.js';
 import type { StatusDocument } from '../runner.js';
 
-/** Seconds with one decimal, or minutes/hours for long spans ("48h 0m"). */
+/**
+ * A duration given in ms (≥ 0) for humans: seconds with one decimal under
+ * 59.95 s (`3.2 s`; the cut keeps `60.0 s` from showing), `Xm Ys` rounded to
+ * the second under 1 h, else `Xh Ym` rounded to the minute (`48h 0m`). Not
+ * the weights.yaml syntax: see `formatDuration` in config/units.ts for that.
+ */
 export function formatDuration(ms: number): string {
   if (ms < 59_950) return `${(ms / 1000).toFixed(1)} s`;
   const s = Math.round(ms / 1000);
@@ -13,7 +18,15 @@ export function formatDuration(ms: number): string {
   return `${Math.floor(m / 60)}h ${m % 60}m`;
 }
 
-/** Renders the status document as lines of text (no colour). */
+/**
+ * Renders the status document as lines of text (no colour, no trailing
+ * newline): `note` first when given, the generation, then per service its
+ * weight and target (percent 0–100), phase, soak (ms, via
+ * {@link formatDuration}), `since` (epoch ms, printed as UTC ISO 8601),
+ * summary, ramp and one line per gate; then the newest 10 history events.
+ *
+ * @throws RangeError (from `Date.toISOString`) when a `since` or event `at` is not a valid epoch ms.
+ */
 export function formatStatus(doc: StatusDocument, note = ''): string {
   const out: string[] = [];
   if (note) out.push(note);

@@ -24,7 +24,9 @@ import { formatStatus } from './format.js';
 
 /** Where the CLI writes (tests pass buffers). */
 export interface CliIo {
+  /** Writes one message to stdout (the default adds a trailing newline when missing). */
   out: (s: string) => void;
+  /** Writes one message to stderr (errors, notes; same newline rule). */
   err: (s: string) => void;
 }
 
@@ -220,7 +222,13 @@ function program(io: CliIo, setCode: (c: number) => void): Command {
   return prog;
 }
 
-/** Entry point: runs argv (as process.argv) and resolves to the exit code. Never throws. */
+/**
+ * Entry point: runs `argv` (shaped like process.argv: node, script, then the
+ * arguments) and resolves to the exit code: 0 ok (help and version too), 1
+ * failure, 2 usage error or invalid config (design.md "Interfaces"). A
+ * CanaryError is printed as its message and fix on `io.err`; anything else
+ * as "unexpected error" with its stack (exit 1). Never throws.
+ */
 export async function main(argv: string[], io: CliIo = defaultIo): Promise<number> {
   let code = 0;
   try {

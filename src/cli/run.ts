@@ -8,7 +8,14 @@ import { createLogger } from '../log.js';
 import { startSidecar } from '../main.js';
 import type { CliIo } from './main.js';
 
-/** Runs until a signal; resolves to the exit code. Throws CanaryError when the sidecar cannot start. */
+/**
+ * Starts the sidecar on `config` (JSON logs on stdout, one startup line on
+ * `io.err`) and runs until SIGINT or SIGTERM; then closes it and resolves to
+ * exit code 0.
+ *
+ * @throws CanaryError from startSidecar when it cannot start (nginx binary, state file, token file, API
+ *   port; nothing is changed); Error from createLogger on an unknown `NGINX_CANARY_LOG_LEVEL`.
+ */
 export async function runCommand(config: Config, io: CliIo): Promise<number> {
   const log = createLogger();
   const sidecar = await startSidecar(config, { log });

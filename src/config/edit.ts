@@ -18,10 +18,14 @@ import { formatPath } from './validate.js';
 
 /**
  * Returns `text` with `services.<service>.rollout.target` set to `weight`
- * (percent). Pure. Creates `rollout:` or `target:` when absent. Does not
- * validate the result (setTarget does). `text` must hold `services.<service>`
- * as a plain mapping (true of any valid file: servers are unique, so a
- * service cannot be an alias of another).
+ * (percent 0–100, written as `String(weight)`). Pure. Creates `rollout:` or
+ * `target:` (and the service) when absent. Does not validate the result
+ * (setTarget does). `text` must hold `services.<service>` as a plain mapping
+ * (true of any valid file: servers are unique, so a service cannot be an
+ * alias of another).
+ *
+ * @throws Error (from the yaml library) when `services.<service>` is a scalar, e.g.
+ *   "Expected YAML collection at gateway".
  */
 export function replaceTarget(text: string, service: string, weight: number): string {
   const doc = parseDocument(text, YAML_OPTIONS);
@@ -78,8 +82,10 @@ async function writeAtomic(file: string, text: string): Promise<void> {
  * the weight is out of range or finer than 0.1, or when the edit would change
  * more than this one target (a value shared through a YAML anchor/alias);
  * ConfigError when the file is unreadable or invalid before or after the edit; `errors.unknownService`
- * (NC_UNKNOWN_SERVICE) when no such service; `errors.configWrite` when the
- * write fails. Writing the same target again leaves the file untouched.
+ * (NC_UNKNOWN_SERVICE) when no such service; `errors.configWrite` (NC_CONFIG_WRITE) when the
+ * temp file cannot be written or renamed; the plain fs error when the file's real path cannot be
+ * resolved or stat'ed, or (after the rename, so the new text is in place) its directory cannot be
+ * fsynced. Writing the same target again leaves the file untouched.
  */
 export async function setTarget(file: string, service: string, weight: number): Promise<{ from: number; to: number }> {
   const to = weight >= 0 && weight <= 100 ? toTenthPercent(weight) : null;

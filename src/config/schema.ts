@@ -1,16 +1,22 @@
 /**
  * The one TypeBox schema of weights.yaml as written (snake_case keys, units
- * still as strings; design.md "weights.yaml"), and the API body schema that
- * reuses its weight rule. The schema checks structure, types, integer ranges
- * and the duration/percent formats; `validate.ts` adds the rules a schema
- * cannot state (safe character sets, host:port, paths, cross-field checks)
- * and normalizes into `Config` (types.ts).
+ * still as strings; design.md "weights.yaml"), and the API body schema of the
+ * target route (its own 0–100 rule; see {@link TargetBody}). The schema
+ * checks structure, types, integer ranges and the duration/percent formats;
+ * `validate.ts` adds the rules a schema cannot state (safe character sets,
+ * host:port, paths, cross-field checks) and normalizes into `Config`
+ * (types.ts).
  *
  * Every leaf carries a `description` (used verbatim in "must be …" messages)
  * and one `examples` entry (used in the fix). Every object is
  * `additionalProperties: false`: an unknown key is an error. A key that may
  * be absent may also be YAML null (`~`), meaning "the default" (or "none"
  * where the default is none).
+ *
+ * The integer caps (max_fails ≤ 100, min_requests ≤ 10⁹, min_probes ≤ 10⁶,
+ * crash_loop_restarts ≤ 1000, snapshots.keep ≤ 1000, baseline_p95_factor ≤
+ * 1000) are sanity bounds chosen here, not nginx limits. Defaults and their
+ * sources (seeds 002/003, design.md) are in validate.ts.
  */
 import { Type, type Static, type TSchema, type TOptional, type TUnion, type TNull } from '@sinclair/typebox';
 import { DURATION_PATTERN, PERCENT_PATTERN } from './units.js';

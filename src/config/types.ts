@@ -18,8 +18,9 @@ export type Pool = 'primary' | 'canary';
 
 /** A loopback-or-other `host:port` the sidecar listens on or nginx listens on. */
 export interface ListenAddress {
-  /** IPv4 address, `[v6]` without brackets, or hostname; safe characters only. */
+  /** IPv4 address, IPv6 address (without brackets), or hostname; safe characters only. */
   host: string;
+  /** TCP port, 1–65535. */
   port: number;
 }
 
@@ -27,13 +28,18 @@ export interface ListenAddress {
 export interface ServerConfig {
   /** `host:port` exactly as written (IPv6 as `[::1]:18890`); what nginx logs in $upstream_addr. */
   server: string;
+  /** The host part of `server`: IPv4, IPv6 (without brackets) or hostname. */
   host: string;
+  /** The port part of `server`, 1–65535. */
   port: number;
-  /** nginx `max_fails` (default primary 3, canary 1; seed 003). */
+  /** nginx `max_fails`, 0–100; 0 disables the accounting of attempts (nginx docs). Default primary 3, canary 1 (seed 003). */
   maxFails: number;
-  /** nginx `fail_timeout` in ms (default primary 20 s, canary 10 s; seed 003). */
+  /** nginx `fail_timeout` in ms, whole seconds from 1 s to 1 d (default primary 20 s, canary 10 s; seed 003). */
   failTimeoutMs: number;
-  /** nginx Plus `slow_start` in ms, or null (default canary 30 s; seed 003). */
+  /**
+   * nginx Plus `slow_start` in ms, whole seconds up to 1 h, or null for none (`0s`) (default canary 30 s,
+   * primary none; seed 003). Emulated by ramped reloads on open-source nginx.
+   */
   slowStartMs: number | null;
 }
 
@@ -43,43 +49,45 @@ export interface ProbeConfig {
   health: string;
   /** Path of the readiness endpoint, e.g. `/ready`. */
   ready: string;
+  /** Spacing of one server's probe rounds, ms, 100 ms–1 h (default 5 s, design.md). */
   intervalMs: number;
+  /** Bound of one probe, ms, 10 ms–1 min and ≤ intervalMs (default 2 s, seed 002); connect is bounded by min(this, 2 s). */
   timeoutMs: number;
 }
 
 /** The walk (seed 003: slice 5–12 %, 48 h, +10 pp steps). */
 export interface RolloutConfig {
-  /** Target canary weight, percent 0–100 (one decimal). */
+  /** Target canary weight, percent 0–100 (one decimal; default 0). */
   target: number;
-  /** First weight, percent 5–12. */
+  /** First weight, percent 5–12 (one decimal; default 5; seed 003: "5–12% of requests"). */
   slice: number;
-  /** Soak at the slice, ms (default 48 h). */
+  /** Soak at the slice, ms, 0–365 d (default 48 h, seed 003). */
   sliceSoakMs: number;
-  /** Increase per step, percentage points (default 10). */
+  /** Increase per step, percentage points 1–50 (one decimal; default 10, seed 003). */
   step: number;
-  /** Soak at each later step, ms (default 15 min). */
+  /** Soak at each later step, ms, 0–365 d (default 15 min, design.md). */
   stepSoakMs: number;
 }
 
 /** Gate thresholds (seed 003 for connect p95 and 5xx; seed 002 for the rest). */
 export interface GatesConfig {
-  /** Sliding window the gates judge, ms (default 15 min). */
+  /** Sliding window the gates judge, ms, 1 s–1 d (default 15 min, seed 003: "5xx ratio … over 15 min"). */
   windowMs: number;
-  /** Attempts a pool needs in the window for a verdict; fewer → inconclusive. */
+  /** Attempts a pool needs in the window for a verdict, 1–10⁹; fewer → inconclusive (default 200, design.md). */
   minRequests: number;
-  /** Hold gate: canary upstream connect p95 above this, ms (default 120). */
+  /** Hold gate: canary upstream connect p95 above this, ms, 1 ms–1 min (default 120, seed 003). */
   connectP95Ms: number;
-  /** Drain gate: canary 5xx attempts / attempts above this, ratio 0–1 (default 0.005). */
+  /** Drain gate: canary 5xx attempts / attempts above this, ratio 0–1 exclusive (default 0.005, seed 003). */
   errorRatio: number;
-  /** Drain gate: canary health-probe failures / probes above this, ratio 0–1 (default 0.05, seed 002). */
+  /** Drain gate: canary health-probe failures / probes above this, ratio 0–1 exclusive (default 0.05, seed 002). */
   probeFailureRatio: number;
-  /** Drain gate: canary response p95 above this × primary response p95 (default 5, seed 002). */
+  /** Drain gate: canary response p95 above this × primary response p95; a factor in (1, 1000] (default 5, seed 002). */
   baselineP95Factor: number;
-  /** Probes a pool needs in the window for a probe-failure verdict; fewer → inconclusive (default 20 = 1 / 5 %). */
+  /** Probes a pool needs in the window for a probe verdict, 1–10⁶; fewer → inconclusive (default 20 = 1 / 5 %). */
   minProbes: number;
-  /** Drain gate: this many healthy→unhealthy probe transitions of the canary within {@link crashLoopWindowMs} (default 3, seed 002). */
+  /** Drain gate: this many healthy→unhealthy probe transitions of the canary within {@link crashLoopWindowMs}, 1–1000 (default 3, seed 002). */
   crashLoopRestarts: number;
-  /** The crash-loop window, ms (default 5 min, seed 002). */
+  /** The crash-loop window, ms, 1 s–1 d (default 5 min, seed 002). */
   crashLoopWindowMs: number;
 }
 
@@ -87,13 +95,19 @@ export interface GatesConfig {
 export interface ServiceConfig {
   /** `[a-z][a-z0-9_]*`, ≤ 48 chars; also the nginx upstream name. */
   name: string;
+  /** How traffic is split (default `weighted`). */
   split: SplitMode;
   /** split_clients key (nginx variables only); default `$remote_addr$http_user_agent`. */
   splitKey: string;
+  /** The primary servers, at least one; addresses are unique across every service and pool. */
   primary: ServerConfig[];
+  /** The canary servers, at least one; addresses are unique across every service and pool. */
   canary: ServerConfig[];
+  /** Synthetic probes of every server of both pools. */
   probe: ProbeConfig;
+  /** The walk. */
   rollout: RolloutConfig;
+  /** Gate thresholds. */
   gates: GatesConfig;
 }
 
@@ -101,7 +115,7 @@ export interface ServiceConfig {
 export interface SnapshotsConfig {
   /** Absolute directory of the tarballs. */
   dir: string;
-  /** Newest N kept (default 20). */
+  /** Newest N kept, 1–1000 (default 20, design.md). */
   keep: number;
 }
 
@@ -119,18 +133,19 @@ export interface NginxConfig {
   upstreamsFile: string;
   /** Absolute path of the JSON-lines access log in format `nginx_canary`. */
   accessLog: string;
-  /** Loopback server rendered into the include file: answers the generation and stub_status. */
+  /** Loopback server rendered into the include file: answers the generation and stub_status (default 127.0.0.1:9465, design.md). */
   statusListen: ListenAddress;
+  /** Where the config tarballs go (default `<dir of state_file>/snapshots`). */
   snapshots: SnapshotsConfig;
-  /** Minimum spacing of two reloads (two weight changes), ms (default 2 s). */
+  /** Minimum spacing of two reloads (two weight changes), ms, 100 ms–1 h (default 2 s, design.md). */
   minReloadIntervalMs: number;
 }
 
 /** The sidecar process itself. */
 export interface SidecarConfig {
-  /** API, /metrics and status page (default 127.0.0.1:9464). */
+  /** API, /metrics and status page (default 127.0.0.1:9464, design.md); never the same as nginx.statusListen. */
   listen: ListenAddress;
-  /** Absolute path of state.json. */
+  /** Absolute path of state.json (default `.nginx-canary/state.json` beside weights.yaml); outside nginx's config directory. */
   stateFile: string;
   /** Absolute path of a file holding the bearer token, or null (no token). */
   tokenFile: string | null;
@@ -146,8 +161,11 @@ export interface AlertsConfig {
 export interface Config {
   /** Absolute path of the weights.yaml this came from. */
   file: string;
+  /** The `nginx:` section. */
   nginx: NginxConfig;
+  /** The `sidecar:` section. */
   sidecar: SidecarConfig;
+  /** The `alerts:` section. */
   alerts: AlertsConfig;
   /** Services in file order; names are unique. */
   services: ServiceConfig[];

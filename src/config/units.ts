@@ -21,8 +21,9 @@ type Unit = keyof typeof UNIT_MS;
 /**
  * Parses a duration such as `500ms`, `1.5s`, `15m`, `48h` or `2d` into
  * milliseconds. Returns null for anything else (no unit, spaces, signs,
- * exponents, `10 minutes`). The result may be fractional (`0.5ms` → 0.5);
- * callers that need whole milliseconds or seconds check it.
+ * exponents, `10 minutes`) and for an amount too large to be finite. The
+ * result may be fractional (`0.5ms` → 0.5); callers that need whole
+ * milliseconds or seconds check it. Never throws.
  */
 export function parseDuration(text: string): number | null {
   if (!DURATION_RE.test(text)) return null;
@@ -34,8 +35,10 @@ export function parseDuration(text: string): number | null {
 }
 
 /**
- * Formats milliseconds as the largest exact unit (`172800000` → `48h`,
- * `1500` → `1500ms`): the inverse of {@link parseDuration} for messages.
+ * Formats a duration in ms as the largest unit of d, h, m, s that divides it
+ * exactly (`172800000` → `48h`, `1500` → `1500ms`, `0` → `0ms`): the inverse
+ * of {@link parseDuration}, for messages that quote weights.yaml syntax.
+ * Never throws.
  */
 export function formatDuration(ms: number): string {
   for (const unit of ['d', 'h', 'm', 's'] as const) {

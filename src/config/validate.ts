@@ -41,7 +41,7 @@ export type Locate = (path: readonly PathSegment[], at?: 'key' | 'value') => Sou
 /** Outcome of {@link validateConfig}: the normalized Config, or every problem (sorted by position). */
 export type ValidateResult = { ok: true; value: Config } | { ok: false; problems: ConfigProblem[] };
 
-/** Service names: also the nginx upstream name (types.ts ServiceConfig.name). */
+/** Service names, 1–48 characters: also the nginx upstream name (types.ts ServiceConfig.name). */
 export const SERVICE_NAME_RE = /^[a-z][a-z0-9_]{0,47}$/;
 /** Characters allowed in any file path (after resolution too). */
 export const SAFE_PATH_RE = /^[A-Za-z0-9._/+~-]+$/;
@@ -582,6 +582,15 @@ function sortByPosition(problems: ConfigProblem[]): ConfigProblem[] {
  * <dir of state_file>/snapshots keep 20, min_reload_interval 2s; sidecar
  * listen 127.0.0.1:9464, state_file .nginx-canary/state.json, no token; no
  * webhook.
+ *
+ * Ranges checked here (integer ranges are in schema.ts): fail_timeout 1s–1d
+ * and slow_start 0–1h in whole seconds (nginx reads them in seconds); probe
+ * interval 100ms–1h, timeout 10ms–1m and ≤ interval; target 0–100, slice
+ * 5–12 (seed 003), step 1–50, each with at most one decimal; slice_soak and
+ * step_soak 0–365d; window and crash_loop_window 1s–1d; connect_p95 1ms–1m;
+ * error_ratio and probe_failure_ratio strictly between 0 and 100 %;
+ * min_reload_interval 100ms–1h. Bounds without a seed are sanity bounds
+ * chosen here.
  */
 export function validateConfig(raw: unknown, file: string, locate: Locate): ValidateResult {
   const out = new Collector(locate);

@@ -15,7 +15,12 @@
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 
-/** A fault switch. */
+/**
+ * A fault switch: `status` answers traffic and `/health` with that HTTP
+ * status; `delay` answers after `ms` milliseconds; `refuse` closes the
+ * listener; `crash_loop` listens for `upMs` then refuses for `downMs` (ms),
+ * starting with the refusing half; `none` is normal service.
+ */
 export type Fault =
   | { kind: 'none' }
   | { kind: 'status'; status: number }
@@ -27,7 +32,7 @@ export type Fault =
 export interface BackendOptions {
   /** Shown in `x-backend` and the body. */
   name: string;
-  /** Loopback only (default 127.0.0.1). */
+  /** Address to listen on (default 127.0.0.1); keep it loopback (not enforced here). */
   host?: string;
   /** 0 (default) picks a free port. */
   port?: number;
@@ -35,9 +40,15 @@ export interface BackendOptions {
   ready?: boolean;
 }
 
-/** A running backend. Counters cover traffic requests only (not /health or /ready). */
+/**
+ * A running backend. `hits` and `errors` count traffic requests only (not
+ * /health or /ready); `probes` counts those; `connections` counts every
+ * accepted TCP connection.
+ */
 export class Backend {
+  /** Shown in `x-backend` and the body (BackendOptions.name). */
   readonly name: string;
+  /** The address it listens on (BackendOptions.host, default 127.0.0.1). */
   readonly host: string;
   #port: number;
   #server: http.Server;
@@ -72,7 +83,7 @@ export class Backend {
     });
   }
 
-  /** Starts a backend and resolves once it listens. Throws if the port is taken. */
+  /** Starts a backend and resolves once it listens. Rejects with the listen error (EADDRINUSE when the port is taken). */
   static async start(opts: BackendOptions): Promise<Backend> {
     const b = new Backend(opts);
     await b.#listen();
@@ -89,7 +100,11 @@ export class Backend {
     return this.host.includes(':') ? `[${this.host}]:${this.#port}` : `${this.host}:${this.#port}`;
   }
 
-  /** Turns a fault on (or off with `{kind:'none'}`). Resolves when the listener state matches. */
+  /**
+   * Turns a fault on (or off with `{kind:'none'}`). Resolves when the listener
+   * state matches; rejects with the listen error when listening again fails
+   * (the port was taken meanwhile).
+   */
   async setFault(fault: Fault): Promise<void> {
     this.#fault = fault;
     clearTimeout(this.#loopTimer);

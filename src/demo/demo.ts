@@ -19,7 +19,7 @@ import type { GateResult } from '../rollout/types.js';
 import { formatGateValue } from '../rollout/gates.js';
 import { Backend } from './backend.js';
 
-/** Where the example nginx.conf listens (nginx/nginx.conf). */
+/** Where the example nginx.conf listens (nginx/nginx.conf: `listen 127.0.0.1:18080`). */
 export const DEMO_URL = 'http://127.0.0.1:18080/';
 /** Demo traffic: requests per second, and a hard cap on the total. */
 const RATE_PER_SECOND = 200;
@@ -27,8 +27,9 @@ const MAX_REQUESTS = 2_000_000;
 
 /** Options of {@link runDemo}. */
 export interface DemoOptions {
+  /** Where the demo prints its progress lines. */
   io: CliIo;
-  /** Stop by itself after this many ms (default: until SIGINT/SIGTERM; at most 3 h). */
+  /** Stop by itself after this many ms (default: until SIGINT/SIGTERM; capped at 3 h, a chosen bound on the traffic it makes). */
   durationMs?: number;
 }
 
@@ -36,7 +37,19 @@ function gateLine(gates: GateResult[]): string {
   return gates.map((g) => `${g.gate}=${formatGateValue(g)} (${g.samples}, ${g.verdict})`).join(', ');
 }
 
-/** Runs the demo; resolves to the exit code. Throws CanaryError when it cannot start. */
+/**
+ * Runs the demo on `configFile` (the repo's weights.yaml; it must say
+ * `nginx.managed: true`): deletes state.json, starts one Backend per
+ * configured server, the sidecar with its managed nginx, and background
+ * traffic to {@link DEMO_URL} (200 requests/s, at most 2,000,000 in all; chosen
+ * bounds); once every service is complete for 5 s it makes the canary answer
+ * 500 to show a drain. Resolves to the exit code: 0 after a stop, 2 when
+ * `nginx.managed` is false.
+ *
+ * @throws ConfigError when weights.yaml is invalid; CanaryError when the sidecar cannot start; the
+ *   listen error (e.g. EADDRINUSE) when a backend's port is taken; the fs error when the state
+ *   directory cannot be created.
+ */
 export async function runDemo(configFile: string, opts: DemoOptions): Promise<number> {
   const { io } = opts;
   const config = await loadConfig(configFile);

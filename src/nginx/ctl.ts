@@ -13,9 +13,12 @@ import type { NginxCtl, NginxVersion, TestResult } from './types.js';
 
 /** Options of {@link NginxCommand}. */
 export interface NginxCommandOptions {
-  /** Upper bound of one `nginx -t`/`-s reload`/`-V` run, ms (default 15 000; `nginx -t` on a large config takes seconds). */
+  /**
+   * Upper bound of one `nginx -t`/`-s reload`/`-V` run, ms (default 15 000, a chosen bound: `nginx -t`
+   * on a large config takes seconds). The run is then killed with SIGKILL.
+   */
   commandTimeoutMs?: number;
-  /** Upper bound of one `/generation` request, ms (default 1000: the status server is on loopback). */
+  /** Upper bound of one `/generation` request, ms (default 1000, chosen: the status server is on loopback). */
   statusTimeoutMs?: number;
   /** undici dispatcher for the status request (default: the global one); tests may pass a MockAgent. */
   dispatcher?: Dispatcher;
@@ -91,14 +94,18 @@ export class NginxCommand implements NginxCtl {
 
   /**
    * `nginx -t [-p prefix] -c <conf>`; `conf` defaults to the configured nginx.conf.
-   * Never throws for a failing test; throws NC_NGINX_BINARY when the binary cannot run.
+   * Never throws for a failing test (a run past commandTimeoutMs is killed and reads as
+   * failed, its output saying so); throws NC_NGINX_BINARY when the binary cannot run.
    */
   async test(conf?: string): Promise<TestResult> {
     const r = await this.#run(['-t', ...this.#base(conf)]);
     return { ok: r.code === 0, output: `${r.stderr}${r.stdout}`.trim() };
   }
 
-  /** `nginx [-p prefix] -c <conf> -s reload`. Throws NC_RELOAD_FAILED with nginx's stderr when it fails. */
+  /**
+   * `nginx [-p prefix] -c <conf> -s reload`. Throws NC_RELOAD_FAILED with nginx's stderr when it exits
+   * non-zero or runs past commandTimeoutMs; NC_NGINX_BINARY when the binary cannot run.
+   */
   async reload(): Promise<void> {
     const r = await this.#run([...this.#base(), '-s', 'reload']);
     if (r.code !== 0) throw errors.reloadFailed(`${r.stderr}${r.stdout}`.trim() || `exit code ${r.code}`);
@@ -107,9 +114,9 @@ export class NginxCommand implements NginxCtl {
   /**
    * GET http://<status_listen>/generation on a fresh connection (`reset`, so an
    * old worker holding a keep-alive connection cannot answer for the new
-   * config). Always consumes the body.
+   * config), bounded by statusTimeoutMs. Always consumes the body.
    *
-   * @returns the integer generation, or null on any error, non-200 or non-integer body.
+   * @returns the integer generation (≥ 0), or null on any error, timeout, non-200 or non-integer body; never throws.
    */
   async generation(): Promise<number | null> {
     const url = `http://${formatListen(this.#nginx.statusListen)}/generation`;

@@ -31,6 +31,7 @@ export const WEIGHT_UNITS = 1000;
 
 /** One `server` line of an upstream. */
 export interface ServerLine {
+  /** The pool of the configured server (primary servers appear as `backup` in `<service>_canary`). */
   pool: Pool;
   /** `host:port` as written in weights.yaml (IPv6 as `[::1]:18890`). */
   address: string;
@@ -51,7 +52,7 @@ export interface ServerLine {
    * 1.22); these upstreams use the default round-robin.
    */
   backup: boolean;
-  /** nginx `max_fails=`. */
+  /** nginx `max_fails=`, integer 0–100 (0 disables the accounting of attempts, nginx docs). */
   maxFails: number;
   /** nginx `fail_timeout=` in nginx time syntax, whole seconds (e.g. `20s`); see {@link nginxSeconds}. */
   failTimeout: string;
@@ -73,7 +74,12 @@ export type UpstreamRole = 'weighted' | 'primary' | 'canary';
 export interface UpstreamModel {
   /** `<service>`, `<service>_primary` or `<service>_canary` (`[a-z][a-z0-9_]*`). */
   name: string;
+  /** What the block holds (see {@link UpstreamRole}). */
   role: UpstreamRole;
+  /**
+   * `server` lines in print order: `weighted` lists the primary then the canary servers, `primary` the
+   * primary servers, `canary` the canary servers then the primary servers as `backup`.
+   */
   servers: ServerLine[];
 }
 
@@ -129,6 +135,7 @@ export interface RouteMapModel {
 export interface ServiceModel {
   /** Service name (`[a-z][a-z0-9_]*`). */
   name: string;
+  /** `ServiceConfig.split`. */
   split: SplitMode;
   /** Canary weight, percent 0–100 rounded to 0.1. */
   weight: number;
@@ -139,6 +146,7 @@ export interface ServiceModel {
   upstreams: UpstreamModel[];
   /** The split_clients block, or null for a weighted service. */
   splitClients: SplitClientsModel | null;
+  /** The `X-Canary` route map. */
   route: RouteMapModel;
 }
 
@@ -146,6 +154,7 @@ export interface ServiceModel {
 export interface UpstreamsModel {
   /** Counter rendered into the status server so a reload can be proven live. */
   generation: number;
+  /** `plus` renders `slow_start=`; `oss` leaves it out. */
   flavor: Flavor;
   /** Canary weight per service, percent 0–100 rounded to 0.1 (also in the header comment). */
   weights: Record<string, number>;
@@ -192,13 +201,14 @@ export function nginxSeconds(ms: number): string {
   return `${Math.ceil(ms / 1000)}s`;
 }
 
-/** `host:port`, brackets around an IPv6 host (ListenAddress holds it without). */
+/** `host:port`, brackets around an IPv6 host (ListenAddress holds it without). Never throws. */
 export function formatListen(addr: ListenAddress): string {
   return addr.host.includes(':') ? `[${addr.host}]:${addr.port}` : `${addr.host}:${addr.port}`;
 }
 
 /**
- * Canary weight percent → canary units of {@link WEIGHT_UNITS} (0.1 % each).
+ * Canary weight percent → canary units of {@link WEIGHT_UNITS} (0.1 % each),
+ * rounded to the nearest unit (`33.33` → 333).
  * @throws RangeError when the weight is not a finite number within 0–100.
  */
 export function canaryUnits(weightPercent: number): number {

@@ -13,6 +13,8 @@ import { waitFor } from '../util/wait.js';
 /**
  * Creates the `logs/` and `tmp/` directories a prefix needs: nginx -t opens
  * the pid and log paths under it, so they must exist before the first test.
+ *
+ * @throws the fs error when a directory cannot be created.
  */
 export async function preparePrefix(prefix: string): Promise<void> {
   await mkdir(path.join(prefix, 'logs'), { recursive: true });
@@ -29,7 +31,7 @@ export interface StartNginxOptions {
   prefix: string | null;
   /** Pid file to wait for; default: the `pid` directive of nginx.conf, else the binary's compiled pid path (`nginx -V`). */
   pidFile?: string;
-  /** Deadline for the master to write its pid file, ms (default 10 000). */
+  /** Deadline for the master to write its pid file, ms (default 10 000; a chosen bound, not from a seed). */
   timeoutMs?: number;
 }
 
@@ -40,9 +42,10 @@ export interface ManagedNginx {
   /** Absolute pid file the master wrote. */
   readonly pidFile: string;
   /**
-   * Stops it by pid: SIGQUIT (graceful: workers finish their requests), then
-   * SIGTERM after `graceMs` (default 5000), then SIGKILL after 2000 ms more.
-   * Resolves once the master exited. Safe to call twice.
+   * Stops it by pid: SIGQUIT (graceful: workers finish their requests, nginx
+   * docs "Controlling nginx"), then SIGTERM after `graceMs` ms (default 5000),
+   * then SIGKILL after 2000 ms more (both chosen bounds). Resolves once the
+   * master exited; never rejects. Safe to call twice.
    */
   stop(opts?: { graceMs?: number }): Promise<void>;
   /** Resolves with the exit code (null when killed by a signal) when the master exits. */
@@ -82,8 +85,8 @@ async function compiledPaths(binary: string): Promise<{ prefix: string | null; p
 /**
  * The pid file a start with `opts` will produce: `opts.pidFile`, else the
  * `pid` directive of nginx.conf, else the binary's compiled `--pid-path`,
- * else `logs/nginx.pid`; relative paths resolve against the prefix (or the
- * compiled `--prefix`).
+ * else `logs/nginx.pid` (nginx's default); relative paths resolve against the
+ * prefix, else the compiled `--prefix`, else `/usr/share/nginx` (Debian's).
  *
  * @throws the fs error when nginx.conf cannot be read; NC_NGINX_BINARY when `nginx -V` is needed and fails.
  */
@@ -104,7 +107,13 @@ export async function pidFileOf(
  * master wrote its own pid into the pid file (nginx writes it after it bound
  * every listening socket, so connections are accepted from then on).
  *
- * @throws CanaryError NC_NGINX_START_FAILED (with nginx's stderr) when it exits or does not write its pid file before the deadline (it is killed); NC_NGINX_BINARY when it cannot run.
+ * Registers a `process.on('exit')` hook that SIGTERMs the child, so a dying
+ * test or sidecar leaves no foreground nginx behind.
+ *
+ * @throws CanaryError NC_NGINX_START_FAILED (with nginx's stderr) when it exits, logs an `[emerg]`
+ *   line, or does not write its pid file before `timeoutMs` (it is stopped: SIGTERM, SIGKILL after
+ *   2 s); NC_NGINX_BINARY when it cannot run; the fs error when the prefix directories cannot be
+ *   created or nginx.conf cannot be read.
  */
 export async function startNginx(opts: StartNginxOptions): Promise<ManagedNginx> {
   if (opts.prefix !== null) {

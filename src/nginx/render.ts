@@ -77,7 +77,9 @@ export function assertSafeModel(model: UpstreamsModel): void {
  *
  * Reads the template from disk once (first call), then is pure.
  *
- * @throws Error when a model value is unsafe (see {@link assertSafeModel}).
+ * @throws Error when a model value is unsafe (see {@link assertSafeModel}); on the first call, the fs
+ *   error when the template cannot be read and EJS's error when it does not compile; EJS's error when
+ *   the template names a value the model lacks (strict mode) or uses `<%=` ({@link refuseHtmlEscape}).
  */
 export function renderUpstreams(model: UpstreamsModel): string {
   assertSafeModel(model);
@@ -86,8 +88,9 @@ export function renderUpstreams(model: UpstreamsModel): string {
 
 /** What the header of a rendered include file says. */
 export interface RenderedHeader {
+  /** The `# generation:` line, an integer ≥ 0. */
   generation: number;
-  /** Canary weight per service, percent. */
+  /** Canary weight per service, percent 0–100 (the `# weights:` line, `name=value` pairs). */
   weights: Record<string, number>;
 }
 
@@ -95,7 +98,7 @@ export interface RenderedHeader {
  * Reads generation and weights back from a file {@link renderUpstreams}
  * wrote (its header comment), e.g. to know what a snapshot holds.
  *
- * @returns the header, or null when the text is not a file this renderer wrote.
+ * @returns the header, or null when the text is not a file this renderer wrote. Never throws.
  */
 export function parseHeader(text: string): RenderedHeader | null {
   if (!text.startsWith('# Written by nginx-canary')) return null;

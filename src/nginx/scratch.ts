@@ -13,7 +13,7 @@ import type { TestResult } from './types.js';
 export interface CheckOptions {
   /** nginx binary (default `config.nginx.binary`). */
   binary?: string;
-  /** Upper bound of the `nginx -t` run, ms (default 15 000). */
+  /** Upper bound of the `nginx -t` run, ms > 0 (default 15 000, NginxCommand's default). */
   timeoutMs?: number;
   /** Parent of the scratch directory (default the OS temp dir). */
   tmpDir?: string;
@@ -33,7 +33,8 @@ export interface CheckOptions {
  * @param config reads nginx.conf, nginx.upstreams_file and nginx.binary.
  * @param renderedText the include file to test (from renderUpstreams).
  * @returns nginx's verdict; `output` names the scratch paths.
- * @throws CanaryError NC_NGINX_BINARY when nginx cannot run; the fs error when the copy fails.
+ * @throws CanaryError NC_NGINX_BINARY when nginx cannot run; the fs error when the copy fails;
+ *   RangeError when `opts.timeoutMs` is not > 0.
  */
 export async function checkRendered(
   config: Config,

@@ -47,6 +47,7 @@ export interface ManifestFile {
 export interface SnapshotManifest {
   /** Manifest format version. */
   format: 1;
+  /** `<UTC stamp>-g<generation>` (e.g. `20261121T170501.123Z-g42`; `-<seq>` appended on a clash); `[\w.-]+`. */
   id: string;
   /** Order of taking (1, 2, …); newest = highest. Immune to wall-clock jumps, unlike `at`. */
   seq: number;
@@ -54,8 +55,9 @@ export interface SnapshotManifest {
   at: number;
   /** Generation of the config the snapshot holds (0: no rendered include file in it). */
   generation: number;
-  /** Canary weight per service of that config, percent. */
+  /** Canary weight per service of that config, percent 0–100. */
   weights: Record<string, number>;
+  /** Why it was taken (SnapshotMeta.reason). */
   reason: string;
   /** Every file and symlink, sorted by path (directories are implied). */
   files: ManifestFile[];
@@ -65,7 +67,9 @@ export interface SnapshotManifest {
 
 /** A snapshot read back and verified, held in memory (see {@link SnapshotStore.load}). */
 export interface VerifiedSnapshot {
+  /** What `list()` shows for it. */
   info: SnapshotInfo;
+  /** Its manifest, checked against the tarball. */
   manifest: SnapshotManifest;
   /** Relative directory paths in the tarball. */
   dirs: string[];
@@ -77,8 +81,9 @@ export interface VerifiedSnapshot {
 export interface SnapshotMeta {
   /** Generation of the config being snapshotted (0 when it has no rendered include file). */
   generation: number;
-  /** Canary weight per service of that config, percent. */
+  /** Canary weight per service of that config, percent 0–100. */
   weights: Record<string, number>;
+  /** Why (recorded in the manifest and shown by `nginx-canary snapshots`). */
   reason: string;
 }
 
@@ -99,7 +104,8 @@ function isTempName(name: string): boolean {
  * (nginx -t, nginx reload) see the old or the new bytes, never a mix.
  *
  * @param mode permission bits of the result (default 0o644).
- * @throws the fs error; the temp file is removed.
+ * @throws the fs error; the temp file is removed. A failure to fsync the directory comes after the
+ *   rename, so `file` already holds the new bytes then.
  */
 export async function writeFileAtomic(file: string, data: Buffer | string, mode = 0o644): Promise<void> {
   const dir = path.dirname(file);
@@ -193,6 +199,7 @@ async function walk(root: string, exclude: readonly string[]): Promise<WalkEntry
  *
  * @param dir absolute directory.
  * @param exclude absolute paths left out (e.g. a snapshot dir inside it).
+ * @throws the fs error when a directory, file or link cannot be read.
  */
 export async function manifestOf(dir: string, exclude: readonly string[] = []): Promise<ManifestFile[]> {
   const files: ManifestFile[] = [];
@@ -304,7 +311,7 @@ function stamp(at: number): string {
 export class SnapshotStore {
   /** Absolute directory of the tarballs and manifests. */
   readonly dir: string;
-  /** Newest N kept (≥ 1). */
+  /** Newest N kept, integer ≥ 1 (nginx.snapshots.keep, default 20). */
   readonly keep: number;
   /** Absolute config directory snapshotted (dirname of nginx.conf). */
   readonly confDir: string;
@@ -352,7 +359,9 @@ export class SnapshotStore {
    * then deletes snapshots beyond the newest `keep`.
    *
    * @returns the new snapshot.
-   * @throws the fs/tar error when it cannot be written (nothing half-written is left under its id).
+   * @throws the fs/tar error when it cannot be written. The temp tarball is removed; but when the
+   *   manifest write fails after the rename, `<id>.tar.gz` stays without `<id>.json` (never listed or
+   *   loaded), and when pruning fails the error is thrown although the new snapshot is complete.
    */
   async take(meta: SnapshotMeta): Promise<SnapshotInfo> {
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
@@ -403,14 +412,17 @@ export class SnapshotStore {
     }
   }
 
-  /** Every snapshot with a readable manifest, newest first. Unreadable manifests are skipped. */
+  /**
+   * Every snapshot with a readable manifest, newest (highest seq) first; [] when the directory does not
+   * exist. Unreadable manifests are skipped. Rejects with the fs error when the directory cannot be listed.
+   */
   async list(): Promise<SnapshotInfo[]> {
     return (await this.#manifests()).map((m) => infoOf(this.dir, m));
   }
 
   /**
-   * One snapshot's info.
-   * @throws CanaryError NC_SNAPSHOT_NOT_FOUND.
+   * One snapshot's info (from its manifest; the tarball is not checked).
+   * @throws CanaryError NC_SNAPSHOT_NOT_FOUND; the fs error when the directory cannot be listed.
    */
   async get(id: string): Promise<SnapshotInfo> {
     const m = (await this.#manifests()).find((x) => x.id === id);

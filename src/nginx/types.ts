@@ -11,6 +11,7 @@ export type Flavor = 'oss' | 'plus';
 
 /** What `nginx -V` told us. */
 export interface NginxVersion {
+  /** `plus` when the version line names "nginx-plus", else `oss`. */
   flavor: Flavor;
   /** e.g. `1.22.1` or `1.25.3 (nginx-plus-r31)`. */
   version: string;
@@ -18,6 +19,7 @@ export interface NginxVersion {
 
 /** Result of `nginx -t`. */
 export interface TestResult {
+  /** True when `nginx -t` exited 0 (a run killed at its timeout is false). */
   ok: boolean;
   /** nginx's own stderr, trimmed (names the file and line of a parse error). */
   output: string;
@@ -27,16 +29,20 @@ export interface TestResult {
 export interface NginxCtl {
   /** `nginx -V`. Throws NC_NGINX_BINARY when the binary cannot run. */
   version(): Promise<NginxVersion>;
-  /** `nginx -t [-p prefix] -c <conf>`; `conf` defaults to the configured nginx.conf. Never throws for a failing test. */
+  /**
+   * `nginx -t [-p prefix] -c <conf>`; `conf` defaults to the configured nginx.conf. Never throws for a
+   * failing test; throws NC_NGINX_BINARY when the binary cannot run.
+   */
   test(conf?: string): Promise<TestResult>;
   /** `nginx -s reload`. Throws a CanaryError (NC_RELOAD_FAILED) when the command fails. */
   reload(): Promise<void>;
-  /** The generation the status server answers now, or null when it does not answer. */
+  /** The generation (integer ≥ 0) the status server answers now, or null when it does not answer; never throws. */
   generation(): Promise<number | null>;
 }
 
 /** Free space of the volume holding `path`, ratio 0–1. Injectable so a test needs no full disk (issue 5). */
 export interface DiskStat {
+  /** Free ratio 0–1 (not percent) of the volume holding `path`; rejects with the fs error when it cannot be measured. */
   freeRatio(path: string): Promise<number>;
 }
 
@@ -56,7 +62,12 @@ export interface ApplyRequest {
 /** Stage at which an apply stopped. */
 export type ApplyStage = 'interval' | 'disk' | 'preflight' | 'snapshot' | 'write' | 'test' | 'reload' | 'verify';
 
-/** Outcome of one apply. On failure nothing is left changed (the snapshot was restored when needed). */
+/**
+ * Outcome of one apply. On failure nothing is left changed (the snapshot was
+ * restored when needed; `restored` says whether it was). `durationMs` is the
+ * time the apply took, ms on the monotonic clock; `snapshotId` is the
+ * {@link SnapshotInfo.id} taken before the change.
+ */
 export type ApplyResult =
   | { ok: true; generation: number; snapshotId: string; durationMs: number }
   | { ok: false; stage: ApplyStage; error: CanaryError; restored: boolean; durationMs: number };
@@ -71,15 +82,20 @@ export interface SnapshotInfo {
   at: number;
   /** Generation live when it was taken (the config it holds). */
   generation: number;
-  /** Canary weight per service live when it was taken, percent. */
+  /** Canary weight per service live when it was taken, percent 0–100. */
   weights: Record<string, number>;
+  /** Why it was taken (the apply's or rollback's reason). */
   reason: string;
 }
 
 /** Stage at which a rollback stopped: `select` = the snapshot is missing, invalid, or none is older than the live config. */
 export type RollbackStage = 'select' | ApplyStage;
 
-/** Outcome of one rollback. On failure the config directory was put back as it was before the rollback when `restored`. */
+/**
+ * Outcome of one rollback. On failure the config directory was put back as it
+ * was before the rollback when `restored`. `durationMs`: ms on the monotonic
+ * clock; `generation`: the snapshot's generation, now live.
+ */
 export type RollbackResult =
   | { ok: true; snapshot: SnapshotInfo; generation: number; durationMs: number }
   | {

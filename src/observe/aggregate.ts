@@ -50,7 +50,9 @@ export interface AttemptCounts {
 
 /** One server's figures over the judged window (for status pages and logs). */
 export interface ServerObservation extends PoolObservation {
+  /** Service name. */
   service: string;
+  /** Pool of the server. */
   pool: Pool;
   /** The server as written in weights.yaml. */
   server: string;
@@ -103,7 +105,7 @@ export class Observer {
     for (const line of lines) this.addLine(line, nowMs);
   }
 
-  /** Parses and feeds one raw line; returns how it was counted. */
+  /** Parses and feeds one raw line, judged at `nowMs` (epoch ms); returns how it was counted. Never throws. */
   addLine(line: string, nowMs: number): LogLineResult {
     const rec = parseLine(line);
     if (rec === null) {
@@ -113,7 +115,10 @@ export class Observer {
     return this.addRecord(rec, nowMs);
   }
 
-  /** Feeds one parsed line: charges each attempt to its server's window; returns how it was counted. */
+  /**
+   * Feeds one parsed line, judged at `nowMs` (epoch ms): charges each attempt to its server's window;
+   * returns how it was counted. Never throws.
+   */
   addRecord(rec: LogRecord, nowMs: number): LogLineResult {
     let result: LogLineResult = 'parsed';
     const last = rec.attempts.length - 1;
@@ -188,7 +193,8 @@ export class Observer {
   /**
    * The same window as {@link observations}, broken down per server (primary
    * servers first, each pool in config order), for the status page and logs;
-   * each entry has every field of a pool observation (its own p95s and series).
+   * each entry has every field of a pool observation (its own p95s, ms, and series).
+   * `now` is epoch ms.
    */
   serverObservations(config: Config, state: State, now: number): Record<string, ServerObservation[]> {
     const out: Record<string, ServerObservation[]> = {};

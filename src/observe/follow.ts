@@ -40,11 +40,11 @@ export interface LogFollowerOptions {
   onLines: (lines: string[]) => void;
   /** Where to start in a file present at start(): its end (default) or its start. A file appearing later is read from its start. */
   from?: 'end' | 'start';
-  /** Poll period, ms (default 250). */
+  /** Poll period, ms > 0 (default 250; a chosen default, not from a seed). */
   pollMs?: number;
-  /** Keep reading a rotated-away file until it has been idle this long, ms (default 3000). */
+  /** Keep reading a rotated-away file until it has been idle this long, ms ≥ 0 (default 3000; chosen). */
   drainMs?: number;
-  /** Longest line kept, bytes (default 64 KiB); longer lines are dropped and counted in `stats.overlong`. */
+  /** Longest line kept, bytes > 0 (default 64 KiB; chosen); longer lines are dropped and counted in `stats.overlong`. */
   maxLineBytes?: number;
   /** Clock whose monotonic reading times the drain (default: the system clock). */
   clock?: Clock;
@@ -155,7 +155,7 @@ export class LogFollower {
     this.#loop = this.#run();
   }
 
-  /** Stops the loop and closes every file. Lines not yet read are not delivered. Idempotent. */
+  /** Stops the loop and closes every file. Lines not yet read are not delivered. Idempotent; never rejects. */
   async stop(): Promise<void> {
     this.#stopped = true;
     this.#wake?.();

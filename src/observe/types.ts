@@ -28,18 +28,20 @@ export interface Attempt {
 export interface LogRecord {
   /** $msec as epoch ms. */
   atMs: number;
-  /** Final status sent to the client. */
+  /** Final status sent to the client ($status; e.g. 499 when the client closed the connection first). */
   status: number;
   /** $proxy_host: the upstream name the request was proxied to. */
   upstream: string;
   /** Every attempt in order: `, ` separates attempts within a group, ` : ` across groups (internal redirects). */
   attempts: Attempt[];
-  /** $request_time in ms. */
+  /** $request_time in ms (nginx logs seconds with ms resolution); 0 when the field is unusable. */
   requestMs: number;
 }
 
 /** Where an attempt landed, after attribution by `addr`. */
 export interface Attribution {
+  /** Service name as in weights.yaml (`ServiceConfig.name`). */
   service: string;
+  /** The pool of the configured server the address belongs to. */
   pool: Pool;
 }

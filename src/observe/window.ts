@@ -14,16 +14,19 @@
 import { DDSketch } from '@datadog/sketches-js';
 import type { CountBucket, PoolObservation } from '../rollout/types.js';
 
-/** Narrowest bucket, ms (so a short test window is not sliced into 1 ms buckets). */
+/** Narrowest bucket, ms (so a short test window is not sliced into 1 ms buckets; a chosen value). */
 export const MIN_BUCKET_MS = 100;
-/** Buckets per window: a window of 15 min has 15 s buckets (design.md: "a ring of short buckets"). */
+/**
+ * Buckets per window: a window of 15 min has 15 s buckets (design.md: "a ring of short buckets"; 60 is
+ * chosen, not from a seed: it is also the resolution of the sequential error test's start points).
+ */
 export const BUCKETS_PER_WINDOW = 60;
-/** DDSketch relative accuracy of connect- and response-time quantiles: ±1 % of the value. */
+/** DDSketch relative accuracy of connect- and response-time quantiles: ±1 % of the value (a chosen value). */
 export const SKETCH_RELATIVE_ACCURACY = 0.01;
 /** The quantile the gates read (design.md: connect p95; seed 002: response p95 against 5 × the primary's). */
 export const GATE_QUANTILE = 0.95;
 
-/** Bucket width for a window: max(100 ms, windowMs / 60), rounded up to a whole ms. */
+/** Bucket width for a window, ms: max(100 ms, windowMs / 60), rounded up to a whole ms. Never throws. */
 export function bucketWidthMs(windowMs: number): number {
   return Math.max(MIN_BUCKET_MS, Math.ceil(windowMs / BUCKETS_PER_WINDOW));
 }
@@ -220,7 +223,9 @@ export class ServerWindow {
 
 /** Running totals while merging windows (see {@link observeWindows}). */
 export interface WindowAccumulator {
+  /** Attempts summed so far. */
   requests: number;
+  /** 5xx (failed) attempts summed so far. */
   errors: number;
   /** Merged connect-time sketch, ms. */
   sketch: DDSketch;

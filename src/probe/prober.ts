@@ -36,12 +36,15 @@ export const PROBE_USER_AGENT = 'nginx-canary-probe';
 
 /** Where a probe connects: a host (IPv4, IPv6 without brackets, or name) and a TCP port. */
 export interface ProbeTarget {
+  /** IPv4, IPv6 without brackets, or a hostname. */
   host: string;
+  /** TCP port, 1–65535. */
   port: number;
 }
 
 /** One probe to run with {@link probe}. */
 export interface ProbeRequest {
+  /** `health` (ok on 2xx) or `ready` (ok on exactly 200). */
   kind: ProbeKind;
   /** URL path, e.g. `/health`. */
   path: string;
@@ -138,7 +141,9 @@ export async function probe(target: ProbeTarget, req: ProbeRequest): Promise<Pro
 
 /** One probe result with where it came from (the `onResult` hook, e.g. metrics). */
 export interface ProbeReport extends ProbeResult {
+  /** Service name. */
   service: string;
+  /** Pool of the probed server. */
   pool: Pool;
   /** The server string as written in the config, e.g. `127.0.0.1:18890`. */
   server: string;
@@ -201,7 +206,11 @@ export class Prober {
   #epoch = 0;
   #abort = new AbortController();
 
-  /** Builds the lanes of `config` (no probe runs before start or probeOnce). */
+  /**
+   * Builds the lanes of `config` (no probe runs before start or probeOnce).
+   * @throws RangeError when a service's probe.interval, gates.window or gates.crash_loop_window is not a
+   *   finite duration > 0 ms (the config loader rules that out).
+   */
   constructor(config: Config, opts: ProberOptions = {}) {
     this.#clock = opts.clock ?? systemClock;
     this.#log = (opts.log ?? silentLogger).child({ component: 'prober' });
@@ -243,7 +252,7 @@ export class Prober {
    * server string) keep their history (rings resized for the new interval and
    * windows) and take the new probe paths and timeouts from their next round;
    * new servers start probing at once if running; dropped servers stop (a
-   * probe in flight finishes, its result is discarded).
+   * probe in flight finishes, its result is discarded). Throws RangeError like the constructor.
    */
   reconfigure(config: Config): void {
     const next = new Map<string, Lane>();
@@ -288,7 +297,7 @@ export class Prober {
     this.#lanes = next;
   }
 
-  /** Runs one round (health, then ready) of every server now and resolves when all are recorded. */
+  /** Runs one round (health, then ready) of every server now and resolves when all are recorded; never rejects. */
   async probeOnce(): Promise<void> {
     await Promise.all([...this.#lanes.values()].map((lane) => this.#enqueue(lane)));
   }

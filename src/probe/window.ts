@@ -24,6 +24,7 @@ export type ProbeKind = 'health' | 'ready';
 export interface ProbeResult {
   /** When the probe finished (or failed), epoch ms. */
   at: number;
+  /** Which endpoint it hit. */
   kind: ProbeKind;
   /** Health: status 2xx. Ready: status exactly 200. False on any connect error, timeout or body error. */
   ok: boolean;
@@ -45,6 +46,7 @@ export type HealthState = 'healthy' | 'unhealthy';
 
 /** A change of a server's health state, caused by the probe finished at `at` (epoch ms). */
 export interface HealthTransition {
+  /** Epoch ms of the probe that caused it. */
   at: number;
   /** The state entered: `unhealthy` is a down transition (a probe-seen crash), `healthy` a recovery. */
   to: HealthState;
@@ -63,11 +65,11 @@ export interface ProbeWindowOptions {
 /**
  * Entries a ring holds beyond `span / interval`: one for the probe on the
  * window's closing edge, the rest for extra rounds (the immediate first round,
- * `probeOnce` calls, a round run at once after a slow one).
+ * `probeOnce` calls, a round run at once after a slow one). A chosen value.
  */
 export const RING_SLACK = 8;
 /**
- * Hard cap of one ring, entries (≈ 1 MB of results). Reached only by extreme
+ * Hard cap of one ring, entries (a chosen bound: ≈ 1 MB of results, estimated). Reached only by extreme
  * configs (e.g. window 1 d at interval 100 ms); the window then sees the
  * newest MAX_RING probes.
  */

@@ -36,7 +36,7 @@ import type {
 /** The phases a walk can return to after a pause. */
 type Resumable = NonNullable<ServiceState['resumePhase']>;
 
-/** Rounds a weight to one decimal (the resolution nginx weights are scaled to: 0.1 %). */
+/** Rounds a weight, percent, to one decimal (the resolution nginx weights are scaled to: 0.1 %, design.md). */
 export function roundWeight(weight: number): number {
   return Math.round(weight * 10) / 10;
 }
@@ -51,7 +51,11 @@ function secs(ms: number): string {
   return `${(ms / 1000).toFixed(1)} s`;
 }
 
-/** A service's progress before its first tick: weight 0, idle, target 0 (so the configured target is an event). */
+/**
+ * A service's progress before its first tick: weight 0, idle, target 0 (so
+ * the configured target is an event); `since` and `lastTickAt` are `now`
+ * (epoch ms).
+ */
 export function freshServiceState(now: number): ServiceState {
   return {
     weight: 0,
@@ -81,6 +85,7 @@ export interface DecideOptions {
  * Number of ramp sub-steps for a canary pool: ceil(slow_start / min_reload_interval)
  * with the pool's longest slow_start (ms), at most {@link MAX_RAMP_STEPS}; 1 (no ramp)
  * when no canary server has one. Issue 3: "the number of reloads is ≤ ceil(slow_start / min_reload_interval)".
+ * `minReloadIntervalMs` in ms (values below 1 count as 1). Never throws.
  */
 export function rampSteps(svc: ServiceConfig, minReloadIntervalMs: number): number {
   const slowStartMs = Math.max(0, ...svc.canary.map((c) => c.slowStartMs ?? 0));
@@ -90,8 +95,11 @@ export function rampSteps(svc: ServiceConfig, minReloadIntervalMs: number): numb
 
 /**
  * Most sub-steps a ramp takes, whatever slow_start / min_reload_interval is:
- * "a few reloads" (design.md) — each reload leaves old workers draining, so
- * a 30 s slow_start at a 0.5 s interval ramps in 10 reloads 3 s apart, not 60.
+ * "a few reloads" (design.md; 10 is chosen): each reload leaves old workers
+ * draining. Sub-steps are spaced by min_reload_interval only (decide moves
+ * one sub-step whenever {@link reloadWaitMs} is 0), so when this cap binds
+ * the ramp ends before slow_start has passed: a 30 s slow_start at a 0.5 s
+ * interval ramps in 10 reloads 0.5 s apart (≈ 4.5 s), not over 30 s.
  */
 export const MAX_RAMP_STEPS = 10;
 
@@ -103,7 +111,8 @@ export function rampWeight(to: number, step: number, steps: number): number {
 
 /**
  * The state of a first run (no state.json): every configured service at
- * weight 0, phase idle; generation 0, lastReloadAt 0 (epoch ms), no history.
+ * weight 0, phase idle, `since` = `now` (epoch ms); generation 0,
+ * lastReloadAt 0 (epoch ms), no history.
  */
 export function initialState(config: Config, now: number): State {
   const services: Record<string, ServiceState> = {};

@@ -37,6 +37,7 @@ import type {
 
 /** What a gate knows beyond the observations: the live canary weight, percent 0–100. */
 export interface GateContext {
+  /** The live canary weight, percent 0–100. */
   weight: number;
 }
 
@@ -391,8 +392,9 @@ function detailText(r: GateResult): string {
 
 /**
  * One human phrase with the numbers behind a verdict, e.g.
- * `error_ratio fail: canary 5xx ratio 2.00 % > 0.50 % over 200 requests (4 errors; sequential test 5.10 ≥ bound 4.61 vs 10× threshold)`,
+ * `error_ratio fail: canary 5xx ratio 5.00 % > 0.50 % over 200 requests (10 errors; sequential test 13.08 ≥ bound 7.60 vs 6× threshold)`,
  * `connect_p95 inconclusive: canary 12 of 20 requests` or `ready fail: canary /ready not 200`.
+ * Ratios print as percent with two decimals, ms whole (two decimals under 10 ms). Never throws.
  */
 export function describeGate(r: GateResult): string {
   const head = `${r.gate} ${r.verdict}: ${r.pool}`;

@@ -85,9 +85,9 @@ export const DEFAULT_ERROR_TEST_OPTIONS: Readonly<ErrorTestOptions> = Object.fre
  * the gate's decision). Reads as "statistic 8.83 ≥ bound 7.60 (H1 6×)".
  */
 export interface ErrorTestResult {
-  /** Attempts over the whole series. */
+  /** Attempts over the whole series (a bucket's negative, NaN or infinite count as 0, at most 2^53 − 1). */
   attempts: number;
-  /** 5xx attempts over the whole series. */
+  /** 5xx attempts over the whole series (each bucket's clamped to [0, its attempts]). */
   errors: number;
   /** errors / attempts, ratio 0–1; null without attempts. */
   ratio: number | null;
@@ -120,10 +120,12 @@ export function bernoulliLlr(attempts: number, errors: number, p0: number, p1: n
 }
 
 /**
- * The alternative 5xx ratio for `multiple` × `threshold`, capped at
- * `(1 + threshold) / 2` (half way from the threshold to 1) so that p1 < 1 even
- * for large thresholds or multiples. For thresholds below 1/3 and the default
- * multiples the cap never binds below 0.5. Requires 0 < threshold < 1.
+ * The alternative 5xx ratio (ratio 0–1) for `multiple` × `threshold`, capped
+ * at `(1 + threshold) / 2` (half way from the threshold to 1) so that p1 < 1
+ * even for large thresholds or multiples. The cap binds when
+ * `threshold > 1 / (2·multiple − 1)`: above 1/3 for m = 2, above 1/11 ≈ 9 %
+ * for m = 6; never at the default threshold 0.5 %. Requires
+ * 0 < threshold < 1 (not checked).
  */
 export function alternativeRatio(threshold: number, multiple: number): number {
   return Math.min(multiple * threshold, (1 + threshold) / 2);
@@ -132,7 +134,8 @@ export function alternativeRatio(threshold: number, multiple: number): number {
 /**
  * The bound of each alternative: `ln(K / alpha)` for K alternatives (Wald's
  * upper boundary at β → 0 with Bonferroni's alpha / K; valid under
- * continuous monitoring by Ville's inequality). Requires 0 < alpha < 1, K ≥ 1.
+ * continuous monitoring by Ville's inequality). Natural log. Requires
+ * 0 < alpha < 1, K ≥ 1 (not checked).
  */
 export function errorTestBound(alpha: number, alternatives: number): number {
   return Math.log(alternatives / alpha);

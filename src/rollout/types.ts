@@ -26,6 +26,7 @@ export type PauseReason = 'gate' | 'operator';
 export interface ServiceState {
   /** Live canary weight, percent 0–100 (what nginx serves once the apply succeeded). */
   weight: number;
+  /** Where the walk stands (see {@link Phase}). */
   phase: Phase;
   /** The phase the walk was in before `paused` (to return to); null when not paused. */
   resumePhase: 'idle' | 'slice' | 'step' | 'complete' | null;
@@ -85,17 +86,29 @@ export type GateName =
 
 /** One gate's verdict with the numbers behind it. */
 export interface GateResult {
+  /** Which gate. */
   gate: GateName;
+  /** What a failure does: `hold` pauses, `drain` sets the canary to 0. */
   kind: GateKind;
+  /** The pool judged (the canary for every gate today). */
   pool: Pool;
+  /** The answer; inconclusive holds, never steps, never drains. */
   verdict: Verdict;
-  /** The measured value in the gate's unit (ms for p95 gates, ratio 0–1 for ratios), or null without data. */
+  /**
+   * The measured value in the gate's unit, or null without data: ms for connect_p95 and
+   * baseline_p95, ratio 0–1 for error_ratio and probe_failure_ratio, percent 0–100 (the canary's
+   * share of attempts) for starved, a count of down transitions for crash_loop, 1 or 0 for ready.
+   */
   value: number | null;
   /** The threshold in the same unit. */
   threshold: number;
-  /** Samples the verdict rests on (attempts in the window). */
+  /**
+   * Samples the verdict rests on: canary attempts in the window (connect_p95, error_ratio), health
+   * probes (probe_failure_ratio, crash_loop), attempts of both pools (starved), the smaller pool's
+   * attempts (baseline_p95), 1 or 0 (ready).
+   */
   samples: number;
-  /** Minimum samples for a verdict. */
+  /** Minimum samples for a verdict (starved: the total attempts that give the canary min_requests at its weight). */
   minSamples: number;
   /**
    * The other numbers behind the verdict, by name, in the units the name says
@@ -130,7 +143,9 @@ export interface PoolObservation {
 
 /** Attempts and errors in one window bucket. */
 export interface CountBucket {
+  /** Upstream attempts in the bucket. */
   attempts: number;
+  /** Of those, the failed ones (status ≥ 500 or none; see observe/parse.ts `attemptFailed`). */
   errors: number;
 }
 
@@ -164,7 +179,9 @@ export interface ProbeObservation {
 
 /** Observations of one service: the access log over `[max(now - gates.window, state.since), now]`, the probes over their own span. */
 export interface ServiceObservation {
+  /** The primary pool's access-log view. */
   primary: PoolObservation;
+  /** The canary pool's access-log view. */
   canary: PoolObservation;
   /** The probes' view; absent when no prober runs (probe gates are then inconclusive: no data is not green). */
   probes?: { primary: ProbeObservation; canary: ProbeObservation };
@@ -193,7 +210,9 @@ export type EventKind =
 export interface RolloutEvent {
   /** Epoch ms. */
   at: number;
+  /** Service name. */
   service: string;
+  /** What happened. */
   kind: EventKind;
   /** Weight before, percent. */
   from: number;
@@ -213,12 +232,13 @@ export interface State {
   generation: number;
   /** Epoch ms of the last successful reload (min_reload_interval is measured from here). */
   lastReloadAt: number;
+  /** Progress per service name. */
   services: Record<string, ServiceState>;
   /** Newest last; bounded to {@link HISTORY_LIMIT} entries. */
   history: RolloutEvent[];
 }
 
-/** How many events state.json keeps. */
+/** How many events state.json keeps (a chosen bound on its size, not from a seed). */
 export const HISTORY_LIMIT = 500;
 
 /** An operator command (CLI / API) applied to the state by `applyCommand`. */
@@ -227,10 +247,13 @@ export type Command =
 
 /** A page to send (the pager path; webhook and Prometheus rule). */
 export interface Page {
+  /** Service name. */
   service: string;
   /** The drain reason (gate name or `operator`). */
   reason: string;
+  /** One sentence with the numbers: `drained <service> from 15 % to 0 %: <gate description>`. */
   summary: string;
+  /** The `drain` event the page is about (its `at`, epoch ms, dedups deliveries). */
   event: RolloutEvent;
 }
 
@@ -240,6 +263,7 @@ export interface Page {
  * differ from the live ones and commits `state` only after the apply succeeded.
  */
 export interface Decision {
+  /** The next state; when `changed`, its lastReloadAt is `now`. */
   state: State;
   /** Desired live canary weight per service, percent. */
   weights: Record<string, number>;

@@ -28,10 +28,13 @@ import type { Metrics } from './metrics.js';
 
 /** What the app needs. */
 export interface AppDeps {
+  /** The decision loop: routes read its state and status and call setTarget, command and rollback. */
   runner: Runner;
+  /** Serialized by `GET /metrics`. */
   metrics: Metrics;
+  /** Parent logger: fastify logs under `component: api` at warn and above; 5xx causes are logged here. */
   log: Logger;
-  /** Bearer token for mutating calls, or null (no auth; loopback only). */
+  /** Bearer token for mutating calls (compared in constant time), or null (no auth; loopback only). */
   token: string | null;
 }
 
@@ -50,7 +53,14 @@ function sameSecret(a: string, b: string): boolean {
   return timingSafeEqual(ha, hb);
 }
 
-/** Builds the fastify app; does not listen. */
+/**
+ * Builds the fastify app with every route of the module comment; does not
+ * listen (the composition root does). Errors answer `{ code, message, fix }`:
+ * ConfigError 400 (with `problems`), CanaryError its statusCode (a 5xx with
+ * its message hidden), a schema validation failure 400 `NC_BAD_REQUEST`,
+ * anything else 500 `NC_INTERNAL`. A missing or wrong bearer token answers
+ * 401 `NC_UNAUTHORIZED`.
+ */
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   // Request logs are debug-level noise for a sidecar polled by Prometheus; the API logs its own errors.
   const logger: FastifyBaseLogger = deps.log.child({ component: 'api' }, { level: 'warn' });

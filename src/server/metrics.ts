@@ -13,26 +13,48 @@ import { PHASES, type GateResult, type State } from '../rollout/types.js';
 
 /** What the state-mirroring gauges read at scrape time. */
 export interface MetricsSource {
+  /** The live config (services, targets in percent 0–100). */
   config(): Config;
+  /** The committed state (live weights in percent 0–100, phases). */
   state(): State;
   /** The last gate results per service (from the last tick). */
   gates(): Record<string, GateResult[]>;
-  /** Access-log line counters by result (see observe/aggregate.ts). */
+  /** Access-log line counters by result, totals since start (see observe/aggregate.ts). */
   logLines(): Record<string, number>;
 }
 
 /** Labels of a pool-level gauge. */
 type ServicePoolLabels = 'service' | 'pool';
 
-/** The project's metrics. One instance per process (per test: a new Registry). */
+/**
+ * The project's metrics. One instance per process (per test: a new Registry).
+ * Histogram buckets are chosen to span the expected range, not taken from a
+ * seed.
+ */
 export class Metrics {
+  /** The non-global prom-client Registry every metric here registers on; `GET /metrics` serializes it. */
   readonly registry: Registry;
+  /** `nginx_canary_drains_total{service,reason}`: reason is the failing drain gate's name, or `operator`. */
   readonly drains: Counter<'service' | 'reason'>;
+  /** `nginx_canary_reloads_total{result}`: `ok`, or the ApplyStage that failed. */
   readonly reloads: Counter<'result'>;
+  /** `nginx_canary_reload_duration_seconds`: observe seconds (not ms); buckets 0.01–10 s. */
   readonly reloadDuration: Histogram;
+  /** `nginx_canary_rollbacks_total{reason}`: the failed apply stage, or `operator`. */
   readonly rollbacks: Counter<'reason'>;
+  /**
+   * `nginx_canary_probe_duration_seconds{service,pool,phase}`, phase `connect` or `total`: observe seconds
+   * (not ms); buckets 0.5 ms–2 s (2 s: the probe connect bound, seed 002).
+   */
   readonly probeDuration: Histogram<'service' | 'pool' | 'phase'>;
 
+  /**
+   * Registers every metric on a new Registry. The state-mirroring gauges read
+   * `source` at scrape time.
+   *
+   * @param opts.defaultMetrics register Node's process metrics with the `nginx_canary_` prefix (default
+   *   true; false when several instances share a process, as in tests).
+   */
   constructor(source: MetricsSource, opts: { defaultMetrics?: boolean } = {}) {
     const registry = new Registry();
     this.registry = registry;

@@ -1,24 +1,34 @@
 /**
  * Waiting on a condition with a deadline — never a bare sleep "to let things
- * settle" (DEVELOPERS.md). Used by the applier (generation polling), the
- * managed-nginx starter and the tests.
+ * settle" (a project rule for tests and I/O alike). Used by the applier
+ * (generation polling), the managed-nginx starter and the tests.
+ *
+ * Deadlines are real time (`performance.now()`), not an injected Clock: this
+ * waits on real I/O.
  */
 import { setTimeout as delay } from 'node:timers/promises';
 
 /** Options of {@link waitFor}. */
 export interface WaitOptions {
-  /** Give up after this many ms (default 5000). */
+  /** Give up after this many ms of real time (default 5000; a chosen default, not from a seed). */
   timeoutMs?: number;
-  /** Poll spacing in ms (default 25). */
+  /** Pause between two polls, ms (default 25; a chosen default). */
   intervalMs?: number;
-  /** Named in the timeout error. */
+  /** Named in the timeout error (default "a condition"). */
   what?: string;
+  /** Stops the wait: waitFor rejects with the signal's reason (or an AbortError when it aborts during a pause). */
   signal?: AbortSignal;
 }
 
 /** Thrown by {@link waitFor} past its deadline; carries the last value seen. */
 export class WaitTimeoutError extends Error {
+  /** The last value `probe` resolved to, or the last error it threw. */
   readonly last: unknown;
+  /**
+   * @param what named in the message ("timed out after N ms waiting for <what>").
+   * @param timeoutMs the deadline that passed, ms.
+   * @param last the last value or error seen.
+   */
   constructor(what: string, timeoutMs: number, last: unknown) {
     super(`timed out after ${timeoutMs} ms waiting for ${what}`);
     this.name = 'WaitTimeoutError';
@@ -29,7 +39,11 @@ export class WaitTimeoutError extends Error {
 /**
  * Polls `probe` until it returns a value other than `undefined`, `null` or
  * `false`, and returns that value. Errors thrown by `probe` count as "not yet".
- * Throws WaitTimeoutError (with the last value or error) past `timeoutMs`.
+ * The deadline is checked between polls: one `probe` call that never settles
+ * holds the wait past `timeoutMs`, so probes must bound themselves.
+ *
+ * @throws WaitTimeoutError (with the last value or error) once `timeoutMs` has passed;
+ *   the abort reason, or an AbortError, when `opts.signal` aborts.
  */
 export async function waitFor<T>(
   probe: () => T | Promise<T>,

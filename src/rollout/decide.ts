@@ -88,20 +88,34 @@ export interface DecideOptions {
  * `minReloadIntervalMs` in ms (values below 1 count as 1). Never throws.
  */
 export function rampSteps(svc: ServiceConfig, minReloadIntervalMs: number): number {
-  const slowStartMs = Math.max(0, ...svc.canary.map((c) => c.slowStartMs ?? 0));
+  const slowStartMs = slowStartOf(svc);
   if (slowStartMs === 0) return 1;
   return Math.min(MAX_RAMP_STEPS, Math.max(1, Math.ceil(slowStartMs / Math.max(1, minReloadIntervalMs))));
+}
+
+/** The canary pool's longest slow_start, ms (0 when none has one). */
+function slowStartOf(svc: ServiceConfig): number {
+  return Math.max(0, ...svc.canary.map((c) => c.slowStartMs ?? 0));
 }
 
 /**
  * Most sub-steps a ramp takes, whatever slow_start / min_reload_interval is:
  * "a few reloads" (design.md; 10 is chosen): each reload leaves old workers
- * draining. Sub-steps are spaced by min_reload_interval only (decide moves
- * one sub-step whenever {@link reloadWaitMs} is 0), so when this cap binds
- * the ramp ends before slow_start has passed: a 30 s slow_start at a 0.5 s
- * interval ramps in 10 reloads 0.5 s apart (≈ 4.5 s), not over 30 s.
+ * draining. Sub-steps are spaced by {@link rampSpacingMs} (and never closer
+ * than min_reload_interval), so a capped ramp still spans slow_start: a 30 s
+ * slow_start at a 0.5 s interval ramps in 10 reloads 3 s apart.
  */
 export const MAX_RAMP_STEPS = 10;
+
+/**
+ * Time between two ramp sub-steps, ms: slow_start / steps (the pool's longest
+ * slow_start), so sub-step i of n is due at startedAt + (i − 1) × slow_start / n,
+ * following nginx Plus's linear ramp from near 0 to nominal over slow_start.
+ * Without a cap this is at most min_reload_interval, which then governs.
+ */
+export function rampSpacingMs(svc: ServiceConfig, steps: number): number {
+  return slowStartOf(svc) / Math.max(1, steps);
+}
 
 /** The weight served at ramp sub-step `step` of `steps` toward `to`, percent: to × step / steps, rounded to 0.1, at least 0.1. */
 export function rampWeight(to: number, step: number, steps: number): number {
@@ -276,11 +290,14 @@ function decideService(
     event('pause', from, from, `hold gate ${describeGate(holdFail)}`);
     return out(`paused at ${at}: ${describeGate(holdFail)}`);
   }
-  // i. A running ramp (slow_start emulation) climbs one sub-step per min_reload_interval; only drains and hold gates stop it.
+  // i. A running ramp (slow_start emulation) climbs one sub-step every slow_start / steps; only drains and hold gates stop it.
   const ramp = s.ramp ?? null;
   if (ramp) {
     const to = rampWeight(ramp.to, ramp.step + 1, ramp.steps);
     const of = `sub-step ${ramp.step} of ${ramp.steps} toward ${pct(ramp.to)}`;
+    // Due at startedAt + step × spacing; a wall clock behind startedAt must not stall the ramp for hours.
+    const dueIn = now < ramp.startedAt ? 0 : ramp.startedAt + ramp.step * rampSpacingMs(svc, ramp.steps) - now;
+    if (dueIn > 0) return out(`ramping at ${at}: ${of}, next sub-step in ${secs(dueIn)} (slow_start emulation)`);
     if (waitMs > 0) return waiting(`ramp ${pct(from)} → ${pct(to)} (${of}, slow_start emulation)`);
     const done = ramp.step + 1 >= ramp.steps;
     const phase: Resumable = done ? settle(s.phase, to, target) : s.phase;
@@ -371,7 +388,8 @@ function decideService(
  * - target below the weight → weight = target at once, event `lower`, phase complete (idle at 0);
  * - a failing hold gate (ready, connect_p95, starved) resets the soak and pauses (event `pause`); a gate
  *   pause resumes (event `resume`) once no gate fails and every hold gate passes; an operator pause only by command;
- * - a running ramp (slow_start emulation) climbs one sub-step per tick that may reload (event `ramp`);
+ * - a running ramp (slow_start emulation) climbs one sub-step every {@link rampSpacingMs}, never closer than
+ *   min_reload_interval (event `ramp`);
  * - with emulation, a canary that probes saw recover after the live weight was set is ramped back from
  *   near 0 to its weight (event `ramp`, cause `recovery`);
  * - idle, target > 0, no failing gate and the `ready` gate passing → weight min(target, slice), phase slice,

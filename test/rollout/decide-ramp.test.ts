@@ -1,7 +1,7 @@
 // The ready gate before the first slice and the slow_start emulation of
 // open-source nginx (issue 3), on the pure decide.
 import t from 'tap';
-import { MAX_RAMP_STEPS, decide, rampSteps, rampWeight } from '../../src/rollout/decide.js';
+import { MAX_RAMP_STEPS, decide, rampSpacingMs, rampSteps, rampWeight } from '../../src/rollout/decide.js';
 import type { ServiceObservation, State } from '../../src/rollout/types.js';
 import { T0, deepFreeze, makeConfig, makeService, obs, stateWith } from '../fixtures/rollout/config.js';
 
@@ -106,8 +106,11 @@ t.test('slow_start emulation: the slice ramps in ceil(slow_start / min_reload_in
   );
 
   const early = decide(config, deepFreeze(first.state), { gateway: obs() }, T0 + 1000, EMULATE);
-  t.equal(early.changed, false, 'a sub-step waits for min_reload_interval');
-  t.match(early.summary.gateway, /waiting for min_reload_interval .* to ramp 1\.7 % → 3\.3 % \(sub-step 1 of 3/);
+  t.equal(early.changed, false, 'a sub-step waits for its time: slow_start / steps = 1 s');
+  t.match(
+    early.summary.gateway,
+    /ramping at 1\.7 % \(target 30 %\): sub-step 1 of 3 toward 5 %, next sub-step in 0\.5 s/,
+  );
 
   const { states, weights } = walk(config, first.state, 1500, 6000, 250);
   t.same(weights.slice(0, 2), [3.3, 5], 'two more sub-steps, then the slice weight');
@@ -131,6 +134,34 @@ t.test('slow_start emulation: the slice ramps in ceil(slow_start / min_reload_in
   );
   t.ok(weights.includes(15), 'after the soak the walk steps on (no ramp for a step)');
   t.equal(weights[weights.indexOf(15) - 1], 5);
+});
+
+t.test('a capped ramp still spans slow_start: 30 s over a 0.5 s interval is 10 sub-steps 3 s apart', async (t) => {
+  const svc = makeService('gateway', { rollout: { target: 30, slice: 10 } });
+  const config = makeConfig({
+    services: [{ ...svc, canary: svc.canary.map((c) => ({ ...c, slowStartMs: 30_000 })) }],
+    minReloadIntervalMs: 500,
+  });
+  t.equal(rampSpacingMs(config.services[0]!, MAX_RAMP_STEPS), 3000);
+  const first = decide(config, stateWith(), { gateway: obs() }, T0, EMULATE);
+  t.equal(first.weights.gateway, 1, 'a tenth of the 10 % slice');
+  const { weights, states } = walk(config, first.state, 500, 27_000, 500);
+  t.same(weights.slice(0, 9), [2, 3, 4, 5, 6, 7, 8, 9, 10], 'nine more sub-steps');
+  const times = (states.at(-1)?.history ?? []).filter((e) => e.kind === 'ramp').map((e) => e.at - T0);
+  t.same(times, [3000, 6000, 9000, 12_000, 15_000, 18_000, 21_000, 24_000, 27_000], 'one every 3 s, not every 0.5 s');
+});
+
+t.test('a wall clock behind the ramp start does not stall it', async (t) => {
+  const config = rampConfig(3000);
+  const ramping = stateWith({
+    weight: 1.7,
+    phase: 'slice',
+    since: T0 + 10_000,
+    lastTickAt: T0 + 10_000,
+    ramp: { to: 5, step: 1, steps: 3, startedAt: T0 + 10_000, cause: 'slice' },
+  });
+  const d = decide(config, ramping, { gateway: obs() }, T0, EMULATE);
+  t.equal(d.weights.gateway, 3.3, 'the next sub-step goes (min_reload_interval allows it: the clock went back)');
 });
 
 t.test('on NGINX Plus (no emulation) and without slow_start the slice is one change', async (t) => {

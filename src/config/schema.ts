@@ -211,13 +211,6 @@ export const WeightsSchema = Type.Object(
   { additionalProperties: false, description: 'a mapping with nginx: and services:' },
 );
 
-/** weights.yaml as parsed, before defaults and normalization. */
-export type RawWeights = Static<typeof WeightsSchema>;
-/** One raw service entry. */
-export type RawService = Static<typeof ServiceSchema>;
-/** One raw server entry. */
-export type RawServer = Static<typeof ServerSchema>;
-
 /**
  * Body of `PUT /api/v1/services/:name/target` (design.md "Interfaces"):
  * `{ "weight": 60 }`, percent 0–100. Plain JSON Schema keywords only, so

@@ -66,14 +66,23 @@ export async function runDemo(configFile: string, opts: DemoOptions): Promise<nu
   io.out(`demo: starting from weight 0 (state reset); JSON logs in ${logFile}`);
 
   const backends: Backend[] = [];
-  for (const svc of config.services) {
-    for (const [pool, servers] of [
-      ['primary', svc.primary],
-      ['canary', svc.canary],
-    ] as const) {
-      for (const s of servers)
-        backends.push(await Backend.start({ name: `${svc.name}-${pool}`, host: s.host, port: s.port }));
+  const closeBackends = async (): Promise<void> => {
+    for (const b of backends) await b.close();
+  };
+  try {
+    for (const svc of config.services) {
+      for (const [pool, servers] of [
+        ['primary', svc.primary],
+        ['canary', svc.canary],
+      ] as const) {
+        for (const s of servers)
+          backends.push(await Backend.start({ name: `${svc.name}-${pool}`, host: s.host, port: s.port }));
+      }
     }
+  } catch (err) {
+    // A port taken by another process: close the ones already listening, or they keep the process alive.
+    await closeBackends();
+    throw err;
   }
   const canary = backends.filter((b) => b.name.endsWith('-canary'));
 
@@ -110,7 +119,7 @@ export async function runDemo(configFile: string, opts: DemoOptions): Promise<nu
     sidecar = await startSidecar(config, { log, onTick });
   } catch (err) {
     // Nothing may outlive a failed start: the backends would keep the process alive.
-    for (const b of backends) await b.close();
+    await closeBackends();
     throw err;
   }
   io.out(
@@ -157,7 +166,7 @@ export async function runDemo(configFile: string, opts: DemoOptions): Promise<nu
   await traffic;
   await agent.close();
   await sidecar.close();
-  for (const b of backends) await b.close();
+  await closeBackends();
   log.flush();
   io.out(`${stamp()} demo: nginx, backends and sidecar stopped`);
   return 0;

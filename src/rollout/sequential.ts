@@ -143,10 +143,11 @@ export function errorTestBound(alpha: number, alternatives: number): number {
 
 /** The options actually used: invalid values fall back to the defaults (never throws). */
 function resolve(opts: Partial<ErrorTestOptions> | undefined): { alpha: number; multiples: readonly number[] } {
-  const alpha = opts?.alpha !== undefined && opts.alpha > 0 && opts.alpha < 1 ? opts.alpha : ERROR_TEST_ALPHA;
+  const alpha =
+    opts?.alpha !== undefined && opts.alpha > 0 && opts.alpha < 1 ? opts.alpha : DEFAULT_ERROR_TEST_OPTIONS.alpha;
   const given = opts?.multiples;
   const valid = given !== undefined && given.length > 0 && given.every((m) => m > 1 && Number.isFinite(m));
-  return { alpha, multiples: valid ? given : ERROR_TEST_MULTIPLES };
+  return { alpha, multiples: valid ? given : DEFAULT_ERROR_TEST_OPTIONS.multiples };
 }
 
 /**
@@ -209,13 +210,10 @@ export function errorTest(
   let bestMultiple = 0;
   for (const m of multiples) {
     const p1 = alternativeRatio(threshold, m);
-    const up = Math.log(p1 / threshold); // > 0: an error
-    const down = Math.log((1 - p1) / (1 - threshold)); // < 0: a good attempt
     let s = 0;
     let peak = 0;
     for (const b of series) {
-      const e = errorsOf(b);
-      s += e * up + (attemptsOf(b) - e) * down;
+      s += bernoulliLlr(attemptsOf(b), errorsOf(b), threshold, p1);
       if (s < 0) s = 0;
       if (s > peak) peak = s;
     }

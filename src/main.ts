@@ -138,6 +138,7 @@ export async function openRunner(config: Config, opts: RunnerOptions): Promise<R
       state: () => ref.runner?.state ?? { version: 1, generation: 0, lastReloadAt: 0, services: {}, history: [] },
       gates: () => ref.runner?.gates ?? {},
       logLines: () => observer.lineCounts(),
+      now: () => clock.now(),
     },
     { defaultMetrics: opts.defaultMetrics ?? true },
   );

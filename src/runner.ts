@@ -18,7 +18,7 @@ import { setTarget } from './config/edit.js';
 import { CanaryError, errors } from './errors.js';
 import type { Logger } from './log.js';
 import type { Notifier } from './alerts/notifier.js';
-import { applyCommand, decide, initialState } from './rollout/decide.js';
+import { applyCommand, decide, initialState, soakNeededMs } from './rollout/decide.js';
 import type { StateStore } from './rollout/store.js';
 import {
   HISTORY_LIMIT,
@@ -147,8 +147,7 @@ export function statusOf(
         drainReason: s?.drainReason ?? null,
         since: s?.since ?? 0,
         soakedMs: s?.soakedMs ?? 0,
-        soakNeededMs:
-          (phase === 'paused' ? s?.resumePhase : phase) === 'slice' ? svc.rollout.sliceSoakMs : svc.rollout.stepSoakMs,
+        soakNeededMs: soakNeededMs(svc, s),
         summary: summary[svc.name] ?? '',
         gates: gates[svc.name] ?? [],
         split: svc.split,

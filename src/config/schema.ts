@@ -192,8 +192,9 @@ export const SidecarSchema = Type.Object(
 export const AlertsSchema = Type.Object(
   {
     webhook_url: Opt(Str('an http(s) URL', 'http://127.0.0.1:9093/api/v2/alerts')),
+    paused_after: Opt(Str('a duration', '30m')),
   },
-  { additionalProperties: false, description: 'a mapping { webhook_url }' },
+  { additionalProperties: false, description: 'a mapping { webhook_url, paused_after }' },
 );
 
 /** The whole weights.yaml as written. */

@@ -155,6 +155,13 @@ export interface SidecarConfig {
 export interface AlertsConfig {
   /** Alertmanager v2 base or JSON webhook URL, or null (no push; Prometheus rules still fire). */
   webhookUrl: string | null;
+  /**
+   * How long a walk may stay paused before the `NginxCanaryPausedTooLong`
+   * ticket fires, ms (default 30 min: a chosen value, not from a seed; the
+   * sidecar exports it as `nginx_canary_alert_paused_after_seconds` so the
+   * shipped Prometheus rule reads it).
+   */
+  pausedAfterMs: number;
 }
 
 /** The whole normalized configuration. */

@@ -673,6 +673,8 @@ export function validateConfig(raw: unknown, file: string, locate: Locate): Vali
       );
   }
 
+  const pausedAfterMs = al.duration('paused_after', 30 * MIN, { min: MIN, max: 365 * DAY });
+
   const services: ServiceConfig[] = [];
   const seenServers = new Map<string, string>();
   const seenUpstreams = new Map<string, string>();
@@ -719,7 +721,7 @@ export function validateConfig(raw: unknown, file: string, locate: Locate): Vali
         minReloadIntervalMs,
       },
       sidecar: { listen: sidecarListen, stateFile, tokenFile },
-      alerts: { webhookUrl },
+      alerts: { webhookUrl, pausedAfterMs },
       services,
     },
   };

@@ -62,6 +62,18 @@ export interface ApplyRequest {
 /** Stage at which an apply stopped. */
 export type ApplyStage = 'interval' | 'disk' | 'preflight' | 'snapshot' | 'write' | 'test' | 'reload' | 'verify';
 
+/** Every {@link ApplyStage}, in the order an apply runs them (metrics initialise one series per stage). */
+export const APPLY_STAGES: readonly ApplyStage[] = [
+  'interval',
+  'disk',
+  'preflight',
+  'snapshot',
+  'write',
+  'test',
+  'reload',
+  'verify',
+];
+
 /**
  * Outcome of one apply. On failure nothing is left changed (the snapshot was
  * restored when needed; `restored` says whether it was). `durationMs` is the

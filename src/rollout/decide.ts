@@ -108,6 +108,16 @@ function slowStartOf(svc: ServiceConfig): number {
 export const MAX_RAMP_STEPS = 10;
 
 /**
+ * Soak the service's live weight needs before the next step, ms: the
+ * rollout's slice_soak while the walk is (or, paused, will return to) the
+ * slice, its step_soak otherwise. Pure.
+ */
+export function soakNeededMs(svc: ServiceConfig, s: ServiceState | undefined): number {
+  const phase = s?.phase === 'paused' ? s.resumePhase : (s?.phase ?? 'idle');
+  return phase === 'slice' ? svc.rollout.sliceSoakMs : svc.rollout.stepSoakMs;
+}
+
+/**
  * Time between two ramp sub-steps, ms: slow_start / steps (the pool's longest
  * slow_start), so sub-step i of n is due at startedAt + (i − 1) × slow_start / n,
  * following nginx Plus's linear ramp from near 0 to nominal over slow_start.

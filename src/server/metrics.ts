@@ -9,7 +9,10 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Config, Pool } from '../config/types.js';
-import { PHASES, type GateResult, type State } from '../rollout/types.js';
+import { APPLY_STAGES } from '../nginx/types.js';
+import { soakNeededMs } from '../rollout/decide.js';
+import { evaluateGates } from '../rollout/gates.js';
+import { PHASES, type GateName, type GateResult, type State } from '../rollout/types.js';
 
 /** What the state-mirroring gauges read at scrape time. */
 export interface MetricsSource {
@@ -21,6 +24,42 @@ export interface MetricsSource {
   gates(): Record<string, GateResult[]>;
   /** Access-log line counters by result, totals since start (see observe/aggregate.ts). */
   logLines(): Record<string, number>;
+  /** The injected clock's now, epoch ms (for `paused_seconds`). */
+  now(): number;
+}
+
+/** Verdicts a gate can give, one `gate_verdict` series each. */
+const VERDICTS = ['pass', 'fail', 'inconclusive'] as const;
+
+/**
+ * A gate's value or threshold (GateResult units) in the metric's base unit:
+ * ms → seconds for connect_p95 and baseline_p95, percent → ratio 0–1 for
+ * starved (the canary's share of attempts); other gates are already a ratio
+ * 0–1 (error_ratio, probe_failure_ratio), a count (crash_loop) or 1/0 (ready).
+ * Pure.
+ */
+export function gateBaseUnit(gate: GateName, v: number): number {
+  if (gate === 'connect_p95' || gate === 'baseline_p95') return v / 1000;
+  if (gate === 'starved') return v / 100;
+  return v;
+}
+
+/** When `service` paused: the newest `pause` event of its history, else its `since` (epoch ms). */
+function pausedAt(state: State, service: string): number {
+  for (let i = state.history.length - 1; i >= 0; i--) {
+    const e = state.history[i];
+    if (e?.service === service && e.kind === 'pause') return e.at;
+  }
+  return state.services[service]?.since ?? 0;
+}
+
+/** The failing gate result behind a service's drain: from its newest `drain` event, or undefined (operator abort, history trimmed). */
+function drainGate(state: State, service: string, reason: string): GateResult | undefined {
+  for (let i = state.history.length - 1; i >= 0; i--) {
+    const e = state.history[i];
+    if (e?.service === service && e.kind === 'drain') return e.gates.find((g) => g.gate === reason);
+  }
+  return undefined;
 }
 
 /** Labels of a pool-level gauge. */
@@ -133,6 +172,133 @@ export class Metrics {
       const r = find(g, 'error_ratio', pool);
       return r === undefined ? null : r.samples;
     });
+    const eachGate = (each: (service: string, r: GateResult) => void): void => {
+      const all = source.gates();
+      for (const svc of source.config().services) for (const r of all[svc.name] ?? []) each(svc.name, r);
+    };
+    new Gauge({
+      name: 'nginx_canary_gate_value',
+      help: 'Last value of every gate, in base units by gate: seconds (connect_p95, baseline_p95), ratio 0-1 (error_ratio, probe_failure_ratio, starved = canary share of attempts), count (crash_loop down transitions), 1/0 (ready). Absent without data.',
+      labelNames: ['service', 'pool', 'gate'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        eachGate((service, r) => {
+          if (r.value !== null) this.set({ service, pool: r.pool, gate: r.gate }, gateBaseUnit(r.gate, r.value));
+        });
+      },
+    });
+    new Gauge({
+      name: 'nginx_canary_gate_threshold',
+      help: 'Threshold of every gate, in the units of nginx_canary_gate_value for the same gate.',
+      labelNames: ['service', 'pool', 'gate'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        eachGate((service, r) => this.set({ service, pool: r.pool, gate: r.gate }, gateBaseUnit(r.gate, r.threshold)));
+      },
+    });
+    new Gauge({
+      name: 'nginx_canary_gate_verdict',
+      help: 'Last verdict of every gate: 1 on the current verdict (pass, fail, inconclusive), 0 on the others; kind hold or drain.',
+      labelNames: ['service', 'pool', 'gate', 'kind', 'verdict'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        eachGate((service, r) => {
+          for (const verdict of VERDICTS)
+            this.set({ service, pool: r.pool, gate: r.gate, kind: r.kind, verdict }, r.verdict === verdict ? 1 : 0);
+        });
+      },
+    });
+    new Gauge({
+      name: 'nginx_canary_drained',
+      help: 'Set to 1 while a service is drained, by reason (the drain gate, or operator); absent otherwise. The NginxCanaryDrained alert pages on it.',
+      labelNames: ['service', 'reason'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        const state = source.state();
+        for (const svc of source.config().services) {
+          const s = state.services[svc.name];
+          if (s?.phase === 'drained') this.set({ service: svc.name, reason: s.drainReason ?? 'unknown' }, 1);
+        }
+      },
+    });
+    const drainGateGauge = (name: string, help: string, pick: (r: GateResult) => number): void => {
+      new Gauge({
+        name,
+        help,
+        labelNames: ['service', 'gate'],
+        registers: [registry],
+        collect() {
+          this.reset();
+          const state = source.state();
+          for (const svc of source.config().services) {
+            const s = state.services[svc.name];
+            if (s?.phase !== 'drained' || !s.drainReason) continue;
+            const r = drainGate(state, svc.name, s.drainReason);
+            if (r && r.value !== null) this.set({ service: svc.name, gate: r.gate }, gateBaseUnit(r.gate, pick(r)));
+          }
+        },
+      });
+    };
+    drainGateGauge(
+      'nginx_canary_drain_gate_value',
+      'While a service is drained by a gate: that gate value at the drain, in the units of nginx_canary_gate_value.',
+      (r) => r.value ?? 0,
+    );
+    drainGateGauge(
+      'nginx_canary_drain_gate_threshold',
+      'While a service is drained by a gate: that gate threshold at the drain, in the units of nginx_canary_gate_value.',
+      (r) => r.threshold,
+    );
+    new Gauge({
+      name: 'nginx_canary_paused_seconds',
+      help: 'While a walk is paused (by a hold gate or the operator): seconds since it paused; absent otherwise.',
+      labelNames: ['service'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        const state = source.state();
+        const now = source.now();
+        for (const svc of source.config().services) {
+          if (state.services[svc.name]?.phase !== 'paused') continue;
+          this.set({ service: svc.name }, Math.max(0, now - pausedAt(state, svc.name)) / 1000);
+        }
+      },
+    });
+    new Gauge({
+      name: 'nginx_canary_alert_paused_after_seconds',
+      help: 'alerts.paused_after from weights.yaml, seconds: the NginxCanaryPausedTooLong ticket fires when paused_seconds exceeds it.',
+      registers: [registry],
+      collect() {
+        this.set(source.config().alerts.pausedAfterMs / 1000);
+      },
+    });
+    const soakGauge = (name: string, help: string, pick: (svc: Config['services'][number], state: State) => number) => {
+      new Gauge({
+        name,
+        help,
+        labelNames: ['service'],
+        registers: [registry],
+        collect() {
+          this.reset();
+          const state = source.state();
+          for (const svc of source.config().services) this.set({ service: svc.name }, pick(svc, state) / 1000);
+        },
+      });
+    };
+    soakGauge(
+      'nginx_canary_soak_seconds',
+      'Green soak accumulated at the live weight, seconds.',
+      (svc, state) => state.services[svc.name]?.soakedMs ?? 0,
+    );
+    soakGauge(
+      'nginx_canary_soak_needed_seconds',
+      'Soak the live weight needs before the next step, seconds.',
+      (svc, state) => soakNeededMs(svc, state.services[svc.name]),
+    );
 
     this.drains = new Counter({
       name: 'nginx_canary_drains_total',
@@ -165,6 +331,20 @@ export class Metrics {
       buckets: [0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2],
       registers: [registry],
     });
+    // Counters start at 0 for every known label value, so rate()/increase() see the first event
+    // (Prometheus instrumentation practice: a series born at 1 hides its first increment).
+    this.reloads.inc({ result: 'ok' }, 0);
+    for (const stage of APPLY_STAGES) {
+      this.reloads.inc({ result: stage }, 0);
+      this.rollbacks.inc({ reason: stage }, 0);
+    }
+    this.rollbacks.inc({ reason: 'operator' }, 0);
+    for (const svc of source.config().services) {
+      const reasons = evaluateGates(svc, undefined)
+        .filter((r) => r.kind === 'drain')
+        .map((r) => r.gate as string);
+      for (const reason of [...reasons, 'operator']) this.drains.inc({ service: svc.name, reason }, 0);
+    }
     new Counter({
       name: 'nginx_canary_log_lines_total',
       help: 'Access-log lines read, by result (parsed, invalid, unattributed).',

@@ -40,7 +40,7 @@ t.test("the repo's weights.yaml (the demo) normalizes", async (t) => {
       stateFile: path.join(ROOT, '.run/state.json'),
       tokenFile: null,
     },
-    alerts: { webhookUrl: null },
+    alerts: { webhookUrl: null, pausedAfterMs: 30 * 60_000 },
     services: [
       {
         name: 'gateway',

@@ -71,6 +71,7 @@ function source(): MetricsSource & {
     state: () => s.st,
     gates: () => s.g,
     logLines: () => s.lines,
+    now: () => 1_000_000,
   };
   return s;
 }
@@ -107,7 +108,8 @@ t.test('weight, target and the phase one-hot mirror the source at scrape time', 
   t.equal(value(text, 'nginx_canary_weight_percent{service="gateway"}'), 0);
   t.equal(value(text, 'nginx_canary_phase{service="gateway",phase="drained"}'), 1);
   t.equal(value(text, 'nginx_canary_phase{service="gateway",phase="step"}'), 0);
-  t.notMatch(text, /service="api"/, 'a service removed from the config has no series left');
+  const gaugeLines = text.split('\n').filter((l) => !l.startsWith('nginx_canary_drains_total'));
+  t.notMatch(gaugeLines.join('\n'), /service="api"/, 'a service removed from the config has no gauge series left');
 });
 
 t.test('gate gauges are in base units, one series per pool with data', async (t) => {
@@ -147,7 +149,7 @@ t.test('log_lines_total comes from the source and is not accumulated across scra
 t.test('counters and histograms move on inc()/observe()', async (t) => {
   const m = new Metrics(source(), { defaultMetrics: false });
   let text = await m.registry.metrics();
-  t.equal(value(text, 'nginx_canary_drains_total{service="gateway",reason="error_ratio"}'), undefined, 'no drain yet');
+  t.equal(value(text, 'nginx_canary_drains_total{service="gateway",reason="error_ratio"}'), 0, 'no drain yet: 0');
   m.drains.inc({ service: 'gateway', reason: 'error_ratio' });
   m.drains.inc({ service: 'gateway', reason: 'error_ratio' });
   m.drains.inc({ service: 'gateway', reason: 'operator' });
@@ -189,11 +191,7 @@ t.test('each instance has its own registry; default metrics are optional', async
   const b = new Metrics(source(), { defaultMetrics: false });
   t.not(a.registry, b.registry);
   a.reloads.inc({ result: 'ok' });
-  t.equal(
-    value(await b.registry.metrics(), 'nginx_canary_reloads_total{result="ok"}'),
-    undefined,
-    'b did not see a’s counter',
-  );
+  t.equal(value(await b.registry.metrics(), 'nginx_canary_reloads_total{result="ok"}'), 0, 'b did not see a’s counter');
   const withDefaults = await a.registry.metrics();
   t.match(withDefaults, /^nginx_canary_process_cpu_user_seconds_total /m, 'default metrics carry the prefix');
   t.notMatch(await b.registry.metrics(), /process_cpu/, 'defaultMetrics: false leaves them out');
@@ -203,4 +201,111 @@ t.test('each instance has its own registry; default metrics are optional', async
     .filter((l) => l.startsWith('# TYPE '))
     .map((l) => l.split(' ')[2] ?? '');
   t.ok(names.length > 10 && names.every((n) => n.startsWith('nginx_canary_')), 'every metric name has the prefix');
+});
+
+t.test('counters start at 0 for every known label value, so increase() sees the first event', async (t) => {
+  const text = await new Metrics(source(), { defaultMetrics: false }).registry.metrics();
+  for (const service of ['gateway', 'api'])
+    for (const reason of ['error_ratio', 'probe_failure_ratio', 'baseline_p95', 'crash_loop', 'operator'])
+      t.equal(
+        value(text, `nginx_canary_drains_total{service="${service}",reason="${reason}"}`),
+        0,
+        `${service} ${reason}`,
+      );
+  t.equal(
+    value(text, 'nginx_canary_drains_total{service="gateway",reason="connect_p95"}'),
+    undefined,
+    'hold gates never drain',
+  );
+  for (const result of ['ok', 'preflight', 'test', 'reload', 'verify'])
+    t.equal(value(text, `nginx_canary_reloads_total{result="${result}"}`), 0, `reloads ${result}`);
+  t.equal(value(text, 'nginx_canary_rollbacks_total{reason="verify"}'), 0);
+  t.equal(value(text, 'nginx_canary_rollbacks_total{reason="operator"}'), 0);
+});
+
+t.test('gate_value / gate_threshold / gate_verdict carry every gate in base units', async (t) => {
+  const src = source();
+  src.g = {
+    gateway: [
+      { ...gate('connect_p95', 'canary', 150.5, 40), threshold: 120, verdict: 'fail' },
+      { ...gate('starved', 'canary', 4, 400), threshold: 6.25, verdict: 'inconclusive' },
+      { ...gate('error_ratio', 'canary', 0.0125, 40), kind: 'drain', threshold: 0.005 },
+      { ...gate('crash_loop', 'canary', 2, 10), kind: 'drain', threshold: 3 },
+      { ...gate('baseline_p95', 'canary', null, 0), kind: 'drain', threshold: 50 },
+    ],
+  };
+  const text = await new Metrics(src, { defaultMetrics: false }).registry.metrics();
+  const v = (gate: string): number | undefined =>
+    value(text, `nginx_canary_gate_value{service="gateway",pool="canary",gate="${gate}"}`);
+  const thr = (gate: string): number | undefined =>
+    value(text, `nginx_canary_gate_threshold{service="gateway",pool="canary",gate="${gate}"}`);
+  t.equal(v('connect_p95'), 0.1505, 'ms → s');
+  t.equal(thr('connect_p95'), 0.12);
+  t.equal(v('starved'), 0.04, 'share percent → ratio');
+  t.equal(thr('starved'), 0.0625);
+  t.equal(v('error_ratio'), 0.0125, 'a ratio stays a ratio');
+  t.equal(v('crash_loop'), 2, 'a count stays a count');
+  t.equal(v('baseline_p95'), undefined, 'no value → no series');
+  t.equal(thr('baseline_p95'), 0.05, 'the threshold is there without a value');
+  const verdict = (gate: string, kind: string, verdict: string): number | undefined =>
+    value(
+      text,
+      `nginx_canary_gate_verdict{service="gateway",pool="canary",gate="${gate}",kind="${kind}",verdict="${verdict}"}`,
+    );
+  t.equal(verdict('connect_p95', 'hold', 'fail'), 1);
+  t.equal(verdict('connect_p95', 'hold', 'pass'), 0);
+  t.equal(verdict('starved', 'hold', 'inconclusive'), 1);
+  t.equal(verdict('error_ratio', 'drain', 'pass'), 1);
+});
+
+t.test('drained, drain_gate_value and paused_seconds mirror the state; absent otherwise', async (t) => {
+  const src = source();
+  const drainGate = {
+    ...gate('error_ratio', 'canary', 0.31, 60),
+    kind: 'drain' as const,
+    threshold: 0.005,
+    verdict: 'fail' as const,
+  };
+  src.st = {
+    ...src.st,
+    services: {
+      gateway: { ...svcState(0, 'drained'), drainReason: 'error_ratio' },
+      api: { ...svcState(10, 'paused'), pausedBy: 'gate', resumePhase: 'step' },
+    },
+    history: [
+      { at: 1, service: 'gateway', kind: 'drain', from: 15, to: 0, reason: 'x', gates: [drainGate] },
+      { at: 400_000, service: 'api', kind: 'pause', from: 10, to: 10, reason: 'hold', gates: [] },
+      { at: 500_000, service: 'gateway', kind: 'target', from: 0, to: 0, reason: 'unrelated', gates: [] },
+    ],
+  };
+  const m = new Metrics(src, { defaultMetrics: false });
+  let text = await m.registry.metrics();
+  t.equal(value(text, 'nginx_canary_drained{service="gateway",reason="error_ratio"}'), 1);
+  t.equal(value(text, 'nginx_canary_drain_gate_value{service="gateway",gate="error_ratio"}'), 0.31);
+  t.equal(value(text, 'nginx_canary_drain_gate_threshold{service="gateway",gate="error_ratio"}'), 0.005);
+  t.notMatch(text, /nginx_canary_drained\{service="api"/, 'a paused service is not drained');
+  t.equal(
+    value(text, 'nginx_canary_paused_seconds{service="api"}'),
+    600,
+    '(1 000 000 − 400 000) ms since the pause event',
+  );
+  t.notMatch(text, /nginx_canary_paused_seconds\{service="gateway"/);
+  t.equal(value(text, 'nginx_canary_alert_paused_after_seconds'), 1800, 'alerts.paused_after 30 min');
+
+  // An operator abort drains without a gate: drained{reason="operator"}, no gate value.
+  src.st = { ...src.st, services: { gateway: { ...svcState(0, 'drained'), drainReason: 'operator' } }, history: [] };
+  text = await m.registry.metrics();
+  t.equal(value(text, 'nginx_canary_drained{service="gateway",reason="operator"}'), 1);
+  t.notMatch(text, /nginx_canary_drain_gate_value\{/, 'no gate behind an operator abort');
+  t.notMatch(text, /nginx_canary_drained\{service="gateway",reason="error_ratio"\}/, 'the old reason is gone');
+});
+
+t.test('soak_seconds and soak_needed_seconds follow the phase', async (t) => {
+  const src = source();
+  src.st = { ...src.st, services: { gateway: { ...svcState(5, 'slice'), soakedMs: 2500 } } };
+  const text = await new Metrics(src, { defaultMetrics: false }).registry.metrics();
+  t.equal(value(text, 'nginx_canary_soak_seconds{service="gateway"}'), 2.5);
+  const svc = src.cfg.services.find((s) => s.name === 'gateway');
+  t.equal(value(text, 'nginx_canary_soak_needed_seconds{service="gateway"}'), (svc?.rollout.sliceSoakMs ?? -1) / 1000);
+  t.equal(value(text, 'nginx_canary_soak_needed_seconds{service="api"}'), 1, 'api idle: its step_soak 1 s');
 });

@@ -103,7 +103,7 @@ t.test('examples/weights.production.yaml normalizes to the production numbers', 
     stateFile: '/var/lib/nginx-canary/state.json',
     tokenFile: '/etc/nginx-canary/token',
   });
-  t.same(c.alerts, { webhookUrl: 'http://127.0.0.1:9093/api/v2/alerts' });
+  t.same(c.alerts, { webhookUrl: 'http://127.0.0.1:9093/api/v2/alerts', pausedAfterMs: 3_600_000 });
   t.same(
     c.services.map((s) => s.name),
     ['gateway', 'webhooks'],
@@ -194,7 +194,7 @@ t.test('explicit values are normalized', async (t) => {
   const c = parseConfig(
     withLines({
       1: 'nginx:\n  binary: bin/nginx\n  prefix: run\n  managed: true\n  min_reload_interval: 100ms\n  status_listen: localhost:9000',
-      6: 'alerts: { webhook_url: "https://alerts.example.com/api/v2/alerts?x=1" }\nsidecar:\n  token_file: secrets/token',
+      6: 'alerts: { webhook_url: "https://alerts.example.com/api/v2/alerts?x=1", paused_after: 2h }\nsidecar:\n  token_file: secrets/token',
       15: '      - { server: "[2001:db8::1]:443", max_fails: 0, fail_timeout: 1d, slow_start: 0s }\n      - { server: canary-2.internal:8080, slow_start: 1h }',
       11: '    split: split_clients\n    split_key: $cookie_user$remote_addr\n    probe: { health: /-/healthy, ready: /, interval: 100ms, timeout: 100ms }',
       17: '    gates: { window: 1s, min_requests: 1, connect_p95: 1ms, error_ratio: 0.01, probe_failure_ratio: "99.9%", baseline_p95_factor: 1.5 }',
@@ -207,6 +207,7 @@ t.test('explicit values are normalized', async (t) => {
   t.equal(c.nginx.minReloadIntervalMs, 100);
   t.same(c.nginx.statusListen, { host: 'localhost', port: 9000 });
   t.equal(c.alerts.webhookUrl, 'https://alerts.example.com/api/v2/alerts?x=1');
+  t.equal(c.alerts.pausedAfterMs, 7_200_000, 'paused_after 2h');
   t.equal(c.sidecar.tokenFile, '/srv/c/secrets/token');
   const s = c.services[0];
   t.equal(s?.split, 'split_clients');
@@ -395,6 +396,12 @@ t.test('semantic rules', async (t) => {
       withLine(6, 'alerts: { webhook_url: "http://a b/" }\nsidecar:'),
       'alerts.webhook_url',
       /http or https URL/,
+    ],
+    [
+      'paused_after under a minute',
+      withLine(6, 'alerts: { paused_after: 10s }\nsidecar:'),
+      'alerts.paused_after',
+      /1m/,
     ],
     [
       'webhook not a URL',

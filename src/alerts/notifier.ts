@@ -5,7 +5,8 @@
  * background with bounded retries and never delays the drain itself (the
  * drain is applied before `page` is called, and `page` does not wait).
  *
- * The Prometheus rule on `nginx_canary_phase{phase="drained"}` is the other
+ * The Prometheus rule NginxCanaryDrained (prometheus/nginx-canary.rules.yml, on
+ * `nginx_canary_drained`, same labels so Alertmanager merges the two) is the other
  * half and keeps paging while a service stays drained (issue 4).
  */
 import { request, type Dispatcher } from 'undici';

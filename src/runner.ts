@@ -244,6 +244,11 @@ export class Runner {
     return this.#state;
   }
 
+  /** The injected clock (the status page reads its time from it, so a test's ManualClock governs ages). */
+  get clock(): Clock {
+    return this.#deps.clock;
+  }
+
   /** Gate results of the last tick. */
   get gates(): Record<string, GateResult[]> {
     return this.#gates;

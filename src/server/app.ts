@@ -13,6 +13,7 @@
  * never shows its message to the client (it is logged).
  */
 import { timingSafeEqual, createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import ejs from 'ejs';
@@ -22,9 +23,11 @@ import { Value } from '@sinclair/typebox/value';
 import { TargetBody } from '../config/schema.js';
 import { CanaryError, ConfigError, errors } from '../errors.js';
 import type { Logger } from '../log.js';
-import { describeGate } from '../rollout/gates.js';
+import { HISTORY_LIMIT } from '../rollout/types.js';
 import type { Runner } from '../runner.js';
 import type { Metrics } from './metrics.js';
+import { CHART_CSS } from './chart.js';
+import { buildStatusPage } from './page.js';
 
 /** What the app needs. */
 export interface AppDeps {
@@ -39,6 +42,9 @@ export interface AppDeps {
 }
 
 const templatesDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'templates');
+
+/** Seconds between two refreshes of the status page (meta refresh; a chosen value, `?refresh=off` stops it). */
+const STATUS_REFRESH_S = 5;
 
 const NameParams = Type.Object({ name: Type.String({ pattern: '^[a-z][a-z0-9_]{0,47}$' }) });
 const RollbackBody = Type.Object(
@@ -177,13 +183,29 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     return { snapshot: snap, status: runner.status() };
   });
 
-  app.get('/', async (_req, reply) => {
-    const html = await ejs.renderFile(path.join(templatesDir, 'status.html.ejs'), {
-      status: runner.status(20),
-      now: Date.now(),
-      describe: describeGate,
+  // The status page: the template is read and compiled once per app (on the first request), then only run.
+  let statusTemplate: Promise<ejs.TemplateFunction> | undefined;
+  app.get('/', async (req, reply) => {
+    const file = path.join(templatesDir, 'status.html.ejs');
+    statusTemplate ??= readFile(file, 'utf8').then((src) => ejs.compile(src, { filename: file }));
+    const render = await statusTemplate.catch((err: unknown) => {
+      statusTemplate = undefined; // a broken template is retried on the next request
+      throw err;
     });
-    return reply.type('text/html; charset=utf-8').send(html);
+    const query = req.query as Record<string, unknown>;
+    // Like a 5xx, a failure to list snapshots is logged; the page only says where to look.
+    const snapshots = await runner.snapshots().catch((err: unknown) => {
+      deps.log.warn({ err }, 'status page: listing the snapshots failed');
+      return new Error('listing them failed; see the sidecar log');
+    });
+    // Runner exposes no clock: the wall clock is the right edge of the chart and the origin of ages.
+    const page = buildStatusPage({
+      status: runner.status(HISTORY_LIMIT),
+      snapshots,
+      now: runner.clock.now(),
+      refreshSeconds: query['refresh'] === 'off' ? null : STATUS_REFRESH_S,
+    });
+    return reply.type('text/html; charset=utf-8').send(render({ page, chartCss: CHART_CSS }));
   });
 
   return app;

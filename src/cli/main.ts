@@ -21,6 +21,7 @@ import type { Flavor } from '../nginx/types.js';
 import { statusOf, type StatusDocument } from '../runner.js';
 import { callApi } from './client.js';
 import { formatStatus } from './format.js';
+import { DEFAULT_INTERVAL_MS, parseInterval, useColor, watchStatus } from './watch.js';
 
 /** Where the CLI writes (tests pass buffers). */
 export interface CliIo {
@@ -133,8 +134,36 @@ function program(io: CliIo, setCode: (c: number) => void): Command {
     .command('status')
     .description('show each service: weight, target, phase, soak, gates, recent events')
     .option('--json', 'print the status document as JSON')
-    .action(async (o: { json?: boolean }) => {
+    .option(
+      '--watch',
+      'keep watching: redraw in place on a terminal, print a block on each change when piped (Ctrl-C stops)',
+    )
+    .option('--interval <duration>', 'poll interval of --watch, weights.yaml syntax (500ms, 2s); default 1s')
+    .option('--no-color', 'no colour in --watch (also when NO_COLOR is set)')
+    .action(async (o: { json?: boolean; watch?: boolean; interval?: string; color: boolean }) => {
+      if (o.watch && o.json) throw errors.usage('--watch and --json do not combine', 'Drop one of them');
+      if (!o.watch && o.interval !== undefined) {
+        throw errors.usage(
+          '--interval applies only to --watch',
+          `Run \`nginx-canary status --watch --interval ${o.interval}\``,
+        );
+      }
+      const intervalMs = o.interval === undefined ? DEFAULT_INTERVAL_MS : parseInterval(o.interval);
       const c = await config();
+      if (o.watch) {
+        // Redraw only on the real terminal; a caller's io (tests) gets plain blocks.
+        const tty = io === defaultIo && process.stdout.isTTY === true;
+        setCode(
+          await watchStatus(c, {
+            intervalMs,
+            tty,
+            color: useColor(o.color, tty, process.env),
+            write: (s) => io.out(s),
+            size: () => ({ columns: process.stdout.columns ?? 0, rows: process.stdout.rows ?? 0 }),
+          }),
+        );
+        return;
+      }
       let doc: StatusDocument;
       let note = '';
       try {

@@ -23,7 +23,8 @@ export function apiBase(config: Config): string {
  * JSON, and the bearer token from sidecar.token_file on every call but GET.
  * Header and body timeouts are 30 000 ms each (a chosen bound, not from a
  * seed). Returns the parsed JSON body, or `{ message: <text> }` when the body
- * is not JSON.
+ * is not JSON. `opts.signal` aborts the request (the watch view's Ctrl-C),
+ * which then throws like an unreachable sidecar.
  *
  * @throws CanaryError NC_SIDECAR_UNREACHABLE when the request fails (nothing listens, or no headers
  *   within 30 s); a CanaryError with the API's code (NC_API when it sent none), message and fix for a
@@ -35,6 +36,7 @@ export async function callApi(
   method: 'GET' | 'POST' | 'PUT',
   path: string,
   body?: unknown,
+  opts: { signal?: AbortSignal } = {},
 ): Promise<unknown> {
   const url = `${apiBase(config)}${path}`;
   const headers: Record<string, string> = {};
@@ -50,6 +52,7 @@ export async function callApi(
       body: body === undefined ? null : JSON.stringify(body),
       headersTimeout: 30_000,
       bodyTimeout: 30_000,
+      ...(opts.signal ? { signal: opts.signal } : {}),
     });
   } catch (err) {
     throw errors.sidecarUnreachable(apiBase(config), err);

@@ -430,8 +430,7 @@ export interface WatchStatusOptions {
  * the API client, the system clock, Node timers) until SIGINT or SIGTERM,
  * then removes its signal handlers and resolves to exit code 0. An
  * unreachable sidecar is shown and retried, never an exit. A poll in flight
- * when the signal comes is abandoned; its socket may keep the process up to
- * the client's 30 s timeout if the sidecar hangs mid-answer.
+ * when the signal comes is aborted with it.
  *
  * @throws whatever `opts.write` throws.
  */
@@ -443,7 +442,8 @@ export async function watchStatus(config: Config, opts: WatchStatusOptions): Pro
   try {
     await watchLoop(
       {
-        fetch: async () => (await callApi(config, 'GET', '/api/v1/services')) as StatusDocument,
+        fetch: async () =>
+          (await callApi(config, 'GET', '/api/v1/services', undefined, { signal: ac.signal })) as StatusDocument,
         write: opts.write,
         clock: systemClock,
         sleep: (ms, signal) => delay(ms, undefined, { signal }).catch(() => undefined),

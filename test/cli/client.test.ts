@@ -7,6 +7,7 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { apiBase, callApi } from '../../src/cli/client.js';
 import { CanaryError } from '../../src/errors.js';
+import { waitFor } from '../../src/util/wait.js';
 import { makeConfig } from '../fixtures/nginx/config.js';
 import { freePort } from '../fixtures/nginx/harness.js';
 
@@ -57,6 +58,9 @@ async function server(t: { teardown(fn: () => unknown): void }): Promise<{ port:
           return send(502, '', 'text/plain');
         case '/json-no-fields':
           return send(503, JSON.stringify({ something: 'else' }));
+        case '/hang':
+          return undefined; // never answers: only the caller's signal (or the 30 s timeout) ends the call
+
         default:
           return send(200, JSON.stringify({ echo: true }));
       }
@@ -98,6 +102,20 @@ t.test('answers', async (t) => {
     t.equal(last?.method, 'GET');
     t.equal(last?.headers['content-type'], undefined, 'no body, no content-type');
     t.equal(last?.headers['authorization'], undefined, 'no token configured, no header');
+  });
+
+  t.test('an abort signal ends a call the sidecar never answers', async (t) => {
+    const ac = new AbortController();
+    const started = performance.now();
+    const p = rejection(callApi(config, 'GET', '/hang', undefined, { signal: ac.signal }));
+    await waitFor(() => seen.some((s) => s.url === '/hang'), {
+      timeoutMs: 5000,
+      what: 'the request reached the server',
+    });
+    ac.abort();
+    const err = await p;
+    t.equal(err.code, 'NC_SIDECAR_UNREACHABLE');
+    t.ok(performance.now() - started < 10_000, 'well before the 30 s client timeout');
   });
 
   t.test('a body is sent as JSON', async (t) => {

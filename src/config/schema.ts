@@ -168,6 +168,9 @@ export const NginxSchema = Type.Object(
       ),
     ),
     min_reload_interval: Opt(Duration('2s')),
+    upstream_keepalive: Opt(Int(0, 1024, 32)),
+    upstream_keepalive_timeout: Opt(Duration('4s')),
+    max_old_generations: Opt(Int(1, 100, 3)),
   },
   {
     additionalProperties: false,

@@ -645,6 +645,9 @@ export function validateConfig(raw: unknown, file: string, locate: Locate): Vali
   const tokenFile = paths.read(sc, 'token_file') ?? null;
   const keep = sn.integer('keep', 20);
   const minReloadIntervalMs = nx.duration('min_reload_interval', 2 * SEC, { min: 100, max: HOUR });
+  const upstreamKeepalive = nx.integer('upstream_keepalive', 32);
+  const upstreamKeepaliveTimeoutMs = nx.duration('upstream_keepalive_timeout', 4 * SEC, { min: SEC, max: HOUR });
+  const maxOldGenerations = nx.integer('max_old_generations', 3);
   const statusListen = listen(nx, 'status_listen', { host: '127.0.0.1', port: 9465 });
   const sidecarListen = listen(sc, 'listen', { host: '127.0.0.1', port: 9464 });
   if (statusListen.host === sidecarListen.host && statusListen.port === sidecarListen.port) {
@@ -719,6 +722,9 @@ export function validateConfig(raw: unknown, file: string, locate: Locate): Vali
         statusListen,
         snapshots: { dir: snapshotsDir, keep },
         minReloadIntervalMs,
+        upstreamKeepalive,
+        upstreamKeepaliveTimeoutMs,
+        maxOldGenerations,
       },
       sidecar: { listen: sidecarListen, stateFile, tokenFile },
       alerts: { webhookUrl, pausedAfterMs },

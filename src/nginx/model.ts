@@ -162,6 +162,11 @@ export interface UpstreamsModel {
   statusListen: string;
   /** The access log format name the template defines (nginx.conf refers to it). */
   logFormat: 'nginx_canary';
+  /**
+   * `keepalive` and `keepalive_timeout` (nginx time syntax, e.g. `4s`) rendered in every upstream
+   * block, or null when nginx.upstream_keepalive is 0.
+   */
+  keepalive: { connections: number; timeout: string } | null;
   /** One entry per service, in config order. */
   services: ServiceModel[];
 }
@@ -371,6 +376,13 @@ export function buildModel(
     weights: Object.fromEntries(services.map((s) => [s.name, s.weight])),
     statusListen: formatListen(config.nginx.statusListen),
     logFormat: 'nginx_canary',
+    keepalive:
+      config.nginx.upstreamKeepalive > 0
+        ? {
+            connections: config.nginx.upstreamKeepalive,
+            timeout: `${Math.max(1, Math.round(config.nginx.upstreamKeepaliveTimeoutMs / 1000))}s`,
+          }
+        : null,
     services,
   };
 }

@@ -34,6 +34,9 @@ t.test("the repo's weights.yaml (the demo) normalizes", async (t) => {
       statusListen: { host: '127.0.0.1', port: 9465 },
       snapshots: { dir: path.join(ROOT, '.run/snapshots'), keep: 20 },
       minReloadIntervalMs: 1000,
+      upstreamKeepalive: 32,
+      upstreamKeepaliveTimeoutMs: 4000,
+      maxOldGenerations: 3,
     },
     sidecar: {
       listen: { host: '127.0.0.1', port: 9464 },
@@ -97,6 +100,9 @@ t.test('examples/weights.production.yaml normalizes to the production numbers', 
     statusListen: { host: '127.0.0.1', port: 9465 },
     snapshots: { dir: '/var/lib/nginx-canary/snapshots', keep: 20 },
     minReloadIntervalMs: 2000,
+    upstreamKeepalive: 32,
+    upstreamKeepaliveTimeoutMs: 4000,
+    maxOldGenerations: 3,
   });
   t.same(c.sidecar, {
     listen: { host: '127.0.0.1', port: 9464 },
@@ -193,7 +199,7 @@ t.test('a minimal file takes every default', async (t) => {
 t.test('explicit values are normalized', async (t) => {
   const c = parseConfig(
     withLines({
-      1: 'nginx:\n  binary: bin/nginx\n  prefix: run\n  managed: true\n  min_reload_interval: 100ms\n  status_listen: localhost:9000',
+      1: 'nginx:\n  binary: bin/nginx\n  prefix: run\n  managed: true\n  min_reload_interval: 100ms\n  status_listen: localhost:9000\n  upstream_keepalive: 0\n  upstream_keepalive_timeout: 30s\n  max_old_generations: 5',
       6: 'alerts: { webhook_url: "https://alerts.example.com/api/v2/alerts?x=1", paused_after: 2h }\nsidecar:\n  token_file: secrets/token',
       15: '      - { server: "[2001:db8::1]:443", max_fails: 0, fail_timeout: 1d, slow_start: 0s }\n      - { server: canary-2.internal:8080, slow_start: 1h }',
       11: '    split: split_clients\n    split_key: $cookie_user$remote_addr\n    probe: { health: /-/healthy, ready: /, interval: 100ms, timeout: 100ms }',
@@ -205,6 +211,9 @@ t.test('explicit values are normalized', async (t) => {
   t.equal(c.nginx.prefix, '/srv/c/run');
   t.equal(c.nginx.managed, true);
   t.equal(c.nginx.minReloadIntervalMs, 100);
+  t.equal(c.nginx.upstreamKeepalive, 0, 'upstream_keepalive 0 = off');
+  t.equal(c.nginx.upstreamKeepaliveTimeoutMs, 30_000);
+  t.equal(c.nginx.maxOldGenerations, 5);
   t.same(c.nginx.statusListen, { host: 'localhost', port: 9000 });
   t.equal(c.alerts.webhookUrl, 'https://alerts.example.com/api/v2/alerts?x=1');
   t.equal(c.alerts.pausedAfterMs, 7_200_000, 'paused_after 2h');

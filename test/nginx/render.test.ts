@@ -144,7 +144,7 @@ t.test('the rendered file holds the header, the exact log_format, the upstreams 
   t.ok(text.split('\n').includes(LOG_FORMAT), 'the log_format line is exactly the contract');
   t.match(
     text,
-    /upstream gateway \{\n {4}server 127\.0\.0\.1:18789 weight=7 max_fails=3 fail_timeout=20s; # primary\n {4}server 127\.0\.0\.1:18890 weight=3 max_fails=1 fail_timeout=10s; # canary\n\}/,
+    /upstream gateway \{\n {4}server 127\.0\.0\.1:18789 weight=7 max_fails=3 fail_timeout=20s; # primary\n {4}server 127\.0\.0\.1:18890 weight=3 max_fails=1 fail_timeout=10s; # canary\n {4}keepalive 32;\n {4}keepalive_timeout 4s;\n\}/,
   );
   t.match(
     text,
@@ -270,13 +270,19 @@ t.test('weighted: upstream gateway exactly as before, then the per-pool upstream
         'upstream gateway {',
         '    server 127.0.0.1:18789 weight=1 max_fails=3 fail_timeout=20s; # primary',
         '    server 127.0.0.1:18890 weight=1 max_fails=1 fail_timeout=10s down; # canary',
+        '    keepalive 32;',
+        '    keepalive_timeout 4s;',
         '}',
         'upstream gateway_primary {',
         '    server 127.0.0.1:18789 max_fails=3 fail_timeout=20s; # primary',
+        '    keepalive 32;',
+        '    keepalive_timeout 4s;',
         '}',
         'upstream gateway_canary {',
         '    server 127.0.0.1:18890 max_fails=1 fail_timeout=10s; # canary',
         '    server 127.0.0.1:18789 max_fails=3 fail_timeout=20s backup; # primary',
+        '    keepalive 32;',
+        '    keepalive_timeout 4s;',
         '}',
         'map $http_x_canary $nginx_canary_gateway {',
         '    default gateway;',
@@ -298,10 +304,14 @@ t.test('split_clients: per-pool upstreams, the split_clients block and the route
         '# gateway: canary 20 %, split split_clients',
         'upstream gateway_primary {',
         '    server 127.0.0.1:18789 max_fails=3 fail_timeout=20s; # primary',
+        '    keepalive 32;',
+        '    keepalive_timeout 4s;',
         '}',
         'upstream gateway_canary {',
         '    server 127.0.0.1:18890 max_fails=1 fail_timeout=10s; # canary',
         '    server 127.0.0.1:18789 max_fails=3 fail_timeout=20s backup; # primary',
+        '    keepalive 32;',
+        '    keepalive_timeout 4s;',
         '}',
         'split_clients "$remote_addr$http_user_agent" $nginx_canary_gateway_split {',
         '    20% gateway_canary;',
@@ -377,5 +387,25 @@ t.test('the header comment tells the operator how to route', async (t) => {
   t.ok(
     header.split('\n').every((l) => l === '' || l.startsWith('#')),
     'the header is comments only',
+  );
+});
+
+t.test('upstream keepalive: rendered in every upstream block, none at upstream_keepalive 0', async (t) => {
+  for (const split of ['weighted', 'split_clients'] as const) {
+    const config = splitConfig(split);
+    const on = render({ name: 'k', config, weights: { gateway: 20 }, generation: 1, flavor: 'oss' }).text;
+    const blocks = on.match(/^upstream \w+ \{[^}]*\}/gm) ?? [];
+    t.equal(blocks.length, split === 'weighted' ? 3 : 2, `${split}: upstream blocks`);
+    for (const b of blocks)
+      t.match(b, /\n {4}keepalive 32;\n {4}keepalive_timeout 4s;\n\}$/, `${split}: ${b.split(' ')[1]}`);
+    const offConfig = { ...config, nginx: { ...config.nginx, upstreamKeepalive: 0 } };
+    const off = render({ name: 'k', config: offConfig, weights: { gateway: 20 }, generation: 1, flavor: 'oss' }).text;
+    t.notMatch(off, /keepalive/, `${split}: keepalive 0 renders no keepalive line`);
+  }
+  const slow = { ...base, nginx: { ...base.nginx, upstreamKeepaliveTimeoutMs: 1500 } };
+  t.match(
+    render({ name: 'k', config: slow, weights: { gateway: 5 }, generation: 1, flavor: 'oss' }).text,
+    /keepalive_timeout 2s;/,
+    'the timeout rounds to whole seconds',
   );
 });

@@ -1,0 +1,179 @@
+// oldWorkers on a real nginx: an in-flight request through a slow real backend
+// keeps the worker that holds it in "shutting down" after a reload; two reloads
+// with one held request each make two generations; releasing them (the client
+// goes away, nginx aborts the upstream request) lets them exit well before
+// worker_shutdown_timeout (30 s here). Plus the parser on a hand-made /proc.
+import { mkdir, writeFile } from 'node:fs/promises';
+import net from 'node:net';
+import path from 'node:path';
+import t from 'tap';
+import { countGenerations, oldWorkers, statFields } from '../../src/nginx/workers.js';
+import { waitFor } from '../../src/util/wait.js';
+import { startTestNginx } from '../fixtures/nginx/harness.js';
+
+/** A /proc/<pid>/stat line with ppid and starttime (ticks) set; comm with a space and a ')' as nginx never has, to test the parse. */
+function statLine(pid: number, ppid: number, startTicks: number): string {
+  const after = ['S', ppid, ...Array.from({ length: 17 }, () => 0), startTicks, 0, 0];
+  return `${pid} (ngi) nx) ${after.join(' ')}\n`;
+}
+
+async function fakeProc(
+  root: string,
+  procs: { pid: number; ppid: number; start: number; title: string }[],
+  children: boolean,
+): Promise<void> {
+  for (const p of procs) {
+    await mkdir(path.join(root, String(p.pid), 'task', String(p.pid)), { recursive: true });
+    await writeFile(path.join(root, String(p.pid), 'stat'), statLine(p.pid, p.ppid, p.start));
+    await writeFile(path.join(root, String(p.pid), 'cmdline'), `${p.title}\0\0\0`);
+    if (children)
+      await writeFile(
+        path.join(root, String(p.pid), 'task', String(p.pid), 'children'),
+        procs
+          .filter((c) => c.ppid === p.pid)
+          .map((c) => `${c.pid} `)
+          .join(''),
+      );
+  }
+  await mkdir(path.join(root, 'self'), { recursive: true });
+}
+
+t.test('countGenerations clusters start times by gap', async (t) => {
+  t.equal(countGenerations([], 100), 0);
+  t.equal(countGenerations([500], 100), 1);
+  t.equal(countGenerations([1000, 1010, 1000], 100), 1, 'one reload: same tick or one apart');
+  t.equal(countGenerations([2000, 1000, 1010, 2010], 100), 2, 'unsorted input, two reloads 1 s apart');
+  t.equal(countGenerations([1000, 1100, 1201], 100), 2, 'a gap of exactly 100 joins, 101 splits');
+});
+
+t.test('statFields reads past a comm holding spaces and parentheses', async (t) => {
+  const f = statFields(statLine(7, 3, 4242));
+  t.equal(f?.[1], '3', 'field 4: ppid');
+  t.equal(f?.[19], '4242', 'field 22: starttime');
+  t.equal(statFields('garbage'), null);
+  t.equal(statFields('1 (x) S 0'), null, 'too few fields');
+});
+
+t.test('oldWorkers on a hand-made /proc', async (t) => {
+  const procs = [
+    { pid: 10, ppid: 1, start: 100, title: 'nginx: master process nginx -c x' },
+    { pid: 11, ppid: 10, start: 200, title: 'nginx: worker process is shutting down' },
+    { pid: 12, ppid: 10, start: 200, title: 'nginx: worker process is shutting down' },
+    { pid: 13, ppid: 10, start: 900, title: 'nginx: worker process is shutting down' },
+    { pid: 14, ppid: 10, start: 1500, title: 'nginx: worker process' },
+    { pid: 20, ppid: 1, start: 300, title: 'nginx: worker process is shutting down' },
+  ];
+  const dir = t.testdir();
+  const withChildren = path.join(dir, 'a');
+  await fakeProc(withChildren, procs, true);
+  const expected = { shuttingDown: 3, generations: 2, pids: [11, 12, 13] };
+  t.same(await oldWorkers(10, { procRoot: withChildren }), expected, 'via task/<pid>/children');
+  const scan = path.join(dir, 'b');
+  await fakeProc(scan, procs, false);
+  await mkdir(path.join(scan, '30'), { recursive: true }); // a process that exited mid-scan: no stat
+  t.same(await oldWorkers(10, { procRoot: scan }), expected, 'via a scan of every stat (no CONFIG_PROC_CHILDREN)');
+  t.same(
+    await oldWorkers(10, { procRoot: scan, gapMs: 10_000 }),
+    { ...expected, generations: 1 },
+    'a wider gap joins the two reloads',
+  );
+  t.same(
+    await oldWorkers(10, { procRoot: scan, ticksPerSecond: 1000 }),
+    expected,
+    'at 1000 ticks/s: 1 ms vs 699 ms apart',
+  );
+  // A child listed but gone before its stat was read is skipped.
+  await writeFile(path.join(withChildren, '10', 'task', '10', 'children'), '11 12 13 99 ');
+  t.same(await oldWorkers(10, { procRoot: withChildren }), expected, 'a vanished child is skipped');
+  await writeFile(path.join(withChildren, '12', 'stat'), 'not a stat line');
+  t.same(
+    await oldWorkers(10, { procRoot: withChildren }),
+    { shuttingDown: 2, generations: 2, pids: [11, 13] },
+    'an unreadable stat is skipped',
+  );
+  const none = { shuttingDown: 0, generations: 0, pids: [] };
+  t.same(await oldWorkers(10, { procRoot: path.join(dir, 'no-proc') }), none, 'no /proc: zeros');
+  t.same(await oldWorkers(4242, { procRoot: scan }), none, 'master gone: zeros');
+});
+
+/** An HTTP request to nginx on a raw socket, left in flight. */
+async function holdRequest(port: number): Promise<net.Socket> {
+  const s = net.connect({ host: '127.0.0.1', port });
+  await new Promise<void>((resolve, reject) => {
+    s.once('connect', resolve);
+    s.once('error', reject);
+  });
+  s.on('error', () => undefined);
+  s.write('GET /held HTTP/1.1\r\nHost: test\r\n\r\n');
+  return s;
+}
+
+t.test('oldWorkers on a real nginx: held requests keep old generations alive', async (t) => {
+  let edited = false;
+  const h = await startTestNginx(t, {
+    editConf: (s) => {
+      edited = s.includes('worker_shutdown_timeout 10s;');
+      // Long enough that this test, not the timeout, ends the old workers.
+      return s.replace('worker_shutdown_timeout 10s;', 'worker_shutdown_timeout 30s;');
+    },
+  });
+  t.ok(edited, 'the example nginx.conf sets worker_shutdown_timeout 10s (raised to 30s here)');
+  const primary = h.backends.primary[0];
+  if (!primary) throw new Error('harness started no primary backend');
+  // Weight 0: every request goes to the primary, which now answers after 60 s.
+  await primary.setFault({ kind: 'delay', ms: 60_000 });
+  const master = h.nginx.pid;
+  const sockets: net.Socket[] = [];
+  t.teardown(() => sockets.forEach((s) => s.destroy()));
+
+  t.same(await oldWorkers(master), { shuttingDown: 0, generations: 0, pids: [] }, 'nothing draining at start');
+
+  // The heuristic needs reloads more than gapMs (100 ms) apart; wait for that
+  // much real time since the previous set of workers started.
+  let lastStart = performance.now();
+  const apart = (): Promise<boolean> =>
+    waitFor(() => performance.now() - lastStart > 300, { what: 'reloads 300 ms apart', timeoutMs: 2000 });
+
+  sockets.push(await holdRequest(h.port));
+  await waitFor(() => primary.openConnections >= 1, { what: 'nginx to forward the held request' });
+  await apart();
+  await h.realCtl.reload();
+  lastStart = performance.now();
+  // The other old worker has nothing in flight and exits at once; the one holding the request stays.
+  const one = await waitFor(
+    async () => {
+      const w = await oldWorkers(master);
+      return w.shuttingDown === 1 ? w : null;
+    },
+    { what: 'one old worker shutting down', timeoutMs: 10_000 },
+  );
+  t.equal(one.generations, 1, 'one generation after one reload');
+
+  sockets.push(await holdRequest(h.port));
+  await waitFor(() => primary.openConnections >= 2, { what: 'a new worker to forward the second held request' });
+  await apart();
+  await h.realCtl.reload();
+  const two = await waitFor(
+    async () => {
+      const w = await oldWorkers(master);
+      return w.shuttingDown === 2 ? w : null;
+    },
+    { what: 'two old workers shutting down', timeoutMs: 10_000 },
+  );
+  t.equal(two.generations, 2, 'two generations after two reloads with a held request each');
+  t.equal(two.pids[0], one.pids[0], 'the oldest is the first one, still there');
+
+  const released = performance.now();
+  for (const s of sockets) s.destroy();
+  await waitFor(
+    async () => {
+      const w = await oldWorkers(master);
+      return w.shuttingDown === 0 && w.generations === 0 && w.pids.length === 0;
+    },
+    { what: 'the old workers to exit once their requests are gone', timeoutMs: 10_000 },
+  );
+  t.ok(
+    performance.now() - released < 10_000,
+    'they exited because the requests ended, not at worker_shutdown_timeout (30 s)',
+  );
+});

@@ -6,6 +6,7 @@
  * 1 failure, 2 usage or invalid config); `statusCode` is what the HTTP API
  * answers. 5xx messages are not shown to API clients (see server/app.ts).
  */
+import { MIN_FREE_DISK_RATIO } from './nginx/types.js';
 
 /** Where in a file a problem sits (1-based line and column). */
 export interface SourcePosition {
@@ -101,6 +102,23 @@ export class ConfigError extends CanaryError {
   }
 }
 
+/** What the lock errors show of a lock file's holder (src/lock.ts LockHolder). */
+export interface LockHolderInfo {
+  /** Process id on `hostname`. */
+  pid: number;
+  hostname: string;
+  /** ISO 8601 time the lock was taken. */
+  startedAt: string;
+  /** The holder's process.argv. */
+  argv: readonly string[];
+}
+
+/** `since <startedAt>: <command>` for a lock holder (argv without the node binary, at most 160 characters). */
+function describeHolder(h: LockHolderInfo): string {
+  const cmd = h.argv.slice(1).join(' ');
+  return `since ${h.startedAt}: ${cmd.length > 160 ? `${cmd.slice(0, 159)}…` : cmd}`;
+}
+
 /** Constructors for every other catalogued error. One entry per code; codes are never reused. */
 export const errors = {
   usage: (message: string, fix: string) => new CanaryError('NC_USAGE', message, { fix, exitCode: 2, statusCode: 400 }),
@@ -146,13 +164,13 @@ export const errors = {
       },
     ),
   /**
-   * `freePercent`: free space of the volume, percent 0–100 (not a ratio). The message's "< 10 %" is
-   * MIN_FREE_DISK_RATIO (nginx/types.ts, seed 002).
+   * `freePercent`: free space of the volume, percent 0–100 (not a ratio). The message's floor is
+   * MIN_FREE_DISK_RATIO (nginx/types.ts, seed 002: 0.1, shown as "< 10 %").
    */
   diskLow: (path: string, freePercent: number) =>
     new CanaryError(
       'NC_DISK_LOW',
-      `only ${freePercent.toFixed(1)} % free on the volume of ${path} (< 10 %); no change was made`,
+      `only ${freePercent.toFixed(1)} % free on the volume of ${path} (< ${Number((MIN_FREE_DISK_RATIO * 100).toFixed(1))} %); no change was made`,
       {
         fix: 'Free disk space on that volume; the walk resumes by itself',
       },
@@ -221,6 +239,50 @@ export const errors = {
     new CanaryError('NC_NGINX_START_FAILED', `the managed nginx (${binary}) did not start: ${detail}`, {
       fix: 'Run `nginx-canary check`, and make sure the ports nginx.conf listens on are free',
     }),
+  /**
+   * A lock file (src/lock.ts) is held by a live process on this host, or by any process on another
+   * host (`remote`: never taken over, since its pid cannot be checked from here). `holder`: the
+   * file's record, or null when a takeover by another process was still under way.
+   */
+  locked: (file: string, holder: LockHolderInfo | null, remote: boolean) =>
+    new CanaryError(
+      'NC_LOCKED',
+      holder === null
+        ? `lock file ${file} is being taken over by another process`
+        : `lock file ${file} is held by pid ${holder.pid}${remote ? ` on host ${holder.hostname}` : ''} (${describeHolder(holder)}): another nginx-canary uses the same files`,
+      {
+        fix:
+          holder === null
+            ? 'Retry in a moment'
+            : remote
+              ? `Stop that process on ${holder.hostname} (pid ${holder.pid}); if you are sure it is gone, delete ${file} (a lock from another host is never taken over: its pid means nothing here)`
+              : `Stop the other process (pid ${holder.pid}) first; if you are sure it is gone, delete ${file}`,
+        exitCode: 1,
+        statusCode: 409,
+      },
+    ),
+  /** Still held after `waitMs` (ms) of waiting (weights.yaml edits wait up to 5 s: a chosen bound). */
+  lockTimeout: (file: string, holder: LockHolderInfo, waitMs: number) =>
+    new CanaryError(
+      'NC_LOCK_TIMEOUT',
+      `lock file ${file} is still held by pid ${holder.pid} on host ${holder.hostname} (${describeHolder(holder)}) after ${waitMs} ms; nothing was changed`,
+      {
+        fix: `Retry; if pid ${holder.pid} is stuck, stop it, or delete ${file} if you are sure it is gone`,
+        exitCode: 1,
+        statusCode: 409,
+      },
+    ),
+  /** weights.yaml changed between read and rename `attempts` times in a row (another writer, e.g. an editor). */
+  configBusy: (file: string, attempts: number) =>
+    new CanaryError(
+      'NC_CONFIG_BUSY',
+      `${file} was changed by another writer during each of ${attempts} attempts to set the target; it was left as that writer saved it`,
+      {
+        fix: 'Retry once the other writer (an editor saving in a loop?) has finished',
+        exitCode: 1,
+        statusCode: 409,
+      },
+    ),
   unauthorized: () =>
     new CanaryError('NC_UNAUTHORIZED', 'this call changes the rollout and needs the bearer token', {
       fix: 'Send `Authorization: Bearer <contents of sidecar.token_file>`',

@@ -9,6 +9,7 @@ import type { Clock } from './clock.js';
 import { systemClock } from './clock.js';
 import type { Config } from './config/types.js';
 import { CanaryError } from './errors.js';
+import { acquireLocks, releaseLocks, sidecarLockFiles } from './lock.js';
 import type { Logger } from './log.js';
 import { nopNotifier, WebhookNotifier, type Notifier } from './alerts/notifier.js';
 import { StateStore } from './rollout/store.js';
@@ -170,11 +171,37 @@ export async function openRunner(config: Config, opts: RunnerOptions): Promise<R
 }
 
 /**
- * Starts the sidecar on a loaded config. Throws CanaryError when nginx cannot
- * run, the state file is corrupt, the token file is unusable or the API port
- * is taken (nothing is changed in any of those cases).
+ * Starts the sidecar on a loaded config. First takes its lock files
+ * (src/lock.ts `sidecarLockFiles`: `<state_file>.lock`, then
+ * `.nginx-canary.lock` beside nginx.upstreams_file), before anything is read
+ * or written; they are released by close() and when the start fails. Throws
+ * CanaryError NC_LOCKED when another live sidecar holds either (a dead one's
+ * lock is taken over, with a warning), or when nginx cannot run, the state
+ * file is corrupt, the token file is unusable or the API port is taken
+ * (nothing is changed in any of those cases).
  */
 export async function startSidecar(config: Config, opts: SidecarOptions): Promise<SidecarHandle> {
+  const locks = await acquireLocks(sidecarLockFiles(config), { log: opts.log.child({ component: 'lock' }) });
+  let sidecar: SidecarHandle;
+  try {
+    sidecar = await startLocked(config, opts);
+  } catch (err) {
+    await releaseLocks(locks);
+    throw err;
+  }
+  const close = sidecar.close.bind(sidecar);
+  sidecar.close = async () => {
+    try {
+      await close();
+    } finally {
+      await releaseLocks(locks);
+    }
+  };
+  return sidecar;
+}
+
+/** {@link startSidecar} once its locks are held. */
+async function startLocked(config: Config, opts: SidecarOptions): Promise<SidecarHandle> {
   const clock = opts.clock ?? systemClock;
   const log = opts.log;
   const token = await readToken(config);

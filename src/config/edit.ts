@@ -4,14 +4,17 @@
  * value's characters change when the key exists, so comments, alignment and
  * quoting elsewhere survive byte for byte; otherwise the yaml Document API
  * adds the key (comments survive, spacing may be normalized). The new text
- * is validated in full before it is written, and written atomically.
+ * is validated in full before it is written, and written atomically; writers
+ * are serialized by `<weights.yaml>.lock` (src/lock.ts) and a file changed by
+ * an editor meanwhile is re-edited, never overwritten (see setTarget).
  */
 import { randomBytes } from 'node:crypto';
-import { open, realpath, rename, rm, stat } from 'node:fs/promises';
+import { open, readFile, realpath, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import { isMap, isScalar, parseDocument } from 'yaml';
 import { ConfigError, errors } from '../errors.js';
+import { acquireLock } from '../lock.js';
 import { parseConfig, readConfigText, YAML_OPTIONS } from './load.js';
 import { toTenthPercent } from './units.js';
 import { formatPath } from './validate.js';
@@ -45,61 +48,12 @@ export function replaceTarget(text: string, service: string, weight: number): st
   return doc.toString();
 }
 
-/** Writes `text` over `file` atomically: temp file beside it, fsync, rename, fsync of the directory. Keeps mode and (when allowed) owner. */
-async function writeAtomic(file: string, text: string): Promise<void> {
-  const real = await realpath(file);
-  const { mode, uid, gid } = await stat(real);
-  const dir = path.dirname(real);
-  const tmp = path.join(dir, `.${path.basename(real)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
-  try {
-    const fh = await open(tmp, 'wx', mode & 0o7777);
-    try {
-      await fh.writeFile(text, 'utf8');
-      await fh.chmod(mode & 0o7777); // open() applied the umask
-      await fh.chown(uid, gid).catch(() => undefined); // only root may give a file away
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, real);
-  } catch (cause) {
-    await rm(tmp, { force: true });
-    throw errors.configWrite(file, cause);
-  }
-  const d = await open(dir, 'r');
-  try {
-    await d.sync();
-  } finally {
-    await d.close();
-  }
-}
-
 /**
- * Sets `services.<service>.rollout.target` in `file` to `weight` (percent
- * 0–100, at most one decimal) and returns the old and new target (percent).
- *
- * Throws, leaving the file byte-identical: ConfigError naming the key when
- * the weight is out of range or finer than 0.1, or when the edit would change
- * more than this one target (a value shared through a YAML anchor/alias);
- * ConfigError when the file is unreadable or invalid before or after the edit; `errors.unknownService`
- * (NC_UNKNOWN_SERVICE) when no such service; `errors.configWrite` (NC_CONFIG_WRITE) when the
- * temp file cannot be written or renamed; the plain fs error when the file's real path cannot be
- * resolved or stat'ed, or (after the rename, so the new text is in place) its directory cannot be
- * fsynced. Writing the same target again leaves the file untouched.
+ * Plans the edit of `text`: the service's current target (`from`, percent)
+ * and the new text. Pure apart from naming `file` in errors.
+ * @throws what {@link setTarget} documents for an invalid file, an unknown service or an aliased rollout.
  */
-export async function setTarget(file: string, service: string, weight: number): Promise<{ from: number; to: number }> {
-  const to = weight >= 0 && weight <= 100 ? toTenthPercent(weight) : null;
-  if (to === null) {
-    throw new ConfigError([
-      {
-        position: null,
-        path: formatPath(['services', service, 'rollout', 'target']),
-        message: `must be a percentage from 0 to 100 with at most one decimal (got ${String(weight)})`,
-        fix: 'Give a weight such as 60 or 12.5',
-      },
-    ]);
-  }
-  const text = await readConfigText(file);
+function plan(text: string, file: string, service: string, to: number): { from: number; next: string } {
   const before = parseConfig(text, file);
   const current = before.services.find((s) => s.name === service);
   if (!current) throw errors.unknownService(service);
@@ -119,6 +73,123 @@ export async function setTarget(file: string, service: string, weight: number): 
       },
     ]);
   }
-  if (next !== text) await writeAtomic(file, next);
-  return { from, to };
+  return { from, next };
+}
+
+/**
+ * Writes `next` over `real` (a real path) atomically — temp file beside it
+ * with its mode and (when allowed) owner, fsync, rename, fsync of the
+ * directory — but only if `real` still holds `expected` just before the
+ * rename. Resolves to false, leaving `real` alone, when it does not.
+ */
+async function replaceIfUnchanged(
+  real: string,
+  file: string,
+  expected: string,
+  next: string,
+  beforeCommit: (() => Promise<void>) | undefined,
+): Promise<boolean> {
+  const { mode, uid, gid } = await stat(real);
+  const dir = path.dirname(real);
+  const tmp = path.join(dir, `.${path.basename(real)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+  try {
+    const fh = await open(tmp, 'wx', mode & 0o7777);
+    try {
+      await fh.writeFile(next, 'utf8');
+      await fh.chmod(mode & 0o7777); // open() applied the umask
+      await fh.chown(uid, gid).catch(() => undefined); // only root may give a file away
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await beforeCommit?.();
+    // Compare before rename: a writer that takes no lock (an editor) saved meanwhile? Then redo the edit on its text.
+    if ((await readFile(real, 'utf8')) !== expected) {
+      await rm(tmp, { force: true });
+      return false;
+    }
+    await rename(tmp, real);
+  } catch (cause) {
+    await rm(tmp, { force: true });
+    throw errors.configWrite(file, cause);
+  }
+  const d = await open(dir, 'r');
+  try {
+    await d.sync();
+  } finally {
+    await d.close();
+  }
+  return true;
+}
+
+/** Options of {@link setTarget}. */
+export interface SetTargetOptions {
+  /** How long to wait for another writer's `<weights.yaml>.lock`, ms (default 5000; a chosen bound). */
+  lockWaitMs?: number;
+  /** Edits tried at most when the file keeps changing under the edit (default 5; a chosen bound). */
+  attempts?: number;
+  /** Test seam: runs after the new text is in its temp file, before the compare and rename. */
+  beforeCommit?: () => Promise<void>;
+}
+
+/**
+ * Sets `services.<service>.rollout.target` in `file` to `weight` (percent
+ * 0–100, at most one decimal) and returns the old and new target (percent;
+ * `from` is the value this edit replaced).
+ *
+ * Concurrent writers lose no update: writers through this function (the CLI
+ * `target`, the API via runner.setTarget, in any process) are serialized by
+ * the lock file `<real path of file>.lock` (src/lock.ts; waits up to
+ * `opts.lockWaitMs`, a dead holder's lock is taken over), each reading,
+ * editing and renaming under it; and a writer that takes no lock (an
+ * operator's editor) is caught by comparing the file with the text read just
+ * before the rename: the edit is then redone on the new text (up to
+ * `opts.attempts` times). Readers only ever see the old or the new file.
+ *
+ * Throws, leaving the file byte-identical: ConfigError naming the key when
+ * the weight is out of range or finer than 0.1, or when the edit would change
+ * more than this one target (a value shared through a YAML anchor/alias);
+ * ConfigError when the file is unreadable or invalid before or after the edit; `errors.unknownService`
+ * (NC_UNKNOWN_SERVICE) when no such service; NC_LOCK_TIMEOUT when another writer holds the lock
+ * past `opts.lockWaitMs`; NC_CONFIG_BUSY when the file changed under each attempt;
+ * `errors.configWrite` (NC_CONFIG_WRITE) when the temp file cannot be written or renamed; the plain fs
+ * error when the file's real path cannot be resolved or stat'ed, the lock file cannot be created, or
+ * (after the rename, so the new text is in place) the directory cannot be fsynced. Writing the same
+ * target again leaves the file untouched (and takes no lock).
+ */
+export async function setTarget(
+  file: string,
+  service: string,
+  weight: number,
+  opts: SetTargetOptions = {},
+): Promise<{ from: number; to: number }> {
+  const to = weight >= 0 && weight <= 100 ? toTenthPercent(weight) : null;
+  if (to === null) {
+    throw new ConfigError([
+      {
+        position: null,
+        path: formatPath(['services', service, 'rollout', 'target']),
+        message: `must be a percentage from 0 to 100 with at most one decimal (got ${String(weight)})`,
+        fix: 'Give a weight such as 60 or 12.5',
+      },
+    ]);
+  }
+  // A first look without the lock: invalid requests and no-ops never touch the directory.
+  const seen = await readConfigText(file);
+  const first = plan(seen, file, service, to);
+  if (first.next === seen) return { from: first.from, to };
+  const real = await realpath(file);
+  const lock = await acquireLock(`${real}.lock`, { waitMs: opts.lockWaitMs ?? 5000 });
+  try {
+    const attempts = opts.attempts ?? 5;
+    for (let i = 0; i < attempts; i++) {
+      const text = await readConfigText(file);
+      const { from, next } = plan(text, file, service, to);
+      if (next === text) return { from, to };
+      if (await replaceIfUnchanged(real, file, text, next, opts.beforeCommit)) return { from, to };
+    }
+    throw errors.configBusy(file, attempts);
+  } finally {
+    await lock.release();
+  }
 }

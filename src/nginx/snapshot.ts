@@ -4,8 +4,14 @@
  * sha256 manifest `<id>.json`, newest N kept, restorable byte for byte.
  *
  * A restore never trusts the tarball: it checks the tarball's sha256, then
- * every entry against the manifest, and refuses absolute paths, `..` and links
- * leading out of the config directory before it writes anything.
+ * every entry against the manifest, and refuses absolute paths, `..`, entries
+ * under a file or symlink of the snapshot, and links leading out of the config
+ * directory — resolved through the snapshot's own links, as the kernel would
+ * (`x → .` then `y → x/..` leaves it) — then checks every target on disk, all
+ * before it writes anything. The one link leading out that a restore accepts
+ * is one the live directory already holds with the same target (Debian's
+ * `modules-enabled/*.conf → /usr/share/nginx/modules-available/…`): restoring
+ * it writes nothing.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { constants as fsc } from 'node:fs';
@@ -24,6 +30,7 @@ import {
 } from 'node:fs/promises';
 import path from 'node:path';
 import * as tar from 'tar';
+import { NGINX_LOCK_NAME } from '../lock.js';
 import type { Clock } from '../clock.js';
 import type { NginxConfig } from '../config/types.js';
 import { errors } from '../errors.js';
@@ -93,6 +100,16 @@ function sha256(data: Buffer | string): string {
   return createHash('sha256').update(data).digest('hex');
 }
 
+/**
+ * A temp name beside `file` for an atomic replace: `.<name>.nginx-canary-tmp-<pid>-<hex>`, the name cut to
+ * 100 bytes so the temp name stays under NAME_MAX (255 bytes) even for a 255-byte `file` name.
+ */
+function tempBeside(file: string): string {
+  const chars = Array.from(path.basename(file));
+  while (Buffer.byteLength(chars.join('')) > 100) chars.pop();
+  return path.join(path.dirname(file), `.${chars.join('')}${TMP_MARK}${process.pid}-${randomBytes(4).toString('hex')}`);
+}
+
 /** True for names this module leaves behind only while writing (never part of a manifest). */
 function isTempName(name: string): boolean {
   return name.includes(TMP_MARK);
@@ -109,7 +126,7 @@ function isTempName(name: string): boolean {
  */
 export async function writeFileAtomic(file: string, data: Buffer | string, mode = 0o644): Promise<void> {
   const dir = path.dirname(file);
-  const tmp = path.join(dir, `.${path.basename(file)}${TMP_MARK}${process.pid}-${randomBytes(4).toString('hex')}`);
+  const tmp = tempBeside(file);
   const fh = await open(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, mode);
   try {
     try {
@@ -136,10 +153,16 @@ async function syncDir(dir: string): Promise<void> {
   }
 }
 
+/** Longest file name, bytes (NAME_MAX of Linux and of most filesystems). */
+const NAME_MAX = 255;
+/** Longest path the kernel takes, bytes including the NUL (Linux PATH_MAX). */
+const PATH_MAX = 4096;
+
 /**
  * Normalizes a path found in a tarball or manifest to `a/b/c`, or returns an
- * error sentence: absolute paths, `..` segments, empty paths and NUL bytes
- * are refused.
+ * error sentence: absolute paths, `..` segments, empty paths, NUL bytes and
+ * names longer than 255 bytes (NAME_MAX: no filesystem could hold them) are
+ * refused.
  */
 export function checkEntryPath(p: string): { ok: true; path: string } | { ok: false; reason: string } {
   if (p.includes('\0')) return { ok: false, reason: `path ${JSON.stringify(p)} contains a NUL byte` };
@@ -148,18 +171,63 @@ export function checkEntryPath(p: string): { ok: true; path: string } | { ok: fa
   const parts = p.split(/[/\\]+/).filter((s) => s !== '' && s !== '.');
   if (parts.length === 0) return { ok: false, reason: `empty path "${p}"` };
   if (parts.includes('..')) return { ok: false, reason: `path "${p}" leaves the config directory ("..")` };
+  if (parts.some((s) => Buffer.byteLength(s) > NAME_MAX))
+    return { ok: false, reason: `path "${p.slice(0, 60)}…" has a name longer than ${NAME_MAX} bytes` };
   return { ok: true, path: parts.join('/') };
 }
 
 /** True when `target` (absolute) is `root` or inside it. */
 function isInside(root: string, target: string): boolean {
   const rel = path.relative(root, target);
-  return rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel));
+  // `..` as a whole first segment, not any name that starts with it (`...`, `..foo` are inside).
+  return rel === '' || (rel !== '..' && !rel.startsWith(`..${path.sep}`) && !path.isAbsolute(rel));
 }
 
-/** Where a symlink at `linkPath` (relative to `root`) with target `target` points, absolute. */
-function linkDestination(root: string, linkPath: string, target: string): string {
-  return path.isAbsolute(target) ? path.resolve(target) : path.resolve(root, path.dirname(linkPath), target);
+/** Most links followed while resolving one link target (Linux's SYMLOOP_MAX, 40). */
+const MAX_LINK_HOPS = 40;
+
+/**
+ * Resolves the symlink at `linkPath` (relative POSIX path) the way the kernel would once the snapshot
+ * is written, following the snapshot's own `links` (relative path → target) on the way.
+ * @returns the relative path it leads to (`''` = the root), or null when it leaves `root` at any point or
+ *   needs more than {@link MAX_LINK_HOPS} links.
+ */
+function resolveInSnapshot(root: string, links: ReadonlyMap<string, string>, linkPath: string): string | null {
+  let hops = 0;
+  const follow = (dir: readonly string[], target: string): string[] | null => {
+    if (++hops > MAX_LINK_HOPS) return null;
+    let cur: string[];
+    let rest: string;
+    if (path.isAbsolute(target)) {
+      const rel = path.relative(root, path.resolve(target));
+      if (rel.split(path.sep)[0] === '..' || path.isAbsolute(rel)) return null;
+      cur = [];
+      rest = rel.split(path.sep).join('/');
+    } else {
+      cur = [...dir];
+      rest = target;
+    }
+    for (const seg of rest.split('/')) {
+      if (seg === '' || seg === '.') continue;
+      if (seg === '..') {
+        if (cur.length === 0) return null;
+        cur.pop();
+        continue;
+      }
+      cur.push(seg);
+      const next = links.get(cur.join('/'));
+      if (next !== undefined) {
+        const r = follow(cur.slice(0, -1), next);
+        if (r === null) return null;
+        cur = r;
+      }
+    }
+    return cur;
+  };
+  const target = links.get(linkPath);
+  if (target === undefined) return null;
+  const r = follow(linkPath.split('/').slice(0, -1), target);
+  return r === null ? null : r.join('/');
 }
 
 interface WalkEntry {
@@ -174,7 +242,9 @@ async function walk(root: string, exclude: readonly string[]): Promise<WalkEntry
     const entries = await readdir(path.join(root, relDir), { withFileTypes: true });
     entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     for (const e of entries) {
-      if (isTempName(e.name)) continue;
+      // The sidecar's own lock (src/lock.ts) lives in this directory but belongs to the running process:
+      // a restore must never put an old holder's record back.
+      if (isTempName(e.name) || e.name.startsWith(NGINX_LOCK_NAME)) continue;
       const rel = relDir === '' ? e.name : `${relDir}/${e.name}`;
       const abs = path.join(root, rel);
       if (exclude.some((x) => isInside(x, abs))) continue;
@@ -433,8 +503,10 @@ export class SnapshotStore {
   /**
    * Reads a snapshot into memory and verifies it: tarball sha256, every entry
    * against the manifest (same set, sha256, size, mode, link target), no
-   * absolute path, no `..`, no link leading out of the config directory, no
-   * hard link or device.
+   * absolute path, no `..`, no hard link or device, nothing under a file or
+   * symlink of the snapshot, and no link leading out of the config directory
+   * once resolved through the snapshot's own links — unless the live
+   * directory already holds that very link (see the module comment).
    *
    * @throws CanaryError NC_SNAPSHOT_NOT_FOUND, or NC_SNAPSHOT_INVALID naming the first problem.
    */
@@ -476,6 +548,11 @@ export class SnapshotStore {
     for (const e of raws) {
       const p = checkEntryPath(e.path);
       if (!p.ok) throw errors.snapshotInvalid(id, p.reason);
+      if (Buffer.byteLength(path.join(this.confDir, p.path)) >= PATH_MAX)
+        throw errors.snapshotInvalid(
+          id,
+          `path "${p.path.slice(0, 60)}…" is longer than ${PATH_MAX - 1} bytes in ${this.confDir}`,
+        );
       if (byPath.has(p.path) || dirs.includes(p.path))
         throw errors.snapshotInvalid(id, `entry "${p.path}" appears twice`);
       if (e.type === 'Directory') {
@@ -486,9 +563,6 @@ export class SnapshotStore {
           data: e.data,
         });
       } else if (e.type === 'SymbolicLink' && e.linkpath !== undefined) {
-        if (!isInside(this.confDir, linkDestination(this.confDir, p.path, e.linkpath))) {
-          throw errors.snapshotInvalid(id, `symlink "${p.path}" → "${e.linkpath}" leads out of ${this.confDir}`);
-        }
         byPath.set(p.path, {
           file: { path: p.path, sha256: sha256(e.linkpath), size: 0, mode: 0o777, link: e.linkpath },
           data: Buffer.alloc(0),
@@ -499,6 +573,31 @@ export class SnapshotStore {
           `entry "${p.path}" is a ${e.type}; only files, directories and symlinks are restored`,
         );
       }
+    }
+    // Nothing lies under a file or a symlink of the snapshot: take() never archives such a tree, and a
+    // file under a symlink would be written wherever the link points.
+    const kinds = new Map<string, 'file' | 'symlink'>();
+    for (const [p, e] of byPath) kinds.set(p, e.file.link === undefined ? 'file' : 'symlink');
+    for (const p of [...dirs, ...byPath.keys()]) {
+      const parts = p.split('/');
+      for (let i = 1; i < parts.length; i++) {
+        const up = parts.slice(0, i).join('/');
+        const kind = kinds.get(up);
+        if (kind !== undefined)
+          throw errors.snapshotInvalid(id, `entry "${p}" lies under "${up}", a ${kind} in the snapshot`);
+      }
+    }
+    const links = new Map<string, string>();
+    for (const [p, e] of byPath) if (e.file.link !== undefined) links.set(p, e.file.link);
+    for (const [p, target] of links) {
+      if (resolveInSnapshot(this.confDir, links, p) !== null) continue;
+      // Already on disk with this very target (restoring it writes nothing): accepted, e.g. Debian's modules-enabled.
+      const live = path.join(this.confDir, p);
+      const same = await lstat(live).then(
+        async (st) => st.isSymbolicLink() && (await readlink(live)) === target,
+        () => false,
+      );
+      if (!same) throw errors.snapshotInvalid(id, `symlink "${p}" → "${target}" leads out of ${this.confDir}`);
     }
     const listed = new Set<string>();
     for (const f of manifest.files) {
@@ -533,13 +632,40 @@ export class SnapshotStore {
 
   /**
    * Writes a snapshot already verified by {@link load} into the config
-   * directory (see {@link restore}).
-   * @throws CanaryError NC_SNAPSHOT_INVALID when a parent directory resolves out of the config directory; an fs error.
+   * directory (see {@link restore}). First checks every target on disk
+   * without writing: its existing parents must be directories that resolve
+   * inside the config directory, and a file or link must not replace a
+   * directory.
+   * @throws CanaryError NC_SNAPSHOT_INVALID, before anything is written, when a target fails those checks; an fs
+   *   error while writing.
    */
   async write(snap: VerifiedSnapshot): Promise<void> {
     const id = snap.info.id;
     await mkdir(this.confDir, { recursive: true });
     const realRoot = await realpath(this.confDir);
+    // Before writing anything: every target's existing ancestors must be directories inside the config
+    // directory on disk, and no file or link may replace a directory (rename would fail half-way through).
+    for (const rel of [...snap.dirs, ...snap.entries.map((e) => e.file.path)]) {
+      const isDir = snap.dirs.includes(rel);
+      const parts = rel.split('/');
+      for (let i = 1; i <= parts.length; i++) {
+        const abs = path.join(this.confDir, ...parts.slice(0, i));
+        const st = await lstat(abs).catch(() => null);
+        if (st === null) break; // created by the write, under a checked parent
+        const last = i === parts.length;
+        if (last && !isDir) {
+          if (st.isDirectory()) throw errors.snapshotInvalid(id, `"${rel}" is a directory on disk, not a file`);
+          break;
+        }
+        const real = await realpath(abs).catch(() => null);
+        if (real === null || !isInside(realRoot, real)) {
+          throw errors.snapshotInvalid(id, `"${parts.slice(0, i).join('/')}" resolves out of ${this.confDir} on disk`);
+        }
+        if (!(await lstat(real)).isDirectory()) {
+          throw errors.snapshotInvalid(id, `"${parts.slice(0, i).join('/')}" is not a directory on disk`);
+        }
+      }
+    }
     const ensureParent = async (rel: string): Promise<string> => {
       const parent = path.join(this.confDir, path.dirname(rel));
       await mkdir(parent, { recursive: true });
@@ -554,7 +680,7 @@ export class SnapshotStore {
       const cur = await lstat(abs).catch(() => null);
       if (file.link !== undefined) {
         if (cur?.isSymbolicLink() && (await readlink(abs)) === file.link) continue;
-        const tmp = path.join(path.dirname(abs), `.${path.basename(abs)}${TMP_MARK}${randomBytes(4).toString('hex')}`);
+        const tmp = tempBeside(abs);
         await symlink(file.link, tmp);
         await rename(tmp, abs);
         continue;

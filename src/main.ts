@@ -4,7 +4,7 @@
  * and closes them on request. Stopping never changes nginx — except that a
  * `managed: true` nginx (demo, dev) is stopped with the sidecar.
  */
-import { access, readFile } from 'node:fs/promises';
+import { access } from 'node:fs/promises';
 import type { Clock } from './clock.js';
 import { systemClock } from './clock.js';
 import type { Config } from './config/types.js';
@@ -24,6 +24,7 @@ import { preparePrefix, startNginx, type ManagedNginx } from './nginx/process.js
 import { Runner, type TickReport } from './runner.js';
 import { Metrics } from './server/metrics.js';
 import { buildApp } from './server/app.js';
+import { checkListenToken, readTokenFile } from './server/token.js';
 import type { FastifyInstance } from 'fastify';
 import type { DiskStat, NginxCtl } from './nginx/types.js';
 
@@ -64,22 +65,13 @@ async function exists(file: string): Promise<boolean> {
   }
 }
 
-/** Reads the bearer token from token_file, or null when none is configured. */
+/**
+ * Reads the bearer token from token_file, or null when none is configured.
+ *
+ * @throws CanaryError NC_TOKEN_FILE / NC_TOKEN_FILE_MODE (see server/token.ts readTokenFile).
+ */
 async function readToken(config: Config): Promise<string | null> {
-  if (config.sidecar.tokenFile === null) return null;
-  try {
-    const token = (await readFile(config.sidecar.tokenFile, 'utf8')).trim();
-    if (token.length < 16) throw new Error('shorter than 16 characters');
-    return token;
-  } catch (err) {
-    throw new CanaryError(
-      'NC_TOKEN_FILE',
-      `cannot use sidecar.token_file ${config.sidecar.tokenFile}: ${(err as Error).message}`,
-      {
-        fix: 'Write a random token of at least 16 characters into it (e.g. openssl rand -hex 32 > token) or set token_file: ~',
-      },
-    );
-  }
+  return config.sidecar.tokenFile === null ? null : readTokenFile(config.sidecar.tokenFile);
 }
 
 /** Options of {@link openRunner}. */
@@ -181,6 +173,8 @@ export async function openRunner(config: Config, opts: RunnerOptions): Promise<R
  * (nothing is changed in any of those cases).
  */
 export async function startSidecar(config: Config, opts: SidecarOptions): Promise<SidecarHandle> {
+  // Before any lock or file: an open API without a token is refused outright.
+  if (opts.listen ?? true) checkListenToken(config.sidecar.listen, config.sidecar.tokenFile);
   const locks = await acquireLocks(sidecarLockFiles(config), { log: opts.log.child({ component: 'lock' }) });
   let sidecar: SidecarHandle;
   try {
@@ -242,6 +236,33 @@ async function startLocked(config: Config, opts: SidecarOptions): Promise<Sideca
     url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
   }
 
+  try {
+    return await startServing(config, opts, { runner, metrics, observer, prober, notifier, ctl, app, url });
+  } catch (err) {
+    // A start that fails after the API is bound must not leave it open (nor a half-started loop).
+    await runner.stop();
+    await prober.stop();
+    await app.close();
+    throw err;
+  }
+}
+
+/** The parts {@link startLocked} built before the API was bound. */
+interface Started {
+  runner: Runner;
+  metrics: Metrics;
+  observer: Observer;
+  prober: Prober;
+  notifier: Notifier;
+  ctl: NginxCommand;
+  app: Awaited<ReturnType<typeof buildApp>>;
+  url: string;
+}
+
+/** The rest of {@link startLocked}: managed nginx, the include file, the follower, probes and the tick loop. */
+async function startServing(config: Config, opts: SidecarOptions, parts: Started): Promise<SidecarHandle> {
+  const { runner, metrics, observer, prober, notifier, ctl, app, url } = parts;
+  const log = opts.log;
   let nginx: ManagedNginx | null = null;
   if (config.nginx.managed && config.nginx.prefix !== null) await preparePrefix(config.nginx.prefix);
   if (config.nginx.managed || !(await exists(config.nginx.upstreamsFile))) {

@@ -28,7 +28,7 @@ export function apiBase(config: Config): string {
  *
  * @throws CanaryError NC_SIDECAR_UNREACHABLE when the request fails (nothing listens, or no headers
  *   within 30 s); a CanaryError with the API's code (NC_API when it sent none), message and fix for a
- *   status ≥ 300 (exit code 2 for 400 and 404, else 1); the fs error when the token file cannot be
+ *   status ≥ 300 (exit code 2 for 400 and 404, else 1); on a mutating call, the fs error when the token file cannot be
  *   read; undici's error when the body stalls past 30 s.
  */
 export async function callApi(
@@ -41,8 +41,14 @@ export async function callApi(
   const url = `${apiBase(config)}${path}`;
   const headers: Record<string, string> = {};
   if (body !== undefined) headers['content-type'] = 'application/json';
-  if (config.sidecar.tokenFile !== null && method !== 'GET') {
-    headers['authorization'] = `Bearer ${(await readFile(config.sidecar.tokenFile, 'utf8')).trim()}`;
+  if (config.sidecar.tokenFile !== null) {
+    // Mutating calls need the token; a read sends it when this user can read the file (a read from
+    // a non-loopback address needs it, from loopback it is optional).
+    const token =
+      method === 'GET'
+        ? await readFile(config.sidecar.tokenFile, 'utf8').catch(() => null)
+        : await readFile(config.sidecar.tokenFile, 'utf8');
+    if (token !== null) headers['authorization'] = `Bearer ${token.trim()}`;
   }
   let res;
   try {

@@ -641,7 +641,9 @@ export class SnapshotStore {
    */
   async write(snap: VerifiedSnapshot): Promise<void> {
     const id = snap.info.id;
-    await mkdir(this.confDir, { recursive: true });
+    // Directories a restore creates are 0755 at most (masked by the umask): never writable by others,
+    // whatever umask the sidecar runs under (nginx would load a file anyone could drop there).
+    await mkdir(this.confDir, { recursive: true, mode: 0o755 });
     const realRoot = await realpath(this.confDir);
     // Before writing anything: every target's existing ancestors must be directories inside the config
     // directory on disk, and no file or link may replace a directory (rename would fail half-way through).
@@ -668,7 +670,7 @@ export class SnapshotStore {
     }
     const ensureParent = async (rel: string): Promise<string> => {
       const parent = path.join(this.confDir, path.dirname(rel));
-      await mkdir(parent, { recursive: true });
+      await mkdir(parent, { recursive: true, mode: 0o755 });
       if (!isInside(realRoot, await realpath(parent))) {
         throw errors.snapshotInvalid(id, `the directory of "${rel}" resolves out of ${this.confDir} on disk`);
       }

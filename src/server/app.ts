@@ -8,9 +8,14 @@
  * - `POST /api/v1/services/:name/{pause,resume,abort}`;
  * - `GET /api/v1/snapshots`, `POST /api/v1/rollback` `{"snapshot": "<id>"}` (id optional).
  *
- * Mutating calls need `Authorization: Bearer <token>` when a token is set
- * (compared in constant time). Errors answer `{ code, message, fix }`; a 5xx
- * never shows its message to the client (it is logged).
+ * Access (see token.ts): a client on a loopback address (127.0.0.0/8, ::1,
+ * ::ffff:127.x) reads (GET, HEAD) freely. With a token set, every other call —
+ * each mutating call from any address, and reads (`/metrics` included) from
+ * any other address — needs `Authorization: Bearer <token>` (compared in
+ * constant time), else 401 `NC_UNAUTHORIZED`. Without a token, a client off
+ * loopback gets 403 `NC_FORBIDDEN` whatever it asks. Errors answer
+ * `{ code, message, fix }`; a 5xx never shows its message to the client (it
+ * is logged).
  */
 import { timingSafeEqual, createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
@@ -26,6 +31,7 @@ import type { Logger } from '../log.js';
 import { HISTORY_LIMIT } from '../rollout/types.js';
 import type { Runner } from '../runner.js';
 import type { Metrics } from './metrics.js';
+import { forbiddenWithoutToken, isLoopbackAddress, unauthorizedRead } from './token.js';
 import { CHART_CSS } from './chart.js';
 import { buildStatusPage } from './page.js';
 
@@ -37,7 +43,10 @@ export interface AppDeps {
   metrics: Metrics;
   /** Parent logger: fastify logs under `component: api` at warn and above; 5xx causes are logged here. */
   log: Logger;
-  /** Bearer token for mutating calls (compared in constant time), or null (no auth; loopback only). */
+  /**
+   * Bearer token (compared in constant time) for mutating calls and for reads from non-loopback clients, or null:
+   * then loopback clients may do anything and every other client is refused (403).
+   */
   token: string | null;
 }
 
@@ -64,8 +73,12 @@ function sameSecret(a: string, b: string): boolean {
  * listen (the composition root does). Errors answer `{ code, message, fix }`:
  * ConfigError 400 (with `problems`), CanaryError its statusCode (a 5xx with
  * its message hidden), a schema validation failure 400 `NC_BAD_REQUEST`,
- * anything else 500 `NC_INTERNAL`. A missing or wrong bearer token answers
- * 401 `NC_UNAUTHORIZED`.
+ * anything else 500 `NC_INTERNAL`; an unknown route 404 `NC_NOT_FOUND`, a URL
+ * fastify cannot decode 400 `NC_BAD_REQUEST`. A missing or wrong bearer token answers
+ * 401 `NC_UNAUTHORIZED` with `WWW-Authenticate: Bearer` (RFC 6750); a
+ * non-loopback client without a configured token 403 `NC_FORBIDDEN`. The
+ * access check runs before routing, so an unauthorized client learns nothing,
+ * not even which paths exist.
  */
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   // Request logs are debug-level noise for a sidecar polled by Prometheus; the API logs its own errors.
@@ -75,6 +88,15 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: logger,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false } },
+    // Errors fastify meets before routing (a URL with bad percent-encoding) get the same { code, message, fix }.
+    frameworkErrors: (err, _req, res) => {
+      const reply = res as FastifyReply;
+      void reply.code(err.statusCode !== undefined && err.statusCode < 500 ? err.statusCode : 400).send({
+        code: 'NC_BAD_REQUEST',
+        message: err.message,
+        fix: 'Percent-encode the URL correctly; see the API section of the README for the routes',
+      });
+    },
   });
   const { runner, metrics, token } = deps;
 
@@ -114,12 +136,29 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     });
   });
 
-  const requireToken = async (req: FastifyRequest, _reply: FastifyReply): Promise<void> => {
-    if (token === null) return;
-    const h = req.headers.authorization ?? '';
-    const m = /^Bearer (.+)$/.exec(h);
-    if (!m?.[1] || !sameSecret(m[1], token)) throw errors.unauthorized();
-  };
+  // One gate for every request, before routing (see the module comment): loopback reads are open.
+  app.addHook('onRequest', async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    const remote = req.socket.remoteAddress;
+    const loopback = isLoopbackAddress(remote);
+    const read = req.method === 'GET' || req.method === 'HEAD';
+    if (token === null) {
+      if (!loopback) throw forbiddenWithoutToken(remote);
+      return;
+    }
+    if (read && loopback) return;
+    const m = /^Bearer (.+)$/.exec(req.headers.authorization ?? '');
+    if (m?.[1] && sameSecret(m[1], token)) return;
+    void reply.header('www-authenticate', 'Bearer realm="nginx-canary"');
+    throw read ? unauthorizedRead() : errors.unauthorized();
+  });
+
+  app.setNotFoundHandler((req, reply) =>
+    reply.code(404).send({
+      code: 'NC_NOT_FOUND',
+      message: `no route ${req.method} ${req.url.length > 200 ? `${req.url.slice(0, 200)}…` : req.url}`,
+      fix: 'See the API section of the README for the routes',
+    }),
+  );
 
   const service = (name: string) => {
     const s = runner.status(0).services.find((x) => x.name === name);
@@ -144,34 +183,26 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     });
   });
 
-  app.put(
-    '/api/v1/services/:name/target',
-    { schema: { params: NameParams, body: TargetBody }, onRequest: requireToken },
-    async (req) => {
-      const { name } = req.params as { name: string };
-      service(name);
-      const { weight } = req.body as { weight: number };
-      const r = await runner.setTarget(name, weight);
-      return { service: name, from: r.from, to: r.to, status: r.status };
-    },
-  );
+  app.put('/api/v1/services/:name/target', { schema: { params: NameParams, body: TargetBody } }, async (req) => {
+    const { name } = req.params as { name: string };
+    service(name);
+    const { weight } = req.body as { weight: number };
+    const r = await runner.setTarget(name, weight);
+    return { service: name, from: r.from, to: r.to, status: r.status };
+  });
 
   for (const kind of ['pause', 'resume', 'abort'] as const) {
-    app.post(
-      `/api/v1/services/:name/${kind}`,
-      { schema: { params: NameParams }, onRequest: requireToken },
-      async (req) => {
-        const { name } = req.params as { name: string };
-        service(name);
-        return runner.command({ kind, service: name });
-      },
-    );
+    app.post(`/api/v1/services/:name/${kind}`, { schema: { params: NameParams } }, async (req) => {
+      const { name } = req.params as { name: string };
+      service(name);
+      return runner.command({ kind, service: name });
+    });
   }
 
   app.get('/api/v1/snapshots', async () => ({ snapshots: await runner.snapshots() }));
 
   // No body means "the snapshot before the live config"; a body must match RollbackBody exactly.
-  app.post('/api/v1/rollback', { onRequest: requireToken }, async (req) => {
+  app.post('/api/v1/rollback', async (req) => {
     const body: unknown = req.body ?? {};
     if (!Value.Check(RollbackBody, body)) {
       throw errors.usage(

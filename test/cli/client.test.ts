@@ -168,7 +168,7 @@ t.test('answers', async (t) => {
     t.equal(e.message, 'HTTP 502', 'the status instead of an empty sentence');
   });
 
-  t.test('the bearer token from token_file on mutating calls only', async (t) => {
+  t.test('the bearer token from token_file on every call; a GET goes without it when unreadable', async (t) => {
     const dir = t.testdir();
     const tokenFile = path.join(dir, 'token');
     await writeFile(tokenFile, `${'a1'.repeat(16)}\n`);
@@ -178,7 +178,15 @@ t.test('answers', async (t) => {
     await callApi(withToken, 'PUT', '/echo', { weight: 1 });
     t.equal(seen.at(-1)?.headers['authorization'], `Bearer ${'a1'.repeat(16)}`, 'PUT: bearer sent');
     await callApi(withToken, 'GET', '/ok');
-    t.equal(seen.at(-1)?.headers['authorization'], undefined, 'GET: no token sent');
+    t.equal(seen.at(-1)?.headers['authorization'], `Bearer ${'a1'.repeat(16)}`, 'GET: bearer sent too');
+    const missing = makeConfig(dir, {
+      sidecar: { listen: { host: '127.0.0.1', port }, tokenFile: path.join(dir, 'absent') },
+    });
+    await callApi(missing, 'GET', '/ok');
+    t.equal(seen.at(-1)?.headers['authorization'], undefined, 'GET with an unreadable token file: sent without');
+    await rejection(callApi(missing, 'POST', '/echo', {})).catch((err: unknown) => {
+      t.match((err as NodeJS.ErrnoException).code, 'ENOENT', 'POST with an unreadable token file: the fs error');
+    });
   });
 });
 

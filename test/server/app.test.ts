@@ -3,7 +3,7 @@
 // stack's weights.yaml, with a ManualClock and a loop whose only automatic
 // tick is the first one; every request goes through app.inject().
 import t from 'tap';
-import { readFile, readdir, rename, writeFile } from 'node:fs/promises';
+import { chmod, readFile, readdir, rename, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
@@ -406,13 +406,31 @@ t.test('startSidecar: token_file and listen', async (t) => {
     }
   };
   await refused('no token file');
-  await writeFile(tokenFile, 'short\n');
+  await writeFile(tokenFile, 'short\n', { mode: 0o600 });
   await refused('a token shorter than 16 characters');
+  await writeFile(tokenFile, `${'z'.repeat(40)}\n`);
+  await chmod(tokenFile, 0o644);
+  try {
+    await startSidecar(withToken, { log: silentLogger, listen: false });
+    t.fail('a group/world-readable token file should be refused');
+  } catch (err) {
+    t.equal((err as CanaryError).code, 'NC_TOKEN_FILE_MODE', 'a 0644 token file: NC_TOKEN_FILE_MODE');
+    t.match((err as CanaryError).fix, /chmod 600/);
+  }
+  await chmod(tokenFile, 0o600);
+  const open = { ...stack.config, sidecar: { ...stack.config.sidecar, listen: { host: '0.0.0.0', port: 1 } } };
+  try {
+    await startSidecar(open, { log: silentLogger });
+    t.fail('a non-loopback listen without a token should be refused');
+  } catch (err) {
+    t.equal((err as CanaryError).code, 'NC_LISTEN_NO_TOKEN', 'listen 0.0.0.0 without token_file: NC_LISTEN_NO_TOKEN');
+    t.equal((err as CanaryError).exitCode, 2);
+  }
   t.equal(await readFile(stack.config.nginx.upstreamsFile, 'utf8'), include, 'nothing was changed');
 
   // The API port taken: NC_LISTEN, and the loop it started is stopped again.
   const token = 'y'.repeat(40);
-  await writeFile(tokenFile, `${token}\n`);
+  await writeFile(tokenFile, `${token}\n`, { mode: 0o600 });
   const { host, port } = stack.config.sidecar.listen;
   const squatter = net.createServer();
   await new Promise<void>((resolve) => squatter.listen(port, host, resolve));

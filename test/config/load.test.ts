@@ -1,7 +1,7 @@
 import t, { type Test } from 'tap';
 import path from 'node:path';
 import { writeFile } from 'node:fs/promises';
-import { loadConfig, parseConfig } from '../../src/config/load.js';
+import { loadConfig, MAX_CONFIG_BYTES, parseConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/types.js';
 import { ConfigError } from '../../src/errors.js';
 import { BASE, withLine, withLines } from '../fixtures/config/hostile.js';
@@ -551,4 +551,15 @@ t.test('a problem with a defaulted value points at the nearest written ancestor'
 t.test('a file whose name starts with two dots is still inside the conf dir', async (t) => {
   const c = parseConfig(withLine(3, '  upstreams_file: nginx/..canary.conf'), '/srv/canary/weights.yaml');
   t.equal(c.nginx.upstreamsFile, '/srv/canary/nginx/..canary.conf');
+});
+
+t.test('a weights.yaml over MAX_CONFIG_BYTES is refused before parsing, fast', async (t) => {
+  const huge = `nginx:\n${Array.from({ length: 30_000 }, (_, i) => `  k${i}: ${i}`).join('\n')}\n`;
+  t.ok(Buffer.byteLength(huge) > MAX_CONFIG_BYTES, 'the text is over the limit');
+  const started = performance.now();
+  const err = problemsOf(t, huge);
+  t.equal(err.length, 1);
+  t.match(err[0]?.message, /more than the 262144 a weights.yaml may have/);
+  t.same(err[0]?.position, { file: '/srv/canary/weights.yaml', line: 1, column: 1 });
+  t.ok(performance.now() - started < 5000, 'no quadratic parse');
 });

@@ -178,6 +178,32 @@ function weightsOf(config: Config, state: State): Record<string, number> {
   return Object.fromEntries(config.services.map((s) => [s.name, state.services[s.name]?.weight ?? 0]));
 }
 
+/**
+ * A wall-clock jump is a difference above this between the wall and the
+ * monotonic time elapsed from one tick (or command) to the next, ms (a chosen
+ * bound: NTP slews the clock by far less, and both readings bracket the same
+ * interval).
+ */
+export const CLOCK_JUMP_MS = 1000;
+
+/**
+ * The state with its wall-clock anchors moved by `jumpMs` (may be negative):
+ * each service's `since`, `lastTickAt` and ramp start, and `lastReloadAt`.
+ * History keeps its times. Pure.
+ */
+export function shiftClockAnchors(state: State, jumpMs: number): State {
+  const services: Record<string, ServiceState> = {};
+  for (const [name, s] of Object.entries(state.services)) {
+    services[name] = {
+      ...s,
+      since: s.since + jumpMs,
+      lastTickAt: s.lastTickAt + jumpMs,
+      ...(s.ramp ? { ramp: { ...s.ramp, startedAt: s.ramp.startedAt + jumpMs } } : {}),
+    };
+  }
+  return { ...state, services, lastReloadAt: state.lastReloadAt > 0 ? state.lastReloadAt + jumpMs : 0 };
+}
+
 /** Minimum spacing of two state.json writes when nothing but soak progress changed, ms. */
 const QUIET_SAVE_INTERVAL_MS = 1000;
 
@@ -210,11 +236,31 @@ export class Runner {
   #ticking: Promise<unknown> = Promise.resolve();
   /** The last failed apply: its weights, how many times in a row, and when (monotonic ms). */
   #failed: { key: string; count: number; atMono: number } | null = null;
+  /** Wall and monotonic readings at the last tick or command (see #followClockJump). */
+  #reading: { wall: number; mono: number };
 
   private constructor(deps: RunnerDeps, state: State) {
     this.#deps = deps;
     this.#config = deps.config;
     this.#state = state;
+    this.#reading = { wall: deps.clock.now(), mono: deps.clock.monotonic() };
+  }
+
+  /**
+   * When the wall clock jumped since the last reading (by more than
+   * CLOCK_JUMP_MS against the monotonic clock), moves the state's wall-clock
+   * anchors with it (shiftClockAnchors): soak time then grows by the time
+   * that really passed — a jump back neither restarts the soak nor freezes it
+   * until the clock catches up, a jump forward adds nothing early.
+   */
+  #followClockJump(): void {
+    const wall = this.#deps.clock.now();
+    const mono = this.#deps.clock.monotonic();
+    const jumpMs = wall - this.#reading.wall - (mono - this.#reading.mono);
+    this.#reading = { wall, mono };
+    if (Math.abs(jumpMs) <= CLOCK_JUMP_MS) return;
+    this.#commit(shiftClockAnchors(this.#state, jumpMs));
+    this.#deps.log.warn({ jumpMs }, 'the wall clock jumped; soak and reload spacing follow the monotonic clock');
   }
 
   /**
@@ -318,6 +364,7 @@ export class Runner {
    */
   async command(cmd: Command): Promise<ServiceStatus> {
     return this.#locked(async () => {
+      this.#followClockJump();
       const now = this.#deps.clock.now();
       const r = applyCommand(this.#config, this.#state, cmd, now);
       if (r.changed) {
@@ -351,6 +398,7 @@ export class Runner {
    */
   async rollback(id?: string): Promise<SnapshotInfo> {
     return this.#locked(async () => {
+      this.#followClockJump();
       const res = await this.#deps.applier.rollback(id);
       if (!res.ok) throw res.error;
       const snap = res.snapshot;
@@ -404,6 +452,7 @@ export class Runner {
     let apply: ApplyResult | null = null;
     let events: RolloutEvent[] = [];
     try {
+      this.#followClockJump();
       await this.#maybeReloadConfig();
       const now = clock.now();
       const config = this.#config;

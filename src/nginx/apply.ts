@@ -7,14 +7,22 @@
  * and on any failure after the write: restore the snapshot byte for byte
  * (and reload when nginx may have loaded the new file). Expected failures
  * come back as an {@link ApplyResult}; nothing is left half-changed.
+ *
+ * While the generation is verified, nginx's error log is read from where it
+ * ended before the reload signal: an `[emerg]` line of the master (a reload
+ * refused at apply time, e.g. a `listen` port taken — `nginx -t` does not
+ * bind, so it passes) fails the apply at stage `reload` within a poll
+ * (measured: 3–40 ms after the signal) instead of at the verify deadline.
  */
-import { mkdir, readFile, stat } from 'node:fs/promises';
+import { mkdir, open, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Clock } from '../clock.js';
 import type { Config } from '../config/types.js';
 import { CanaryError, ConfigError, errors } from '../errors.js';
 import { waitFor, WaitTimeoutError } from '../util/wait.js';
+import { errorLogsOf } from './ctl.js';
 import { buildModel } from './model.js';
+import { pidFileOf } from './process.js';
 import { parseHeader, renderUpstreams, type RenderedHeader } from './render.js';
 import { writeFileAtomic, type SnapshotStore, type VerifiedSnapshot } from './snapshot.js';
 import {
@@ -57,8 +65,42 @@ export interface ApplierOptions {
    * processes to start"); until then old and new workers both answer.
    */
   verifySettleMs?: number;
+  /**
+   * nginx's error log files, absolute paths, watched for `[emerg]` lines from
+   * the master while a reload is verified: a reload that fails at apply time
+   * (a listen port taken, a certificate unreadable) passes `nginx -t`, logs
+   * `[emerg]` and keeps the old config, so without this it is only noticed
+   * when the verify deadline runs out. `[]` watches nothing. Default: read
+   * from nginx.conf once, on the first reload (ctl.ts `errorLogsOf`).
+   */
+  errorLogs?: readonly string[];
   log?: ApplierLog;
 }
+
+/** Where one error log was before a reload signal: what is read after it is new. */
+interface LogMark {
+  file: string;
+  /** Inode at the mark; another inode later means the log was rotated (read the new one from 0). */
+  ino: number;
+  /** Next byte to read. */
+  offset: number;
+  /** An unterminated last line read so far. */
+  partial: string;
+}
+
+/** An `[emerg]` line of the master found after a reload signal. */
+interface Emerg {
+  file: string;
+  /** The message after `pid#tid: `. */
+  message: string;
+  /** ms from the signal (`nginx -s reload` returned) to the poll that saw it. */
+  afterMs: number;
+}
+
+/** Most bytes of an error log read per poll (a log flooded after the signal is judged on its first 1 MiB). */
+const MAX_ERROR_LOG_READ = 1024 * 1024;
+/** `2026/11/21 19:24:10 [emerg] 17257#17257: bind() to 127.0.0.1:28432 failed (98: Address already in use)`. */
+const EMERG_LINE = /\[emerg\] (\d+)#\d+: (.*)$/;
 
 /** What the include file on disk holds now. */
 interface Current {
@@ -118,6 +160,8 @@ export class Applier {
   readonly #verifySettleMs: number;
   readonly #log: ApplierLog;
   #flavor: Promise<Flavor> | null = null;
+  #errorLogs: Promise<readonly string[]> | null;
+  #pidFile: Promise<string | null> | null = null;
   #lastReloadMono: number | null = null;
   #tail: Promise<unknown> = Promise.resolve();
 
@@ -135,6 +179,7 @@ export class Applier {
     this.#verifyIntervalMs = opts.verifyIntervalMs ?? 25;
     this.#verifySettleMs = opts.verifySettleMs ?? 150;
     this.#log = opts.log ?? nopLog;
+    this.#errorLogs = opts.errorLogs === undefined ? null : Promise.resolve(opts.errorLogs);
     if (!(this.#verifyTimeoutMs > 0) || !(this.#verifyIntervalMs > 0) || !(this.#verifySettleMs >= 0)) {
       throw new RangeError('Applier: verify timeouts must be > 0 ms (settle ≥ 0)');
     }
@@ -204,9 +249,11 @@ export class Applier {
 
   /**
    * Makes `req.weights` live at `req.generation`: interval → disk → preflight
-   * → snapshot → write → test → reload → verify; restores the snapshot on
-   * any failure after the write. Preflight is skipped when the include file
-   * does not exist yet (bootstrap: nginx.conf cannot pass without it).
+   * → snapshot → write → test → reload → verify (an `[emerg]` of the master in
+   * the error log during verify fails it at stage `reload`, NC_RELOAD_FAILED
+   * with the line); restores the snapshot on any failure after the write.
+   * Preflight is skipped when the include file does not exist yet (bootstrap:
+   * nginx.conf cannot pass without it).
    *
    * @returns ok with the snapshot id and duration (ms, monotonic clock), or the failed stage, its CanaryError and whether the snapshot was restored.
    * @throws RangeError when `req.generation` equals the generation of the file on disk (a reload could not be proven live),
@@ -292,18 +339,101 @@ export class Applier {
     this.#lastReloadMono = this.#clock.monotonic();
   }
 
+  /** The error logs to watch (resolved once; none when nginx.conf cannot be read or `nginx -V` fails). */
+  #watchedLogs(): Promise<readonly string[]> {
+    this.#errorLogs ??= errorLogsOf(this.#config.nginx).catch((err: unknown) => {
+      this.#log.warn(
+        { err: (err as Error).message },
+        'cannot tell where nginx logs errors; a failed reload is noticed at the verify deadline only',
+      );
+      return [];
+    });
+    return this.#errorLogs;
+  }
+
+  /** The master's pid from its pid file, or null when it cannot be read (then any pid's `[emerg]` counts). */
+  async #masterPid(): Promise<number | null> {
+    this.#pidFile ??= pidFileOf(this.#config.nginx).catch(() => null);
+    const file = await this.#pidFile;
+    if (file === null) return null;
+    try {
+      const pid = Number((await readFile(file, 'utf8')).trim());
+      return Number.isSafeInteger(pid) && pid > 0 ? pid : null;
+    } catch {
+      return null;
+    }
+  }
+
+  /** Marks the end of every watched error log (a missing one is marked empty). Never throws. */
+  async #markErrorLogs(): Promise<LogMark[]> {
+    const marks: LogMark[] = [];
+    for (const file of await this.#watchedLogs()) {
+      const st = await stat(file).catch(() => null);
+      marks.push({ file, ino: st?.ino ?? -1, offset: st?.size ?? 0, partial: '' });
+    }
+    return marks;
+  }
+
+  /**
+   * Reads what the error log of `m` gained since the mark and returns the
+   * first complete `[emerg]` line of `pid` (any pid when null), or null. A
+   * rotated (other inode) or truncated log is read from its start. Never throws.
+   */
+  async #newEmerg(m: LogMark, pid: number | null): Promise<string | null> {
+    let fh;
+    try {
+      fh = await open(m.file, 'r');
+    } catch {
+      return null;
+    }
+    try {
+      const st = await fh.stat();
+      if (st.ino !== m.ino || st.size < m.offset) Object.assign(m, { ino: st.ino, offset: 0, partial: '' });
+      const len = Math.min(st.size - m.offset, MAX_ERROR_LOG_READ);
+      if (len <= 0) return null;
+      const buf = Buffer.alloc(len);
+      const { bytesRead } = await fh.read(buf, 0, len, m.offset);
+      m.offset += bytesRead;
+      const lines = (m.partial + buf.toString('utf8', 0, bytesRead)).split('\n');
+      m.partial = lines.pop() ?? '';
+      for (const line of lines) {
+        const hit = EMERG_LINE.exec(line);
+        if (hit && (pid === null || Number(hit[1]) === pid)) return (hit[2] ?? '').trim();
+      }
+      return null;
+    } catch {
+      return null;
+    } finally {
+      await fh.close().catch(() => undefined);
+    }
+  }
+
   /**
    * Polls the status server until it has answered `want` on every poll for
    * `verifySettleMs` (old workers answer the old generation until the master
-   * retires them); returns null when live, else the last answer seen.
+   * retires them), reading the error logs from `marks` on every poll.
+   * Returns null when live; the `[emerg]` line when the master logged one
+   * (the reload failed: nginx keeps the old config); else the last answer
+   * seen at the deadline.
    */
-  async #verify(want: number): Promise<string | null> {
+  async #verify(want: number, marks: LogMark[], pid: number | null, signalAt: number): Promise<string | Emerg | null> {
     let last: number | null = null;
     let since: number | null = null;
+    let emerg: Emerg | null = null;
     try {
       await waitFor(
         async () => {
-          last = await this.#ctl.generation();
+          // Both at once, so watching the error logs adds no latency to the generation check.
+          const [found, answer] = await Promise.all([
+            Promise.all(marks.map(async (m) => ({ file: m.file, message: await this.#newEmerg(m, pid) }))),
+            this.#ctl.generation(),
+          ]);
+          for (const { file, message } of found) {
+            if (message === null) continue;
+            emerg = { file, message, afterMs: Math.round(performance.now() - signalAt) };
+            return true;
+          }
+          last = answer;
           if (last !== want) {
             since = null;
             return false;
@@ -313,7 +443,7 @@ export class Applier {
         },
         { timeoutMs: this.#verifyTimeoutMs, intervalMs: this.#verifyIntervalMs, what: `generation ${want}` },
       );
-      return null;
+      return emerg;
     } catch (err) {
       if (err instanceof WaitTimeoutError) return last === null ? 'no answer' : String(last);
       throw err;
@@ -347,7 +477,7 @@ export class Applier {
     const fail = (stage: ApplyStage, error: CanaryError, restored: boolean): Failure => {
       const r: Failure = { ok: false, stage, error, restored, durationMs: this.#clock.monotonic() - t0 };
       this.#log.warn(
-        { stage, code: error.code, restored, generation: req.generation },
+        { stage, code: error.code, restored, generation: req.generation, durationMs: r.durationMs },
         `apply stopped at ${stage}: ${error.message}`,
       );
       return r;
@@ -452,13 +582,22 @@ export class Applier {
       return { stage: 'test', error, restored: await this.#restore(restoreId, false, 'test') };
     }
     if (!live) return null;
+    const pid = await this.#masterPid();
+    const marks = await this.#markErrorLogs();
     try {
       await this.#reload();
     } catch (err) {
       const error = asCanaryError(err, (c) => errors.reloadFailed(String(c)));
       return { stage: 'reload', error, restored: await this.#restore(restoreId, true, 'reload') };
     }
-    const seen = await this.#verify(generation);
+    const seen = await this.#verify(generation, marks, pid, performance.now());
+    if (seen !== null && typeof seen === 'object') {
+      // nginx refused the new config at apply time and kept the old one; put the files back so they match.
+      const error = errors.reloadFailed(
+        `nginx logged [emerg] in ${seen.file} ${seen.afterMs} ms after the reload signal: ${seen.message}`,
+      );
+      return { stage: 'reload', error, restored: await this.#restore(restoreId, true, 'reload') };
+    }
     if (seen !== null) {
       return {
         stage: 'verify',

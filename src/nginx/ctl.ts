@@ -4,6 +4,8 @@
  * server the include file renders.
  */
 import { execFile } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
 import { request, type Dispatcher } from 'undici';
 import { errors } from '../errors.js';
 import type { NginxConfig } from '../config/types.js';
@@ -112,6 +114,18 @@ export class NginxCommand implements NginxCtl {
   }
 
   /**
+   * `nginx [-p prefix] -c <conf> -s reopen`: the master reopens every log file (USR1, nginx docs
+   * "Controlling nginx"), creating a missing access log anew. Changes no config and no worker.
+   * Throws NC_RELOAD_FAILED (nginx's stderr; e.g. the master is not running) when it exits non-zero;
+   * NC_NGINX_BINARY when the binary cannot run.
+   */
+  async reopen(): Promise<void> {
+    const r = await this.#run([...this.#base(), '-s', 'reopen']);
+    if (r.code !== 0)
+      throw errors.reloadFailed(`nginx -s reopen: ${`${r.stderr}${r.stdout}`.trim() || `exit code ${r.code}`}`);
+  }
+
+  /**
    * GET http://<status_listen>/generation on a fresh connection (`reset`, so an
    * old worker holding a keep-alive connection cannot answer for the new
    * config), bounded by statusTimeoutMs. Always consumes the body.
@@ -137,4 +151,78 @@ export class NginxCommand implements NginxCtl {
       return null;
     }
   }
+}
+
+/** An error_log target that is a file (not `stderr`, `syslog:…` or `memory:…`). */
+function isFileTarget(target: string): boolean {
+  return target !== 'stderr' && !target.startsWith('syslog:') && !target.startsWith('memory:');
+}
+
+/**
+ * The file targets of the top-level `error_log` directives of an nginx.conf
+ * (the main error log, where the master writes `[emerg]` when a reload fails),
+ * as written (relative paths are not resolved); `stderr`, `syslog:` and
+ * `memory:` targets are left out. `null` when the file has no top-level
+ * `error_log` at all (nginx then uses its compiled-in path). Directives in
+ * included files are not followed. Pure; never throws.
+ */
+export function errorLogDirectives(confText: string): string[] | null {
+  const tokens: string[] = [];
+  // Words, quoted strings and the three punctuation marks; `#` starts a comment outside quotes.
+  const re = /"((?:[^"\\]|\\.)*)"|'((?:[^'\\]|\\.)*)'|(#[^\n]*)|([;{}])|([^\s;{}"'#]+)/g;
+  for (let m = re.exec(confText); m !== null; m = re.exec(confText)) {
+    if (m[3] !== undefined) continue;
+    tokens.push(m[1] ?? m[2] ?? m[4] ?? m[5] ?? '');
+  }
+  let depth = 0;
+  let stmt: string[] = [];
+  let found: string[] | null = null;
+  for (const tok of tokens) {
+    if (tok === '{') {
+      depth++;
+      stmt = [];
+    } else if (tok === '}') {
+      depth = Math.max(0, depth - 1);
+      stmt = [];
+    } else if (tok === ';') {
+      if (depth === 0 && stmt[0] === 'error_log' && stmt[1] !== undefined) {
+        found ??= [];
+        if (isFileTarget(stmt[1])) found.push(stmt[1]);
+      }
+      stmt = [];
+    } else {
+      stmt.push(tok);
+    }
+  }
+  return found;
+}
+
+/**
+ * The absolute paths of nginx's main error log files for `nginx`: the
+ * top-level `error_log` targets of nginx.conf ({@link errorLogDirectives}),
+ * else the binary's compiled `--error-log-path` (`nginx -V`; Debian's is
+ * `stderr`, so nothing); relative paths resolve against the prefix, else
+ * the compiled `--prefix`, else `/usr/share/nginx` (Debian's), as nginx
+ * resolves them. `[]` when there is no file to watch (stderr or syslog only).
+ *
+ * @throws the fs error when nginx.conf cannot be read; NC_NGINX_BINARY when `nginx -V` is needed and fails.
+ */
+export async function errorLogsOf(nginx: Pick<NginxConfig, 'binary' | 'conf' | 'prefix'>): Promise<string[]> {
+  const declared = errorLogDirectives(await readFile(nginx.conf, 'utf8'));
+  const allAbsolute = declared !== null && declared.every((p) => path.isAbsolute(p));
+  let compiled = { prefix: null as string | null, errorLog: null as string | null };
+  if (declared === null || (!allAbsolute && nginx.prefix === null)) {
+    const out = await new Promise<string>((resolve, reject) => {
+      execFile(nginx.binary, ['-V'], { timeout: 10_000, encoding: 'utf8' }, (err, stdout, stderr) =>
+        err ? reject(errors.nginxBinary(nginx.binary, err)) : resolve(`${stdout}${stderr}`),
+      );
+    });
+    compiled = {
+      prefix: /--prefix=(\S+)/.exec(out)?.[1] ?? null,
+      errorLog: /--error-log-path=(\S+)/.exec(out)?.[1] ?? null,
+    };
+  }
+  const targets = (declared ?? [compiled.errorLog ?? 'logs/error.log']).filter(isFileTarget);
+  const base = nginx.prefix ?? compiled.prefix ?? '/usr/share/nginx';
+  return [...new Set(targets.map((p) => path.resolve(base, p)))];
 }

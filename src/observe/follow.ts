@@ -17,6 +17,14 @@
  *   noticed are only lost if they already extend past the old offset (an
  *   inherent copytruncate race; prefer rename rotation);
  * - a missing file is waited for and read from its start when it appears;
+ * - self-healing (with a `reopen` hook, e.g. `nginx -s reopen`): when nginx
+ *   writes to a file that is no longer at the path — the path has been
+ *   missing for `reopenAfterMs`, or a rotated-away file still gains lines
+ *   `reopenAfterMs` after the rotation was seen (a deleted log, or a rotation
+ *   without the USR1 that tells nginx) — the hook is called, at most once per
+ *   `reopenIntervalMs`; nginx then creates the file at the path again. Until
+ *   then the old file is read for as long as nginx writes to it, so no line
+ *   is lost either way;
  * - `fs.watch` on the directory only wakes the loop early; a poll every
  *   `pollMs` is always behind it.
  *
@@ -50,6 +58,21 @@ export interface LogFollowerOptions {
   clock?: Clock;
   /** Receives I/O errors other than "file missing" (counted in `stats.errors` either way). */
   onError?: (err: unknown) => void;
+  /**
+   * Makes the writer reopen its log (the sidecar passes `nginx -s reopen`), called with why: `missing` (the
+   * path has been missing for `reopenAfterMs`) or `rotated` (a rotated-away or deleted file still gained lines
+   * `reopenAfterMs` after the rotation was seen). A rejection counts in `stats.errors` and goes to `onError`.
+   * Without it the follower never asks (it still reads the old file for as long as it is written).
+   */
+  reopen?: (why: 'missing' | 'rotated') => Promise<void>;
+  /**
+   * How long the path may be missing, or a rotated file keep being written, before `reopen` is called, ms ≥ 0
+   * (default 5000; chosen: logrotate sends USR1 right after its rename, so a rotated file written to 5 s later
+   * means nobody told nginx).
+   */
+  reopenAfterMs?: number;
+  /** Least time between two `reopen` calls, ms ≥ 0 (default 60 000; chosen: a reopen that did not help is not repeated every tick). */
+  reopenIntervalMs?: number;
 }
 
 /** Counters of a {@link LogFollower} since it was built. */
@@ -91,6 +114,8 @@ interface Reader {
   skipping: boolean;
   /** Monotonic ms of the last read that returned data (drain timing). */
   lastDataAt: number;
+  /** Monotonic ms when its rotation (rename or delete) was seen; null while it is the current file. */
+  rotatedAt: number | null;
 }
 
 /** Follows one log file; see the module comment. */
@@ -103,6 +128,9 @@ export class LogFollower {
   readonly #maxLine: number;
   readonly #clock: Clock;
   readonly #onError: ((err: unknown) => void) | undefined;
+  readonly #reopen: ((why: 'missing' | 'rotated') => Promise<void>) | undefined;
+  readonly #reopenAfterMs: number;
+  readonly #reopenIntervalMs: number;
   readonly #buf = Buffer.allocUnsafe(CHUNK_BYTES);
   readonly #stats: Omit<FollowerStats, 'draining'> = {
     lines: 0,
@@ -113,6 +141,10 @@ export class LogFollower {
     partialDropped: 0,
     errors: 0,
   };
+  #reopens = 0;
+  /** Monotonic ms since when the path has been missing; null while it exists. */
+  #missingSince: number | null = null;
+  #lastReopenAt: number | null = null;
   #current: Reader | null = null;
   #draining: Reader[] = [];
   #watcher: FSWatcher | null = null;
@@ -122,7 +154,10 @@ export class LogFollower {
   #pendingWake = false;
   #wake: (() => void) | null = null;
 
-  /** Validates the options; throws RangeError for a non-positive pollMs or maxLineBytes, or a negative drainMs. */
+  /**
+   * Validates the options; throws RangeError for a non-positive pollMs or maxLineBytes, or a negative drainMs,
+   * reopenAfterMs or reopenIntervalMs.
+   */
   constructor(opts: LogFollowerOptions) {
     this.#file = opts.file;
     this.#onLines = opts.onLines;
@@ -132,9 +167,19 @@ export class LogFollower {
     this.#maxLine = opts.maxLineBytes ?? 64 * 1024;
     this.#clock = opts.clock ?? systemClock;
     this.#onError = opts.onError;
+    this.#reopen = opts.reopen;
+    this.#reopenAfterMs = opts.reopenAfterMs ?? 5000;
+    this.#reopenIntervalMs = opts.reopenIntervalMs ?? 60_000;
+    if (!(this.#reopenAfterMs >= 0) || !(this.#reopenIntervalMs >= 0))
+      throw new RangeError('reopenAfterMs and reopenIntervalMs must be ≥ 0');
     if (!(this.#pollMs > 0)) throw new RangeError(`pollMs must be > 0, got ${this.#pollMs}`);
     if (!(this.#drainMs >= 0)) throw new RangeError(`drainMs must be ≥ 0, got ${this.#drainMs}`);
     if (!(this.#maxLine > 0)) throw new RangeError(`maxLineBytes must be > 0, got ${this.#maxLine}`);
+  }
+
+  /** Calls of the `reopen` hook so far (failed ones included). */
+  get reopens(): number {
+    return this.#reopens;
   }
 
   /** Counters (a copy). */
@@ -205,7 +250,12 @@ export class LogFollower {
     this.#ensureWatch();
     for (const r of [...this.#draining]) {
       try {
-        if (await this.#read(r)) continue;
+        if (await this.#read(r)) {
+          // nginx still writes to a file that is not at the path any more: ask it to reopen.
+          if (r.rotatedAt !== null && this.#clock.monotonic() - r.rotatedAt >= this.#reopenAfterMs)
+            await this.#maybeReopen('rotated');
+          continue;
+        }
         if (this.#clock.monotonic() - r.lastDataAt < this.#drainMs) continue;
         if (r.partial !== null) this.#stats.partialDropped++;
       } catch (err) {
@@ -216,8 +266,14 @@ export class LogFollower {
     }
     if (this.#current === null) {
       await this.#openCurrent('start');
-      if (this.#current === null) return;
+      if (this.#current === null) {
+        const now = this.#clock.monotonic();
+        this.#missingSince ??= now;
+        if (now - this.#missingSince >= this.#reopenAfterMs) await this.#maybeReopen('missing');
+        return;
+      }
     }
+    this.#missingSince = null;
     const r: Reader = this.#current;
     const size = (await r.fh.stat()).size;
     if (size < r.offset) {
@@ -232,6 +288,7 @@ export class LogFollower {
     // Renamed away (or deleted): drain the old file, follow the new one from its start.
     this.#stats.rotations++;
     r.lastDataAt = this.#clock.monotonic();
+    r.rotatedAt = r.lastDataAt;
     this.#draining.push(r);
     this.#current = null;
     await this.#openCurrent('start');
@@ -257,6 +314,7 @@ export class LogFollower {
         partial: null,
         skipping: false,
         lastDataAt: this.#clock.monotonic(),
+        rotatedAt: null,
       };
       if (from === 'end' && st.size > 0) {
         // Starting mid-line (the writer is between two writes) would emit half a line: skip to the next newline.
@@ -362,6 +420,20 @@ export class LogFollower {
       this.#watcher = w;
     } catch {
       // Directory missing (or not watchable): polling covers it.
+    }
+  }
+
+  /** Calls the reopen hook unless there is none or it ran less than reopenIntervalMs ago. */
+  async #maybeReopen(why: 'missing' | 'rotated'): Promise<void> {
+    if (this.#reopen === undefined) return;
+    const now = this.#clock.monotonic();
+    if (this.#lastReopenAt !== null && now - this.#lastReopenAt < this.#reopenIntervalMs) return;
+    this.#lastReopenAt = now;
+    this.#reopens++;
+    try {
+      await this.#reopen(why);
+    } catch (err) {
+      this.#error(err);
     }
   }
 

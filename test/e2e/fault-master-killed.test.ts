@@ -1,0 +1,147 @@
+// Fault: the nginx master SIGKILLed mid-walk (its workers killed by pid too,
+// as an OOM kill of the whole group would): the sidecar advances nothing while
+// nginx is down (weight and generation stay, no step recorded), alerts (failed
+// applies counted in nginx_canary_reloads_total{result!="ok"} — the
+// NginxCanaryReloadsFailing rule pages on it — and a pino error line), and the
+// walk continues to the target once nginx is started again on the same
+// prefix and config.
+import t from 'tap';
+import { readdir, readFile } from 'node:fs/promises';
+import { startSidecar } from '../../src/main.js';
+import { startNginx, type ManagedNginx } from '../../src/nginx/process.js';
+import { waitFor } from '../../src/util/wait.js';
+import { captureLogger, liveGeneration } from '../fixtures/integration/sidecar.js';
+import { startStack } from '../fixtures/stack.js';
+
+/** Pids whose parent is `ppid` (Linux /proc; field 4 of /proc/<pid>/stat). */
+async function childrenOf(ppid: number): Promise<number[]> {
+  const out: number[] = [];
+  for (const name of await readdir('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    const stat = await readFile(`/proc/${name}/stat`, 'utf8').catch(() => '');
+    // comm (field 2) may hold spaces and parentheses: parse after the last ')'.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (Number(fields[1]) === ppid) out.push(Number(name));
+  }
+  return out;
+}
+
+/** True while `pid` exists (signal 0). */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The sum of the samples of `name` whose labels match `labels` (a regexp on the label text). */
+function sum(metrics: string, name: string, labels: RegExp): number {
+  let total = 0;
+  for (const line of metrics.split('\n')) {
+    const m = new RegExp(`^${name}\\{([^}]*)\\} (\\S+)$`).exec(line);
+    if (m && labels.test(m[1] ?? '')) total += Number(m[2]);
+  }
+  return total;
+}
+
+t.test(
+  'nginx master SIGKILLed mid-walk: nothing advances, an alert, the walk resumes when nginx is back',
+  async (t) => {
+    const stack = await startStack(t, { target: 45 });
+    const cap = captureLogger();
+    const sc = await startSidecar(stack.config, { log: cap.log });
+    let closed = false;
+    const close = async (): Promise<void> => {
+      if (closed) return;
+      closed = true;
+      await sc.close();
+    };
+    t.teardown(close);
+    let restarted: ManagedNginx | null = null;
+    t.teardown(() => restarted?.stop({ graceMs: 2000 }));
+    const traffic = stack.traffic();
+    try {
+      await stack.until('weight 15', (s) => s.weight === 15, 30_000);
+      const master = stack.nginx.pid;
+      const failedBefore = sum(await stack.metrics(), 'nginx_canary_reloads_total', /result="(?!ok")/);
+      // Frozen first, so a reload the sidecar sends right now cannot fork workers we would not know of.
+      process.kill(master, 'SIGSTOP');
+      const workers = await childrenOf(master);
+      t.ok(
+        workers.length >= 2,
+        `the master has ${workers.length} workers (worker_processes 2, plus old ones draining)`,
+      );
+      process.kill(master, 'SIGKILL');
+      for (const w of workers) {
+        try {
+          process.kill(w, 'SIGKILL');
+        } catch {
+          // an old worker of an earlier reload that finished draining meanwhile
+        }
+      }
+      const downAt = Date.now();
+      await stack.nginx.exited;
+      await waitFor(() => workers.every((w) => !alive(w)), { timeoutMs: 5000, what: 'the workers gone' });
+      t.equal(await liveGeneration(stack.config), null, 'nginx is down: the status server does not answer');
+      // What the sidecar had committed when nginx died (an apply whose verify passed just before is in it).
+      const before = await stack.status();
+      t.ok([15, 25].includes(before.services[0]?.weight ?? -1), `weight ${before.services[0]?.weight} at the kill`);
+
+      // The alert: failed applies counted (the step due, or the reconcile of a live generation that vanished).
+      await waitFor(
+        async () => sum(await stack.metrics(), 'nginx_canary_reloads_total', /result="(?!ok")/) > failedBefore,
+        { timeoutMs: 20_000, intervalMs: 100, what: 'a failed apply counted while nginx is down' },
+      );
+      const errorLine = cap.lines.find((l) => l['msg'] === 'apply failed; weights held');
+      t.match(errorLine, { level: 50, component: 'runner', restored: true }, 'a pino error line');
+      t.comment(`first failed apply: stage ${String(errorLine?.['stage'])}: ${String(errorLine?.['err'])}`);
+      // Stay down past a gate window (5 s) and a soak (1 s): long enough for a step to have been due.
+      await waitFor(() => Date.now() - downAt >= 6500, { timeoutMs: 10_000, intervalMs: 100, what: '6.5 s down' });
+      const down = await stack.status();
+      t.equal(down.services[0]?.weight, before.services[0]?.weight, 'weight held while nginx is down');
+      t.equal(down.generation, before.generation, 'generation held');
+      t.same(
+        down.history.filter((e) => e.at >= downAt && ['slice', 'step', 'complete'].includes(e.kind)),
+        [],
+        'no step recorded while nginx is down',
+      );
+      const failedNow = sum(await stack.metrics(), 'nginx_canary_reloads_total', /result="(?!ok")/);
+      t.ok(failedNow > failedBefore, `nginx_canary_reloads_total{result!="ok"} moved ${failedBefore} → ${failedNow}`);
+      const metrics = await stack.metrics();
+      t.ok(sum(metrics, 'nginx_canary_rollbacks_total', /reason="(?!operator")/) >= 1, 'each failed apply restored');
+      t.comment(
+        metrics
+          .split('\n')
+          .filter((l) => /^nginx_canary_(reloads|rollbacks)_total\{.*\} [1-9]/.test(l))
+          .join('; '),
+      );
+      t.equal(await liveGeneration(stack.config), null, 'the sidecar did not start nginx (managed: false)');
+
+      // nginx comes back (the operator, or systemd) on the same prefix and config.
+      const backAt = performance.now();
+      restarted = await startNginx({
+        binary: stack.config.nginx.binary,
+        conf: stack.config.nginx.conf,
+        prefix: stack.config.nginx.prefix,
+      });
+      t.equal(await liveGeneration(stack.config), before.generation, 'restarted nginx serves the committed generation');
+      const done = await stack.until('the walk to reach 45', (s) => s.weight === 45, 90_000);
+      t.comment(`nginx back → weight 45 in ${Math.round(performance.now() - backAt)} ms`);
+      const doc = await stack.status();
+      t.equal(await liveGeneration(stack.config), doc.generation, 'nginx serves what the sidecar committed');
+      t.equal(done.phase, 'complete');
+      const raises = doc.history.filter((e) => ['slice', 'step', 'complete'].includes(e.kind) && e.to > e.from);
+      t.same(
+        raises.map((e) => e.to),
+        [5, 15, 25, 35, 45],
+        'no step skipped or repeated across the outage',
+      );
+    } finally {
+      await traffic.stop();
+      await close();
+      await restarted?.stop({ graceMs: 2000 });
+    }
+  },
+);

@@ -176,6 +176,19 @@ export const errors = {
       },
     ),
   /** `waitMs`: ms until nginx.min_reload_interval has passed. HTTP 429. */
+  /**
+   * The reload-rate guard held a reload that raises a weight: more old nginx
+   * worker generations are still shutting down than nginx.max_old_generations.
+   */
+  tooManyOldWorkers: (generations: number, max: number) =>
+    new CanaryError(
+      'NC_OLD_WORKERS',
+      `${generations} generations of old nginx workers are still shutting down (more than nginx.max_old_generations ${max}); the weight is held`,
+      {
+        fix: 'Wait: old workers exit when their last connection ends or worker_shutdown_timeout runs out (set it in nginx.conf); or raise nginx.max_old_generations',
+        statusCode: 429,
+      },
+    ),
   reloadTooSoon: (waitMs: number) =>
     new CanaryError(
       'NC_RELOAD_TOO_SOON',

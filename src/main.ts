@@ -19,7 +19,7 @@ import { LogFollower } from './observe/follow.js';
 import { NginxCommand } from './nginx/ctl.js';
 import { statfsDisk } from './nginx/disk.js';
 import { SnapshotStore } from './nginx/snapshot.js';
-import { Applier } from './nginx/apply.js';
+import { Applier, oldGenerationsOf } from './nginx/apply.js';
 import { preparePrefix, startNginx, type ManagedNginx } from './nginx/process.js';
 import { Runner, type TickReport } from './runner.js';
 import { Metrics } from './server/metrics.js';
@@ -132,6 +132,7 @@ export async function openRunner(config: Config, opts: RunnerOptions): Promise<R
       gates: () => ref.runner?.gates ?? {},
       logLines: () => observer.lineCounts(),
       now: () => clock.now(),
+      oldGenerations: () => oldGenerationsOf((ref.runner?.config ?? config).nginx),
     },
     { defaultMetrics: opts.defaultMetrics ?? true },
   );
@@ -280,6 +281,16 @@ async function startServing(config: Config, opts: SidecarOptions, parts: Started
     file: config.nginx.accessLog,
     from: 'end',
     onLines: (lines) => observer.addLines(lines),
+    // A deleted or moved-away access log that nginx keeps writing elsewhere: ask nginx to reopen it
+    // (what logrotate does with USR1); the follower rate-limits this to once a minute.
+    reopen: async (why) => {
+      log.warn(
+        { file: config.nginx.accessLog, why },
+        'the access log is not at its path; asking nginx to reopen its logs',
+      );
+      await ctl.reopen();
+    },
+    onError: (err) => log.warn({ err }, 'access log follower'),
   });
   await follower.start();
   // One round of probes before the first tick, so it can judge /ready and health (bounded by probe.timeout).

@@ -17,7 +17,7 @@
 import { mkdir, open, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Clock } from '../clock.js';
-import type { Config } from '../config/types.js';
+import type { Config, NginxConfig } from '../config/types.js';
 import { CanaryError, ConfigError, errors } from '../errors.js';
 import { waitFor, WaitTimeoutError } from '../util/wait.js';
 import { errorLogsOf } from './ctl.js';
@@ -25,6 +25,7 @@ import { buildModel } from './model.js';
 import { pidFileOf } from './process.js';
 import { parseHeader, renderUpstreams, type RenderedHeader } from './render.js';
 import { writeFileAtomic, type SnapshotStore, type VerifiedSnapshot } from './snapshot.js';
+import { oldWorkers } from './workers.js';
 import {
   MIN_FREE_DISK_RATIO,
   type ApplyRequest,
@@ -74,7 +75,30 @@ export interface ApplierOptions {
    * from nginx.conf once, on the first reload (ctl.ts `errorLogsOf`).
    */
   errorLogs?: readonly string[];
+  /**
+   * Counts nginx's old worker generations still shutting down, for the
+   * reload-rate guard (nginx.max_old_generations). Default: the master pid
+   * from nginx's pid file, then {@link oldWorkers} over /proc (0 when either
+   * is unavailable, which turns the guard off).
+   */
+  oldGenerations?: () => Promise<number>;
   log?: ApplierLog;
+}
+
+/**
+ * The default {@link ApplierOptions.oldGenerations}: reads the master pid
+ * from the pid file nginx uses for `nginx` (see process.ts `pidFileOf`) and
+ * counts its shutting-down worker generations. Never throws: 0 when the pid
+ * file is missing or unreadable, or there is no /proc.
+ */
+export async function oldGenerationsOf(nginx: Pick<NginxConfig, 'binary' | 'conf' | 'prefix'>): Promise<number> {
+  try {
+    const file = await pidFileOf({ binary: nginx.binary, conf: nginx.conf, prefix: nginx.prefix });
+    const pid = Number.parseInt((await readFile(file, 'utf8')).trim(), 10);
+    return Number.isInteger(pid) && pid > 0 ? (await oldWorkers(pid)).generations : 0;
+  } catch {
+    return 0;
+  }
 }
 
 /** Where one error log was before a reload signal: what is read after it is new. */
@@ -161,6 +185,7 @@ export class Applier {
   readonly #log: ApplierLog;
   #flavor: Promise<Flavor> | null = null;
   #errorLogs: Promise<readonly string[]> | null;
+  readonly #oldGenerations: () => Promise<number>;
   #pidFile: Promise<string | null> | null = null;
   #lastReloadMono: number | null = null;
   #tail: Promise<unknown> = Promise.resolve();
@@ -180,6 +205,7 @@ export class Applier {
     this.#verifySettleMs = opts.verifySettleMs ?? 150;
     this.#log = opts.log ?? nopLog;
     this.#errorLogs = opts.errorLogs === undefined ? null : Promise.resolve(opts.errorLogs);
+    this.#oldGenerations = opts.oldGenerations ?? (() => oldGenerationsOf(this.#config.nginx));
     if (!(this.#verifyTimeoutMs > 0) || !(this.#verifyIntervalMs > 0) || !(this.#verifySettleMs >= 0)) {
       throw new RangeError('Applier: verify timeouts must be > 0 ms (settle ≥ 0)');
     }
@@ -491,6 +517,16 @@ export class Applier {
     if (low) return fail('disk', low, false);
 
     const cur = await this.#current();
+    if (live) {
+      // Reload-rate guard: a reload that raises a weight waits while too many old worker generations still
+      // serve old weights. Drains and lowered weights are never held (the safe direction must not wait).
+      const raises = Object.entries(req.weights).some(([s, w]) => w > (cur.header.weights[s] ?? 0));
+      if (raises) {
+        const generations = await this.#oldGenerations();
+        const max = this.#config.nginx.maxOldGenerations;
+        if (generations > max) return fail('workers', errors.tooManyOldWorkers(generations, max), false);
+      }
+    }
     if (live && cur.exists && cur.header.generation === req.generation) {
       throw new RangeError(
         `apply: generation ${req.generation} is already the generation of ${this.#config.nginx.upstreamsFile}; pass a new one`,
@@ -530,7 +566,7 @@ export class Applier {
 
     try {
       const file = this.#config.nginx.upstreamsFile;
-      await mkdir(path.dirname(file), { recursive: true });
+      await mkdir(path.dirname(file), { recursive: true, mode: 0o755 });
       const mode = await stat(file).then(
         (s) => s.mode & 0o7777,
         () => 0o644,

@@ -60,11 +60,13 @@ export interface ApplyRequest {
 }
 
 /** Stage at which an apply stopped. */
-export type ApplyStage = 'interval' | 'disk' | 'preflight' | 'snapshot' | 'write' | 'test' | 'reload' | 'verify';
+export type ApplyStage =
+  'interval' | 'workers' | 'disk' | 'preflight' | 'snapshot' | 'write' | 'test' | 'reload' | 'verify';
 
 /** Every {@link ApplyStage}, in the order an apply runs them (metrics initialise one series per stage). */
 export const APPLY_STAGES: readonly ApplyStage[] = [
   'interval',
+  'workers',
   'disk',
   'preflight',
   'snapshot',

@@ -26,6 +26,8 @@ export interface MetricsSource {
   logLines(): Record<string, number>;
   /** The injected clock's now, epoch ms (for `paused_seconds`). */
   now(): number;
+  /** nginx's old worker generations still shutting down (the reload-rate guard's input); absent → no series. */
+  oldGenerations?(): Promise<number>;
 }
 
 /** Verdicts a gate can give, one `gate_verdict` series each. */
@@ -268,6 +270,17 @@ export class Metrics {
         }
       },
     });
+    if (source.oldGenerations) {
+      const count = source.oldGenerations.bind(source);
+      new Gauge({
+        name: 'nginx_canary_old_worker_generations',
+        help: 'Reload generations of nginx workers still shutting down (serving old weights); a reload that raises a weight waits while this exceeds nginx.max_old_generations.',
+        registers: [registry],
+        async collect() {
+          this.set(await count());
+        },
+      });
+    }
     new Gauge({
       name: 'nginx_canary_alert_paused_after_seconds',
       help: 'alerts.paused_after from weights.yaml, seconds: the NginxCanaryPausedTooLong ticket fires when paused_seconds exceeds it.',

@@ -309,3 +309,14 @@ t.test('soak_seconds and soak_needed_seconds follow the phase', async (t) => {
   t.equal(value(text, 'nginx_canary_soak_needed_seconds{service="gateway"}'), (svc?.rollout.sliceSoakMs ?? -1) / 1000);
   t.equal(value(text, 'nginx_canary_soak_needed_seconds{service="api"}'), 1, 'api idle: its step_soak 1 s');
 });
+
+t.test('old_worker_generations reads the source at scrape time; absent without one', async (t) => {
+  const src = source();
+  let n = 2;
+  const m = new Metrics({ ...src, oldGenerations: () => Promise.resolve(n) }, { defaultMetrics: false });
+  t.equal(value(await m.registry.metrics(), 'nginx_canary_old_worker_generations'), 2);
+  n = 0;
+  t.equal(value(await m.registry.metrics(), 'nginx_canary_old_worker_generations'), 0, 'fresh on every scrape');
+  const without = await new Metrics(src, { defaultMetrics: false }).registry.metrics();
+  t.notMatch(without, /nginx_canary_old_worker_generations/);
+});

@@ -1,0 +1,77 @@
+// The reload-rate guard (nginx.max_old_generations) on a real nginx: held
+// requests keep old worker generations alive after reloads; a raise then
+// stops at stage `workers` while a lowered weight (the safe direction) still
+// applies, and once the old workers are gone the raise goes through.
+import net from 'node:net';
+import t from 'tap';
+import { oldGenerationsOf } from '../../src/nginx/apply.js';
+import { waitFor } from '../../src/util/wait.js';
+import { startTestNginx } from '../fixtures/nginx/harness.js';
+
+/** An HTTP request to nginx on a raw socket, left in flight (the primary answers after 60 s). */
+async function holdRequest(port: number): Promise<net.Socket> {
+  const s = net.connect({ host: '127.0.0.1', port });
+  await new Promise<void>((resolve, reject) => {
+    s.once('connect', resolve);
+    s.once('error', reject);
+  });
+  s.on('error', () => undefined);
+  s.write('GET /held HTTP/1.1\r\nHost: test\r\nX-Canary: never\r\n\r\n');
+  return s;
+}
+
+t.test('a raise waits while more than max_old_generations are draining; a lower never does', async (t) => {
+  const h = await startTestNginx(t, {
+    editConf: (s) => s.replace('worker_shutdown_timeout 10s;', 'worker_shutdown_timeout 30s;'),
+    configure: (c) => ({ ...c, nginx: { ...c.nginx, maxOldGenerations: 1, minReloadIntervalMs: 100 } }),
+    weights: { gateway: 10 },
+  });
+  const primary = h.backends.primary[0];
+  if (!primary) throw new Error('harness started no primary backend');
+  await primary.setFault({ kind: 'delay', ms: 60_000 });
+  const sockets: net.Socket[] = [];
+  t.teardown(() => sockets.forEach((s) => s.destroy()));
+  t.equal(await oldGenerationsOf(h.config.nginx), 0, 'nothing draining at start (read through the pid file)');
+
+  // Two generations of old workers, each holding one request: reload with a request in flight, twice.
+  let generation = 1;
+  let lastReload = performance.now();
+  for (let i = 0; i < 2; i++) {
+    sockets.push(await holdRequest(h.port));
+    await waitFor(() => primary.openConnections >= i + 1, { what: `held request ${i + 1} at the backend` });
+    // Reloads > 100 ms apart count as distinct generations (workers.ts).
+    await waitFor(() => performance.now() - lastReload > 350, { what: 'reloads 350 ms apart', timeoutMs: 2000 });
+    await h.realCtl.reload();
+    lastReload = performance.now();
+    await waitFor(async () => (await oldGenerationsOf(h.config.nginx)) >= i + 1, {
+      what: `${i + 1} old generation(s) draining`,
+      timeoutMs: 10_000,
+    });
+  }
+  t.equal(await oldGenerationsOf(h.config.nginx), 2, 'two old generations');
+
+  generation++;
+  const raise = await h.applier.apply({ weights: { gateway: 20 }, generation, reason: 'raise' });
+  t.equal(raise.ok, false, 'the raise is held');
+  if (!raise.ok) {
+    t.equal(raise.stage, 'workers');
+    t.equal(raise.error.code, 'NC_OLD_WORKERS');
+    t.match(raise.error.message, /2 generations of old nginx workers are still shutting down/);
+    t.equal(raise.restored, false, 'nothing was written, nothing to restore');
+  }
+  t.equal(await h.realCtl.generation(), 1, 'nginx still serves generation 1');
+
+  const lower = await h.applier.apply({ weights: { gateway: 0 }, generation, reason: 'drain' });
+  t.ok(lower.ok, 'a drain applies whatever the old workers');
+  t.equal(await h.realCtl.generation(), generation);
+
+  // Release the held requests: the old workers exit and a raise applies again.
+  sockets.forEach((s) => s.destroy());
+  await waitFor(async () => (await oldGenerationsOf(h.config.nginx)) <= 1, {
+    what: 'old workers to exit',
+    timeoutMs: 15_000,
+  });
+  generation++;
+  const again = await h.applier.apply({ weights: { gateway: 20 }, generation, reason: 'raise again' });
+  t.ok(again.ok, `the raise applies once the old workers are gone (${again.ok ? 'ok' : again.stage})`);
+});

@@ -120,7 +120,10 @@ export class ServerWindow {
       this.#dropped.future++;
       return false;
     }
-    const b = this.#bucket(Math.floor(atMs / this.widthMs));
+    // A slot holding a newer bucket than a line inside the window can only hold data stamped after `nowMs`:
+    // the wall clock went back. That data is from before the jump; recycle it rather than drop new lines
+    // until the clock catches up (issue 5, clock jump backwards).
+    const b = this.#bucket(Math.floor(atMs / this.widthMs), true);
     if (b === null) {
       this.#dropped.old++;
       return false;
@@ -206,12 +209,15 @@ export class ServerWindow {
     }
   }
 
-  /** The bucket for absolute index `index`, recycled if its slot holds an older one; null if it holds a newer one. */
-  #bucket(index: number): Bucket | null {
+  /**
+   * The bucket for absolute index `index`, recycled if its slot holds an older one; if it holds a newer one,
+   * recycled when `recycleNewer`, else null.
+   */
+  #bucket(index: number, recycleNewer = false): Bucket | null {
     const n = this.#ring.length;
     const b = this.#ring[((index % n) + n) % n] as Bucket;
     if (b.index === index) return b;
-    if (b.index > index) return null;
+    if (b.index > index && !recycleNewer) return null;
     b.index = index;
     b.attempts = 0;
     b.errors = 0;

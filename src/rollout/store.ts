@@ -12,6 +12,12 @@ import { Value } from '@sinclair/typebox/value';
 import { errors } from '../errors.js';
 import type { State } from './types.js';
 
+/** `s` with control characters and non-ASCII shown as JSON escapes, cut to 200 characters (for error messages). */
+function printable(s: string): string {
+  const escaped = JSON.stringify(s.length > 200 ? `${s.slice(0, 200)}…` : s).slice(1, -1);
+  return escaped.replace(/[^\x20-\x7e]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
 /** `T | null`. */
 const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
 
@@ -173,7 +179,8 @@ export class StateStore {
     } catch (err) {
       throw errors.stateCorrupt(
         this.#file,
-        `invalid JSON (${(err as Error).message}); a write may have been cut short`,
+        // V8 quotes the offending input; escape it so garbage bytes cannot break the one-line message.
+        `invalid JSON (${printable((err as Error).message)}); a write may have been cut short`,
       );
     }
     return parseState(this.#file, data);

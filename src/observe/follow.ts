@@ -98,7 +98,7 @@ export interface FollowerStats {
 /** Read size per call, bytes. */
 const CHUNK_BYTES = 64 * 1024;
 /** Delay after an fs.watch event before reading, ms: coalesces the event burst of many small writes. */
-const WAKE_DELAY_MS = 5;
+const WAKE_DELAY_MS = 100;
 const NEWLINE = 10;
 
 /** One open file being read. */

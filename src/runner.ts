@@ -235,7 +235,7 @@ export class Runner {
   #running = false;
   #ticking: Promise<unknown> = Promise.resolve();
   /** The last failed apply: its weights, how many times in a row, and when (monotonic ms). */
-  #failed: { key: string; count: number; atMono: number } | null = null;
+  #failed: { key: string; count: number; atMono: number; why: string } | null = null;
   /** Wall and monotonic readings at the last tick or command (see #followClockJump). */
   #reading: { wall: number; mono: number };
 
@@ -472,9 +472,7 @@ export class Runner {
       if ((d.changed || drift) && backingOff) {
         // The same change failed moments ago: hold (no reload storm) and retry after the backoff.
         const waitS = ((backoff - (clock.monotonic() - (this.#failed?.atMono ?? 0))) / 1000).toFixed(1);
-        this.#summary = Object.fromEntries(
-          Object.entries(d.summary).map(([k, v]) => [k, `${v}; last apply failed, retrying in ${waitS} s`]),
-        );
+        this.#summary = this.#notApplied(d, `retrying in ${waitS} s`);
       } else if (d.changed || drift) {
         const reason = d.changed
           ? d.events.map((e) => `${e.service}: ${e.kind} ${e.from} → ${e.to}`).join('; ')
@@ -489,7 +487,9 @@ export class Runner {
             key,
             count: this.#failed?.key === key ? this.#failed.count + 1 : 1,
             atMono: clock.monotonic(),
+            why: `${apply.stage}: ${apply.error.message}`,
           };
+          this.#summary = this.#notApplied(d, 'retrying');
           events = this.#recordApplyFailure(d.weights, apply, now);
         }
         for (const p of d.pages) {
@@ -519,6 +519,26 @@ export class Runner {
     };
     this.#deps.onTick?.(report);
     return report;
+  }
+
+  /**
+   * Summaries while a decided change is not live because its apply failed: a service whose weight was to
+   * change says it holds at its live weight and why, with what was decided after it.
+   */
+  #notApplied(d: { weights: Record<string, number>; summary: Record<string, string> }, retry: string) {
+    const why = this.#failed?.why ?? 'apply failed';
+    return Object.fromEntries(
+      Object.entries(d.summary).map(([k, v]) => {
+        const live = this.#state.services[k]?.weight ?? 0;
+        const want = d.weights[k] ?? live;
+        return [
+          k,
+          want === live
+            ? `${v}; last apply failed (${why}), ${retry}`
+            : `holding at ${live} %: ${live} → ${want} % not applied (${why}); ${retry}. Decided: ${v}`,
+        ];
+      }),
+    );
   }
 
   async #apply(weights: Record<string, number>, reason: string): Promise<ApplyResult> {

@@ -230,7 +230,7 @@ t.test('a failed apply with the same weights waits for the backoff before it is 
   // Backoff after 1 failure: min_reload_interval (1 s).
   const held = await r.tick();
   t.equal(held.apply, null, 'an immediate tick does not retry');
-  t.match(held.summary['gateway'], /last apply failed, retrying in 1\.0 s/);
+  t.match(held.summary['gateway'], /^holding at 0 %: 0 → 5 % not applied \(\w+: .+\); retrying in 1\.0 s\. Decided: /);
   clock.advance(999);
   t.equal((await r.tick()).apply, null, 'still backing off at 999 ms');
   t.equal(r.ctl.reloads, afterFirst, 'no reload while backing off');

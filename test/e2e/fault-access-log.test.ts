@@ -12,9 +12,10 @@
 //   empty file nginx does not write to, and for a sidecar started while the log
 //   is missing).
 import t from 'tap';
+import { startInProcess } from '../fixtures/in-process.js';
 import { chmod, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { startSidecar, type SidecarHandle } from '../../src/main.js';
+import type { SidecarHandle } from '../../src/main.js';
 import { NginxCommand } from '../../src/nginx/ctl.js';
 import { LogFollower } from '../../src/observe/follow.js';
 import { waitFor } from '../../src/util/wait.js';
@@ -34,14 +35,7 @@ async function sidecar(
   t: { teardown(fn: () => unknown): void },
   stack: Stack,
 ): Promise<[SidecarHandle, () => Promise<void>]> {
-  const sc = await startSidecar(stack.config, { log: captureLogger().log });
-  let closed = false;
-  const close = async (): Promise<void> => {
-    if (closed) return;
-    closed = true;
-    await sc.close();
-  };
-  t.teardown(close);
+  const { sc, close } = await startInProcess(t, stack.config, { log: captureLogger().log });
   return [sc, close];
 }
 

@@ -3,9 +3,9 @@
 // weight held and an apply_failed event at stage disk; the walk continues by
 // itself once the disk frees up.
 import t from 'tap';
+import { startInProcess } from '../fixtures/in-process.js';
 import { readdir, readFile } from 'node:fs/promises';
 import { errors } from '../../src/errors.js';
-import { startSidecar } from '../../src/main.js';
 import { MIN_FREE_DISK_RATIO } from '../../src/nginx/types.js';
 import { waitFor } from '../../src/util/wait.js';
 import { captureLogger, liveGeneration } from '../fixtures/integration/sidecar.js';
@@ -27,7 +27,7 @@ t.test('free disk under 10 %: no change on the real nginx; the walk continues wh
   let free = 0.5;
   const asked = new Set<string>();
   const cap = captureLogger();
-  const sc = await startSidecar(stack.config, {
+  const { sc, close } = await startInProcess(t, stack.config, {
     log: cap.log,
     disk: {
       freeRatio: async (p) => {
@@ -36,13 +36,6 @@ t.test('free disk under 10 %: no change on the real nginx; the walk continues wh
       },
     },
   });
-  let closed = false;
-  const close = async (): Promise<void> => {
-    if (closed) return;
-    closed = true;
-    await sc.close();
-  };
-  t.teardown(close);
   const traffic = stack.traffic();
   try {
     await stack.until('weight 15', (s) => s.weight === 15, 30_000);

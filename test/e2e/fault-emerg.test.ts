@@ -5,11 +5,11 @@
 // instead of waiting out the verify deadline (10 s in the sidecar); the
 // snapshot is restored and reloaded, and the walk goes on once the port is free.
 import t from 'tap';
+import { startInProcess } from '../fixtures/in-process.js';
 import net from 'node:net';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { systemClock } from '../../src/clock.js';
-import { startSidecar } from '../../src/main.js';
 import { Applier } from '../../src/nginx/apply.js';
 import { errorLogDirectives, errorLogsOf, NginxCommand } from '../../src/nginx/ctl.js';
 import { statfsDisk } from '../../src/nginx/disk.js';
@@ -149,14 +149,7 @@ t.test(
   async (t) => {
     const stack = await startStack(t, { target: 30 });
     const cap = captureLogger();
-    const sc = await startSidecar(stack.config, { log: cap.log });
-    let closed = false;
-    const close = async (): Promise<void> => {
-      if (closed) return;
-      closed = true;
-      await sc.close();
-    };
-    t.teardown(close);
+    const { sc, close } = await startInProcess(t, stack.config, { log: cap.log });
     const traffic = stack.traffic();
     try {
       await stack.until('weight 15', (s) => s.weight === 15, 30_000);

@@ -6,8 +6,8 @@
 // walk continues to the target once nginx is started again on the same
 // prefix and config.
 import t from 'tap';
+import { startInProcess } from '../fixtures/in-process.js';
 import { readdir, readFile } from 'node:fs/promises';
-import { startSidecar } from '../../src/main.js';
 import { startNginx, type ManagedNginx } from '../../src/nginx/process.js';
 import { waitFor } from '../../src/util/wait.js';
 import { captureLogger, liveGeneration } from '../fixtures/integration/sidecar.js';
@@ -51,14 +51,7 @@ t.test(
   async (t) => {
     const stack = await startStack(t, { target: 45 });
     const cap = captureLogger();
-    const sc = await startSidecar(stack.config, { log: cap.log });
-    let closed = false;
-    const close = async (): Promise<void> => {
-      if (closed) return;
-      closed = true;
-      await sc.close();
-    };
-    t.teardown(close);
+    const { close } = await startInProcess(t, stack.config, { log: cap.log });
     let restarted: ManagedNginx | null = null;
     t.teardown(() => restarted?.stop({ graceMs: 2000 }));
     const traffic = stack.traffic();

@@ -7,8 +7,8 @@
 // (SIGCONT) it handles the pending SIGHUP and the walk proceeds. The master is
 // always continued, also when an assertion fails.
 import t from 'tap';
+import { startInProcess } from '../fixtures/in-process.js';
 import { readFile } from 'node:fs/promises';
-import { startSidecar } from '../../src/main.js';
 import { waitFor } from '../../src/util/wait.js';
 import { captureLogger, liveGeneration } from '../fixtures/integration/sidecar.js';
 import { startStack } from '../fixtures/stack.js';
@@ -38,14 +38,7 @@ t.test(
     };
     t.teardown(resume);
     const cap = captureLogger();
-    const sc = await startSidecar(stack.config, { log: cap.log });
-    let closed = false;
-    const close = async (): Promise<void> => {
-      if (closed) return;
-      closed = true;
-      await sc.close();
-    };
-    t.teardown(close);
+    const { sc, close } = await startInProcess(t, stack.config, { log: cap.log });
     const traffic = stack.traffic();
     try {
       await stack.until('weight 15', (s) => s.weight === 15, 30_000);

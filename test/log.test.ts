@@ -4,6 +4,7 @@ import { PassThrough } from 'node:stream';
 import t from 'tap';
 import { colorAllowed, createLogger, logFormat } from '../src/log.js';
 import type { GateResult } from '../src/rollout/types.js';
+import { gateResult } from './fixtures/status.js';
 
 /** A sink collecting everything written to it. */
 function sink(): { stream: PassThrough; text: () => string } {
@@ -14,27 +15,8 @@ function sink(): { stream: PassThrough; text: () => string } {
 }
 
 const gates: GateResult[] = [
-  {
-    gate: 'error_ratio',
-    kind: 'drain',
-    pool: 'canary',
-    verdict: 'fail',
-    value: 0.2,
-    threshold: 0.005,
-    samples: 60,
-    minSamples: 200,
-    detail: { errors: 12, statistic: 9.1, bound: 7.6 },
-  },
-  {
-    gate: 'connect_p95',
-    kind: 'hold',
-    pool: 'canary',
-    verdict: 'pass',
-    value: 3,
-    threshold: 120,
-    samples: 60,
-    minSamples: 200,
-  },
+  gateResult({ verdict: 'fail', value: 0.2, samples: 60, detail: { errors: 12, statistic: 9.1, bound: 7.6 } }),
+  gateResult({ gate: 'connect_p95', kind: 'hold', value: 3, threshold: 120, samples: 60 }),
 ];
 
 t.test('logFormat: forced by NGINX_CANARY_LOG_FORMAT, else pretty only on a TTY', async (t) => {

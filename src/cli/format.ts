@@ -2,7 +2,8 @@
  * Plain-text rendering of the status document for `nginx-canary status`.
  */
 import { describeGate } from '../rollout/gates.js';
-import type { StatusDocument } from '../runner.js';
+import type { Ramp } from '../rollout/types.js';
+import type { ServiceStatus, StatusDocument } from '../runner.js';
 
 /**
  * A duration given in ms (≥ 0) for humans: seconds with one decimal under
@@ -16,6 +17,22 @@ export function formatDuration(ms: number): string {
   if (s < 3600) return `${Math.floor(s / 60)}m ${s % 60}s`;
   const m = Math.round(ms / 60_000);
   return `${Math.floor(m / 60)}h ${m % 60}m`;
+}
+
+/**
+ * A service's phase with who paused it and why it drained, as both text views
+ * print it: `step`, `paused (by gate)`, `drained (drained: error_ratio)`.
+ */
+export function phaseText(s: Pick<ServiceStatus, 'phase' | 'pausedBy' | 'drainReason'>): string {
+  return s.phase + (s.pausedBy ? ` (by ${s.pausedBy})` : '') + (s.drainReason ? ` (drained: ${s.drainReason})` : '');
+}
+
+/**
+ * The slow_start emulation ramp in progress, as both text views print it:
+ * `ramp (slow_start emulation, <cause>): sub-step 2 of 5 toward 5 %` (`to` in percent 0–100).
+ */
+export function rampText(r: Ramp): string {
+  return `ramp (slow_start emulation, ${r.cause}): sub-step ${r.step} of ${r.steps} toward ${r.to} %`;
 }
 
 /**
@@ -33,17 +50,12 @@ export function formatStatus(doc: StatusDocument, note = ''): string {
   out.push(`generation ${doc.generation}`);
   for (const s of doc.services) {
     out.push('');
-    out.push(
-      `${s.name}: weight ${s.weight} % → target ${s.target} %  phase ${s.phase}${s.pausedBy ? ` (by ${s.pausedBy})` : ''}${s.drainReason ? ` (drained: ${s.drainReason})` : ''}`,
-    );
+    out.push(`${s.name}: weight ${s.weight} % → target ${s.target} %  phase ${phaseText(s)}`);
     out.push(
       `  soak ${formatDuration(s.soakedMs)} of ${formatDuration(s.soakNeededMs)} at this weight since ${new Date(s.since).toISOString()}`,
     );
     if (s.summary) out.push(`  ${s.summary}`);
-    if (s.ramp)
-      out.push(
-        `  ramp (slow_start emulation, ${s.ramp.cause}): sub-step ${s.ramp.step} of ${s.ramp.steps} toward ${s.ramp.to} %`,
-      );
+    if (s.ramp) out.push(`  ${rampText(s.ramp)}`);
     // One line per gate with the numbers behind its verdict (counts, p95, the test statistic and its bound).
     for (const g of s.gates) out.push(`  ${g.kind} gate ${describeGate(g)}`);
   }

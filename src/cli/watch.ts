@@ -29,7 +29,7 @@ import { describeGate, formatGateValue } from '../rollout/gates.js';
 import type { EventKind, GateResult, Phase, Verdict } from '../rollout/types.js';
 import type { ServiceStatus, StatusDocument } from '../runner.js';
 import { apiBase, callApi } from './client.js';
-import { formatDuration } from './format.js';
+import { formatDuration, phaseText, rampText } from './format.js';
 
 const ESC = '\u001b';
 
@@ -158,15 +158,11 @@ function serviceLines(s: ServiceStatus, o: RenderOptions): string[] {
   const filled = Math.round(cells * progress(s.weight, s.target));
   const barCode = s.phase === 'drained' ? ANSI.red : s.phase === 'paused' ? ANSI.yellow : ANSI.green;
   const bar = `[${paint('█'.repeat(filled), barCode, c)}${'░'.repeat(cells - filled)}]`;
-  const phase =
-    s.phase + (s.pausedBy ? ` (by ${s.pausedBy})` : '') + (s.drainReason ? ` (drained: ${s.drainReason})` : '');
   const out = [
-    `${paint(s.name, ANSI.bold, c)}  ${bar}  ${s.weight} % → ${s.target} %  ${paint(phase, phaseCode(s.phase), c)}`,
+    `${paint(s.name, ANSI.bold, c)}  ${bar}  ${s.weight} % → ${s.target} %  ${paint(phaseText(s), phaseCode(s.phase), c)}`,
   ];
   if (s.ramp) {
-    out.push(
-      `  ramp (slow_start emulation, ${s.ramp.cause}): sub-step ${s.ramp.step} of ${s.ramp.steps} toward ${s.ramp.to} %`,
-    );
+    out.push(`  ${rampText(s.ramp)}`);
   } else if (s.phase === 'slice' || s.phase === 'step') {
     const left = s.soakNeededMs - s.soakedMs;
     out.push(

@@ -8,7 +8,7 @@
  * weights (named `_percent`), seconds for durations, ratio 0–1 for ratios.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { Config, Pool } from '../config/types.js';
+import type { Config, Pool, ServiceConfig } from '../config/types.js';
 import { APPLY_STAGES } from '../nginx/types.js';
 import { soakNeededMs } from '../rollout/decide.js';
 import { evaluateGates } from '../rollout/gates.js';
@@ -101,28 +101,33 @@ export class Metrics {
     this.registry = registry;
     if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: registry, prefix: 'nginx_canary_' });
 
-    new Gauge({
-      name: 'nginx_canary_weight_percent',
-      help: 'Live canary weight: share of the service requests nginx sends to the canary pool, percent 0-100.',
-      labelNames: ['service'],
-      registers: [registry],
-      collect() {
-        this.reset();
-        const state = source.state();
-        for (const svc of source.config().services)
-          this.set({ service: svc.name }, state.services[svc.name]?.weight ?? 0);
-      },
-    });
-    new Gauge({
-      name: 'nginx_canary_target_weight_percent',
-      help: 'Target canary weight from weights.yaml, percent 0-100.',
-      labelNames: ['service'],
-      registers: [registry],
-      collect() {
-        this.reset();
-        for (const svc of source.config().services) this.set({ service: svc.name }, svc.rollout.target);
-      },
-    });
+    /** A gauge with one series per configured service, read at scrape time; `pick` null → no series for it. */
+    const serviceGauge = (name: string, help: string, pick: (svc: ServiceConfig, state: State) => number | null) => {
+      new Gauge({
+        name,
+        help,
+        labelNames: ['service'],
+        registers: [registry],
+        collect() {
+          this.reset();
+          const state = source.state();
+          for (const svc of source.config().services) {
+            const v = pick(svc, state);
+            if (v !== null) this.set({ service: svc.name }, v);
+          }
+        },
+      });
+    };
+    serviceGauge(
+      'nginx_canary_weight_percent',
+      'Live canary weight: share of the service requests nginx sends to the canary pool, percent 0-100.',
+      (svc, state) => state.services[svc.name]?.weight ?? 0,
+    );
+    serviceGauge(
+      'nginx_canary_target_weight_percent',
+      'Target canary weight from weights.yaml, percent 0-100.',
+      (svc) => svc.rollout.target,
+    );
     new Gauge({
       name: 'nginx_canary_phase',
       help: 'Rollout phase: 1 on the current phase of each service, 0 on the others.',
@@ -161,8 +166,8 @@ export class Metrics {
       'nginx_canary_gate_connect_p95_seconds',
       'Upstream connect time p95 over the gate window, seconds (hold gate: seed 003, 120 ms).',
       (g, pool) => {
-        const v = find(g, 'connect_p95', pool)?.value;
-        return v === undefined || v === null ? null : v / 1000;
+        const v = find(g, 'connect_p95', pool)?.value ?? null;
+        return v === null ? null : gateBaseUnit('connect_p95', v);
       },
     );
     gateGauge(
@@ -255,21 +260,14 @@ export class Metrics {
       'While a service is drained by a gate: that gate threshold at the drain, in the units of nginx_canary_gate_value.',
       (r) => r.threshold,
     );
-    new Gauge({
-      name: 'nginx_canary_paused_seconds',
-      help: 'While a walk is paused (by a hold gate or the operator): seconds since it paused; absent otherwise.',
-      labelNames: ['service'],
-      registers: [registry],
-      collect() {
-        this.reset();
-        const state = source.state();
-        const now = source.now();
-        for (const svc of source.config().services) {
-          if (state.services[svc.name]?.phase !== 'paused') continue;
-          this.set({ service: svc.name }, Math.max(0, now - pausedAt(state, svc.name)) / 1000);
-        }
-      },
-    });
+    serviceGauge(
+      'nginx_canary_paused_seconds',
+      'While a walk is paused (by a hold gate or the operator): seconds since it paused; absent otherwise.',
+      (svc, state) =>
+        state.services[svc.name]?.phase === 'paused'
+          ? Math.max(0, source.now() - pausedAt(state, svc.name)) / 1000
+          : null,
+    );
     if (source.oldGenerations) {
       const count = source.oldGenerations.bind(source);
       new Gauge({
@@ -289,28 +287,15 @@ export class Metrics {
         this.set(source.config().alerts.pausedAfterMs / 1000);
       },
     });
-    const soakGauge = (name: string, help: string, pick: (svc: Config['services'][number], state: State) => number) => {
-      new Gauge({
-        name,
-        help,
-        labelNames: ['service'],
-        registers: [registry],
-        collect() {
-          this.reset();
-          const state = source.state();
-          for (const svc of source.config().services) this.set({ service: svc.name }, pick(svc, state) / 1000);
-        },
-      });
-    };
-    soakGauge(
+    serviceGauge(
       'nginx_canary_soak_seconds',
       'Green soak accumulated at the live weight, seconds.',
-      (svc, state) => state.services[svc.name]?.soakedMs ?? 0,
+      (svc, state) => (state.services[svc.name]?.soakedMs ?? 0) / 1000,
     );
-    soakGauge(
+    serviceGauge(
       'nginx_canary_soak_needed_seconds',
       'Soak the live weight needs before the next step, seconds.',
-      (svc, state) => soakNeededMs(svc, state.services[svc.name]),
+      (svc, state) => soakNeededMs(svc, state.services[svc.name]) / 1000,
     );
 
     this.drains = new Counter({

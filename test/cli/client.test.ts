@@ -82,6 +82,11 @@ async function rejection(p: Promise<unknown>): Promise<CanaryError> {
   throw new Error('expected callApi to reject');
 }
 
+/** The fields of a CanaryError the CLI prints and exits with, as a plain object (for strictSame). */
+function fields(e: CanaryError): Pick<CanaryError, 'code' | 'message' | 'fix' | 'exitCode' | 'statusCode'> {
+  return { code: e.code, message: e.message, fix: e.fix, exitCode: e.exitCode, statusCode: e.statusCode };
+}
+
 t.test('apiBase', async (t) => {
   const base = (host: string, port = 9464): string =>
     apiBase(makeConfig('/tmp/x', { sidecar: { listen: { host, port } } }));
@@ -127,12 +132,13 @@ t.test('answers', async (t) => {
   });
 
   t.test('404 with {code, message, fix} → a CanaryError carrying them, exit 2', async (t) => {
-    const e = await rejection(callApi(config, 'GET', '/missing'));
-    t.equal(e.code, 'NC_UNKNOWN_SERVICE');
-    t.equal(e.message, 'no service named "x"');
-    t.equal(e.fix, 'Use one of the names');
-    t.equal(e.exitCode, 2);
-    t.equal(e.statusCode, 404);
+    t.strictSame(fields(await rejection(callApi(config, 'GET', '/missing'))), {
+      code: 'NC_UNKNOWN_SERVICE',
+      message: 'no service named "x"',
+      fix: 'Use one of the names',
+      exitCode: 2,
+      statusCode: 404,
+    });
   });
 
   t.test('400 → exit 2; 401 → exit 1', async (t) => {
@@ -146,12 +152,13 @@ t.test('answers', async (t) => {
   });
 
   t.test('500 with a non-JSON body → NC_API with the text, exit 1', async (t) => {
-    const e = await rejection(callApi(config, 'GET', '/boom'));
-    t.equal(e.code, 'NC_API');
-    t.equal(e.message, 'upstream exploded');
-    t.equal(e.fix, 'See the sidecar log');
-    t.equal(e.exitCode, 1);
-    t.equal(e.statusCode, 500);
+    t.strictSame(fields(await rejection(callApi(config, 'GET', '/boom'))), {
+      code: 'NC_API',
+      message: 'upstream exploded',
+      fix: 'See the sidecar log',
+      exitCode: 1,
+      statusCode: 500,
+    });
   });
 
   t.test('an error JSON without the fields → NC_API, "HTTP <status>"', async (t) => {

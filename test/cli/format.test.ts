@@ -3,26 +3,19 @@ import t from 'tap';
 import { formatDuration, formatStatus } from '../../src/cli/format.js';
 import type { ServiceStatus, StatusDocument } from '../../src/runner.js';
 import type { GateResult, RolloutEvent } from '../../src/rollout/types.js';
+import { serviceStatus } from '../fixtures/status.js';
 
 const T0 = Date.UTC(2026, 0, 2, 3, 4, 5);
 
 function service(over: Partial<ServiceStatus> = {}): ServiceStatus {
-  return {
-    name: 'gateway',
-    weight: 15,
+  return serviceStatus({
     target: 50,
-    phase: 'step',
-    pausedBy: null,
-    drainReason: null,
     since: T0,
     soakedMs: 3200,
     soakNeededMs: 15 * 60_000,
     summary: 'soaking at 15 % (target 50 %): 3.2 s of 900.0 s green',
-    gates: [],
-    split: 'weighted',
-    ramp: null,
     ...over,
-  };
+  });
 }
 
 function event(i: number): RolloutEvent {

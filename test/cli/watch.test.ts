@@ -3,7 +3,7 @@
 // end against a real sidecar walking a real nginx — piped (plain blocks on
 // change, no escape codes) and through a pseudo-terminal (util-linux
 // `script`: redraw in place, colour, NO_COLOR).
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { ManualClock } from '../../src/clock.js';
 import { CanaryError, errors } from '../../src/errors.js';
@@ -23,6 +23,7 @@ import type { GateResult, RolloutEvent } from '../../src/rollout/types.js';
 import { waitFor } from '../../src/util/wait.js';
 import { binPath, startStack, userEnv } from '../fixtures/stack.js';
 import { cli } from '../fixtures/integration/sidecar.js';
+import { gateResult, serviceStatus } from '../fixtures/status.js';
 
 const T0 = Date.UTC(2026, 0, 2, 3, 4, 5);
 const ESC = '\u001b';
@@ -30,17 +31,7 @@ const ESC = '\u001b';
 const SGR = new RegExp(`${ESC}\\[[0-9;]*m`);
 
 function gate(over: Partial<GateResult> = {}): GateResult {
-  return {
-    gate: 'error_ratio',
-    kind: 'drain',
-    pool: 'canary',
-    verdict: 'pass',
-    value: 0,
-    threshold: 0.005,
-    samples: 60,
-    minSamples: 20,
-    ...over,
-  };
+  return gateResult({ samples: 60, minSamples: 20, ...over });
 }
 
 const GATES: GateResult[] = [
@@ -55,22 +46,14 @@ const GATES: GateResult[] = [
 ];
 
 function service(over: Partial<ServiceStatus> = {}): ServiceStatus {
-  return {
-    name: 'gateway',
-    weight: 15,
-    target: 30,
-    phase: 'step',
-    pausedBy: null,
-    drainReason: null,
+  return serviceStatus({
     since: T0 - 3200,
     soakedMs: 400,
     soakNeededMs: 1000,
     summary: 'soaking at 15 %: 0.4 s of 1.0 s',
     gates: GATES,
-    split: 'weighted',
-    ramp: null,
     ...over,
-  };
+  });
 }
 
 function event(i: number, over: Partial<RolloutEvent> = {}): RolloutEvent {
@@ -553,9 +536,10 @@ t.test('the binary: piped, then through a pseudo-terminal', async (t) => {
     t.equal(w.err(), '', 'nothing on stderr');
   });
 
-  t.test('through a pseudo-terminal: redraw in place, colour, ^C exits 0 and restores the cursor', async (t) => {
+  /** Runs the watch in a pseudo-terminal until three frames show `gateway`, then ^C; returns all it wrote. */
+  async function throughPty(t: Test, childEnv: NodeJS.ProcessEnv): Promise<string> {
     if (stack.sidecar === null) await stack.startSidecar();
-    const w = watch(args, env, true);
+    const w = watch(args, childEnv, true);
     t.teardown(() => w.kill());
     await waitFor(() => w.out().split(ANSI.home).length > 3 && w.out().includes('gateway'), {
       timeoutMs: 15_000,
@@ -563,7 +547,11 @@ t.test('the binary: piped, then through a pseudo-terminal', async (t) => {
     });
     w.child.stdin?.write('\x03');
     t.equal(await w.exit(), 0, '^C exits 0');
-    const out = w.out();
+    return w.out();
+  }
+
+  t.test('through a pseudo-terminal: redraw in place, colour, ^C exits 0 and restores the cursor', async (t) => {
+    const out = await throughPty(t, env);
     t.ok(out.startsWith(`${ANSI.hideCursor}${ANSI.home}`), 'the cursor hidden, then home');
     t.ok(out.includes(ANSI.clearLine) && out.includes(ANSI.clearToEnd), 'lines and the rest of the screen cleared');
     t.ok(out.includes(ANSI.showCursor), 'the cursor shown again after ^C');
@@ -574,16 +562,7 @@ t.test('the binary: piped, then through a pseudo-terminal', async (t) => {
   });
 
   t.test('through a pseudo-terminal with NO_COLOR=1: no colour, still redrawn', async (t) => {
-    if (stack.sidecar === null) await stack.startSidecar();
-    const w = watch(args, { ...env, NO_COLOR: '1' }, true);
-    t.teardown(() => w.kill());
-    await waitFor(() => w.out().split(ANSI.home).length > 3 && w.out().includes('gateway'), {
-      timeoutMs: 15_000,
-      what: 'three redraws',
-    });
-    w.child.stdin?.write('\x03');
-    t.equal(await w.exit(), 0, '^C exits 0');
-    const out = w.out();
+    const out = await throughPty(t, { ...env, NO_COLOR: '1' });
     t.notMatch(out, SGR, 'no SGR sequence');
     t.ok(out.split(ANSI.home).length > 3, 'redrawn in place');
     t.ok(out.includes(ANSI.showCursor), 'the cursor restored');

@@ -12,19 +12,11 @@ import {
   type WeightChartInput,
 } from '../../src/server/chart.js';
 import type { EventKind, GateResult, RolloutEvent } from '../../src/rollout/types.js';
+import { gateResult } from '../fixtures/status.js';
 
 const T0 = 1_700_000_000_000;
 
-const failing: GateResult = {
-  gate: 'error_ratio',
-  kind: 'drain',
-  pool: 'canary',
-  verdict: 'fail',
-  value: 0.2,
-  threshold: 0.005,
-  samples: 40,
-  minSamples: 20,
-};
+const failing: GateResult = gateResult({ verdict: 'fail', value: 0.2, samples: 40, minSamples: 20 });
 
 function ev(atS: number, kind: EventKind, from: number, to: number, reason = `${kind} happened`): RolloutEvent {
   return { at: T0 + atS * 1000, service: 'gateway', kind, from, to, reason, gates: kind === 'drain' ? [failing] : [] };

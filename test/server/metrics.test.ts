@@ -5,19 +5,11 @@ import { Metrics, type MetricsSource } from '../../src/server/metrics.js';
 import { PHASES, type GateResult, type Phase, type ServiceState, type State } from '../../src/rollout/types.js';
 import type { Config } from '../../src/config/types.js';
 import { makeConfig, makeService } from '../fixtures/nginx/config.js';
+import { svcState as baseState } from '../fixtures/rollout/config.js';
 
+/** A ServiceState at `weight` percent in `phase`, target 50 %, times 0 (epoch ms), nothing soaked. */
 function svcState(weight: number, phase: Phase): ServiceState {
-  return {
-    weight,
-    phase,
-    resumePhase: null,
-    pausedBy: null,
-    target: 50,
-    since: 0,
-    soakedMs: 0,
-    lastTickAt: 0,
-    drainReason: null,
-  };
+  return baseState({ weight, phase, target: 50, since: 0, lastTickAt: 0 });
 }
 
 function gate(g: GateResult['gate'], pool: GateResult['pool'], value: number | null, samples: number): GateResult {

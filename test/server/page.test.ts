@@ -18,22 +18,9 @@ import type { ServiceStatus, StatusDocument } from '../../src/runner.js';
 import type { GateResult, RolloutEvent } from '../../src/rollout/types.js';
 import type { SnapshotInfo } from '../../src/nginx/types.js';
 import { repoRoot } from '../fixtures/stack.js';
+import { gateResult as gate, serviceStatus } from '../fixtures/status.js';
 
 const NOW = 1_700_000_100_000;
-
-function gate(over: Partial<GateResult>): GateResult {
-  return {
-    gate: 'error_ratio',
-    kind: 'drain',
-    pool: 'canary',
-    verdict: 'pass',
-    value: 0,
-    threshold: 0.005,
-    samples: 300,
-    minSamples: 200,
-    ...over,
-  };
-}
 
 const gates: GateResult[] = [
   gate({ gate: 'ready', kind: 'hold', value: 1, threshold: 1, samples: 1, minSamples: 1 }),
@@ -46,22 +33,16 @@ const gates: GateResult[] = [
 ];
 
 function svc(over: Partial<ServiceStatus> = {}): ServiceStatus {
-  return {
-    name: 'gateway',
+  return serviceStatus({
     weight: 0,
-    target: 30,
     phase: 'drained',
-    pausedBy: null,
     drainReason: 'error_ratio',
     since: NOW - 5000,
-    soakedMs: 0,
     soakNeededMs: 900_000,
     summary: 'drained gateway from 15 % to 0 %',
     gates,
-    split: 'weighted',
-    ramp: null,
     ...over,
-  };
+  });
 }
 
 function ev(agoS: number, kind: RolloutEvent['kind'], from: number, to: number, g: GateResult[] = []): RolloutEvent {

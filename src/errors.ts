@@ -228,6 +228,16 @@ export const errors = {
         cause,
       },
     ),
+  /** The API could not bind `host:port` (sidecar.listen) at start-up; nothing was changed yet. */
+  listenFailed: (host: string, port: number, cause: unknown) =>
+    new CanaryError(
+      'NC_LISTEN',
+      `cannot listen on ${host}:${port}: ${cause instanceof Error ? cause.message : String(cause)}; nothing was changed`,
+      {
+        fix: 'Stop the other process on that port (another sidecar?) or change sidecar.listen',
+        cause,
+      },
+    ),
   upstreamsWriteFailed: (file: string, cause: unknown) =>
     new CanaryError(
       'NC_UPSTREAMS_WRITE_FAILED',

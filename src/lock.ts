@@ -17,7 +17,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { link, mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
+import { link, mkdir, readFile, rename, unlink } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -25,6 +25,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import type { Config } from './config/types.js';
 import { errors } from './errors.js';
+import { writeTempBeside } from './util/atomic.js';
 import type { Logger } from './log.js';
 
 /** What a lock file holds (JSON). */
@@ -164,16 +165,8 @@ async function readBytes(file: string): Promise<Buffer | null> {
 }
 
 /** Writes `h` to a fresh temp file beside `file` (0600, fsynced); returns its path. */
-async function writeTemp(file: string, h: LockHolder): Promise<string> {
-  const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-  const fh = await open(tmp, 'wx', 0o600);
-  try {
-    await fh.writeFile(`${JSON.stringify(h)}\n`, 'utf8');
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  return tmp;
+function writeTemp(file: string, h: LockHolder): Promise<string> {
+  return writeTempBeside(file, `${JSON.stringify(h)}\n`, { mode: 0o600 });
 }
 
 /** Creates `file` holding `h`, complete, if no such file exists: true when created, false on EEXIST. */

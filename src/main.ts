@@ -8,7 +8,7 @@ import { access } from 'node:fs/promises';
 import type { Clock } from './clock.js';
 import { systemClock } from './clock.js';
 import type { Config } from './config/types.js';
-import { CanaryError } from './errors.js';
+import { errors } from './errors.js';
 import { acquireLocks, releaseLocks, sidecarLockFiles } from './lock.js';
 import type { Logger } from './log.js';
 import { nopNotifier, WebhookNotifier, type Notifier } from './alerts/notifier.js';
@@ -19,7 +19,7 @@ import { LogFollower } from './observe/follow.js';
 import { NginxCommand } from './nginx/ctl.js';
 import { statfsDisk } from './nginx/disk.js';
 import { SnapshotStore } from './nginx/snapshot.js';
-import { Applier, oldGenerationsOf } from './nginx/apply.js';
+import { Applier } from './nginx/apply.js';
 import { preparePrefix, startNginx, type ManagedNginx } from './nginx/process.js';
 import { Runner, type TickReport } from './runner.js';
 import { Metrics } from './server/metrics.js';
@@ -132,7 +132,7 @@ export async function openRunner(config: Config, opts: RunnerOptions): Promise<R
       gates: () => ref.runner?.gates ?? {},
       logLines: () => observer.lineCounts(),
       now: () => clock.now(),
-      oldGenerations: () => oldGenerationsOf((ref.runner?.config ?? config).nginx),
+      oldGenerations: () => applier.oldGenerations(),
     },
     { defaultMetrics: opts.defaultMetrics ?? true },
   );
@@ -225,14 +225,7 @@ async function startLocked(config: Config, opts: SidecarOptions): Promise<Sideca
       await app.listen({ host, port });
     } catch (err) {
       await app.close();
-      throw new CanaryError(
-        'NC_LISTEN',
-        `cannot listen on ${host}:${port}: ${(err as Error).message}; nothing was changed`,
-        {
-          fix: 'Stop the other process on that port (another sidecar?) or change sidecar.listen',
-          cause: err,
-        },
-      );
+      throw errors.listenFailed(host, port, err);
     }
     url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
   }

@@ -8,13 +8,13 @@
  * are serialized by `<weights.yaml>.lock` (src/lock.ts) and a file changed by
  * an editor meanwhile is re-edited, never overwritten (see setTarget).
  */
-import { randomBytes } from 'node:crypto';
-import { open, readFile, realpath, rename, rm, stat } from 'node:fs/promises';
+import { readFile, realpath, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import { isMap, isScalar, parseDocument } from 'yaml';
 import { ConfigError, errors } from '../errors.js';
 import { acquireLock } from '../lock.js';
+import { syncDir, writeTempBeside } from '../util/atomic.js';
 import { parseConfig, readConfigText, YAML_OPTIONS } from './load.js';
 import { toTenthPercent } from './units.js';
 import { formatPath } from './validate.js';
@@ -79,7 +79,7 @@ function plan(text: string, file: string, service: string, to: number): { from: 
 /**
  * Writes `next` over `real` (a real path) atomically — temp file beside it
  * with its mode and (when allowed) owner, fsync, rename, fsync of the
- * directory — but only if `real` still holds `expected` just before the
+ * directory (src/util/atomic.ts) — but only if `real` still holds `expected` just before the
  * rename. Resolves to false, leaving `real` alone, when it does not.
  */
 async function replaceIfUnchanged(
@@ -90,18 +90,9 @@ async function replaceIfUnchanged(
   beforeCommit: (() => Promise<void>) | undefined,
 ): Promise<boolean> {
   const { mode, uid, gid } = await stat(real);
-  const dir = path.dirname(real);
-  const tmp = path.join(dir, `.${path.basename(real)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+  let tmp: string | undefined;
   try {
-    const fh = await open(tmp, 'wx', mode & 0o7777);
-    try {
-      await fh.writeFile(next, 'utf8');
-      await fh.chmod(mode & 0o7777); // open() applied the umask
-      await fh.chown(uid, gid).catch(() => undefined); // only root may give a file away
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
+    tmp = await writeTempBeside(real, next, { mode: mode & 0o7777, owner: { uid, gid } });
     await beforeCommit?.();
     // Compare before rename: a writer that takes no lock (an editor) saved meanwhile? Then redo the edit on its text.
     if ((await readFile(real, 'utf8')) !== expected) {
@@ -110,15 +101,10 @@ async function replaceIfUnchanged(
     }
     await rename(tmp, real);
   } catch (cause) {
-    await rm(tmp, { force: true });
+    if (tmp !== undefined) await rm(tmp, { force: true });
     throw errors.configWrite(file, cause);
   }
-  const d = await open(dir, 'r');
-  try {
-    await d.sync();
-  } finally {
-    await d.close();
-  }
+  await syncDir(path.dirname(real));
   return true;
 }
 

@@ -22,9 +22,10 @@ import { CanaryError, ConfigError, errors } from '../errors.js';
 import { waitFor, WaitTimeoutError } from '../util/wait.js';
 import { errorLogsOf } from './ctl.js';
 import { buildModel } from './model.js';
-import { pidFileOf } from './process.js';
+import { pidFileOf, readPidFile } from './process.js';
 import { parseHeader, renderUpstreams, type RenderedHeader } from './render.js';
-import { writeFileAtomic, type SnapshotStore, type VerifiedSnapshot } from './snapshot.js';
+import type { SnapshotStore, VerifiedSnapshot } from './snapshot.js';
+import { writeFileAtomic } from '../util/atomic.js';
 import { oldWorkers } from './workers.js';
 import {
   MIN_FREE_DISK_RATIO,
@@ -86,19 +87,22 @@ export interface ApplierOptions {
 }
 
 /**
- * The default {@link ApplierOptions.oldGenerations}: reads the master pid
- * from the pid file nginx uses for `nginx` (see process.ts `pidFileOf`) and
- * counts its shutting-down worker generations. Never throws: 0 when the pid
- * file is missing or unreadable, or there is no /proc.
+ * nginx's old worker generations still shutting down: resolves the pid file
+ * nginx uses for `nginx` (process.ts `pidFileOf`: reads nginx.conf, may run
+ * `nginx -V`) on every call, reads the master pid from it and counts the
+ * master's shutting-down worker generations (workers.ts `oldWorkers`). For
+ * one-off callers; a long-lived one uses {@link Applier.oldGenerations},
+ * which resolves the path once. Never throws: 0 when the pid file is
+ * missing or unreadable, or there is no /proc.
  */
 export async function oldGenerationsOf(nginx: Pick<NginxConfig, 'binary' | 'conf' | 'prefix'>): Promise<number> {
-  try {
-    const file = await pidFileOf({ binary: nginx.binary, conf: nginx.conf, prefix: nginx.prefix });
-    const pid = Number.parseInt((await readFile(file, 'utf8')).trim(), 10);
-    return Number.isInteger(pid) && pid > 0 ? (await oldWorkers(pid)).generations : 0;
-  } catch {
-    return 0;
-  }
+  const file = await pidFileOf({ binary: nginx.binary, conf: nginx.conf, prefix: nginx.prefix }).catch(() => null);
+  return generationsOfMaster(file === null ? null : await readPidFile(file));
+}
+
+/** Old worker generations of the master `pid` (0 for null: no master known). Never throws. */
+async function generationsOfMaster(pid: number | null): Promise<number> {
+  return pid === null ? 0 : (await oldWorkers(pid)).generations;
 }
 
 /** Where one error log was before a reload signal: what is read after it is new. */
@@ -205,7 +209,8 @@ export class Applier {
     this.#verifySettleMs = opts.verifySettleMs ?? 150;
     this.#log = opts.log ?? nopLog;
     this.#errorLogs = opts.errorLogs === undefined ? null : Promise.resolve(opts.errorLogs);
-    this.#oldGenerations = opts.oldGenerations ?? (() => oldGenerationsOf(this.#config.nginx));
+    // The pid file's path is resolved once (#masterPid): binary, conf and prefix cannot change (reconfigure).
+    this.#oldGenerations = opts.oldGenerations ?? (async () => generationsOfMaster(await this.#masterPid()));
     if (!(this.#verifyTimeoutMs > 0) || !(this.#verifyIntervalMs > 0) || !(this.#verifySettleMs >= 0)) {
       throw new RangeError('Applier: verify timeouts must be > 0 ms (settle ≥ 0)');
     }
@@ -250,6 +255,16 @@ export class Applier {
       this.#config = config;
       return Promise.resolve();
     });
+  }
+
+  /**
+   * Old worker generations of the running nginx still shutting down, as the
+   * reload-rate guard counts them ({@link ApplierOptions.oldGenerations};
+   * by default the master pid from the pid file, whose path is resolved once,
+   * then /proc). Never throws: 0 when unknown. Cheap enough per metrics scrape.
+   */
+  oldGenerations(): Promise<number> {
+    return this.#oldGenerations();
   }
 
   /**
@@ -381,13 +396,7 @@ export class Applier {
   async #masterPid(): Promise<number | null> {
     this.#pidFile ??= pidFileOf(this.#config.nginx).catch(() => null);
     const file = await this.#pidFile;
-    if (file === null) return null;
-    try {
-      const pid = Number((await readFile(file, 'utf8')).trim());
-      return Number.isSafeInteger(pid) && pid > 0 ? pid : null;
-    } catch {
-      return null;
-    }
+    return file === null ? null : readPidFile(file);
   }
 
   /** Marks the end of every watched error log (a missing one is marked empty). Never throws. */

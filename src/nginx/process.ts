@@ -103,6 +103,19 @@ export async function pidFileOf(
 }
 
 /**
+ * The master pid nginx wrote into `pidFile` (see {@link pidFileOf}); null when the file is missing or
+ * unreadable or does not hold a positive integer (nginx not running, or mid-restart). Never throws.
+ */
+export async function readPidFile(pidFile: string): Promise<number | null> {
+  try {
+    const pid = Number((await readFile(pidFile, 'utf8')).trim());
+    return Number.isSafeInteger(pid) && pid > 0 ? pid : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
  * Starts `nginx [-p prefix] -c conf -g 'daemon off;'` and resolves once the
  * master wrote its own pid into the pid file (nginx writes it after it bound
  * every listening socket, so connections are accepted from then on).

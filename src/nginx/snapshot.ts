@@ -14,23 +14,11 @@
  * it writes nothing.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { constants as fsc } from 'node:fs';
-import {
-  chmod,
-  lstat,
-  mkdir,
-  open,
-  readFile,
-  readdir,
-  readlink,
-  realpath,
-  rename,
-  rm,
-  symlink,
-} from 'node:fs/promises';
+import { chmod, lstat, mkdir, readFile, readdir, readlink, realpath, rename, rm, symlink } from 'node:fs/promises';
 import path from 'node:path';
 import * as tar from 'tar';
 import { NGINX_LOCK_NAME } from '../lock.js';
+import { isTempName, tempBeside, TMP_MARK, writeFileAtomic } from '../util/atomic.js';
 import type { Clock } from '../clock.js';
 import type { NginxConfig } from '../config/types.js';
 import { errors } from '../errors.js';
@@ -94,63 +82,8 @@ export interface SnapshotMeta {
   reason: string;
 }
 
-const TMP_MARK = '.nginx-canary-tmp-';
-
 function sha256(data: Buffer | string): string {
   return createHash('sha256').update(data).digest('hex');
-}
-
-/**
- * A temp name beside `file` for an atomic replace: `.<name>.nginx-canary-tmp-<pid>-<hex>`, the name cut to
- * 100 bytes so the temp name stays under NAME_MAX (255 bytes) even for a 255-byte `file` name.
- */
-function tempBeside(file: string): string {
-  const chars = Array.from(path.basename(file));
-  while (Buffer.byteLength(chars.join('')) > 100) chars.pop();
-  return path.join(path.dirname(file), `.${chars.join('')}${TMP_MARK}${process.pid}-${randomBytes(4).toString('hex')}`);
-}
-
-/** True for names this module leaves behind only while writing (never part of a manifest). */
-function isTempName(name: string): boolean {
-  return name.includes(TMP_MARK);
-}
-
-/**
- * Writes `data` to `file` atomically: a temp file in the same directory,
- * fsync, chmod `mode`, rename over `file`, fsync of the directory. Readers
- * (nginx -t, nginx reload) see the old or the new bytes, never a mix.
- *
- * @param mode permission bits of the result (default 0o644).
- * @throws the fs error; the temp file is removed. A failure to fsync the directory comes after the
- *   rename, so `file` already holds the new bytes then.
- */
-export async function writeFileAtomic(file: string, data: Buffer | string, mode = 0o644): Promise<void> {
-  const dir = path.dirname(file);
-  const tmp = tempBeside(file);
-  const fh = await open(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, mode);
-  try {
-    try {
-      await fh.writeFile(data);
-      await fh.sync();
-      await fh.chmod(mode);
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, file);
-  } catch (err) {
-    await rm(tmp, { force: true });
-    throw err;
-  }
-  await syncDir(dir);
-}
-
-async function syncDir(dir: string): Promise<void> {
-  const d = await open(dir, fsc.O_RDONLY);
-  try {
-    await d.sync();
-  } finally {
-    await d.close();
-  }
 }
 
 /** Longest file name, bytes (NAME_MAX of Linux and of most filesystems). */
@@ -429,9 +362,9 @@ export class SnapshotStore {
    * then deletes snapshots beyond the newest `keep`.
    *
    * @returns the new snapshot.
-   * @throws the fs/tar error when it cannot be written. The temp tarball is removed; but when the
-   *   manifest write fails after the rename, `<id>.tar.gz` stays without `<id>.json` (never listed or
-   *   loaded), and when pruning fails the error is thrown although the new snapshot is complete.
+   * @throws the fs/tar error when it cannot be written; nothing of the new snapshot is left then (temp
+   *   tarball, tarball and manifest are removed). Pruning is best effort: a failure to delete an old
+   *   snapshot is not thrown (the new one is complete) and the next take tries again.
    */
   async take(meta: SnapshotMeta): Promise<SnapshotInfo> {
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
@@ -443,6 +376,7 @@ export class SnapshotStore {
     if (existing.some((x) => x.id === id)) id = `${id}-${seq}`;
     const tarball = path.join(this.dir, `${id}.tar.gz`);
     const tmp = path.join(this.dir, `${id}${TMP_MARK}${randomBytes(4).toString('hex')}.tar.gz`);
+    let manifest: SnapshotManifest;
     try {
       const entries = await walk(this.confDir, [this.dir]);
       await tar.c(
@@ -461,7 +395,7 @@ export class SnapshotStore {
       await chmod(tmp, 0o600);
       const bytes = await readFile(tmp);
       const files = manifestFilesOf(await readTarball(tmp));
-      const manifest: SnapshotManifest = {
+      manifest = {
         format: 1,
         id,
         seq,
@@ -473,13 +407,22 @@ export class SnapshotStore {
         tarballSha256: sha256(bytes),
       };
       await rename(tmp, tarball);
-      await writeFileAtomic(path.join(this.dir, `${id}.json`), `${JSON.stringify(manifest, null, 2)}\n`, 0o600);
-      await this.#prune([manifest, ...existing]);
-      return infoOf(this.dir, manifest);
     } catch (err) {
       await rm(tmp, { force: true });
       throw err;
     }
+    const manifestFile = path.join(this.dir, `${id}.json`);
+    try {
+      await writeFileAtomic(manifestFile, `${JSON.stringify(manifest, null, 2)}\n`, 0o600);
+    } catch (err) {
+      // No half snapshot: a tarball without its manifest (or a manifest whose directory entry is not durable).
+      await rm(tarball, { force: true });
+      await rm(manifestFile, { force: true });
+      throw err;
+    }
+    // Best effort: the new snapshot is complete, and the next take prunes whatever this one could not.
+    await this.#prune([manifest, ...existing]).catch(() => undefined);
+    return infoOf(this.dir, manifest);
   }
 
   /**

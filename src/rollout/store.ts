@@ -5,11 +5,12 @@
  * either the old or the new file, never a mix; read strictly (a file that is
  * not exactly a State is an error, never a guess).
  */
-import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { mkdir, readFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { errors } from '../errors.js';
+import { writeFileAtomic } from '../util/atomic.js';
 import type { State } from './types.js';
 
 /** `s` with control characters and non-ASCII shown as JSON escapes, cut to 200 characters (for error messages). */
@@ -145,7 +146,6 @@ export function parseState(file: string, data: unknown): State {
 export class StateStore {
   readonly #file: string;
   #queue: Promise<unknown> = Promise.resolve();
-  #seq = 0;
 
   /** `file`: absolute path of state.json (config sidecar.state_file). */
   constructor(file: string) {
@@ -187,9 +187,10 @@ export class StateStore {
   }
 
   /**
-   * Replaces state.json with `state` atomically: writes `<file>.<pid>.<n>.tmp`
-   * (mode 0600) in the same directory, fsyncs it, renames it over the file and
-   * fsyncs the directory. Creates the directory (mode 0700) when missing.
+   * Replaces state.json with `state` atomically (writeFileAtomic of
+   * src/util/atomic.ts: a temp file beside it, mode 0600, fsync, rename,
+   * fsync of the directory). Creates the directory (mode 0700) when missing.
+   * Saves run one at a time, in call order.
    * Rejects with the fs error (the temp file is removed); the old file stays.
    */
   save(state: State): Promise<void> {
@@ -200,27 +201,7 @@ export class StateStore {
   }
 
   async #write(text: string): Promise<void> {
-    const dir = dirname(this.#file);
-    await mkdir(dir, { recursive: true, mode: 0o700 });
-    const tmp = join(dir, `.${basename(this.#file)}.${process.pid}.${++this.#seq}.tmp`);
-    try {
-      const fh = await open(tmp, 'wx', 0o600);
-      try {
-        await fh.writeFile(text, 'utf8');
-        await fh.sync();
-      } finally {
-        await fh.close();
-      }
-      await rename(tmp, this.#file);
-    } catch (err) {
-      await unlink(tmp).catch(() => undefined);
-      throw err;
-    }
-    const dh = await open(dir, 'r');
-    try {
-      await dh.sync();
-    } finally {
-      await dh.close();
-    }
+    await mkdir(dirname(this.#file), { recursive: true, mode: 0o700 });
+    await writeFileAtomic(this.#file, text, 0o600);
   }
 }

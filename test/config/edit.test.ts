@@ -6,6 +6,7 @@ import type { FileHandle } from 'node:fs/promises';
 import { parseConfig } from '../../src/config/load.js';
 import { replaceTarget, setTarget } from '../../src/config/edit.js';
 import type * as Edit from '../../src/config/edit.js';
+import type * as Atomic from '../../src/util/atomic.js';
 import { CanaryError, ConfigError } from '../../src/errors.js';
 import { BASE, withLine, withLines } from '../fixtures/config/hostile.js';
 
@@ -150,20 +151,27 @@ t.test('a failed write leaves the file unchanged and removes the temp file', asy
 });
 
 t.test('a chown that is not permitted does not stop the write', async (t) => {
-  const { setTarget: mocked } = await t.mockImport<typeof Edit>('../../src/config/edit.js', {
+  let refused = 0;
+  // The temp file is written by src/util/atomic.ts: its fs is the one to mock (mocks do not reach through imports).
+  const atomic = await t.mockImport<typeof Atomic>('../../src/util/atomic.js', {
     'node:fs/promises': {
       ...fsp,
       open: async (...args: Parameters<typeof fsp.open>): Promise<FileHandle> => {
         const fh = await fsp.open(...args);
         fh.chown = async () => {
+          refused++;
           throw Object.assign(new Error('EPERM'), { code: 'EPERM' });
         };
         return fh;
       },
     },
   });
+  const { setTarget: mocked } = await t.mockImport<typeof Edit>('../../src/config/edit.js', {
+    '../../src/util/atomic.js': atomic,
+  });
   const file = fixture(t, BASE);
   t.same(await mocked(file, 'gateway', 10), { from: 50, to: 10 });
+  t.equal(refused, 1, 'the chown was tried and refused');
   t.equal(parseConfig(await readFile(file, 'utf8'), file).services[0]?.rollout.target, 10);
 });
 

@@ -9,9 +9,9 @@ import {
   manifestOf,
   parseManifest,
   SnapshotStore,
-  writeFileAtomic,
   type SnapshotManifest,
 } from '../../src/nginx/snapshot.js';
+import { writeFileAtomic } from '../../src/util/atomic.js';
 import { tempDir } from '../fixtures/nginx/harness.js';
 
 interface Setup {

@@ -1,11 +1,21 @@
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { chmod, mkdir, readdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { StateStore, StateSchema, parseState } from '../../src/rollout/store.js';
 import type * as StoreModule from '../../src/rollout/store.js';
+import type * as AtomicModule from '../../src/util/atomic.js';
 import { decide, initialState } from '../../src/rollout/decide.js';
 import type { State } from '../../src/rollout/types.js';
 import { T0, makeConfig, obs, stateWith } from '../fixtures/rollout/config.js';
+
+/**
+ * store.js loaded with `fsp` as the node:fs/promises of src/util/atomic.ts, which does the writing
+ * (a mock reaches only the module it is given to, not the modules that one imports).
+ */
+async function mockStoreFs(t: Test, fsp: object): Promise<typeof StoreModule> {
+  const atomic = await t.mockImport<typeof AtomicModule>('../../src/util/atomic.js', { 'node:fs/promises': fsp });
+  return t.mockImport<typeof StoreModule>('../../src/rollout/store.js', { '../../src/util/atomic.js': atomic });
+}
 
 /** A state with history and gate results in it (exercises every part of the schema). */
 function richState(): State {
@@ -82,13 +92,11 @@ t.test(
   async (t) => {
     const fsp = await import('node:fs/promises');
     let failures = 1;
-    const { StateStore: MockedStore } = await t.mockImport<typeof StoreModule>('../../src/rollout/store.js', {
-      'node:fs/promises': {
-        ...fsp,
-        rename: async (from: string, to: string) => {
-          if (failures-- > 0) throw Object.assign(new Error('simulated EIO'), { code: 'EIO' });
-          return fsp.rename(from, to);
-        },
+    const { StateStore: MockedStore } = await mockStoreFs(t, {
+      ...fsp,
+      rename: async (from: string, to: string) => {
+        if (failures-- > 0) throw Object.assign(new Error('simulated EIO'), { code: 'EIO' });
+        return fsp.rename(from, to);
       },
     });
     const dir = t.testdir();
@@ -106,17 +114,15 @@ t.test(
 t.test('saves never interleave: each write opens, syncs and renames before the next opens', async (t) => {
   const fsp = await import('node:fs/promises');
   const log: string[] = [];
-  const { StateStore: LoggedStore } = await t.mockImport<typeof StoreModule>('../../src/rollout/store.js', {
-    'node:fs/promises': {
-      ...fsp,
-      open: async (path: string, ...rest: [string, number?]) => {
-        if (path.endsWith('.tmp')) log.push('open');
-        return fsp.open(path, ...rest);
-      },
-      rename: async (from: string, to: string) => {
-        log.push('rename');
-        return fsp.rename(from, to);
-      },
+  const { StateStore: LoggedStore } = await mockStoreFs(t, {
+    ...fsp,
+    open: async (path: string, ...rest: [string, number?]) => {
+      if (path.endsWith('.tmp')) log.push('open');
+      return fsp.open(path, ...rest);
+    },
+    rename: async (from: string, to: string) => {
+      log.push('rename');
+      return fsp.rename(from, to);
     },
   });
   const store = new LoggedStore(join(t.testdir(), 'state.json'));

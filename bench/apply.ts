@@ -14,6 +14,7 @@ import { Applier } from '../src/nginx/apply.js';
 import { NginxCommand } from '../src/nginx/ctl.js';
 import { statfsDisk } from '../src/nginx/disk.js';
 import { SnapshotStore } from '../src/nginx/snapshot.js';
+import { waitFor } from '../src/util/wait.js';
 import { startStack } from '../test/fixtures/stack.js';
 
 const run = promisify(execFile);
@@ -52,17 +53,17 @@ export async function benchApply(n = 50): Promise<ApplyBench> {
     const applier = new Applier({ config, ctl, disk: statfsDisk, snapshots, clock: systemClock });
     const applyMs: number[] = [];
     for (let i = 1; i <= n; i++) {
-      for (let tries = 0; ; tries++) {
-        const res = await applier.apply({ weights: { gateway: i % 2 ? 10 : 20 }, generation: i, reason: 'bench' });
-        if (res.ok) {
-          applyMs.push(res.durationMs);
-          break;
-        }
-        if (res.stage !== 'interval' || tries > 100)
-          throw new Error(`bench apply failed at ${res.stage}: ${res.error.message}`);
-        // A bounded poll (≤ 100 × 20 ms) until min_reload_interval (100 ms) lets the next apply through.
-        await new Promise((r) => setTimeout(r, 20));
-      }
+      // Retried every 20 ms while min_reload_interval (100 ms) holds the apply back at stage `interval`;
+      // any other failure ends the bench.
+      const res = await waitFor(
+        async () => {
+          const r = await applier.apply({ weights: { gateway: i % 2 ? 10 : 20 }, generation: i, reason: 'bench' });
+          return r.ok || r.stage !== 'interval' ? r : null;
+        },
+        { timeoutMs: 2000, intervalMs: 20, what: `apply ${i} past min_reload_interval` },
+      );
+      if (!res.ok) throw new Error(`bench apply failed at ${res.stage}: ${res.error.message}`);
+      applyMs.push(res.durationMs);
     }
     const base = ['-p', config.nginx.prefix ?? dir, '-c', config.nginx.conf];
     const bareMs: number[] = [];

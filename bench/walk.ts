@@ -460,7 +460,7 @@ function sampler(master: number, sidecarPid: number | null) {
           );
         last = now;
       }
-      await delay(200);
+      await delay(200); // pacing: one sample every 200 ms, not a settle wait
     }
   })();
   return {
@@ -552,7 +552,7 @@ async function walkRun(v: Variant, bin: string): Promise<RunResult> {
     const hups = (await sighups(stack)) - hup0;
     const drain = await drainOld(master);
     const i0 = await cpuOf(pid);
-    await delay(IDLE_MS);
+    await delay(IDLE_MS); // a measurement window: the sidecar's idle CPU over IDLE_MS, not a settle wait
     const i1 = await cpuOf(pid);
     await stopSidecar();
     if (!s0 || !s1 || !i0 || !i1) throw new Error('the sidecar vanished from /proc');
@@ -602,6 +602,7 @@ async function controlRun(v: Variant, durationS: number, reloads: number): Promi
     const [n0, h0] = [await nginxCpu(master), await hostCpu()];
     const samples = sampler(master, null);
     const every = (durationS * 1000) / Math.max(1, reloads);
+    // Pacing, not settle waits: reloads evenly spread, then the rest of the run's duration.
     for (let i = 0; i < reloads; i++) {
       const wait = t0 + (i + 0.5) * every - performance.now();
       if (wait > 0) await delay(wait);

@@ -193,6 +193,7 @@ t.test('waitMs: a holder that lets go in time, and one that does not', async (t)
   t.equal(timeout.statusCode, 409);
   t.match(timeout.message, /after 100 ms; nothing was changed/);
   const started = performance.now();
+  // The scenario, not a settle wait: the holder lets go 200 ms from now, while the second waits.
   const timer = setTimeout(() => void first.release(), 200);
   t.teardown(() => clearTimeout(timer));
   const second = await acquireLock(file, { waitMs: 5000, intervalMs: 10 });

@@ -2,25 +2,20 @@
 // nginx still serving; fixed → the walk resumes.
 import t from 'tap';
 import { appendFile, readFile, writeFile } from 'node:fs/promises';
-import { startStack } from '../fixtures/stack.js';
+import { sample, startStack } from '../fixtures/stack.js';
 import { waitFor } from '../../src/util/wait.js';
 
 t.test('a hand-broken nginx.conf holds the walk; fixing it resumes', async (t) => {
   const stack = await startStack(t, { target: 30 });
   await stack.startSidecar();
   const traffic = stack.traffic();
-  await waitFor(async () => (await stack.status()).services[0]?.weight === 15, {
-    timeoutMs: 30_000,
-    intervalMs: 50,
-    what: 'weight 15',
-  });
+  await stack.until('weight 15', (s) => s.weight === 15, 30_000);
 
   const conf = stack.config.nginx.conf;
   const good = await readFile(conf, 'utf8');
   await appendFile(conf, '\nthis is not nginx syntax\n');
-  const reloadsBefore = Number(
-    /nginx_canary_reloads_total\{result="ok"\} (\d+)/.exec(await stack.metrics())?.[1] ?? 'NaN',
-  );
+  const reloadsBefore = sample(await stack.metrics(), 'nginx_canary_reloads_total{result="ok"}');
+  t.ok(reloadsBefore > 0, `${reloadsBefore} reloads counted on the way to 15 (the series is exposed)`);
 
   // Wait until the sidecar has tried (and refused) to step: an apply_failed at preflight.
   const failed = await waitFor(
@@ -32,9 +27,7 @@ t.test('a hand-broken nginx.conf holds the walk; fixing it resumes', async (t) =
   t.equal(failed.to, 25, 'the refused change was the step to 25');
   const s = await stack.status();
   t.equal(s.services[0]?.weight, 15, 'weight held at 15');
-  const reloadsAfter = Number(
-    /nginx_canary_reloads_total\{result="ok"\} (\d+)/.exec(await stack.metrics())?.[1] ?? 'NaN',
-  );
+  const reloadsAfter = sample(await stack.metrics(), 'nginx_canary_reloads_total{result="ok"}');
   t.equal(reloadsAfter, reloadsBefore, 'no reload while nginx.conf is broken');
   t.match(await stack.metrics(), /nginx_canary_reloads_total\{result="preflight"\} [1-9]/);
   const statuses = await stack.send(200);
@@ -44,11 +37,9 @@ t.test('a hand-broken nginx.conf holds the walk; fixing it resumes', async (t) =
   );
 
   await writeFile(conf, good);
-  await waitFor(async () => (await stack.status()).services[0]?.weight === 30, {
-    timeoutMs: 30_000,
-    intervalMs: 100,
-    what: 'the walk to reach 30 after the fix',
-  });
+  await t.resolves(
+    stack.until('the walk to reach 30 after the fix', (s) => s.weight === 30, 30_000),
+    'the walk resumed and reached 30',
+  );
   await traffic.stop();
-  t.pass('the walk resumed and reached 30');
 });

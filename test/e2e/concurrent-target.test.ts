@@ -141,7 +141,8 @@ t.test('CLI and API writers interleaved on two services lose no update', async (
     const jobs: Promise<Write>[] = [];
     let settled: PromiseSettledResult<Write>[];
     try {
-      // Launches spread over ≈ 1 s, so CLI processes (≈ 0.3–2 s to boot and write here) and PUTs overlap.
+      // Pacing, not a settle wait: launches spread 100 ms apart over ≈ 0.6 s, so CLI processes
+      // (≈ 0.3–2 s to boot and write here) and PUTs overlap.
       for (let i = 0; i < K; i++) {
         for (const service of ['gateway', 'billing']) {
           jobs.push(cliTarget(stack, service, values(service, 'cli', i)));
@@ -174,15 +175,13 @@ t.test('CLI and API writers interleaved on two services lose no update', async (
     }
     const left = (await readdir(stack.dir)).filter((n) => n !== 'weights.yaml' && n.includes('weights.yaml'));
     t.same(left, [], `burst ${burst}: no temp or lock file left beside weights.yaml`);
-    await waitFor(
-      async () => {
-        const doc = await (await request(`${stack.api}/api/v1/services`)).body.json();
-        const s = (doc as { services: { name: string; target: number }[] }).services;
-        return s.every((x) => x.target === after[x.name]);
-      },
-      { timeoutMs: 15_000, what: 'the sidecar to report the final targets' },
+    await t.resolves(
+      waitFor(async () => (await stack.status()).services.every((x) => x.target === after[x.name]), {
+        timeoutMs: 15_000,
+        what: 'the sidecar to report the final targets',
+      }),
+      `burst ${burst}: the sidecar reports the final targets ${JSON.stringify(after)}`,
     );
-    t.pass(`burst ${burst}: the sidecar reports the final targets ${JSON.stringify(after)}`);
     const worst = (via: string): number =>
       Math.round(Math.max(...writes.filter((w) => w.via === via).map((w) => w.ms)));
     figures.push(

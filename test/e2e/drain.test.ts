@@ -2,26 +2,19 @@
 // drains_total 1, phase drained, and no request reaches the canary afterwards.
 import t from 'tap';
 import { startStack } from '../fixtures/stack.js';
-import { waitFor } from '../../src/util/wait.js';
 
 t.test('a failing canary is drained to 0 and stays there', async (t) => {
   const stack = await startStack(t, { target: 30 });
   await stack.startSidecar();
   const traffic = stack.traffic();
-  await waitFor(async () => (await stack.status()).services[0]?.weight === 15, {
-    timeoutMs: 30_000,
-    intervalMs: 50,
-    what: 'weight 15',
-  });
+  await stack.until('weight 15', (s) => s.weight === 15, 30_000);
 
   await stack.canary.setFault({ kind: 'status', status: 500 });
   const faultAt = performance.now();
-  const drained = await waitFor(
-    async () => {
-      const s = (await stack.status()).services[0];
-      return s?.weight === 0 && s.phase === 'drained' ? s : null;
-    },
-    { timeoutMs: 10_000, intervalMs: 50, what: 'phase drained at weight 0' },
+  const drained = await stack.until(
+    'phase drained at weight 0',
+    (s) => s.weight === 0 && s.phase === 'drained',
+    10_000,
   );
   const tookMs = performance.now() - faultAt;
   t.ok(tookMs < 5000, `drained ${Math.round(tookMs)} ms after the canary started answering 500 (< 5 s)`);

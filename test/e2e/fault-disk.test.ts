@@ -9,13 +9,7 @@ import { errors } from '../../src/errors.js';
 import { MIN_FREE_DISK_RATIO } from '../../src/nginx/types.js';
 import { waitFor } from '../../src/util/wait.js';
 import { captureLogger, liveGeneration } from '../fixtures/integration/sidecar.js';
-import { startStack } from '../fixtures/stack.js';
-
-/** The value of one sample line of a Prometheus text exposition, or NaN. */
-function sample(metrics: string, series: string): number {
-  const line = metrics.split('\n').find((l) => l.startsWith(`${series} `));
-  return line === undefined ? Number.NaN : Number(line.slice(series.length + 1));
-}
+import { sample, startStack } from '../fixtures/stack.js';
 
 t.test('the disk guard message shows MIN_FREE_DISK_RATIO', async (t) => {
   t.equal(MIN_FREE_DISK_RATIO, 0.1, 'seed 002: 10 %');

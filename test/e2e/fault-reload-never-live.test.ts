@@ -11,13 +11,7 @@ import { startInProcess } from '../fixtures/in-process.js';
 import { readFile } from 'node:fs/promises';
 import { waitFor } from '../../src/util/wait.js';
 import { captureLogger, liveGeneration } from '../fixtures/integration/sidecar.js';
-import { startStack } from '../fixtures/stack.js';
-
-/** The value of one sample line of a Prometheus text exposition, or NaN. */
-function sample(metrics: string, series: string): number {
-  const line = metrics.split('\n').find((l) => l.startsWith(`${series} `));
-  return line === undefined ? Number.NaN : Number(line.slice(series.length + 1));
-}
+import { sample, startStack } from '../fixtures/stack.js';
 
 /** The process state letter of /proc/<pid>/stat (`T` = stopped). */
 async function procState(pid: number): Promise<string> {

@@ -11,7 +11,7 @@
 import path from 'node:path';
 import t from 'tap';
 import { request } from 'undici';
-import { startStack, repoRoot, type Stack } from '../fixtures/stack.js';
+import { repoRoot, sample, startStack, type Stack } from '../fixtures/stack.js';
 import { startAlertmanager, startPrometheus, startWebhookReceiver, type WebhookAlert } from '../fixtures/prometheus.js';
 import { waitFor } from '../../src/util/wait.js';
 
@@ -22,6 +22,26 @@ const ALERT = 'NginxCanaryDrained';
 const LABELS = { alertname: ALERT, service: 'gateway', reason: 'error_ratio', severity: 'page' };
 
 const isDrainAlert = (a: WebhookAlert): boolean => a.labels['alertname'] === ALERT;
+
+/** Waits (15 s) until Prometheus at `promUrl` has scraped the sidecar (`up{job="nginx-canary"} == 1`), so a rule sees its series. */
+async function scraping(promUrl: string): Promise<void> {
+  await waitFor(
+    async () => {
+      const r = await request(`${promUrl}/api/v1/query?query=${encodeURIComponent('up{job="nginx-canary"}')}`);
+      const body = (await r.body.json()) as { data?: { result?: { value: [number, string] }[] } };
+      return body.data?.result?.[0]?.value[1] === '1';
+    },
+    { timeoutMs: 15_000, intervalMs: 100, what: 'Prometheus scraping the sidecar (up == 1)' },
+  );
+}
+
+/** A `.catch` handler for a wait: rethrows its error with each program's output (read at failure time) appended. */
+function withOutput(outputs: Record<string, () => string>): (err: unknown) => never {
+  return (err) => {
+    const logs = Object.entries(outputs).map(([name, out]) => `\n--- ${name} ---\n${out()}`);
+    throw new Error(`${(err as Error).message}${logs.join('')}`);
+  };
+}
 
 /**
  * Walks the stack's gateway to 15 % under traffic, makes the canary answer
@@ -56,14 +76,7 @@ t.test('drain → Prometheus rule fires → Alertmanager → webhook', async (t)
     `Prometheus loaded ${ALERT} from ${path.relative(repoRoot, RULES)}`,
   );
   // Prometheus has scraped the sidecar (so the rule sees its series) before the drain.
-  await waitFor(
-    async () => {
-      const r = await request(`${prom.url}/api/v1/query?query=${encodeURIComponent('up{job="nginx-canary"}')}`);
-      const body = (await r.body.json()) as { data?: { result?: { value: [number, string] }[] } };
-      return body.data?.result?.[0]?.value[1] === '1';
-    },
-    { timeoutMs: 15_000, intervalMs: 100, what: 'Prometheus scraping the sidecar (up == 1)' },
-  );
+  await scraping(prom.url);
 
   const { drainAt, traffic } = await drainAt15(stack);
   t.equal(
@@ -73,11 +86,7 @@ t.test('drain → Prometheus rule fires → Alertmanager → webhook', async (t)
   );
   const got = await hook
     .waitForAlert(isDrainAlert, { timeoutMs: 30_000, what: `${ALERT} at the webhook receiver` })
-    .catch((err: unknown) => {
-      throw new Error(
-        `${(err as Error).message}\n--- prometheus ---\n${prom.stderr()}\n--- alertmanager ---\n${am.stderr()}`,
-      );
-    });
+    .catch(withOutput({ prometheus: () => prom.stderr(), alertmanager: () => am.stderr() }));
   const tookMs = got.delivery.wallAt - drainAt;
   t.comment(`drain → webhook via Prometheus rule and Alertmanager: ${tookMs} ms`);
   t.ok(tookMs < 20_000, `delivered ${tookMs} ms after the drain (< 20 s)`);
@@ -118,11 +127,7 @@ t.test('direct push on drain → Alertmanager → webhook', async (t) => {
   const { drainAt, traffic } = await drainAt15(stack);
   const got = await hook
     .waitForAlert(isDrainAlert, { timeoutMs: 15_000, what: `${ALERT} at the webhook receiver` })
-    .catch((err: unknown) => {
-      throw new Error(
-        `${(err as Error).message}\n--- sidecar ---\n${stack.output()}\n--- alertmanager ---\n${am.stderr()}`,
-      );
-    });
+    .catch(withOutput({ sidecar: () => stack.output(), alertmanager: () => am.stderr() }));
   const tookMs = got.delivery.wallAt - drainAt;
   t.comment(`drain → webhook via the direct push and Alertmanager: ${tookMs} ms`);
   t.ok(tookMs < 10_000, `delivered ${tookMs} ms after the drain (< 10 s)`);
@@ -155,9 +160,8 @@ interface AmAlert {
 /** One sample of Alertmanager's own `/metrics` (0 when absent). */
 async function amSample(amUrl: string, series: string): Promise<number> {
   const r = await request(`${amUrl}/metrics`, { headersTimeout: 1000, bodyTimeout: 1000 });
-  const text = await r.body.text();
-  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
-  return line === undefined ? 0 : Number(line.slice(series.length + 1));
+  const v = sample(await r.body.text(), series);
+  return Number.isNaN(v) ? 0 : v;
 }
 
 t.test('push and rule together → one alert in Alertmanager → one page', async (t) => {
@@ -185,16 +189,12 @@ t.test('push and rule together → one alert in Alertmanager → one page', asyn
     alertmanager: am.address,
     resendDelay: '1s',
   });
-  await waitFor(
-    async () => {
-      const r = await request(`${prom.url}/api/v1/query?query=${encodeURIComponent('up{job="nginx-canary"}')}`);
-      const body = (await r.body.json()) as { data?: { result?: { value: [number, string] }[] } };
-      return body.data?.result?.[0]?.value[1] === '1';
-    },
-    { timeoutMs: 15_000, intervalMs: 100, what: 'Prometheus scraping the sidecar (up == 1)' },
-  );
-  const context = (): string =>
-    `\n--- sidecar ---\n${stack.output()}\n--- prometheus ---\n${prom.stderr()}\n--- alertmanager ---\n${am.stderr()}`;
+  await scraping(prom.url);
+  const failWithOutput = withOutput({
+    sidecar: () => stack.output(),
+    prometheus: () => prom.stderr(),
+    alertmanager: () => am.stderr(),
+  });
   const isMine = (a: { labels: Record<string, string> }): boolean =>
     a.labels['alertname'] === ALERT && a.labels['service'] === 'gateway';
   /** Notifications (webhook POSTs) that carry this service's drain alert. */
@@ -209,9 +209,7 @@ t.test('push and rule together → one alert in Alertmanager → one page', asyn
     // 1. The push pages.
     const first = await hook
       .waitForAlert(isMine, { timeoutMs: 10_000, what: `${ALERT} at the webhook receiver` })
-      .catch((err: unknown) => {
-        throw new Error(`${(err as Error).message}${context()}`);
-      });
+      .catch(failWithOutput);
     t.comment(`drain → page (push): ${first.delivery.wallAt - drainAt} ms`);
 
     // 2. The rule fires in Prometheus ...
@@ -224,9 +222,7 @@ t.test('push and rule together → one alert in Alertmanager → one page', asyn
         return body.data.alerts.find((a) => isMine(a) && a.state === 'firing');
       },
       { timeoutMs: 15_000, intervalMs: 100, what: `${ALERT} firing in Prometheus` },
-    ).catch((err: unknown) => {
-      throw new Error(`${(err as Error).message}${context()}`);
-    });
+    ).catch(failWithOutput);
     const activeAt = Date.parse(fired.activeAt);
     t.comment(`drain → rule active in Prometheus: ${activeAt - drainAt} ms`);
     t.strictSame(fired.labels, LABELS, 'the rule alert has the push’s label set');
@@ -239,9 +235,7 @@ t.test('push and rule together → one alert in Alertmanager → one page', asyn
         return mine.some((a) => a.generatorURL !== '') ? mine : null;
       },
       { timeoutMs: 10_000, intervalMs: 50, what: `Prometheus's ${ALERT} in Alertmanager` },
-    ).catch((err: unknown) => {
-      throw new Error(`${(err as Error).message}${context()}`);
-    });
+    ).catch(failWithOutput);
     const mergedAt = performance.now();
     const mergedWall = Date.now();
     t.comment(`drain → rule's copy merged in Alertmanager: ${mergedWall - drainAt} ms`);

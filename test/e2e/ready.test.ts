@@ -30,6 +30,8 @@ t.test('weight stays 0 until the canary is ready, then the slice starts', async 
   t.equal(started.weight, 5, 'the slice, once ready');
   const slice = (await stack.status()).history.find((e) => e.kind === 'slice');
   t.ok(slice && slice.at >= readyAt, 'the slice event comes after /ready turned 200');
-  await waitFor(() => stack.canary.hits > 0, { timeoutMs: 10_000, what: 'canary traffic after the slice' });
-  t.pass('traffic reaches the canary after the slice');
+  await t.resolves(
+    waitFor(() => stack.canary.hits > 0, { timeoutMs: 10_000, what: 'canary traffic after the slice' }),
+    'traffic reaches the canary after the slice',
+  );
 });

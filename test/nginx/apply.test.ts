@@ -3,7 +3,7 @@ import { appendFile, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { ManualClock, systemClock } from '../../src/clock.js';
 import { errors } from '../../src/errors.js';
-import { Applier } from '../../src/nginx/apply.js';
+import { Applier, type ApplierOptions } from '../../src/nginx/apply.js';
 import { statfsDisk } from '../../src/nginx/disk.js';
 import { parseHeader } from '../../src/nginx/render.js';
 import { manifestOf, SnapshotStore, type SnapshotManifest } from '../../src/nginx/snapshot.js';
@@ -311,42 +311,15 @@ t.test(
     const config = makeConfig('/x');
     const ctl = {} as NginxCtl;
     const snapshots = new SnapshotStore('/x/snapshots', 2, config.nginx, systemClock);
-    t.throws(
-      () =>
-        new Applier({
-          config: { ...config, nginx: { ...config.nginx, upstreamsFile: '/elsewhere/u.conf' } },
-          ctl,
-          disk: statfsDisk,
-          snapshots,
-          clock: systemClock,
-        }),
-      { code: 'NC_CONFIG_INVALID', message: /nginx\.upstreams_file/ },
-    );
-    t.throws(
-      () =>
-        new Applier({
-          config,
-          ctl,
-          disk: statfsDisk,
-          snapshots: new SnapshotStore('/x/s', 2, '/other', systemClock),
-          clock: systemClock,
-        }),
-      RangeError,
-    );
-    t.throws(
-      () =>
-        new Applier({
-          config,
-          ctl,
-          disk: statfsDisk,
-          snapshots: new SnapshotStore('/x/s', 2, '/x/conf', systemClock),
-          clock: systemClock,
-        }),
-      /must own/,
-    );
-    t.throws(
-      () => new Applier({ config, ctl, disk: statfsDisk, snapshots, clock: systemClock, verifyTimeoutMs: 0 }),
-      RangeError,
-    );
+    /** An Applier on `config` with `over` laid on top, not yet constructed (for t.throws). */
+    const applier = (over: Partial<ApplierOptions>) => () =>
+      new Applier({ config, ctl, disk: statfsDisk, snapshots, clock: systemClock, ...over });
+    t.throws(applier({ config: { ...config, nginx: { ...config.nginx, upstreamsFile: '/elsewhere/u.conf' } } }), {
+      code: 'NC_CONFIG_INVALID',
+      message: /nginx\.upstreams_file/,
+    });
+    t.throws(applier({ snapshots: new SnapshotStore('/x/s', 2, '/other', systemClock) }), RangeError);
+    t.throws(applier({ snapshots: new SnapshotStore('/x/s', 2, '/x/conf', systemClock) }), /must own/);
+    t.throws(applier({ verifyTimeoutMs: 0 }), RangeError);
   },
 );

@@ -2,23 +2,11 @@
 // requests keep old worker generations alive after reloads; a raise then
 // stops at stage `workers` while a lowered weight (the safe direction) still
 // applies, and once the old workers are gone the raise goes through.
-import net from 'node:net';
+import type { Socket } from 'node:net';
 import t from 'tap';
 import { oldGenerationsOf } from '../../src/nginx/apply.js';
 import { waitFor } from '../../src/util/wait.js';
-import { startTestNginx } from '../fixtures/nginx/harness.js';
-
-/** An HTTP request to nginx on a raw socket, left in flight (the primary answers after 60 s). */
-async function holdRequest(port: number): Promise<net.Socket> {
-  const s = net.connect({ host: '127.0.0.1', port });
-  await new Promise<void>((resolve, reject) => {
-    s.once('connect', resolve);
-    s.once('error', reject);
-  });
-  s.on('error', () => undefined);
-  s.write('GET /held HTTP/1.1\r\nHost: test\r\nX-Canary: never\r\n\r\n');
-  return s;
-}
+import { holdRequest, startTestNginx } from '../fixtures/nginx/harness.js';
 
 t.test('a raise waits while more than max_old_generations are draining; a lower never does', async (t) => {
   const h = await startTestNginx(t, {
@@ -29,7 +17,7 @@ t.test('a raise waits while more than max_old_generations are draining; a lower 
   const primary = h.backends.primary[0];
   if (!primary) throw new Error('harness started no primary backend');
   await primary.setFault({ kind: 'delay', ms: 60_000 });
-  const sockets: net.Socket[] = [];
+  const sockets: Socket[] = [];
   t.teardown(() => sockets.forEach((s) => s.destroy()));
   t.equal(await oldGenerationsOf(h.config.nginx), 0, 'nothing draining at start (read through the pid file)');
 
@@ -37,7 +25,7 @@ t.test('a raise waits while more than max_old_generations are draining; a lower 
   let generation = 1;
   let lastReload = performance.now();
   for (let i = 0; i < 2; i++) {
-    sockets.push(await holdRequest(h.port));
+    sockets.push(await holdRequest(h.port, { 'X-Canary': 'never' }));
     await waitFor(() => primary.openConnections >= i + 1, { what: `held request ${i + 1} at the backend` });
     // Reloads > 100 ms apart count as distinct generations (workers.ts).
     await waitFor(() => performance.now() - lastReload > 350, { what: 'reloads 350 ms apart', timeoutMs: 2000 });

@@ -29,6 +29,24 @@ function splitConfig(split: SplitMode = 'split_clients'): Config {
     services: [makeService('gateway', ['127.0.0.1:18789'], ['127.0.0.1:18890'], { split })],
   });
 }
+/**
+ * The per-pool upstreams of the default gateway (`base`/`splitConfig`), as
+ * both split modes render them: the canary pool falls back to the primary
+ * (`backup`); keepalive 32 and 4 s are the config defaults.
+ */
+const POOL_UPSTREAMS = [
+  'upstream gateway_primary {',
+  '    server 127.0.0.1:18789 max_fails=3 fail_timeout=20s; # primary',
+  '    keepalive 32;',
+  '    keepalive_timeout 4s;',
+  '}',
+  'upstream gateway_canary {',
+  '    server 127.0.0.1:18890 max_fails=1 fail_timeout=10s; # canary',
+  '    server 127.0.0.1:18789 max_fails=3 fail_timeout=20s backup; # primary',
+  '    keepalive 32;',
+  '    keepalive_timeout 4s;',
+  '}',
+];
 const variants: Variant[] = [
   { name: 'weight-0', config: base, weights: { gateway: 0 }, generation: 1, flavor: 'oss' },
   { name: 'weight-5', config: base, weights: { gateway: 5 }, generation: 2, flavor: 'oss' },
@@ -263,34 +281,23 @@ t.test('both split modes pass nginx -t at 0, 0.1, 50 and 100', async (t) => {
 
 t.test('weighted: upstream gateway exactly as before, then the per-pool upstreams and the route map', async (t) => {
   const { text } = render(variants.find((x) => x.name === 'weight-0')!);
-  t.ok(
-    text.includes(
-      [
-        '# gateway: canary 0 %, split weighted',
-        'upstream gateway {',
-        '    server 127.0.0.1:18789 weight=1 max_fails=3 fail_timeout=20s; # primary',
-        '    server 127.0.0.1:18890 weight=1 max_fails=1 fail_timeout=10s down; # canary',
-        '    keepalive 32;',
-        '    keepalive_timeout 4s;',
-        '}',
-        'upstream gateway_primary {',
-        '    server 127.0.0.1:18789 max_fails=3 fail_timeout=20s; # primary',
-        '    keepalive 32;',
-        '    keepalive_timeout 4s;',
-        '}',
-        'upstream gateway_canary {',
-        '    server 127.0.0.1:18890 max_fails=1 fail_timeout=10s; # canary',
-        '    server 127.0.0.1:18789 max_fails=3 fail_timeout=20s backup; # primary',
-        '    keepalive 32;',
-        '    keepalive_timeout 4s;',
-        '}',
-        'map $http_x_canary $nginx_canary_gateway {',
-        '    default gateway;',
-        '    always gateway_canary;',
-        '    never gateway_primary;',
-        '}',
-      ].join('\n'),
-    ),
+  t.match(
+    text,
+    [
+      '# gateway: canary 0 %, split weighted',
+      'upstream gateway {',
+      '    server 127.0.0.1:18789 weight=1 max_fails=3 fail_timeout=20s; # primary',
+      '    server 127.0.0.1:18890 weight=1 max_fails=1 fail_timeout=10s down; # canary',
+      '    keepalive 32;',
+      '    keepalive_timeout 4s;',
+      '}',
+      ...POOL_UPSTREAMS,
+      'map $http_x_canary $nginx_canary_gateway {',
+      '    default gateway;',
+      '    always gateway_canary;',
+      '    never gateway_primary;',
+      '}',
+    ].join('\n'),
     'the four blocks, canary not down in gateway_canary at weight 0',
   );
   t.notMatch(text, /^split_clients/m, 'no split_clients block');
@@ -298,32 +305,21 @@ t.test('weighted: upstream gateway exactly as before, then the per-pool upstream
 
 t.test('split_clients: per-pool upstreams, the split_clients block and the route map', async (t) => {
   const { text } = render(variants.find((x) => x.name === 'split-clients-20')!);
-  t.ok(
-    text.includes(
-      [
-        '# gateway: canary 20 %, split split_clients',
-        'upstream gateway_primary {',
-        '    server 127.0.0.1:18789 max_fails=3 fail_timeout=20s; # primary',
-        '    keepalive 32;',
-        '    keepalive_timeout 4s;',
-        '}',
-        'upstream gateway_canary {',
-        '    server 127.0.0.1:18890 max_fails=1 fail_timeout=10s; # canary',
-        '    server 127.0.0.1:18789 max_fails=3 fail_timeout=20s backup; # primary',
-        '    keepalive 32;',
-        '    keepalive_timeout 4s;',
-        '}',
-        'split_clients "$remote_addr$http_user_agent" $nginx_canary_gateway_split {',
-        '    20% gateway_canary;',
-        '    * gateway_primary;',
-        '}',
-        'map $http_x_canary $nginx_canary_gateway {',
-        '    default $nginx_canary_gateway_split;',
-        '    always gateway_canary;',
-        '    never gateway_primary;',
-        '}',
-      ].join('\n'),
-    ),
+  t.match(
+    text,
+    [
+      '# gateway: canary 20 %, split split_clients',
+      ...POOL_UPSTREAMS,
+      'split_clients "$remote_addr$http_user_agent" $nginx_canary_gateway_split {',
+      '    20% gateway_canary;',
+      '    * gateway_primary;',
+      '}',
+      'map $http_x_canary $nginx_canary_gateway {',
+      '    default $nginx_canary_gateway_split;',
+      '    always gateway_canary;',
+      '    never gateway_primary;',
+      '}',
+    ].join('\n'),
   );
   t.notMatch(text, /^upstream gateway \{/m, 'no plain upstream gateway');
   const at = (w: number): string => renderUpstreams(buildModel(splitConfig(), { gateway: w }, 1, 'oss'));

@@ -19,7 +19,7 @@ import { parseLine } from '../../src/observe/parse.js';
 import type { LogRecord } from '../../src/observe/types.js';
 import { waitFor } from '../../src/util/wait.js';
 import { makeService } from '../fixtures/nginx/config.js';
-import { startTestNginx } from '../fixtures/nginx/harness.js';
+import { startTestNginx, type Teardown, type TestNginx } from '../fixtures/nginx/harness.js';
 
 /** nginx's ngx_murmur_hash2 (src/core/ngx_murmurhash.c, MurmurHash2 by Austin Appleby, seed 0) over the UTF-8 bytes of `s`. */
 function murmurHash2(s: string): number {
@@ -115,17 +115,27 @@ async function sendAll(
   return replies;
 }
 
+/**
+ * A test nginx whose gateway splits with split_clients on `$http_x_client`,
+ * one real Backend per pool (closed by the teardown), rendered at `weight` %.
+ */
+async function splitNginx(t: Teardown, weight: number): Promise<{ h: TestNginx; primary: Backend; canary: Backend }> {
+  const primary = await Backend.start({ name: 'primary' });
+  const canary = await Backend.start({ name: 'canary' });
+  t.teardown(() => Promise.all([primary.close(), canary.close()]));
+  const h = await startTestNginx(t, {
+    services: [
+      makeService('gateway', [primary.addr], [canary.addr], { split: 'split_clients', splitKey: '$http_x_client' }),
+    ],
+    weights: { gateway: weight },
+  });
+  return { h, primary, canary };
+}
+
 t.test(
   'split_clients on the real nginx: every client sticks to one pool, and the canary clients at 20 % stay on it at 40 % and 60 %',
   async (t) => {
-    const primary = await Backend.start({ name: 'primary' });
-    const canary = await Backend.start({ name: 'canary' });
-    t.teardown(() => Promise.all([primary.close(), canary.close()]));
-    const h = await startTestNginx(t, {
-      services: [
-        makeService('gateway', [primary.addr], [canary.addr], { split: 'split_clients', splitKey: '$http_x_client' }),
-      ],
-    });
+    const { h, primary, canary } = await splitNginx(t, 0);
     const CLIENTS = 500;
     const ROUNDS = 3;
     const clients = Array.from({ length: CLIENTS }, (_, i) => `client-${i}`);
@@ -202,15 +212,7 @@ t.test(
 t.test(
   'split_clients with a dead canary: its clients get 200 from the primary (backup), the log shows the failed canary attempt then the primary',
   async (t) => {
-    const primary = await Backend.start({ name: 'primary' });
-    const canary = await Backend.start({ name: 'canary' });
-    t.teardown(() => Promise.all([primary.close(), canary.close()]));
-    const h = await startTestNginx(t, {
-      services: [
-        makeService('gateway', [primary.addr], [canary.addr], { split: 'split_clients', splitKey: '$http_x_client' }),
-      ],
-      weights: { gateway: 50 },
-    });
+    const { h, primary, canary } = await splitNginx(t, 50);
     await canary.setFault({ kind: 'refuse' });
 
     const clients = Array.from({ length: 40 }, (_, i) => `dead-${i}`);

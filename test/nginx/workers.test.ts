@@ -4,12 +4,12 @@
 // goes away, nginx aborts the upstream request) lets them exit well before
 // worker_shutdown_timeout (30 s here). Plus the parser on a hand-made /proc.
 import { mkdir, writeFile } from 'node:fs/promises';
-import net from 'node:net';
+import type { Socket } from 'node:net';
 import path from 'node:path';
 import t from 'tap';
 import { countGenerations, oldWorkers, statFields } from '../../src/nginx/workers.js';
 import { waitFor } from '../../src/util/wait.js';
-import { startTestNginx } from '../fixtures/nginx/harness.js';
+import { holdRequest, startTestNginx } from '../fixtures/nginx/harness.js';
 
 /** A /proc/<pid>/stat line with ppid and starttime (ticks) set; comm with a space and a ')' as nginx never has, to test the parse. */
 function statLine(pid: number, ppid: number, startTicks: number): string {
@@ -96,18 +96,6 @@ t.test('oldWorkers on a hand-made /proc', async (t) => {
   t.same(await oldWorkers(4242, { procRoot: scan }), none, 'master gone: zeros');
 });
 
-/** An HTTP request to nginx on a raw socket, left in flight. */
-async function holdRequest(port: number): Promise<net.Socket> {
-  const s = net.connect({ host: '127.0.0.1', port });
-  await new Promise<void>((resolve, reject) => {
-    s.once('connect', resolve);
-    s.once('error', reject);
-  });
-  s.on('error', () => undefined);
-  s.write('GET /held HTTP/1.1\r\nHost: test\r\n\r\n');
-  return s;
-}
-
 t.test('oldWorkers on a real nginx: held requests keep old generations alive', async (t) => {
   let edited = false;
   const h = await startTestNginx(t, {
@@ -123,7 +111,7 @@ t.test('oldWorkers on a real nginx: held requests keep old generations alive', a
   // Weight 0: every request goes to the primary, which now answers after 60 s.
   await primary.setFault({ kind: 'delay', ms: 60_000 });
   const master = h.nginx.pid;
-  const sockets: net.Socket[] = [];
+  const sockets: Socket[] = [];
   t.teardown(() => sockets.forEach((s) => s.destroy()));
 
   t.same(await oldWorkers(master), { shuttingDown: 0, generations: 0, pids: [] }, 'nothing draining at start');

@@ -158,11 +158,13 @@ t.test('ready false → true', async (t) => {
   t.equal(before.primary.ready, true);
   p.start();
   canary.setReady(true);
-  await waitFor(() => p.observations(config, Date.now()).gateway?.canary.ready === true, {
-    timeoutMs: 3000,
-    what: 'canary ready',
-  });
-  t.pass('ready turned true once /ready answered 200');
+  await t.resolves(
+    waitFor(() => p.observations(config, Date.now()).gateway?.canary.ready === true, {
+      timeoutMs: 3000,
+      what: 'canary ready',
+    }),
+    'ready turned true once /ready answered 200',
+  );
 });
 
 t.test('a 500 counts as a failure with connect and total times', async (t) => {
@@ -270,8 +272,10 @@ t.test('a server that never answers fails at probe.timeout', async (t) => {
   t.comment(`prober recorded the timeout ${(performance.now() - started).toFixed(1)} ms after start`);
   t.equal(p.observations(config, Date.now()).gateway!.canary.healthy, false);
   await p.stop();
-  await waitFor(() => b.openConnections === 0, { what: 'timed-out sockets closed' });
-  t.pass('timed-out probes closed their connections');
+  await t.resolves(
+    waitFor(() => b.openConnections === 0, { what: 'timed-out sockets closed' }),
+    'timed-out probes closed their connections',
+  );
 });
 
 t.test('the body is read to its last byte before the connection closes', async (t) => {
@@ -382,8 +386,10 @@ t.test('stop aborts in-flight probes, records nothing for them, and closes every
   await p.probeOnce();
   t.equal(reports.length, 2, 'probeOnce still works after stop');
   await p.stop();
-  await waitFor(() => tcpHandles() <= baseline, { what: 'no TCP handle left' });
-  t.pass();
+  await t.resolves(
+    waitFor(() => tcpHandles() <= baseline, { what: 'no TCP handle left' }),
+    'no TCP handle left after probeOnce and stop',
+  );
 });
 
 t.test('the first round runs at once', async (t) => {

@@ -417,7 +417,10 @@ t.test('the loop runs every interval', async (t) => {
   const gaps = starts.slice(1).map((s, i) => s - (starts[i] as number));
   const mean = gaps.reduce((a, b) => a + b, 0) / gaps.length;
   t.comment(`gaps between rounds: ${gaps.map((g) => g.toFixed(1)).join(', ')} ms; mean ${mean.toFixed(1)} ms`);
-  t.ok(mean >= interval - 3, 'not faster than one interval');
+  // Each start is estimated as report time minus probe duration, so an event
+  // loop delay on a busy machine moves the two end points by a few ms; the
+  // defects this catches (a second loop, no wait between rounds) halve the gap.
+  t.ok(mean >= interval * 0.75, `not faster than one interval (mean gap ${mean.toFixed(1)} ms)`);
 });
 
 t.test('after stop the loop never probes again (10 intervals watched)', async (t) => {
@@ -450,7 +453,10 @@ t.test('a stop immediately followed by start runs one loop, not two', async (t) 
   await p.stop();
   const starts = reports.filter((r) => r.kind === 'health').map((r) => r.at - (r.totalMs ?? 0));
   const mean = (starts.at(-1)! - starts[0]!) / (starts.length - 1);
-  t.ok(mean >= interval - 3, `one round per interval (mean gap ${mean.toFixed(1)} ms)`);
+  // Two loops would give a mean gap near interval / 2; the margin absorbs the
+  // few ms an event loop delay moves the estimated start of the first and last
+  // round (CI saw 196.2 ms for 200 ms).
+  t.ok(mean >= interval * 0.75, `one round per interval, not two loops (mean gap ${mean.toFixed(1)} ms)`);
 });
 
 t.test('probes of one server never overlap, whoever asks for a round', async (t) => {

@@ -41,7 +41,11 @@ t.test(
       const include = await readFile(stack.config.nginx.upstreamsFile, 'utf8');
       process.kill(master, 'SIGSTOP');
       stopped = true;
-      t.equal(await procState(master), 'T', 'the master is stopped');
+      // kill() returns before the kernel has stopped the master: wait for it, or the resume below could race a live HUP.
+      await t.resolves(
+        waitFor(async () => (await procState(master)) === 'T', { timeoutMs: 5000, intervalMs: 10, what: 'state T' }),
+        'the master is stopped',
+      );
       const stoppedAt = performance.now();
       await sc.runner.command({ kind: 'resume', service: 'gateway' });
 
@@ -86,7 +90,10 @@ t.test(
 
       const contAt = performance.now();
       resume();
-      t.not(await procState(master), 'T', 'the master runs again');
+      await t.resolves(
+        waitFor(async () => (await procState(master)) !== 'T', { timeoutMs: 5000, intervalMs: 10, what: 'not T' }),
+        'the master runs again',
+      );
       const done = await stack.until('weight 30 after SIGCONT', (s) => s.weight === 30, 60_000);
       t.comment(`SIGCONT → weight 30 in ${Math.round(performance.now() - contAt)} ms (retry backoff included)`);
       t.equal(done.phase, 'complete');

@@ -11,6 +11,7 @@ import { request } from 'undici';
 import { binPath, freePort, startStack, userEnv } from '../fixtures/stack.js';
 import { readLock, sidecarLockFiles } from '../../src/lock.js';
 import { loadConfig } from '../../src/config/load.js';
+import { waitFor } from '../../src/util/wait.js';
 
 /** Runs `nginx-canary -c <config> run` to its exit (bounded: 20 s); resolves to the exit code and output. */
 async function runToExit(cwd: string, config: string): Promise<{ code: number | null; out: string }> {
@@ -33,6 +34,11 @@ async function api(base: string, what: 'pause' | 'resume'): Promise<void> {
   const r = await request(`${base}/api/v1/services/gateway/${what}`, { method: 'POST' });
   await r.body.dump();
   if (r.statusCode !== 200) throw new Error(`${what}: HTTP ${r.statusCode}`);
+}
+
+/** state.json as the sidecar last wrote it. */
+async function stateOnDisk(file: string): Promise<{ services: Record<string, { weight: number }> }> {
+  return JSON.parse(await readFile(file, 'utf8')) as { services: Record<string, { weight: number }> };
 }
 
 /** The part of state.json a paused sidecar leaves alone (its ticks still stamp lastTickAt). */
@@ -101,6 +107,15 @@ t.test('a second sidecar on the same nginx refuses to start; a dead one is repla
   );
   const traffic = stack.traffic(); // the gates need requests to let the walk go on
   await stack.until('weight 15 (the first walks on)', (s) => s.weight >= 15, 30_000);
+  // The status shows a step as soon as nginx serves it; state.json gets it a moment later (an fsynced
+  // rename). A kill in between restarts from the previous step, by design (README "Faults"): wait for it.
+  await t.resolves(
+    waitFor(async () => ((await stateOnDisk(stack.config.sidecar.stateFile)).services['gateway']?.weight ?? 0) >= 15, {
+      timeoutMs: 10_000,
+      what: 'weight 15 in state.json',
+    }),
+    'state.json holds weight 15',
+  );
 
   t.equal(await stack.stopSidecar('SIGKILL'), null, 'the first sidecar is SIGKILLed');
   t.equal((await readLock(stateLock))?.pid, first, 'its locks are left behind, stale');

@@ -9,7 +9,7 @@ t.test('a hand-broken nginx.conf holds the walk; fixing it resumes', async (t) =
   const stack = await startStack(t, { target: 30 });
   await stack.startSidecar();
   const traffic = stack.traffic();
-  await stack.until('weight 15', (s) => s.weight === 15, 30_000);
+  await stack.until('weight 15', (s) => s.weight === 15, 60_000);
 
   const conf = stack.config.nginx.conf;
   const good = await readFile(conf, 'utf8');

@@ -9,7 +9,7 @@ t.test('a crash-looping canary is drained (crash_loop)', async (t) => {
   await stack.startSidecar();
   const traffic = stack.traffic();
   t.teardown(() => traffic.stop());
-  await stack.until('weight 15', (s) => s.weight === 15, 30_000);
+  await stack.until('weight 15', (s) => s.weight === 15, 60_000);
 
   // Down 250 ms in every 850 ms: each outage catches about one probe.
   await stack.canary.setFault({ kind: 'crash_loop', upMs: 600, downMs: 250 });

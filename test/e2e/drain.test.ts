@@ -7,7 +7,7 @@ t.test('a failing canary is drained to 0 and stays there', async (t) => {
   const stack = await startStack(t, { target: 30 });
   await stack.startSidecar();
   const traffic = stack.traffic();
-  await stack.until('weight 15', (s) => s.weight === 15, 30_000);
+  await stack.until('weight 15', (s) => s.weight === 15, 60_000);
 
   await stack.canary.setFault({ kind: 'status', status: 500 });
   const faultAt = performance.now();

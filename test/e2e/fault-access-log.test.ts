@@ -44,7 +44,7 @@ t.test(
     const elsewhere = path.join(path.dirname(stack.config.nginx.accessLog), 'elsewhere.json');
     const traffic = stack.traffic();
     try {
-      await stack.until('weight 15', (s) => s.weight === 15, 30_000);
+      await stack.until('weight 15', (s) => s.weight === 15, 60_000);
       // Paused (under the runner's lock) while nginx.conf is edited, so no apply snapshots it half-way.
       await sc.runner.command({ kind: 'pause', service: 'gateway' });
       const moved = good.replace(
@@ -115,7 +115,7 @@ t.test(
     const [, close] = await sidecar(t, stack);
     const traffic = stack.traffic();
     try {
-      await stack.until('weight 15', (s) => s.weight === 15, 30_000);
+      await stack.until('weight 15', (s) => s.weight === 15, 60_000);
       await unlink(stack.config.nginx.accessLog);
       const parsed0 = sample(await stack.metrics(), PARSED);
       await t.resolves(

@@ -32,7 +32,7 @@ t.test('free disk under 10 %: no change on the real nginx; the walk continues wh
   });
   const traffic = stack.traffic();
   try {
-    await stack.until('weight 15', (s) => s.weight === 15, 30_000);
+    await stack.until('weight 15', (s) => s.weight === 15, 60_000);
     // Under the lock: no apply is in flight when the disk fills.
     await sc.runner.command({ kind: 'pause', service: 'gateway' });
     free = 0.05;

@@ -152,7 +152,7 @@ t.test(
     const { sc, close } = await startInProcess(t, stack.config, { log: cap.log });
     const traffic = stack.traffic();
     try {
-      await stack.until('weight 15', (s) => s.weight === 15, 30_000);
+      await stack.until('weight 15', (s) => s.weight === 15, 60_000);
       // Paused while the conf is edited, so no apply in flight snapshots the old nginx.conf.
       await sc.runner.command({ kind: 'pause', service: 'gateway' });
       const held = await holdPort(t);

@@ -56,7 +56,7 @@ t.test(
     t.teardown(() => restarted?.stop({ graceMs: 2000 }));
     const traffic = stack.traffic();
     try {
-      await stack.until('weight 15', (s) => s.weight === 15, 30_000);
+      await stack.until('weight 15', (s) => s.weight === 15, 60_000);
       const master = stack.nginx.pid;
       const failedBefore = sum(await stack.metrics(), 'nginx_canary_reloads_total', /result="(?!ok")/);
       // Frozen first, so a reload the sidecar sends right now cannot fork workers we would not know of.

@@ -35,7 +35,7 @@ t.test(
     const { sc, close } = await startInProcess(t, stack.config, { log: cap.log });
     const traffic = stack.traffic();
     try {
-      await stack.until('weight 15', (s) => s.weight === 15, 30_000);
+      await stack.until('weight 15', (s) => s.weight === 15, 60_000);
       await sc.runner.command({ kind: 'pause', service: 'gateway' });
       const before = await stack.status();
       const include = await readFile(stack.config.nginx.upstreamsFile, 'utf8');

@@ -50,7 +50,7 @@ function withOutput(outputs: Record<string, () => string>): (err: unknown) => ne
  */
 async function drainAt15(stack: Stack): Promise<{ drainAt: number; traffic: { stop(): Promise<number> } }> {
   const traffic = stack.traffic();
-  await stack.until('weight 15', (s) => s.weight === 15, 30_000);
+  await stack.until('weight 15', (s) => s.weight === 15, 60_000);
   await stack.canary.setFault({ kind: 'status', status: 500 });
   await stack.until('phase drained at weight 0', (s) => s.weight === 0 && s.phase === 'drained', 10_000);
   const drain = (await stack.status()).history.find((e) => e.kind === 'drain');

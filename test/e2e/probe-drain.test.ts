@@ -8,7 +8,7 @@ t.test('failing health probes drain the canary (probe_failure_ratio)', async (t)
   await stack.startSidecar();
   const traffic = stack.traffic();
   t.teardown(() => traffic.stop());
-  await stack.until('weight 15', (s) => s.weight === 15, 30_000);
+  await stack.until('weight 15', (s) => s.weight === 15, 60_000);
 
   stack.canary.setHealthStatus(503);
   const failAt = performance.now();

@@ -61,7 +61,8 @@ t.test('apply: nginx -t cannot run after the write → stage test, restored', as
 
 t.test('rollback: a failing reload or a reload that never goes live puts the pre-rollback config back', async (t) => {
   let ctl: ReturnType<typeof faulty> | undefined;
-  const h = await startTestNginx(t, { wrapCtl: (real) => (ctl = faulty(real)), verifyTimeoutMs: 300 });
+  // 2 s, not 300 ms: the set-up apply below reloads for real, and a busy machine took longer than 300 ms.
+  const h = await startTestNginx(t, { wrapCtl: (real) => (ctl = faulty(real)), verifyTimeoutMs: 2000 });
   if (!ctl) throw new Error('no ctl');
   const a = await h.applier.apply({ weights: { gateway: 30 }, generation: 2, reason: 'x' });
   if (!a.ok) throw a.error;

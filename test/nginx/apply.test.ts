@@ -171,7 +171,7 @@ t.test('apply: a reload that never goes live → stage verify, restored', async 
   if (r.ok) return;
   t.equal(r.error.code, 'NC_RELOAD_NOT_LIVE');
   t.match(r.error.message, /generation 2 before the deadline \(last seen: 1\)/);
-  t.ok(took >= 300 && took < 3000, `gave up after the deadline (${took.toFixed(0)} ms)`);
+  t.ok(took >= 300 && took < 10_000, `gave up after its 300 ms deadline, not the default 10 s (${took.toFixed(0)} ms)`);
   t.equal(ctl.reloads, 2, 'the reload, then the reload of the restored snapshot');
   t.same(await manifestOf(confDirOf(h)), before, 'restored byte for byte');
   t.equal(await h.ctl.generation(), 1);

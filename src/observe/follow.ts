@@ -25,8 +25,13 @@
  *   `reopenIntervalMs`; nginx then creates the file at the path again. Until
  *   then the old file is read for as long as nginx writes to it, so no line
  *   is lost either way;
- * - `fs.watch` on the directory only wakes the loop early; a poll every
- *   `pollMs` is always behind it.
+ * - `fs.watch` on the directory only wakes the loop early, and only while
+ *   the log is quiet; a poll every `pollMs` is always behind it. While lines
+ *   flow (a read returned data) the watch is closed and the loop simply
+ *   polls: inotify reports every write, and nginx writes each line
+ *   unbuffered, so under load the wake-ups alone cost more than the lines
+ *   (measured in `npm run bench:walk`: ~6,000 context switches/s at
+ *   ~19,000 requests/s, a third of the sidecar's CPU in the kernel).
  *
  * Lines of one file are delivered in file order; lines of an old (draining)
  * file and of its successor may interleave between batches.
@@ -98,13 +103,11 @@ export interface FollowerStats {
 /** Read size per call, bytes. */
 const CHUNK_BYTES = 64 * 1024;
 /**
- * Delay after an fs.watch event before reading, ms: coalesces the event burst of many small writes
- * (nginx writes each log line unbuffered, so under load every wake costs an fstat + pread + stat).
- * Measured with `npm run bench:walk -- --variants=` (walk under wrk -c64, loaded 2-core host, one run
- * each unless two figures): sidecar CPU / nginx CPU 41.5 % and 43.2 % at 5 ms, 38.1 % at 50 ms,
- * 36.1 % and 32.4 % at 100 ms, i.e. ~15–20 % less sidecar CPU per request at 100 ms. The added
- * delay is harmless: reads go on to EOF, the `pollMs` poll (250 ms) bounds freshness anyway, and
- * the gates act once per runner tick (half of min_reload_interval, at most 1 s; 1 s by default).
+ * Delay after an fs.watch event before reading, ms: coalesces the burst of writes that ends a quiet
+ * spell into one read. (Before the watch was closed while lines flow, this delay was the only brake
+ * on per-write wake-ups: `npm run bench:walk` gave sidecar CPU / nginx CPU 41.5 % at 5 ms and
+ * 32–36 % at 100 ms; with the watch closed under load it is 15–16 %.) Harmless: reads go on to EOF,
+ * and the gates act once per runner tick (half of min_reload_interval, at most 1 s).
  */
 const WAKE_DELAY_MS = 100;
 const NEWLINE = 10;
@@ -160,6 +163,8 @@ export class LogFollower {
   #stopped = false;
   #loop: Promise<void> | null = null;
   #pendingWake = false;
+  /** Whether a read of the current tick returned data (then the loop polls without the watch). */
+  #readData = false;
   #wake: (() => void) | null = null;
 
   /**
@@ -190,6 +195,11 @@ export class LogFollower {
     return this.#reopens;
   }
 
+  /** True while fs.watch is armed (the log was quiet at the last poll); false while lines flow and the loop only polls. */
+  get watching(): boolean {
+    return this.#watcher !== null;
+  }
+
   /** Counters (a copy). */
   get stats(): FollowerStats {
     return { ...this.#stats, draining: this.#draining.length };
@@ -213,8 +223,7 @@ export class LogFollower {
     this.#stopped = true;
     this.#wake?.();
     await this.#loop;
-    this.#watcher?.close();
-    this.#watcher = null;
+    this.#closeWatch();
     const readers = this.#current ? [this.#current, ...this.#draining] : this.#draining;
     this.#current = null;
     this.#draining = [];
@@ -223,11 +232,15 @@ export class LogFollower {
 
   async #run(): Promise<void> {
     while (!this.#stopped) {
+      this.#readData = false;
       try {
         await this.#tick();
       } catch (err) {
         this.#error(err);
       }
+      // Busy: the next poll finds lines anyway, so stop the per-write wake-ups. Quiet: watch for the next line.
+      if (this.#readData) this.#closeWatch();
+      else this.#ensureWatch();
       if (this.#stopped) break;
       await this.#sleep();
     }
@@ -255,7 +268,6 @@ export class LogFollower {
 
   /** One pass: drain rotated files, check truncation, read, check rotation. */
   async #tick(): Promise<void> {
-    this.#ensureWatch();
     for (const r of [...this.#draining]) {
       try {
         if (await this.#read(r)) {
@@ -348,7 +360,10 @@ export class LogFollower {
       this.#consume(r, this.#buf.subarray(0, bytesRead));
       if (bytesRead < CHUNK_BYTES) break;
     }
-    if (any) r.lastDataAt = this.#clock.monotonic();
+    if (any) {
+      r.lastDataAt = this.#clock.monotonic();
+      this.#readData = true;
+    }
     return any;
   }
 
@@ -413,7 +428,14 @@ export class LogFollower {
     }
   }
 
-  /** Watches the directory (a wake-up only); retried each tick while the directory is missing. */
+  /** Stops watching (the loop polls); a no-op when not watching. */
+  #closeWatch(): void {
+    this.#watcher?.close();
+    this.#watcher = null;
+    this.#pendingWake = false;
+  }
+
+  /** Watches the directory (a wake-up only); retried each quiet tick while the directory is missing. */
   #ensureWatch(): void {
     if (this.#watcher !== null || this.#stopped) return;
     const base = path.basename(this.#file);

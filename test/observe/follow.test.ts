@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { ManualClock } from '../../src/clock.js';
 import { LogFollower, type LogFollowerOptions } from '../../src/observe/follow.js';
-import { waitFor } from '../../src/util/wait.js';
+import { waitFor, WaitTimeoutError } from '../../src/util/wait.js';
 import { spawnRotatingWriter } from '../fixtures/observe/rotating-writer.js';
 
 /** A temp dir of our own, removed at the end. */
@@ -110,6 +110,34 @@ t.test('a file created after start is read from its first line', async (t) => {
   await waitFor(() => lines.length === 3);
   t.equal(lines[2], 'three');
   t.equal(f.stats.errors, 0);
+});
+
+t.test('while lines flow it polls without fs.watch; once quiet, a line wakes it long before the poll', async (t) => {
+  const dir = await tempDir(t);
+  const file = path.join(dir, 'canary.json');
+  await fs.writeFile(file, '');
+  const pollMs = 2000;
+  const { f, lines } = await follow(t, { file, pollMs });
+  await waitFor(() => f.watching, { what: 'the watch on a quiet log' });
+  appendFileSync(file, 'one\n');
+  await t.resolves(
+    waitFor(() => lines.length === 1, { timeoutMs: pollMs * 0.6, what: 'a wake-up by fs.watch' }),
+    'quiet: a line is read long before the poll',
+  );
+  t.equal(f.watching, false, 'that read returned data: the watch is closed');
+  // Busy: writes must not wake the loop (under load inotify reports every line nginx writes).
+  appendFileSync(file, 'two\n');
+  await t.rejects(
+    waitFor(() => lines.length === 2, { timeoutMs: pollMs / 2 }),
+    WaitTimeoutError,
+    'busy: a write waits for the poll',
+  );
+  await waitFor(() => lines.length === 2, { timeoutMs: pollMs * 2, what: 'the poll' });
+  await t.resolves(
+    waitFor(() => f.watching, { timeoutMs: pollMs * 3, what: 'a poll that finds nothing' }),
+    'quiet again: watching',
+  );
+  t.same(lines, ['one', 'two']);
 });
 
 t.test('a partial line is held until its newline arrives, never emitted half', async (t) => {

@@ -44,7 +44,8 @@
  *
  * Knobs for digging: BENCH_WALK_TRACE=1 prints CPU and RSS once a second;
  * BENCH_WALK_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/p" is passed to the
- * sidecar's node.
+ * sidecar's node, after the flags of bin/nginx-canary's shebang (the node
+ * flags the shipped units run it with).
  *
  * CPU: `/proc/<pid>/stat` utime+stime (fields 14, 15) in clock ticks
  * (`getconf CLK_TCK`). nginx's CPU is the master's utime+stime+cutime+cstime
@@ -186,6 +187,15 @@ async function stopChild(child: ChildProcess, signal: NodeJS.Signals, graceMs: n
     child.kill('SIGKILL');
     await exited;
   }
+}
+
+/**
+ * The node flags of bin/nginx-canary's shebang (`#!/usr/bin/env -S node <flags>`), which the systemd
+ * unit and the launchd plist run as a program: the bench starts the sidecar with the same flags.
+ */
+async function shippedNodeFlags(bin: string): Promise<string[]> {
+  const first = (await readFile(bin, 'utf8')).split('\n')[0] ?? '';
+  return (/^#!\/usr\/bin\/env -S node (.*)$/.exec(first)?.[1] ?? '').split(/\s+/).filter(Boolean);
 }
 
 // ---------------------------------------------------------------- /proc
@@ -503,7 +513,10 @@ async function walkRun(v: Variant, bin: string): Promise<RunResult> {
     const wrk = startWrk(sc, stack.url, lua);
     await loaded(stack);
 
-    const nodeArgs = (process.env['BENCH_WALK_NODE_ARGS'] ?? '').split(/\s+/).filter(Boolean);
+    const nodeArgs = [
+      ...(await shippedNodeFlags(bin)),
+      ...(process.env['BENCH_WALK_NODE_ARGS'] ?? '').split(/\s+/).filter(Boolean),
+    ];
     const sidecar = spawn(process.execPath, [...nodeArgs, bin, '-c', stack.configFile, 'run'], {
       cwd: dir,
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -21,7 +21,7 @@ import { Applier } from '../../src/nginx/apply.js';
 import { NginxCommand } from '../../src/nginx/ctl.js';
 import { statfsDisk } from '../../src/nginx/disk.js';
 import { startTestNginx } from '../fixtures/nginx/harness.js';
-import { repoRoot, binPath } from '../fixtures/stack.js';
+import { repoRoot, binPath, userEnv } from '../fixtures/stack.js';
 
 const UNIT = path.join(repoRoot, 'deploy', 'systemd', 'nginx-canary.service');
 const DROP_IN = path.join(repoRoot, 'deploy', 'systemd', 'nginx-canary.service.d', 'backoff.conf');
@@ -342,6 +342,18 @@ t.test('the real CLI parses the command line both supervisors run', async (t) =>
   });
   t.equal(code, 2, 'exit 2');
   t.match(err, missing, 'the -c path after `run` is the one read');
+});
+
+t.test('bin/nginx-canary runs as a program through its shebang, with the young-generation cap', async (t) => {
+  // Both supervisors exec the file itself: `env -S` must split the node flags, and node must accept them.
+  const first = (await readFile(binPath, 'utf8')).split('\n')[0] ?? '';
+  t.match(first, /^#!\/usr\/bin\/env -S node .*--max-semi-space-size=2\b/, 'the shebang passes the flag');
+  const r = spawnSync(binPath, ['--help'], {
+    encoding: 'utf8',
+    env: { ...userEnv(), PATH: `${path.dirname(process.execPath)}:${process.env['PATH'] ?? ''}` },
+  });
+  t.equal(r.status, 0, `exit 0 (stderr: ${r.stderr})`);
+  t.match(r.stdout, /Usage: nginx-canary/, 'the CLI answered');
 });
 
 t.test('the permission model on a real nginx run by root', async (t) => {

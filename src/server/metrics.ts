@@ -303,6 +303,15 @@ export class Metrics {
       help: 'Canary drains (weight set to 0) by reason: the gate that failed, or operator.',
       labelNames: ['service', 'reason'],
       registers: [registry],
+      // Every scrape: a service added by a weights.yaml reload gets its zeroed series too.
+      collect() {
+        for (const svc of source.config().services) {
+          const reasons = evaluateGates(svc, undefined)
+            .filter((r) => r.kind === 'drain')
+            .map((r) => r.gate as string);
+          for (const reason of [...reasons, 'operator']) this.inc({ service: svc.name, reason }, 0);
+        }
+      },
     });
     this.reloads = new Counter({
       name: 'nginx_canary_reloads_total',
@@ -337,12 +346,6 @@ export class Metrics {
       this.rollbacks.inc({ reason: stage }, 0);
     }
     this.rollbacks.inc({ reason: 'operator' }, 0);
-    for (const svc of source.config().services) {
-      const reasons = evaluateGates(svc, undefined)
-        .filter((r) => r.kind === 'drain')
-        .map((r) => r.gate as string);
-      for (const reason of [...reasons, 'operator']) this.drains.inc({ service: svc.name, reason }, 0);
-    }
     new Counter({
       name: 'nginx_canary_log_lines_total',
       help: 'Access-log lines read, by result (parsed, invalid, unattributed).',

@@ -215,6 +215,26 @@ t.test('counters start at 0 for every known label value, so increase() sees the 
   t.equal(value(text, 'nginx_canary_rollbacks_total{reason="operator"}'), 0);
 });
 
+t.test('a service added by a weights.yaml reload gets its drain counters at 0 on the next scrape', async (t) => {
+  const src = source();
+  const m = new Metrics(src, { defaultMetrics: false });
+  const key = 'nginx_canary_drains_total{service="search",reason="error_ratio"}';
+  t.equal(value(await m.registry.metrics(), key), undefined, 'not configured yet: no series');
+  src.cfg = {
+    ...src.cfg,
+    services: [...src.cfg.services, makeService('search', ['127.0.0.1:18793'], ['127.0.0.1:18894'])],
+  };
+  const text = await m.registry.metrics();
+  t.equal(value(text, key), 0, 'born at 0, so increase() sees its first drain');
+  t.equal(value(text, 'nginx_canary_drains_total{service="search",reason="operator"}'), 0);
+  m.drains.inc({ service: 'gateway', reason: 'operator' });
+  t.equal(
+    value(await m.registry.metrics(), 'nginx_canary_drains_total{service="gateway",reason="operator"}'),
+    1,
+    'a scrape never resets a counted drain',
+  );
+});
+
 t.test('gate_value / gate_threshold / gate_verdict carry every gate in base units', async (t) => {
   const src = source();
   src.g = {

@@ -8,6 +8,7 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { chromium, type Page } from 'playwright-core';
 import { repoRoot, startStack } from '../fixtures/stack.js';
+import { waitFor } from '../../src/util/wait.js';
 
 /** Where test artifacts go: `NGINX_CANARY_ARTIFACTS`, else `<repo>/artifacts`. */
 const artifacts = process.env['NGINX_CANARY_ARTIFACTS'] ?? path.join(repoRoot, 'artifacts');
@@ -23,8 +24,26 @@ const launchOptions = {
     '--disable-background-networking',
     '--disable-component-update',
     '--disable-sync',
+    // /dev/shm is 64 MB in a default container: Chromium's renderer can then stall on a large page.
+    '--disable-dev-shm-usage',
   ],
 };
+
+/**
+ * `p`, or a rejection naming `what` after `ms`: Playwright's newPage and close have no timeout of
+ * their own, so a stalled browser would otherwise hang the test until tap's 180 s file timeout.
+ */
+async function within<T>(ms: number, what: string, p: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: no answer from Chromium in ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([p, deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 /** The computed value of a CSS property of the first element matching `selector` (evaluated in the page). */
 async function cssOf(page: Page, selector: string, prop: 'color' | 'fill' | 'backgroundColor'): Promise<string> {
@@ -44,7 +63,7 @@ t.test('the status page in headless Chromium: a walk, then a drain', async (t) =
   const started = performance.now();
   const stack = await startStack(t, { target: 30 });
   const browser = await chromium.launch(launchOptions);
-  t.teardown(() => browser.close());
+  t.teardown(() => within(20_000, 'browser.close', browser.close()));
   await stack.startSidecar();
   const traffic = stack.traffic();
   let trafficStopped = false;
@@ -52,8 +71,9 @@ t.test('the status page in headless Chromium: a walk, then a drain', async (t) =
     if (!trafficStopped) await traffic.stop();
   });
 
-  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-  const page = await context.newPage();
+  const context = await within(20_000, 'newContext', browser.newContext({ viewport: { width: 1280, height: 900 } }));
+  context.setDefaultTimeout(20_000);
+  const page = await within(20_000, 'newPage', context.newPage());
 
   // Mid-walk: the first step is live.
   await stack.until('weight 15 or more', (s) => s.weight >= 15, 60_000);
@@ -138,11 +158,16 @@ t.test('the status page in headless Chromium: a walk, then a drain', async (t) =
   const shot = path.join(artifacts, 'status-page.png');
   await page.screenshot({ path: shot, fullPage: true });
   t.comment(`screenshot: ${shot}`);
-  await context.close();
+  await within(20_000, 'context.close', context.close());
 
   // Without JavaScript: the same content, no script at all, and the page still refreshes itself (meta refresh).
-  const noJs = await browser.newContext({ javaScriptEnabled: false, viewport: { width: 1280, height: 900 } });
-  const plain = await noJs.newPage();
+  const noJs = await within(
+    20_000,
+    'newContext',
+    browser.newContext({ javaScriptEnabled: false, viewport: { width: 1280, height: 900 } }),
+  );
+  noJs.setDefaultTimeout(20_000);
+  const plain = await within(20_000, 'newPage', noJs.newPage());
   await plain.goto(`${stack.api}/`);
   t.equal(await plain.locator('script').count(), 0, 'the page ships no script');
   t.equal(await plain.locator('section.service h2').first().textContent(), 'gateway: 0 % of 30 % (drained)');
@@ -156,12 +181,18 @@ t.test('the status page in headless Chromium: a walk, then a drain', async (t) =
     plain.waitForRequest((r) => r.url() === `${stack.api}/` && r.isNavigationRequest(), { timeout: 8000 }),
     'the page reloaded itself without JavaScript',
   );
-  // A fresh tab: the refreshing one may start its next reload at any moment and interrupt a goto.
-  await plain.close();
-  const still = await noJs.newPage();
-  await still.goto(`${stack.api}/?refresh=off`);
-  t.equal(await still.locator('meta[http-equiv="refresh"]').count(), 0, '?refresh=off stops refreshing');
-  await noJs.close();
+  // The same tab to ?refresh=off. (Closing a tab that refreshes itself stalled Chromium under load:
+  // page.close() never answered.) A refresh due at that moment can interrupt the goto: retry it.
+  await waitFor(
+    () =>
+      plain.goto(`${stack.api}/?refresh=off`).then(
+        () => true,
+        () => false,
+      ),
+    { timeoutMs: 30_000, intervalMs: 100, what: 'the tab on ?refresh=off' },
+  );
+  t.equal(await plain.locator('meta[http-equiv="refresh"]').count(), 0, '?refresh=off stops refreshing');
+  await within(20_000, 'context.close', noJs.close());
 
   t.equal(await stack.stopSidecar(), 0, 'SIGTERM stops the sidecar cleanly');
   t.comment(`status page test took ${Math.round(performance.now() - started)} ms`);

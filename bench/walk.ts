@@ -557,13 +557,9 @@ async function walkRun(v: Variant, bin: string): Promise<RunResult> {
     });
     const t1 = performance.now();
     const [n1, s1, h1, mem] = [await nginxCpu(master), await cpuOf(pid), await hostCpu(), await memOf(pid)];
-    const right = await oldWorkers(master);
-    const { peak, rssMax, anonMax } = await samples.stop();
     const metrics = await stack.metrics();
     const reloads = Number(/^nginx_canary_reloads_total\{result="ok"\} (\d+)/m.exec(metrics)?.[1] ?? NaN);
-    const w = await wrk.stop();
-    const hups = (await sighups(stack)) - hup0;
-    const drain = await drainOld(master);
+    const end = await endOfLoad(master, samples, wrk, stack, hup0);
     const i0 = await cpuOf(pid);
     await delay(IDLE_MS); // a measurement window: the sidecar's idle CPU over IDLE_MS, not a settle wait
     const i1 = await cpuOf(pid);
@@ -571,28 +567,51 @@ async function walkRun(v: Variant, bin: string): Promise<RunResult> {
     if (!s0 || !s1 || !i0 || !i1) throw new Error('the sidecar vanished from /proc');
     return {
       name: `walk, ${v.name}`,
-      wrk: w,
+      ...end.result,
       durationS: (t1 - t0) / 1000,
       reloads,
-      hups,
       nginxCpuS: n1 - n0,
       hostBusy: (h1.busy - h0.busy) / (h1.total - h0.total),
-      oldRightAfter: right,
-      oldPeak: peak,
-      drainedAfterMs: drain.ms,
-      oldAtDeadline: drain.left,
       sidecar: {
         cpuS: s1.self - s0.self,
         childrenCpuS: s1.children - s0.children,
         idlePercent: (100 * (i1.self - i0.self) * 1000) / IDLE_MS,
-        rssMaxMiB: Math.max(rssMax, mem.rss),
-        anonMaxMiB: Math.max(anonMax, mem.anon),
+        rssMaxMiB: Math.max(end.rssMax, mem.rss),
+        anonMaxMiB: Math.max(end.anonMax, mem.anon),
         hwmMiB: mem.hwm,
       },
     };
   } finally {
     await sc.close();
   }
+}
+
+/**
+ * The readings both runs take when the load ends, in this order: old workers right away, the
+ * samplers (old-worker peak; RSS and RssAnon max in MiB, 0 without a sidecar), wrk's result, the
+ * SIGHUPs nginx logged since `hup0`, then the old workers draining (see {@link drainOld}).
+ */
+async function endOfLoad(
+  master: number,
+  samples: ReturnType<typeof sampler>,
+  wrk: { stop(): Promise<WrkResult> },
+  stack: Stack,
+  hup0: number,
+): Promise<{
+  result: Pick<RunResult, 'wrk' | 'hups' | 'oldRightAfter' | 'oldPeak' | 'drainedAfterMs' | 'oldAtDeadline'>;
+  rssMax: number;
+  anonMax: number;
+}> {
+  const oldRightAfter = await oldWorkers(master);
+  const { peak, rssMax, anonMax } = await samples.stop();
+  const w = await wrk.stop();
+  const hups = (await sighups(stack)) - hup0;
+  const drain = await drainOld(master);
+  return {
+    result: { wrk: w, hups, oldRightAfter, oldPeak: peak, drainedAfterMs: drain.ms, oldAtDeadline: drain.left },
+    rssMax,
+    anonMax,
+  };
 }
 
 /** CONTROL of variant `v`: weight 50, `reloads` bare reloads evenly over `durationS`, no sidecar. */
@@ -625,23 +644,14 @@ async function controlRun(v: Variant, durationS: number, reloads: number): Promi
     if (left > 0) await delay(left);
     const t1 = performance.now();
     const [n1, h1] = [await nginxCpu(master), await hostCpu()];
-    const right = await oldWorkers(master);
-    const { peak } = await samples.stop();
-    const w = await wrk.stop();
-    const hups = (await sighups(stack)) - hup0;
-    const drain = await drainOld(master);
+    const end = await endOfLoad(master, samples, wrk, stack, hup0);
     return {
       name: `control, ${v.name}`,
-      wrk: w,
+      ...end.result,
       durationS: (t1 - t0) / 1000,
       reloads,
-      hups,
       nginxCpuS: n1 - n0,
       hostBusy: (h1.busy - h0.busy) / (h1.total - h0.total),
-      oldRightAfter: right,
-      oldPeak: peak,
-      drainedAfterMs: drain.ms,
-      oldAtDeadline: drain.left,
       sidecar: null,
     };
   } finally {

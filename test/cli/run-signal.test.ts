@@ -4,46 +4,25 @@
 // nginx untouched. Before the handlers were installed ahead of the start, the
 // default action killed the process and left the locks behind as stale.
 import t from 'tap';
-import { spawn } from 'node:child_process';
-import { access } from 'node:fs/promises';
-import { binPath, startStack, userEnv } from '../fixtures/stack.js';
+import { exists, spawnCli, startStack } from '../fixtures/stack.js';
 import { sidecarLockFiles } from '../../src/lock.js';
 import { waitFor } from '../../src/util/wait.js';
-
-async function exists(file: string): Promise<boolean> {
-  return access(file).then(
-    () => true,
-    () => false,
-  );
-}
 
 t.test('SIGTERM while run is starting: it finishes the start, stops cleanly and removes its locks', async (t) => {
   const stack = await startStack(t, { target: 30 });
   const [stateLock, nginxLock] = sidecarLockFiles(stack.config) as [string, string];
-  const child = spawn(process.execPath, [binPath, '-c', stack.configFile, 'run'], {
-    cwd: stack.dir,
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: userEnv(),
-  });
-  let out = '';
-  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.once('exit', (code, signal) => resolve({ code, signal })),
-  );
-  const killer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+  const run = spawnCli(stack.dir, stack.configFile, ['run'], 30_000);
   t.teardown(() => {
-    clearTimeout(killer);
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    if (run.child.exitCode === null && run.child.signalCode === null) run.child.kill('SIGKILL');
   });
 
   // The state lock is the first thing the start takes; the API comes up about a second later.
   await waitFor(() => exists(stateLock), { timeoutMs: 15_000, intervalMs: 5, what: 'the state lock' });
-  const apiUp = out.includes('nginx-canary: serving');
-  child.kill('SIGTERM');
-  const { code, signal } = await exited;
+  const apiUp = run.output().includes('nginx-canary: serving');
+  run.child.kill('SIGTERM');
+  const { code, signal } = await run.exited;
   t.equal(apiUp, false, 'the signal landed before the API was up');
-  t.equal(signal, null, 'not killed by the signal', { output: out.slice(-2000) });
+  t.equal(signal, null, 'not killed by the signal', { output: run.output().slice(-2000) });
   t.equal(code, 0, 'exit 0');
   t.equal(await exists(stateLock), false, 'the state lock is removed');
   t.equal(await exists(nginxLock), false, 'and the nginx lock');

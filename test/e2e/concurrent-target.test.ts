@@ -11,12 +11,11 @@
 // Then an editor that takes no lock: saving between the read and the rename
 // makes setTarget redo its edit on the editor's text.
 import t from 'tap';
-import { spawn } from 'node:child_process';
 import { readdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { request } from 'undici';
-import { binPath, startStack, userEnv, weightsYaml, type Stack } from '../fixtures/stack.js';
+import { spawnCli, startStack, weightsYaml, type Stack } from '../fixtures/stack.js';
 import { acquireLock } from '../../src/lock.js';
 import { parseConfig } from '../../src/config/load.js';
 import { setTarget } from '../../src/config/edit.js';
@@ -35,17 +34,9 @@ interface Write {
 /** `nginx-canary -c <file> target <service> <weight>`; resolves to the write it reports (throws on exit ≠ 0). */
 async function cliTarget(stack: Stack, service: string, weight: number): Promise<Write> {
   const started = performance.now();
-  const child = spawn(process.execPath, [binPath, '-c', stack.configFile, 'target', service, String(weight)], {
-    cwd: stack.dir,
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: userEnv(),
-  });
-  let out = '';
-  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-  const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-  const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
-  clearTimeout(timer);
+  const run = spawnCli(stack.dir, stack.configFile, ['target', service, String(weight)]);
+  const { code } = await run.exited;
+  const out = run.output();
   const m = /target ([\d.]+) % → ([\d.]+) %/.exec(out);
   if (code !== 0 || !m) throw new Error(`target ${service} ${weight}: exit ${code}: ${out}`);
   return { service, via: 'cli', from: Number(m[1]), to: Number(m[2]), ms: performance.now() - started };

@@ -4,7 +4,6 @@
 // changed — nginx's config directory, weights.yaml, state.json itself and the
 // generation nginx serves are byte for byte what they were.
 import t from 'tap';
-import { spawn } from 'node:child_process';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { manifestOf } from '../../src/nginx/snapshot.js';
@@ -12,26 +11,13 @@ import { StateStore } from '../../src/rollout/store.js';
 import { initialState } from '../../src/rollout/decide.js';
 import { waitFor } from '../../src/util/wait.js';
 import { liveGeneration } from '../fixtures/integration/sidecar.js';
-import { binPath, startStack, userEnv } from '../fixtures/stack.js';
+import { spawnCli, startStack } from '../fixtures/stack.js';
 
 /** Runs `nginx-canary -c <config> run` and resolves once it exits (killed after 20 s: it must refuse at once). */
-function run(configFile: string, cwd: string): Promise<{ code: number | null; stderr: string; stdout: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [binPath, '-c', configFile, 'run'], {
-      cwd,
-      env: userEnv(),
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stderr, stdout });
-    });
-  });
+async function run(configFile: string, cwd: string): Promise<{ code: number | null; stderr: string; stdout: string }> {
+  const child = spawnCli(cwd, configFile, ['run'], 20_000);
+  const { code } = await child.exited;
+  return { code, stderr: child.stderr(), stdout: child.stdout() };
 }
 
 t.test('a corrupt state.json: run refuses to start, names the file and the way out, changes nothing', async (t) => {

@@ -4,29 +4,19 @@
 // and change nothing; the first keeps serving. After the first is SIGKILLed
 // its locks are stale: a new sidecar takes them over and walks on.
 import t from 'tap';
-import { spawn } from 'node:child_process';
-import { access, readFile, readdir, writeFile } from 'node:fs/promises';
+import { readFile, readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { request } from 'undici';
-import { binPath, freePort, startStack, userEnv } from '../fixtures/stack.js';
+import { exists, freePort, spawnCli, startStack } from '../fixtures/stack.js';
 import { readLock, sidecarLockFiles } from '../../src/lock.js';
 import { loadConfig } from '../../src/config/load.js';
 import { waitFor } from '../../src/util/wait.js';
 
 /** Runs `nginx-canary -c <config> run` to its exit (bounded: 20 s); resolves to the exit code and output. */
 async function runToExit(cwd: string, config: string): Promise<{ code: number | null; out: string }> {
-  const child = spawn(process.execPath, [binPath, '-c', config, 'run'], {
-    cwd,
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: userEnv(),
-  });
-  let out = '';
-  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-  const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
-  const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
-  clearTimeout(timer);
-  return { code, out };
+  const run = spawnCli(cwd, config, ['run'], 20_000);
+  const { code } = await run.exited;
+  return { code, out: run.output() };
 }
 
 /** POSTs `/api/v1/services/gateway/<what>` and checks the answer is 200. */
@@ -45,13 +35,6 @@ async function stateOnDisk(file: string): Promise<{ services: Record<string, { w
 async function progress(file: string): Promise<unknown> {
   const s = JSON.parse(await readFile(file, 'utf8')) as { generation: number; history: unknown[] };
   return { generation: s.generation, history: s.history };
-}
-
-async function exists(file: string): Promise<boolean> {
-  return access(file).then(
-    () => true,
-    () => false,
-  );
 }
 
 t.test('a second sidecar on the same nginx refuses to start; a dead one is replaced', async (t) => {

@@ -382,8 +382,7 @@ t.test('watchLoop: an abort ends a poll in flight; a throwing sleep still restor
   const run = watchLoop(hung, { intervalMs: 1000, tty: true, color: true, url: 'http://x', signal: ac.signal });
   await waitFor(() => fetched, { timeoutMs: 2000, what: 'the first poll' });
   ac.abort();
-  await run;
-  t.pass('the loop ended with its poll still hanging');
+  await t.resolves(run, 'the loop ended with its poll still hanging');
 
   const writes: string[] = [];
   const s = scripted([doc(), doc()]);

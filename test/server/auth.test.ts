@@ -293,8 +293,7 @@ t.test('the access rules on a real runner and nginx', async (t) => {
     const v4 = ownAddresses('IPv4');
     const v6 = ownAddresses('IPv6');
     if (v4.length === 0 && v6.length === 0) {
-      t.comment('this host has no non-loopback address: the over-the-network part is skipped');
-      t.pass('skipped');
+      t.plan(0, 'this host has no non-loopback address: the over-the-network part is skipped');
       return;
     }
     const listen = async (app: FastifyInstance, host: string): Promise<number> => {

@@ -311,4 +311,43 @@ export const errors = {
       fix: 'Send `Authorization: Bearer <contents of sidecar.token_file>`',
       statusCode: 401,
     }),
+  /** A read from a non-loopback client without the right bearer token (same code as {@link errors.unauthorized}). */
+  unauthorizedRead: () =>
+    new CanaryError('NC_UNAUTHORIZED', 'reads from an address other than loopback need the bearer token', {
+      fix: 'Send `Authorization: Bearer <contents of sidecar.token_file>` (Prometheus: authorization.credentials_file)',
+      statusCode: 401,
+    }),
+  /** Any call from a non-loopback client when no token is configured; `remote` is the client address. */
+  forbiddenWithoutToken: (remote: string | undefined) =>
+    new CanaryError(
+      'NC_FORBIDDEN',
+      `the API has no token (sidecar.token_file) and answers loopback clients only, not ${remote ?? 'an unknown address'}`,
+      {
+        fix: 'Call it from the sidecar host (127.0.0.1), or set sidecar.token_file and send the bearer token',
+        statusCode: 403,
+      },
+    ),
+  /** A non-loopback `sidecar.listen` (`at`: `host:port`, IPv6 bracketed) without `sidecar.token_file`. */
+  listenNoToken: (at: string, port: number) =>
+    new CanaryError(
+      'NC_LISTEN_NO_TOKEN',
+      `sidecar.listen ${at} is not a loopback address and sidecar.token_file is not set: anyone who can reach it could change the rollout`,
+      {
+        fix: `Set sidecar.token_file to a 0600 file holding a random token (openssl rand -hex 32), or listen on 127.0.0.1:${port}`,
+        exitCode: 2,
+      },
+    ),
+  /** A token file group or others may read or write; `perm` is its permission bits. */
+  tokenFileMode: (file: string, perm: number) =>
+    new CanaryError(
+      'NC_TOKEN_FILE_MODE',
+      `sidecar.token_file ${file} has mode ${perm.toString(8).padStart(4, '0')}: group or others can read or change the API token`,
+      { fix: `Run chmod 600 ${file} (owned by the user the sidecar runs as), then start again` },
+    ),
+  /** A token file that cannot be used (`why`: cannot be opened, not a regular file, too big, too short); `minLength` characters at least. */
+  tokenFile: (file: string, why: string, minLength: number, cause?: unknown) =>
+    new CanaryError('NC_TOKEN_FILE', `cannot use sidecar.token_file ${file}: ${why}`, {
+      fix: `Write a random token of at least ${minLength} characters into it (e.g. openssl rand -hex 32 > token; chmod 600 token) or set token_file: ~`,
+      cause,
+    }),
 } as const;

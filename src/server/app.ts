@@ -31,7 +31,7 @@ import type { Logger } from '../log.js';
 import { HISTORY_LIMIT } from '../rollout/types.js';
 import type { Runner } from '../runner.js';
 import type { Metrics } from './metrics.js';
-import { forbiddenWithoutToken, isLoopbackAddress, unauthorizedRead } from './token.js';
+import { isLoopbackAddress } from './token.js';
 import { CHART_CSS } from './chart.js';
 import { buildStatusPage } from './page.js';
 
@@ -142,14 +142,14 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     const loopback = isLoopbackAddress(remote);
     const read = req.method === 'GET' || req.method === 'HEAD';
     if (token === null) {
-      if (!loopback) throw forbiddenWithoutToken(remote);
+      if (!loopback) throw errors.forbiddenWithoutToken(remote);
       return;
     }
     if (read && loopback) return;
     const m = /^Bearer (.+)$/.exec(req.headers.authorization ?? '');
     if (m?.[1] && sameSecret(m[1], token)) return;
     void reply.header('www-authenticate', 'Bearer realm="nginx-canary"');
-    throw read ? unauthorizedRead() : errors.unauthorized();
+    throw read ? errors.unauthorizedRead() : errors.unauthorized();
   });
 
   app.setNotFoundHandler((req, reply) =>

@@ -9,7 +9,7 @@
 import { constants as fsc } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { isIPv4, isIPv6 } from 'node:net';
-import { CanaryError } from '../errors.js';
+import { errors, type CanaryError } from '../errors.js';
 
 /** Shortest token accepted, characters (a chosen floor: 16 random hex characters are 64 bits). */
 export const MIN_TOKEN_LENGTH = 16;
@@ -47,14 +47,7 @@ export function isLoopbackAddress(addr: string | null | undefined): boolean {
 export function checkListenToken(listen: { host: string; port: number }, tokenFile: string | null): void {
   if (tokenFile !== null || isLoopbackAddress(listen.host)) return;
   const at = listen.host.includes(':') ? `[${listen.host}]:${listen.port}` : `${listen.host}:${listen.port}`;
-  throw new CanaryError(
-    'NC_LISTEN_NO_TOKEN',
-    `sidecar.listen ${at} is not a loopback address and sidecar.token_file is not set: anyone who can reach it could change the rollout`,
-    {
-      fix: `Set sidecar.token_file to a 0600 file holding a random token (openssl rand -hex 32), or listen on 127.0.0.1:${listen.port}`,
-      exitCode: 2,
-    },
-  );
+  throw errors.listenNoToken(at, listen.port);
 }
 
 /**
@@ -68,11 +61,7 @@ export function checkListenToken(listen: { host: string; port: number }, tokenFi
 export function checkTokenFileMode(mode: number, file: string): void {
   const perm = mode & 0o777;
   if ((perm & 0o077) === 0) return;
-  throw new CanaryError(
-    'NC_TOKEN_FILE_MODE',
-    `sidecar.token_file ${file} has mode ${perm.toString(8).padStart(4, '0')}: group or others can read or change the API token`,
-    { fix: `Run chmod 600 ${file} (owned by the user the sidecar runs as), then start again` },
-  );
+  throw errors.tokenFileMode(file, perm);
 }
 
 /**
@@ -87,11 +76,7 @@ export function checkTokenFileMode(mode: number, file: string): void {
  *   token of at least 16 characters) when it cannot be opened, is not a regular file, is too big or too short.
  */
 export async function readTokenFile(file: string): Promise<string> {
-  const unusable = (why: string, cause?: unknown): CanaryError =>
-    new CanaryError('NC_TOKEN_FILE', `cannot use sidecar.token_file ${file}: ${why}`, {
-      fix: `Write a random token of at least ${MIN_TOKEN_LENGTH} characters into it (e.g. openssl rand -hex 32 > token; chmod 600 token) or set token_file: ~`,
-      cause,
-    });
+  const unusable = (why: string, cause?: unknown): CanaryError => errors.tokenFile(file, why, MIN_TOKEN_LENGTH, cause);
   let fh;
   try {
     fh = await open(file, fsc.O_RDONLY | fsc.O_NOCTTY | fsc.O_NONBLOCK);
@@ -109,33 +94,4 @@ export async function readTokenFile(file: string): Promise<string> {
   } finally {
     await fh.close();
   }
-}
-
-/**
- * 401 for a read from a non-loopback client without the right bearer token
- * (code NC_UNAUTHORIZED, as for a mutating call; only the message differs).
- */
-export function unauthorizedRead(): CanaryError {
-  return new CanaryError('NC_UNAUTHORIZED', 'reads from an address other than loopback need the bearer token', {
-    fix: 'Send `Authorization: Bearer <contents of sidecar.token_file>` (Prometheus: authorization.credentials_file)',
-    statusCode: 401,
-  });
-}
-
-/**
- * 403 for any call from a non-loopback client when no token is configured
- * (only reachable if the API listens beyond loopback despite
- * {@link checkListenToken}, e.g. behind a port forward).
- *
- * @param remote the client address, named in the message.
- */
-export function forbiddenWithoutToken(remote: string | undefined): CanaryError {
-  return new CanaryError(
-    'NC_FORBIDDEN',
-    `the API has no token (sidecar.token_file) and answers loopback clients only, not ${remote ?? 'an unknown address'}`,
-    {
-      fix: 'Call it from the sidecar host (127.0.0.1), or set sidecar.token_file and send the bearer token',
-      statusCode: 403,
-    },
-  );
 }

@@ -14,18 +14,16 @@ import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { request } from 'undici';
 import { ManualClock } from '../../src/clock.js';
-import { CanaryError } from '../../src/errors.js';
+import { CanaryError, errors } from '../../src/errors.js';
 import { silentLogger } from '../../src/log.js';
 import { startSidecar } from '../../src/main.js';
 import { buildApp } from '../../src/server/app.js';
 import {
   checkListenToken,
   checkTokenFileMode,
-  forbiddenWithoutToken,
   isLoopbackAddress,
   MAX_TOKEN_FILE_BYTES,
   readTokenFile,
-  unauthorizedRead,
 } from '../../src/server/token.js';
 import { waitFor } from '../../src/util/wait.js';
 import { startStack } from '../fixtures/stack.js';
@@ -205,8 +203,8 @@ t.test('the access rules on a real runner and nginx', async (t) => {
         t.equal(res.statusCode, 401, `GET ${url} from ${remoteAddress} without a token → 401 (before routing)`);
         t.same(res.json(), {
           code: 'NC_UNAUTHORIZED',
-          message: unauthorizedRead().message,
-          fix: unauthorizedRead().fix,
+          message: errors.unauthorizedRead().message,
+          fix: errors.unauthorizedRead().fix,
         });
         t.equal(res.headers['www-authenticate'], 'Bearer realm="nginx-canary"', 'RFC 6750 challenge');
         const wrong = await secured.inject({
@@ -279,8 +277,8 @@ t.test('the access rules on a real runner and nginx', async (t) => {
         t.equal(res.statusCode, 403, `${method} ${url} from ${remoteAddress} → 403`);
         t.same(res.json(), {
           code: 'NC_FORBIDDEN',
-          message: forbiddenWithoutToken(remoteAddress).message,
-          fix: forbiddenWithoutToken(remoteAddress).fix,
+          message: errors.forbiddenWithoutToken(remoteAddress).message,
+          fix: errors.forbiddenWithoutToken(remoteAddress).fix,
         });
       }
     }

@@ -391,6 +391,17 @@ function detailText(r: GateResult): string {
 }
 
 /**
+ * Which side of its threshold a gate passes on — the one place that says it (the status text and the
+ * status page both read it): `at-least` (≥: starved, the canary's share), `below` (<: crash_loop, a
+ * restart count), `at-most` (≤: the latency and ratio gates). `ready` compares no number (HTTP 200).
+ */
+export function passSide(gate: Exclude<GateName, 'ready'>): 'at-least' | 'below' | 'at-most' {
+  if (gate === 'starved') return 'at-least';
+  if (gate === 'crash_loop') return 'below';
+  return 'at-most';
+}
+
+/**
  * One human phrase with the numbers behind a verdict, e.g.
  * `error_ratio fail: canary 5xx ratio 5.00 % > 0.50 % over 200 requests (10 errors; sequential test 13.08 ≥ bound 7.60 vs 6× threshold)`,
  * `connect_p95 inconclusive: canary 12 of 20 requests` or `ready fail: canary /ready not 200`.
@@ -407,13 +418,15 @@ export function describeGate(r: GateResult): string {
   if (r.verdict !== 'fail' && r.samples < r.minSamples)
     return `${head} ${r.samples} of ${r.minSamples} ${read.samples}${tail}`;
   if (r.value === null) return `${head} ${read.measures} unknown over ${r.samples} ${read.samples}${tail}`;
+  const side = passSide(r.gate);
+  const failed = r.verdict === 'fail';
   const op =
-    r.gate === 'starved'
-      ? r.verdict === 'fail'
+    side === 'at-least'
+      ? failed
         ? '<'
         : '≥'
-      : r.gate === 'crash_loop'
-        ? r.verdict === 'fail'
+      : side === 'below'
+        ? failed
           ? '≥'
           : '<'
         : r.value > r.threshold

@@ -5,7 +5,7 @@
  * a parameter; no I/O.
  */
 import { formatDuration } from '../cli/format.js';
-import { describeGate, formatGateValue } from '../rollout/gates.js';
+import { describeGate, formatGateValue, passSide } from '../rollout/gates.js';
 import type { GateName, GateResult, Phase, RolloutEvent } from '../rollout/types.js';
 import type { ServiceStatus, StatusDocument } from '../runner.js';
 import type { SnapshotInfo } from '../nginx/types.js';
@@ -179,16 +179,9 @@ export function formatAge(at: number, now: number): string {
 /** What passes for a gate, in its unit (see {@link GateRow.threshold}). */
 function passWhen(g: GateResult): string {
   const t = formatGateValue({ ...g, value: g.threshold });
-  switch (g.gate) {
-    case 'ready':
-      return '= 200';
-    case 'starved':
-      return `≥ ${t}`;
-    case 'crash_loop':
-      return `< ${t}`;
-    default:
-      return `≤ ${t}`;
-  }
+  if (g.gate === 'ready') return '= 200';
+  const side = passSide(g.gate);
+  return `${side === 'at-least' ? '≥' : side === 'below' ? '<' : '≤'} ${t}`;
 }
 
 const VERDICT_ORDER: Record<GateResult['verdict'], number> = { fail: 0, inconclusive: 1, pass: 2 };

@@ -13,7 +13,9 @@ import {
   evaluateGates,
   firstFailing,
   firstNotPassing,
+  formatGateValue,
   gateNamed,
+  passSide,
   probeFailureGate,
   readyGate,
   starvedGate,
@@ -309,6 +311,17 @@ t.test('helpers', async (t) => {
   t.equal(firstNotPassing([holdPass, drainPass]), undefined);
   t.equal(gateNamed([holdPass, drainPass], 'error_ratio'), drainPass);
   t.equal(gateNamed([holdPass], 'ready'), undefined);
+});
+
+t.test('passSide: which side of its threshold each gate passes on; formatGateValue in its unit', async (t) => {
+  t.equal(passSide('starved'), 'at-least', 'a share at or above the threshold');
+  t.equal(passSide('crash_loop'), 'below', 'fewer restarts than the threshold');
+  for (const g of ['connect_p95', 'error_ratio', 'probe_failure_ratio', 'baseline_p95'] as const)
+    t.equal(passSide(g), 'at-most', `${g}: at most the threshold`);
+  const ready = readyGate(svc, obs({}, { ready: false }), at(0));
+  t.equal(formatGateValue(ready), 'not 200');
+  t.equal(formatGateValue({ ...ready, value: 1 }), '200');
+  t.equal(formatGateValue({ ...ready, value: null }), '—');
 });
 
 t.test('describeGate reads thin data and unknown values', async (t) => {

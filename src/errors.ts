@@ -65,9 +65,12 @@ export class CanaryError extends Error {
     this.exitCode = opts.exitCode ?? 1;
     this.statusCode = opts.statusCode ?? 500;
   }
-  /** "message. fix" as the CLI prints it on stderr. */
+  /**
+   * "message. fix" as the CLI prints it on stderr; a message of several lines (nginx's own output)
+   * gets the fix on a line of its own.
+   */
   toUserString(): string {
-    return `${this.message}. ${this.fix}`;
+    return this.message.includes('\n') ? `${this.message.trimEnd()}\n${this.fix}` : `${this.message}. ${this.fix}`;
   }
 }
 
@@ -256,6 +259,41 @@ export const errors = {
         fix: 'Name a snapshot explicitly (`nginx-canary snapshots`, then `nginx-canary rollback <id>`)',
         exitCode: 1,
         statusCode: 404,
+      },
+    ),
+  /**
+   * A plain rollback found snapshots older than the live config, but restoring any of them would
+   * raise a canary weight above the live one (`raises`: e.g. "gateway 0 % → 30 %"); `newest` is the
+   * id of the newest of them. Nothing was changed. HTTP 409.
+   */
+  rollbackRaises: (newest: string, raises: string) =>
+    new CanaryError(
+      'NC_ROLLBACK_RAISES',
+      `every snapshot older than the live config would raise a canary weight (the newest, ${newest}: ${raises}); nothing was restored`,
+      {
+        fix: `A rollback never raises a canary behind the walk's back. To restore it anyway, name it: \`nginx-canary rollback ${newest}\` (the walk is then paused at its weights); to lower the canary use \`nginx-canary abort <service>\``,
+        exitCode: 1,
+        statusCode: 409,
+      },
+    ),
+  /**
+   * The restore of snapshot `id` stopped at `stage` (nginx -t, reload, verify, disk, …); `detail` is
+   * the cause's message (nginx's own output for -t and reload). `restored`: the config that was live
+   * before the rollback was put back. HTTP 409: the snapshot, not the sidecar, is at fault.
+   */
+  rollbackFailed: (id: string, stage: string, detail: string, restored: boolean) =>
+    new CanaryError(
+      'NC_ROLLBACK_FAILED',
+      `rollback to snapshot ${id} stopped at stage ${stage}; ${restored ? 'the config that was live before it is back and serving' : 'nothing was changed'}:\n${detail}`,
+      {
+        fix:
+          stage === 'test'
+            ? 'That snapshot fails `nginx -t` with this nginx (a module or an included file it names has changed since); pick another with `nginx-canary snapshots`'
+            : stage === 'interval' || stage === 'disk' || stage === 'workers'
+              ? 'Retry once the condition above has cleared'
+              : 'Check that nginx is running (`nginx -t`, its error log), then retry',
+        exitCode: 1,
+        statusCode: 409,
       },
     ),
   nginxStartFailed: (binary: string, detail: string) =>

@@ -36,6 +36,7 @@ import type { Observer } from './observe/aggregate.js';
 import type { Applier } from './nginx/apply.js';
 import type { SnapshotStore } from './nginx/snapshot.js';
 import type { ApplyResult, Flavor, NginxCtl, SnapshotInfo } from './nginx/types.js';
+import type { WeightRaise } from './nginx/rollback-choice.js';
 import { buildModel } from './nginx/model.js';
 import { parseHeader, renderUpstreams } from './nginx/render.js';
 import type { Metrics } from './server/metrics.js';
@@ -392,15 +393,25 @@ export class Runner {
   }
 
   /**
-   * Restores a snapshot (default: the one before the live config) and reloads.
-   * The walk is then paused by the operator at the snapshot's weights so the
-   * sidecar does not walk away from what was just restored. Throws on failure.
+   * Restores a snapshot and reloads: `id`, or by default the newest snapshot
+   * older than the live config that raises no canary weight (nginx/rollback-choice.ts).
+   * The walk's state follows what was restored: each service's live weight
+   * becomes the snapshot's, paused by the operator, so the sidecar does not
+   * walk away from it (a drained canary stays unpaged but paused at 0).
+   *
+   * @returns the restored snapshot and the canary weights it raised (non-empty only for a named one).
+   * @throws CanaryError NC_SNAPSHOT_NONE_OLDER / NC_ROLLBACK_RAISES / NC_SNAPSHOT_NOT_FOUND /
+   *   NC_SNAPSHOT_INVALID when no snapshot is chosen (nothing changed); NC_ROLLBACK_FAILED naming the
+   *   stage and nginx's output when the restore stopped (the previous config is back when it says so).
    */
-  async rollback(id?: string): Promise<SnapshotInfo> {
+  async rollback(id?: string): Promise<{ snapshot: SnapshotInfo; raises: WeightRaise[] }> {
     return this.#locked(async () => {
       this.#followClockJump();
       const res = await this.#deps.applier.rollback(id);
-      if (!res.ok) throw res.error;
+      if (!res.ok) {
+        if (res.stage === 'select' || res.snapshot === null) throw res.error;
+        throw errors.rollbackFailed(res.snapshot.id, res.stage, res.error.message, res.restored);
+      }
       const snap = res.snapshot;
       const now = this.#deps.clock.now();
       const services: Record<string, ServiceState> = { ...this.#state.services };
@@ -443,7 +454,7 @@ export class Runner {
       this.#deps.metrics?.rollbacks.inc({ reason: 'operator' });
       this.#afterEvents(events);
       await this.#save(true);
-      return snap;
+      return { snapshot: snap, raises: res.raises };
     });
   }
 

@@ -27,6 +27,7 @@ import { parseHeader, renderUpstreams, type RenderedHeader } from './render.js';
 import type { SnapshotStore, VerifiedSnapshot } from './snapshot.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { oldWorkers } from './workers.js';
+import { chooseRollback, describeRaises, raisesOf, type WeightRaise } from './rollback-choice.js';
 import {
   MIN_FREE_DISK_RATIO,
   type ApplyRequest,
@@ -324,8 +325,10 @@ export class Applier {
    * reloaded when needed). No preflight: restoring a known-good snapshot is
    * how a broken config is repaired.
    *
-   * @param id snapshot id; default: the newest snapshot whose generation is
-   *   below the live one (the status server's answer, else the file's header) and above 0.
+   * @param id snapshot id (restored even when it raises a canary weight; the result's `raises` says
+   *   which); default: the newest snapshot whose generation is below the live one (the status server's
+   *   answer, else the file's header) and above 0 and that raises no canary weight above the include
+   *   file's (see rollback-choice.ts); when every older one raises, stage `select` with NC_ROLLBACK_RAISES.
    * @returns ok with the restored snapshot, or the failed stage.
    */
   rollback(id?: string): Promise<RollbackResult> {
@@ -666,15 +669,23 @@ export class Applier {
 
     const cur = await this.#current();
     let loaded: VerifiedSnapshot;
+    let raises: WeightRaise[] = [];
     try {
       let pick = id;
       if (pick === undefined) {
         const live = (await this.#ctl.generation()) ?? cur.header.generation;
-        const older = (await this.#snapshots.list()).find((s) => s.generation > 0 && s.generation < live);
-        if (!older) return fail('select', errors.noOlderSnapshot(live), false);
-        pick = older.id;
+        const choice = chooseRollback(await this.#snapshots.list(), cur.header.weights, live);
+        if (choice === null || !choice.ok) {
+          const error =
+            choice?.ok === false && choice.reason === 'all-raise'
+              ? errors.rollbackRaises(choice.newest.id, describeRaises(choice.raises))
+              : errors.noOlderSnapshot(live);
+          return fail('select', error, false);
+        }
+        pick = choice.snapshot.id;
       }
       loaded = await this.#snapshots.load(pick);
+      raises = raisesOf(loaded.info, cur.header.weights);
       target = loaded.info;
     } catch (err) {
       return fail(
@@ -706,9 +717,9 @@ export class Applier {
 
     const durationMs = this.#clock.monotonic() - t0;
     this.#log.info(
-      { snapshot: target.id, generation: target.generation, weights: target.weights, durationMs },
+      { snapshot: target.id, generation: target.generation, weights: target.weights, raises, durationMs },
       'rolled back',
     );
-    return { ok: true, snapshot: target, generation: target.generation, durationMs };
+    return { ok: true, snapshot: target, generation: target.generation, raises, durationMs };
   }
 }

@@ -5,6 +5,7 @@
  * tests can hand a real nginx on loopback or a test double.
  */
 import type { CanaryError } from '../errors.js';
+import type { WeightRaise } from './rollback-choice.js';
 
 /** Open-source nginx or NGINX Plus, read from `nginx -V` ("nginx-plus" in the version line). */
 export type Flavor = 'oss' | 'plus';
@@ -15,6 +16,11 @@ export interface NginxVersion {
   flavor: Flavor;
   /** e.g. `1.22.1` or `1.25.3 (nginx-plus-r31)`. */
   version: string;
+  /**
+   * The compiled prefix (`--prefix=` in `nginx -V`; `/usr/local/nginx` when absent): what relative
+   * `load_module`, log and temp paths resolve against when nginx runs without `-p`.
+   */
+  prefix: string;
 }
 
 /** Result of `nginx -t`. */
@@ -111,7 +117,14 @@ export type RollbackStage = 'select' | ApplyStage;
  * clock; `generation`: the snapshot's generation, now live.
  */
 export type RollbackResult =
-  | { ok: true; snapshot: SnapshotInfo; generation: number; durationMs: number }
+  | {
+      ok: true;
+      snapshot: SnapshotInfo;
+      generation: number;
+      /** Canary weights the restore raised above what was live (only ever non-empty for a named snapshot). */
+      raises: WeightRaise[];
+      durationMs: number;
+    }
   | {
       ok: false;
       stage: RollbackStage;

@@ -210,8 +210,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         'Send no body for the previous snapshot, or {"snapshot": "<id>"}',
       );
     }
-    const snap = await runner.rollback(body.snapshot);
-    return { snapshot: snap, status: runner.status() };
+    const { snapshot, raises } = await runner.rollback(body.snapshot);
+    return { snapshot, raises, status: runner.status() };
   });
 
   // The status page: the template is read and compiled once per app (on the first request), then only run.

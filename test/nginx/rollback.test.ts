@@ -53,3 +53,28 @@ t.test('rollback restores a snapshot and its generation is live', async (t) => {
   t.equal(await h.ctl.generation(), 1);
   t.equal(parseHeader(await readFile(h.config.nginx.upstreamsFile, 'utf8'))?.generation, 1);
 });
+
+t.test(
+  'after a drain, a plain rollback restores a snapshot with the canary at 0, never the one before the drain',
+  async (t) => {
+    const h = await startTestNginx(t);
+    const a = await h.applier.apply({ weights: { gateway: 30 }, generation: 2, reason: 'to 30' });
+    if (!a.ok) throw a.error;
+    const drain = await h.applier.apply({ weights: { gateway: 0 }, generation: 3, reason: 'drain' });
+    if (!drain.ok) throw drain.error;
+    const snaps = await h.snapshots.list();
+    t.match(snaps[0], { id: drain.snapshotId, weights: { gateway: 30 } }, 'the newest snapshot holds the canary at 30');
+
+    const back = await h.applier.rollback();
+    t.match(back, { ok: true, generation: 1, raises: [], snapshot: { id: a.snapshotId, weights: { gateway: 0 } } });
+    const after = await sendRequests(h.url, 40);
+    t.same(after.backend, { primary: 40 }, 'no request reaches the canary after the plain rollback');
+
+    const named = await h.applier.rollback(drain.snapshotId);
+    t.match(
+      named,
+      { ok: true, generation: 2, raises: [{ service: 'gateway', from: 0, to: 30 }] },
+      'naming the snapshot restores the higher weight and says so',
+    );
+  },
+);

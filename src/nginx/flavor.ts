@@ -8,6 +8,12 @@ import type { NginxVersion } from './types.js';
 /** `nginx version: nginx/1.22.1` or `nginx version: nginx/1.25.3 (nginx-plus-r31)`. */
 const VERSION_LINE = /^nginx version: (?:nginx|openresty|[\w.-]+)\/(\S+)(.*)$/m;
 
+/** `--prefix=/usr/share/nginx` among the configure arguments. */
+const PREFIX_ARG = /(?:^|\s)--prefix=(\S+)/m;
+
+/** The prefix nginx is built with when `./configure` gets no `--prefix` (nginx docs, "Building nginx from Sources"). */
+const DEFAULT_PREFIX = '/usr/local/nginx';
+
 /**
  * Parses the output of `nginx -V` (nginx prints it on stderr; pass stdout and
  * stderr joined). The flavor is `plus` when the version line names
@@ -16,7 +22,8 @@ const VERSION_LINE = /^nginx version: (?:nginx|openresty|[\w.-]+)\/(\S+)(.*)$/m;
  *
  * @param output the text `nginx -V` printed.
  * @param binary named in the error.
- * @returns `{ flavor, version }`, version e.g. `1.22.1` or `1.25.3 (nginx-plus-r31)`.
+ * @returns `{ flavor, version, prefix }`, version e.g. `1.22.1` or `1.25.3 (nginx-plus-r31)`;
+ *   prefix the compiled `--prefix` (Debian: `/usr/share/nginx`), `/usr/local/nginx` when none is printed.
  * @throws CanaryError NC_NGINX_BINARY when there is no `nginx version:` line (not an nginx binary).
  */
 export function parseVersion(output: string, binary = 'nginx'): NginxVersion {
@@ -28,5 +35,6 @@ export function parseVersion(output: string, binary = 'nginx'): NginxVersion {
     );
   }
   const version = `${String(m[1])}${String(m[2]).trimEnd()}`;
-  return { flavor: /nginx-plus/i.test(m[0]) ? 'plus' : 'oss', version };
+  const prefix = PREFIX_ARG.exec(output)?.[1] ?? DEFAULT_PREFIX;
+  return { flavor: /nginx-plus/i.test(m[0]) ? 'plus' : 'oss', version, prefix };
 }

@@ -13,17 +13,25 @@ configure arguments: --prefix=/etc/nginx --build=nginx-plus-r31-p1
 `;
 
 t.test('open-source nginx', async (t) => {
-  t.same(parseVersion(OSS), { flavor: 'oss', version: '1.22.1' });
+  t.same(parseVersion(OSS), { flavor: 'oss', version: '1.22.1', prefix: '/usr/share/nginx' });
 });
 
 t.test('NGINX Plus names nginx-plus in the version line', async (t) => {
-  t.same(parseVersion(PLUS), { flavor: 'plus', version: '1.25.3 (nginx-plus-r31-p1)' });
+  t.same(parseVersion(PLUS), { flavor: 'plus', version: '1.25.3 (nginx-plus-r31-p1)', prefix: '/etc/nginx' });
 });
 
 t.test('"nginx-plus" outside the version line does not make it Plus', async (t) => {
   t.equal(
     parseVersion('nginx version: nginx/1.24.0\nconfigure arguments: --add-module=../nginx-plus-compat\n').flavor,
     'oss',
+  );
+});
+
+t.test("without --prefix the compiled prefix is nginx's default, /usr/local/nginx", async (t) => {
+  t.equal(parseVersion('nginx version: nginx/1.24.0\nconfigure arguments: --with-debug\n').prefix, '/usr/local/nginx');
+  t.equal(
+    parseVersion('nginx version: nginx/1.24.0\nconfigure arguments: --with-debug --prefix=/opt/ngx\n').prefix,
+    '/opt/ngx',
   );
 });
 

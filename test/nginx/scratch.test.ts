@@ -1,5 +1,5 @@
 import t from 'tap';
-import { readdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { buildModel } from '../../src/nginx/model.js';
 import { renderUpstreams } from '../../src/nginx/render.js';
@@ -56,3 +56,62 @@ t.test('an upstreams file outside the conf dir is placed beside the scratch ngin
   const r = await checkRendered(config, renderUpstreams(buildModel(config, { gateway: 5 }, 1, 'oss')));
   t.ok(r.ok, r.output);
 });
+
+t.test(
+  'absolute includes inside the conf dir read the copy; load_module resolves against the live prefix; no live log is opened',
+  async (t) => {
+    const dir = await tempDir();
+    t.teardown(() => rm(dir, { recursive: true, force: true }));
+    const base = makeConfig(dir);
+    const confDir = path.dirname(base.nginx.conf);
+    const logs = path.join(dir, 'var-log');
+    await mkdir(logs);
+    const config = {
+      ...base,
+      // prefix null: the live nginx runs with its compiled prefix, as Debian's does.
+      nginx: { ...base.nginx, prefix: null, upstreamsFile: path.join(confDir, 'conf.d', 'nginx-canary.conf') },
+    };
+    // Debian's nginx-light ships the echo module; with it, the copy must load it from the live prefix.
+    const echo = '/usr/share/nginx/modules/ngx_http_echo_module.so';
+    const withModule = await stat(echo).then(
+      () => true,
+      () => false,
+    );
+    await writeExampleConf(config, 18080, (s) =>
+      s
+        .replace(
+          'include conf.d/nginx-canary.conf;',
+          `include ${confDir}/conf.d/*.conf;\n    include "${confDir}/sites/*";\n    include ${dir}/outside/*.conf;`,
+        )
+        .replace('access_log logs/canary.json nginx_canary;', `access_log ${logs}/canary.json nginx_canary;`)
+        .replace(
+          'error_log logs/error.log notice;',
+          `error_log ${logs}/error.log notice;\n${withModule ? 'load_module modules/ngx_http_echo_module.so;' : ''}`,
+        ),
+    );
+    await mkdir(path.join(confDir, 'conf.d'), { recursive: true });
+    await mkdir(path.join(confDir, 'sites'), { recursive: true });
+    // The live include is broken: a check that read it instead of the rendered text would fail.
+    await writeFile(config.nginx.upstreamsFile, 'upstream gateway { server 127.0.0.1:1 weight=0; }\n');
+    await writeFile(path.join(confDir, 'sites', '.hidden'), 'this is not nginx syntax\n');
+    // A file included from outside the conf dir is copied in, and its own log path moved too.
+    await mkdir(path.join(dir, 'outside'));
+    await writeFile(
+      path.join(dir, 'outside', 'extra.conf'),
+      `server { listen 127.0.0.1:18081; access_log ${logs}/extra.log; }\n`,
+    );
+    const live = await manifestOf(confDir);
+    const good = await checkRendered(config, renderUpstreams(buildModel(config, { gateway: 30 }, 1, 'oss')), {
+      livePrefix: '/usr/share/nginx',
+    });
+    t.ok(good.ok, `the rendered file was tested, not the live one: ${good.output}`);
+    t.same(await manifestOf(confDir), live, 'the live conf dir is unchanged');
+    t.same(await readdir(logs), [], 'no live log file was opened');
+    if (withModule) {
+      const elsewhere = await checkRendered(config, renderUpstreams(buildModel(config, { gateway: 30 }, 1, 'oss')), {
+        livePrefix: dir,
+      });
+      t.match(elsewhere, { ok: false, output: /ngx_http_echo_module\.so/ }, 'load_module follows the live prefix');
+    }
+  },
+);

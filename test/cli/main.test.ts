@@ -220,9 +220,21 @@ t.test('commands on a stack', async (t) => {
     t.match(lines[1], /generation 0 {2}gateway=0% {2}gateway: target 0 → 60; gateway: slice 0 → 5$/);
 
     clock.advance(1000);
-    const rollback = await c('rollback');
+    // After the abort the canary is at 0; the only older snapshot holds it at 5: a plain rollback refuses.
+    const refused = await c('rollback');
+    t.equal(refused.code, 1, 'a plain rollback that would raise the canary exits 1');
+    const newest = lines[0]?.split(/\s+/)[0] ?? '';
+    t.equal(
+      refused.err,
+      `every snapshot older than the live config would raise a canary weight (the newest, ${newest}: gateway 0 % → 5 %); nothing was restored. A rollback never raises a canary behind the walk's back. To restore it anyway, name it: \`nginx-canary rollback ${newest}\` (the walk is then paused at its weights); to lower the canary use \`nginx-canary abort <service>\`\n`,
+    );
+    t.equal(await liveGeneration(stack.config), 6, 'nothing was restored');
+    const rollback = await c('rollback', newest);
     t.equal(rollback.code, 0, rollback.err);
-    t.match(rollback.out, /^restored snapshot \S+-g5 \(generation 5\); nginx reloaded; the walk is paused/);
+    t.equal(
+      rollback.out,
+      `restored snapshot ${newest} (generation 5; canary gateway 5 %); nginx reloaded; the walk is paused — \`nginx-canary resume <service>\` to continue.\nnote: this raised the canary above what was live: gateway 0 % → 5 %.\n`,
+    );
     t.equal(await liveGeneration(stack.config), 5);
 
     const unknown = await c('rollback', 'nope-1');

@@ -231,10 +231,20 @@ t.test('the API on a real runner and nginx', async (t) => {
 
   t.test('POST /api/v1/rollback', async (t) => {
     clock.advance(1000);
-    const res = await app.inject({ method: 'POST', url: '/api/v1/rollback', payload: {} });
+    // After the abort the canary is at 0 and the snapshot before it holds 5: a plain rollback refuses.
+    const refused = await app.inject({ method: 'POST', url: '/api/v1/rollback', payload: {} });
+    t.equal(refused.statusCode, 409);
+    t.match(refused.json(), {
+      code: 'NC_ROLLBACK_RAISES',
+      message: new RegExp(`the newest, ${snapshots[0]?.id ?? '?'}: gateway 0 % → 5 %`),
+      fix: /nginx-canary rollback /,
+    });
+    t.equal(await liveGeneration(stack.config), 2, 'nothing was restored');
+    const res = await app.inject({ method: 'POST', url: '/api/v1/rollback', payload: { snapshot: snapshots[0]?.id } });
     t.equal(res.statusCode, 200);
-    const body = res.json<{ snapshot: SnapshotInfo; status: StatusDocument }>();
-    t.equal(body.snapshot.id, snapshots[0]?.id, 'the default is the snapshot before the live config');
+    const body = res.json<{ snapshot: SnapshotInfo; raises: unknown; status: StatusDocument }>();
+    t.equal(body.snapshot.id, snapshots[0]?.id, 'the named snapshot');
+    t.same(body.raises, [{ service: 'gateway', from: 0, to: 5 }], 'and what it raised');
     t.equal(body.status.generation, 1);
     t.match(body.status.services[0], { weight: 5, phase: 'paused', pausedBy: 'operator' });
     t.equal(await liveGeneration(stack.config), 1, 'nginx serves the restored generation');

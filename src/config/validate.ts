@@ -25,6 +25,7 @@ import type {
   SplitMode,
 } from './types.js';
 import { WeightsSchema } from './schema.js';
+import { neverConclusive } from './conclusive.js';
 import { formatDuration, parseDuration, parsePercent, percentToRatio, toTenthPercent } from './units.js';
 
 /** One step of a key path: a mapping key or a list index. */
@@ -692,6 +693,10 @@ export function validateConfig(raw: unknown, file: string, locate: Locate): Vali
       );
     }
     const svc = service(new Reader(out, ['services', name], asMap(value)), name, seenServers);
+    // Gates its own numbers make never conclusive (conclusive.ts), judged only on a service without other problems.
+    const at = formatPath(['services', name]);
+    if (!out.list.some((p) => p.path === at || p.path.startsWith(`${at}.`) || p.path.startsWith(`${at}[`)))
+      for (const p of neverConclusive(svc)) out.add(['services', name, ...p.path], p.message, p.fix);
     for (const u of upstreamNames(svc)) {
       const other = seenUpstreams.get(u);
       if (other !== undefined) {

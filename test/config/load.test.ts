@@ -257,12 +257,13 @@ t.test('anchors and aliases are followed', async (t) => {
   const c = parseConfig(
     withLines({
       16: '    rollout: &r { target: 20 }',
-      17: '    gates: &g { window: 1m }\n  other:\n    primary: [{ server: 127.0.0.1:3 }]\n    canary: [{ server: 127.0.0.1:4 }]\n    rollout: *r\n    gates: *g',
+      // 2m: a 1m window at the default 5 s probe interval holds 12 probes, under the default min_probes 20 (never conclusive).
+      17: '    gates: &g { window: 2m }\n  other:\n    primary: [{ server: 127.0.0.1:3 }]\n    canary: [{ server: 127.0.0.1:4 }]\n    rollout: *r\n    gates: *g',
     }),
     '/srv/c/weights.yaml',
   );
   t.equal(c.services[1]?.rollout.target, 20);
-  t.equal(c.services[1]?.gates.windowMs, 60_000);
+  t.equal(c.services[1]?.gates.windowMs, 120_000);
 });
 
 t.test('every problem is reported at once, sorted by position', async (t) => {

@@ -16,9 +16,9 @@ import { NginxCommand } from '../nginx/ctl.js';
 import { SnapshotStore } from '../nginx/snapshot.js';
 import { buildModel } from '../nginx/model.js';
 import { renderUpstreams } from '../nginx/render.js';
-import { checkRendered } from '../nginx/scratch.js';
 import type { Flavor } from '../nginx/types.js';
 import { statusOf, type StatusDocument } from '../runner.js';
+import { checkCommand, committedWeights } from './check.js';
 import { callApi } from './client.js';
 import { formatStatus } from './format.js';
 import { DEFAULT_INTERVAL_MS, parseInterval, useColor, watchStatus } from './watch.js';
@@ -35,15 +35,6 @@ const defaultIo: CliIo = {
   out: (s) => process.stdout.write(s.endsWith('\n') ? s : `${s}\n`),
   err: (s) => process.stderr.write(s.endsWith('\n') ? s : `${s}\n`),
 };
-
-/** The live weights from state.json, or all 0 when there is none yet. */
-async function committedWeights(config: Config): Promise<{ weights: Record<string, number>; generation: number }> {
-  const state = await new StateStore(config.sidecar.stateFile).load();
-  return {
-    weights: Object.fromEntries(config.services.map((s) => [s.name, state?.services[s.name]?.weight ?? 0])),
-    generation: state?.generation ?? 0,
-  };
-}
 
 /** Parses a weight argument ("60", "12.5", "60%") to a number, or throws a usage error. */
 function parseWeight(raw: string): number {
@@ -103,32 +94,10 @@ function program(io: CliIo, setCode: (c: number) => void): Command {
 
   prog
     .command('check')
-    .description('validate weights.yaml and run nginx -t on a scratch copy of nginx.conf with the rendered file in it')
-    .action(async () => {
-      const c = await config();
-      const ctl = new NginxCommand(c.nginx);
-      const v = await ctl.version();
-      const { weights, generation } = await committedWeights(c);
-      const text = renderUpstreams(buildModel(c, weights, generation, v.flavor));
-      const res = await checkRendered(c, text);
-      const slow = c.services.some((s) => [...s.primary, ...s.canary].some((x) => x.slowStartMs !== null));
-      if (v.flavor === 'oss' && slow) {
-        io.out(
-          `note: nginx ${v.version} is open-source nginx, which rejects slow_start (an NGINX Plus parameter); it is left out of the rendered file and emulated: a canary entering the rotation is ramped up in reloads spaced by min_reload_interval.`,
-        );
-      }
-      if (!res.ok) {
-        io.err(
-          `nginx -t fails with the rendered file swapped in (scratch copy; nothing live was touched):\n${res.output}`,
-        );
-        io.err('Fix nginx.conf (it must include the upstreams file inside http {}) and run check again.');
-        setCode(1);
-        return;
-      }
-      io.out(
-        `ok: ${cfgFile()} is valid; nginx ${v.version} (${v.flavor}) accepts the rendered config for ${c.services.map((s) => `${s.name} at ${weights[s.name] ?? 0} %`).join(', ')}.`,
-      );
-    });
+    .description(
+      'validate weights.yaml and the token file, run nginx -t on a scratch copy of nginx.conf with the rendered file in it, and warn when alerts.webhook_url does not answer',
+    )
+    .action(async () => setCode(await checkCommand(await config(), io)));
 
   prog
     .command('status')

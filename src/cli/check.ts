@@ -1,0 +1,141 @@
+/**
+ * `nginx-canary check`: what `run` would refuse, found without touching
+ * anything live. weights.yaml is validated by the loader before this runs
+ * (exit 2 on any problem, never-conclusive gates included: config/conclusive.ts);
+ * then, each reported and none stopping the others:
+ * - the API token as `run` reads it (server/token.ts, the same functions):
+ *   a non-loopback `sidecar.listen` without `sidecar.token_file`, and a token
+ *   file that is missing, unreadable, not a regular file, group/other
+ *   accessible, too big or too short — exit code as `run` would exit;
+ * - `nginx -t` on a scratch copy of nginx.conf with the rendered include
+ *   file for the live weights (nginx/scratch.ts) — exit 1 when it fails;
+ * - `alerts.webhook_url`, asked once with a bounded HEAD request: any HTTP
+ *   answer means reachable; a refusal, timeout, DNS or TLS failure prints a
+ *   `warning:` line and leaves the exit code alone (the receiver may be down
+ *   for a reason; Prometheus rules page without it).
+ */
+import { Agent, request } from 'undici';
+import type { Config } from '../config/types.js';
+import { CanaryError } from '../errors.js';
+import { NginxCommand } from '../nginx/ctl.js';
+import { buildModel } from '../nginx/model.js';
+import { renderUpstreams } from '../nginx/render.js';
+import { checkRendered } from '../nginx/scratch.js';
+import { StateStore } from '../rollout/store.js';
+import { checkListenToken, readTokenFile } from '../server/token.js';
+import type { CliIo } from './main.js';
+
+/** Bound of the webhook request, ms (a chosen value: an Alertmanager on the network answers in milliseconds). */
+export const WEBHOOK_CHECK_TIMEOUT_MS = 2000;
+
+/** Options of {@link checkCommand}. */
+export interface CheckCommandOptions {
+  /** Bound of the webhook request, ms > 0 (default {@link WEBHOOK_CHECK_TIMEOUT_MS}). */
+  webhookTimeoutMs?: number;
+}
+
+/** The live weights from state.json, or all 0 when there is none yet; and the generation (0 without state). */
+export async function committedWeights(
+  config: Config,
+): Promise<{ weights: Record<string, number>; generation: number }> {
+  const state = await new StateStore(config.sidecar.stateFile).load();
+  return {
+    weights: Object.fromEntries(config.services.map((s) => [s.name, state?.services[s.name]?.weight ?? 0])),
+    generation: state?.generation ?? 0,
+  };
+}
+
+/** `url` with the password of its userinfo hidden (`http://u:***@host/…`), for messages. */
+function showUrl(url: string): string {
+  const u = new URL(url);
+  if (u.password === '') return url;
+  u.password = '***';
+  return u.href;
+}
+
+/**
+ * Asks `url` once with a HEAD request bounded by `timeoutMs` (connect, headers and the whole request) over
+ * its own connection pool, closed before this resolves. Resolves to null when any HTTP answer came (any
+ * status: the receiver is there), else to why not: `no answer within <n> ms`, or the error's message (a
+ * refusal `connect ECONNREFUSED …`, a DNS failure `getaddrinfo ENOTFOUND …`, a TLS error). Never rejects.
+ */
+export async function probeWebhook(url: string, timeoutMs: number): Promise<string | null> {
+  const agent = new Agent({ connect: { timeout: timeoutMs }, headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
+  const signal = AbortSignal.timeout(timeoutMs);
+  try {
+    const res = await request(url, {
+      method: 'HEAD',
+      dispatcher: agent,
+      signal,
+      headers: { 'user-agent': 'nginx-canary-check' },
+    });
+    await res.body.dump();
+    return null;
+  } catch (err) {
+    const e = err as { code?: unknown; message?: unknown };
+    if (signal.aborted || e.code === 'UND_ERR_CONNECT_TIMEOUT' || e.code === 'UND_ERR_HEADERS_TIMEOUT')
+      return `no answer within ${timeoutMs} ms`;
+    const message = typeof e.message === 'string' && e.message !== '' ? e.message : String(err);
+    return typeof e.code === 'string' && !message.includes(e.code) ? `${e.code}: ${message}` : message;
+  } finally {
+    await agent.destroy().catch(() => undefined);
+  }
+}
+
+/**
+ * Runs `check` on a loaded (so already valid) config, writing to `io`, and resolves to the exit code:
+ * 0 when the token (if any) is usable and nginx accepts the rendered config, whatever the webhook
+ * answered; else the highest exit code of what failed (a token error as `run` would exit, 1 for nginx -t).
+ * Problems are reported on `io.err`, the `ok:` line and notes on `io.out`.
+ *
+ * @throws CanaryError when the nginx binary cannot run or state.json is unreadable (as before this split).
+ */
+export async function checkCommand(config: Config, io: CliIo, opts: CheckCommandOptions = {}): Promise<number> {
+  const url = config.alerts.webhookUrl;
+  // Asked while nginx -t runs; probeWebhook never rejects, and it is awaited before any return below.
+  const webhook = url === null ? null : probeWebhook(url, opts.webhookTimeoutMs ?? WEBHOOK_CHECK_TIMEOUT_MS);
+  try {
+    let code = 0;
+    try {
+      checkListenToken(config.sidecar.listen, config.sidecar.tokenFile);
+      if (config.sidecar.tokenFile !== null) await readTokenFile(config.sidecar.tokenFile);
+    } catch (err) {
+      if (!(err instanceof CanaryError)) throw err;
+      io.err(err.toUserString());
+      code = Math.max(code, err.exitCode);
+    }
+
+    const v = await new NginxCommand(config.nginx).version();
+    const { weights, generation } = await committedWeights(config);
+    const text = renderUpstreams(buildModel(config, weights, generation, v.flavor));
+    const res = await checkRendered(config, text);
+    const slow = config.services.some((s) => [...s.primary, ...s.canary].some((x) => x.slowStartMs !== null));
+    if (v.flavor === 'oss' && slow) {
+      io.out(
+        `note: nginx ${v.version} is open-source nginx, which rejects slow_start (an NGINX Plus parameter); it is left out of the rendered file and emulated: a canary entering the rotation is ramped up in reloads spaced by min_reload_interval.`,
+      );
+    }
+    if (!res.ok) {
+      io.err(
+        `nginx -t fails with the rendered file swapped in (scratch copy; nothing live was touched):\n${res.output}`,
+      );
+      io.err('Fix nginx.conf (it must include the upstreams file inside http {}) and run check again.');
+      code = Math.max(code, 1);
+    }
+
+    const unreachable = await webhook;
+    if (url !== null && unreachable !== null) {
+      io.err(
+        `warning: alerts.webhook_url ${showUrl(url)} does not answer (${unreachable}): a drain would not page through it (the push would fail; Prometheus rules still fire where they run). Check the URL and that the receiver is up; this warning does not fail check.`,
+      );
+    }
+    if (code === 0) {
+      io.out(
+        `ok: ${config.file} is valid; nginx ${v.version} (${v.flavor}) accepts the rendered config for ${config.services.map((s) => `${s.name} at ${weights[s.name] ?? 0} %`).join(', ')}.`,
+      );
+    }
+    return code;
+  } finally {
+    await webhook;
+  }
+}

@@ -57,14 +57,14 @@ function Int(minimum: number, maximum: number, example: number) {
 /** One `server` line of an upstream pool. Defaults: see validate.ts (seed 003). */
 export const ServerSchema = Type.Object(
   {
-    server: Str('a host:port such as 127.0.0.1:18789 or [::1]:18789', '127.0.0.1:18789'),
+    server: Str('a host:port such as 127.0.0.1:18789 or [::1]:18789, or unix:/run/app.sock', '127.0.0.1:18789'),
     max_fails: Opt(Int(0, 100, 3)),
     fail_timeout: Opt(Duration('20s')),
     slow_start: Opt(Duration('30s')),
   },
   {
     additionalProperties: false,
-    description: 'a server entry { server: host:port, max_fails, fail_timeout, slow_start }',
+    description: 'a server entry { server: host:port or unix:/path, max_fails, fail_timeout, slow_start }',
   },
 );
 

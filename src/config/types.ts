@@ -24,14 +24,26 @@ export interface ListenAddress {
   port: number;
 }
 
-/** One nginx `server` line in an upstream. */
+/**
+ * One nginx `server` line in an upstream: a TCP server (`host:port`) or a
+ * unix-domain socket (`unix:/run/app.sock`, {@link ServerConfig.socketPath}
+ * set, `host` '' and `port` 0).
+ */
 export interface ServerConfig {
-  /** `host:port` exactly as written (IPv6 as `[::1]:18890`); what nginx logs in $upstream_addr. */
+  /**
+   * `host:port` or `unix:/abs/path` exactly as written (IPv6 as `[::1]:18890`); what nginx logs in
+   * $upstream_addr (for a socket always this string: nginx logs the name from its config).
+   */
   server: string;
-  /** The host part of `server`: IPv4, IPv6 (without brackets) or hostname. */
+  /** The host part of `server`: IPv4, IPv6 (without brackets) or hostname; '' for a unix-socket server. */
   host: string;
-  /** The port part of `server`, 1–65535. */
+  /** The port part of `server`, 1–65535; 0 for a unix-socket server. */
   port: number;
+  /**
+   * For `unix:/path`: the socket's absolute path (`server` without `unix:`), normalized, safe characters
+   * only, at most 107 bytes (sun_path is 108 with its NUL); null for a `host:port` server.
+   */
+  socketPath: string | null;
   /** nginx `max_fails`, 0–100; 0 disables the accounting of attempts (nginx docs). Default primary 3, canary 1 (seed 003). */
   maxFails: number;
   /** nginx `fail_timeout` in ms, whole seconds from 1 s to 1 d (default primary 20 s, canary 10 s; seed 003). */

@@ -2,7 +2,8 @@
  * Pure validation of weights.yaml: raw parsed value → `Config` (types.ts) or
  * every problem found. Structure and types come from the TypeBox schema
  * (schema.ts); the rules a schema cannot state live here: the safe character
- * sets (nothing a user writes may inject nginx syntax), host:port, paths,
+ * sets (nothing a user writes may inject nginx syntax), host:port and
+ * `unix:/path` servers, paths,
  * uniqueness and cross-field rules, the design's defaults (seeds 002/003),
  * and normalization (ms, percent 0–100, ratio 0–1, absolute paths).
  *
@@ -53,7 +54,16 @@ export const PROBE_PATH_RE = /^\/[A-Za-z0-9._~/-]*$/;
 /** split_clients key: nginx variables only. */
 export const SPLIT_KEY_RE = /^(\$[a-z_][a-z0-9_]*)+$/;
 
+/**
+ * Longest unix-socket path a server may name, bytes: `sun_path` holds 108
+ * with the terminating NUL, and nginx 1.22 refuses a longer path ("too long
+ * path in the unix domain socket").
+ */
+export const MAX_SOCKET_PATH_BYTES = 107;
+
 const HOST_PORT_RE = /^(?:\[([0-9A-Fa-f:]+)\]|([A-Za-z0-9.-]+)):([0-9]+)$/;
+/** parseHostPort's reason when the text is not host:port at all. */
+const NOT_HOST_PORT = 'must be host:port (IPv4, hostname or [IPv6], then a port)';
 const HOSTNAME_RE = /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
 const PRINTABLE_RE = /^[\x21-\x7e]+$/;
 
@@ -91,7 +101,7 @@ export function formatPath(segments: readonly PathSegment[]): string {
  */
 export function parseHostPort(text: string): ListenAddress | string {
   const m = HOST_PORT_RE.exec(text);
-  if (!m) return 'must be host:port (IPv4, hostname or [IPv6], then a port)';
+  if (!m) return NOT_HOST_PORT;
   const [, v6, name, portText = ''] = m;
   const port = Number(portText);
   if (!/^[1-9][0-9]{0,4}$/.test(portText) || port > 65535) return `port ${portText} is not a port from 1 to 65535`;
@@ -109,6 +119,70 @@ export function parseHostPort(text: string): ListenAddress | string {
     return `${host} is not a valid hostname`;
   }
   return { host, port };
+}
+
+/** A parsed `server` value: TCP (`socketPath` null) or a unix socket (`host` '', `port` 0). */
+export type ServerAddress = Pick<ServerConfig, 'host' | 'port' | 'socketPath'>;
+
+/** Why a `server` value was refused: the message (validateConfig adds `(got …)`) and how to write it instead. */
+export interface ServerAddressProblem {
+  message: string;
+  fix: string;
+}
+
+const TCP_SERVER_FIX =
+  'Write host:port with an IPv4 address, a hostname or [IPv6], e.g. `server: 127.0.0.1:18789`, or a unix socket as `server: unix:/run/app.sock`';
+
+/**
+ * Parses the `server` of an upstream server entry: `host:port` as
+ * {@link parseHostPort} reads it, or `unix:` then the absolute path of a
+ * unix-domain socket (`unix:/run/app.sock`), as nginx's `server` directive
+ * takes it. The path must be made of the safe path characters
+ * ({@link SAFE_PATH_RE}: no whitespace, `;`, `{`, `}`, quotes, `$`, `#`, and
+ * no `:`, since nginx's `$upstream_addr` separates groups with ` : `), be
+ * normalized (no `//`, `.` or `..` segment, no trailing `/`: nginx logs the
+ * path as written and attribution matches it exactly) and hold at most
+ * {@link MAX_SOCKET_PATH_BYTES} bytes. The `unix:` prefix must be lower case
+ * (nginx takes any case, but logs it as written).
+ *
+ * Returns the address, or the problem (message and fix). Never throws.
+ */
+export function parseServerAddress(text: string): ServerAddress | ServerAddressProblem {
+  if (!/^unix:/i.test(text)) {
+    const tcp = parseHostPort(text);
+    if (typeof tcp !== 'string') return { ...tcp, socketPath: null };
+    return { message: tcp === NOT_HOST_PORT ? `${tcp} or unix:/absolute/path` : tcp, fix: TCP_SERVER_FIX };
+  }
+  const socketPath = text.slice('unix:'.length);
+  const example = 'e.g. `server: unix:/run/app.sock`';
+  if (!socketPath.startsWith('/') || socketPath.endsWith('/'))
+    return {
+      message: 'must be unix: followed by the absolute path of the socket file',
+      fix: `Write the socket's absolute path after unix:, ${example}`,
+    };
+  if (!SAFE_PATH_RE.test(socketPath))
+    return {
+      message: 'the unix-socket path contains characters that are not allowed',
+      fix: 'Use only letters, digits and . _ / + ~ - in the path (no spaces, quotes, ; { } $ #, and no : which $upstream_addr puts between groups): it is written into an nginx file',
+    };
+  if (socketPath.length > MAX_SOCKET_PATH_BYTES)
+    return {
+      message: `the unix-socket path is ${socketPath.length} bytes, more than the ${MAX_SOCKET_PATH_BYTES} a socket address holds`,
+      fix: `Move the socket to a shorter path, ${example} (sun_path is 108 bytes with its final NUL)`,
+    };
+  const normal = path.posix.normalize(socketPath);
+  if (normal !== socketPath)
+    return {
+      message: `the unix-socket path is not in normal form (${normal})`,
+      fix: `Write \`server: unix:${normal}\`: nginx logs the path as written, and access-log lines are matched to it exactly`,
+    };
+  // Last, so the fix only ever echoes a path that passed the checks above.
+  if (!text.startsWith('unix:'))
+    return {
+      message: 'the unix-socket prefix must be written in lower case',
+      fix: `Write \`server: unix:${socketPath}\``,
+    };
+  return { host: '', port: 0, socketPath };
 }
 
 /** Short rendering of a value for messages; never echoes control characters raw. */
@@ -437,34 +511,30 @@ function servers(r: Reader, pool: Pool, seen: Map<string, string>): ServerConfig
   return list.map((item, i): ServerConfig => {
     const s = new Reader(r.out, [...r.at, pool, i], asMap(item));
     const text = s.string('server') ?? '';
-    const parsed = s.string('server') === undefined ? null : parseHostPort(text);
-    let host = '';
-    let port = 0;
-    if (typeof parsed === 'string') {
-      s.problem(
-        'server',
-        `${parsed} (got ${show(text)})`,
-        'Write host:port with an IPv4 address, a hostname or [IPv6], e.g. `server: 127.0.0.1:18789`',
-      );
+    const parsed = s.string('server') === undefined ? null : parseServerAddress(text);
+    let address: ServerAddress = { host: '', port: 0, socketPath: null };
+    if (parsed && 'message' in parsed) {
+      s.problem('server', `${parsed.message} (got ${show(text)})`, parsed.fix);
     } else if (parsed) {
-      ({ host, port } = parsed);
+      address = parsed;
       const where = formatPath([...s.at]);
-      const first = seen.get(text.toLowerCase());
+      // Host names are case-insensitive; socket paths are not.
+      const key = parsed.socketPath === null ? text.toLowerCase() : text;
+      const first = seen.get(key);
       if (first !== undefined) {
         s.problem(
           'server',
           `server ${text} is already listed at ${first}`,
-          'List each host:port once across all services and pools: access-log lines are attributed to a server by its address',
+          `List each ${parsed.socketPath === null ? 'host:port' : 'unix socket'} once across all services and pools: access-log lines are attributed to a server by its address`,
         );
       } else {
-        seen.set(text.toLowerCase(), where);
+        seen.set(key, where);
       }
     }
     const slowStartMs = s.duration('slow_start', d.slowStartMs ?? 0, { min: 0, max: HOUR }, 's');
     return {
       server: text,
-      host,
-      port,
+      ...address,
       maxFails: s.integer('max_fails', d.maxFails),
       failTimeoutMs: s.duration('fail_timeout', d.failTimeoutMs, { min: SEC, max: DAY }, 's'),
       slowStartMs: slowStartMs === 0 ? null : slowStartMs,
@@ -592,6 +662,10 @@ function sortByPosition(problems: ConfigProblem[]): ConfigProblem[] {
  * error_ratio and probe_failure_ratio strictly between 0 and 100 %;
  * min_reload_interval 100ms–1h. Bounds without a seed are sanity bounds
  * chosen here.
+ *
+ * A server is `host:port` or `unix:/absolute/path` (see
+ * {@link parseServerAddress}); each appears once across every service and
+ * pool (host names compared without case, socket paths exactly).
  */
 export function validateConfig(raw: unknown, file: string, locate: Locate): ValidateResult {
   const out = new Collector(locate);

@@ -11,9 +11,18 @@
  * `upMs`, refuse for `downMs`, repeat). A slow TCP connect cannot be made from
  * user space on loopback (the kernel completes the handshake), so it is not a
  * switch here; the connect-p95 gate is tested from its inputs.
+ *
+ * It listens on TCP (`host`, `port`) or on a unix-domain socket
+ * (`socketPath`, as `server unix:/path;` in nginx names it). A socket is
+ * created readable and writable by every user, so an nginx worker running as
+ * another user (Debian: `www-data`; `nobody` when nginx.conf has no `user`)
+ * may connect; the directories above it must let that user through (x).
+ * `refuse` removes the socket file (nginx then logs `No such file or
+ * directory`), listening again creates it anew.
  */
 import http from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import { lstat, unlink } from 'node:fs/promises';
+import net, { type AddressInfo, type Socket } from 'node:net';
 
 /**
  * A fault switch: `status` answers traffic and `/health` with that HTTP
@@ -36,6 +45,12 @@ export interface BackendOptions {
   host?: string;
   /** 0 (default) picks a free port. */
   port?: number;
+  /**
+   * Listen on this unix-socket path instead of TCP (`host` and `port` are then ignored). A socket file
+   * left at that path by a process that died (connecting to it is refused) is removed first; a live one
+   * makes start reject with EADDRINUSE. Null or absent: TCP.
+   */
+  socketPath?: string | null;
   /** Start ready (default true). */
   ready?: boolean;
 }
@@ -43,13 +58,15 @@ export interface BackendOptions {
 /**
  * A running backend. `hits` and `errors` count traffic requests only (not
  * /health or /ready); `probes` counts those; `connections` counts every
- * accepted TCP connection.
+ * accepted connection (TCP or unix socket).
  */
 export class Backend {
   /** Shown in `x-backend` and the body (BackendOptions.name). */
   readonly name: string;
-  /** The address it listens on (BackendOptions.host, default 127.0.0.1). */
+  /** The address it listens on (BackendOptions.host, default 127.0.0.1); '' on a unix socket. */
   readonly host: string;
+  /** The unix-socket path it listens on (BackendOptions.socketPath), or null on TCP. */
+  readonly socketPath: string | null;
   #port: number;
   #server: http.Server;
   #fault: Fault = { kind: 'none' };
@@ -71,8 +88,9 @@ export class Backend {
 
   private constructor(opts: BackendOptions) {
     this.name = opts.name;
-    this.host = opts.host ?? '127.0.0.1';
-    this.#port = opts.port ?? 0;
+    this.socketPath = opts.socketPath ?? null;
+    this.host = this.socketPath === null ? (opts.host ?? '127.0.0.1') : '';
+    this.#port = this.socketPath === null ? (opts.port ?? 0) : 0;
     this.#ready = opts.ready ?? true;
     this.#server = http.createServer((req, res) => this.#handle(req, res));
     this.#server.keepAliveTimeout = 5000;
@@ -83,20 +101,24 @@ export class Backend {
     });
   }
 
-  /** Starts a backend and resolves once it listens. Rejects with the listen error (EADDRINUSE when the port is taken). */
+  /**
+   * Starts a backend and resolves once it listens. Rejects with the listen error (EADDRINUSE when the
+   * port, or a live socket at socketPath, is taken; ENAMETOOLONG or EACCES for a bad socket path).
+   */
   static async start(opts: BackendOptions): Promise<Backend> {
     const b = new Backend(opts);
     await b.#listen();
     return b;
   }
 
-  /** The port it listens on (stable across refuse/crash_loop restarts). */
+  /** The port it listens on (stable across refuse/crash_loop restarts); 0 on a unix socket. */
   get port(): number {
     return this.#port;
   }
 
-  /** `host:port` as nginx logs it. */
+  /** `host:port` (`[v6]:port`), or `unix:/path` on a unix socket: what weights.yaml names and nginx logs. */
   get addr(): string {
+    if (this.socketPath !== null) return `unix:${this.socketPath}`;
     return this.host.includes(':') ? `[${this.host}]:${this.#port}` : `${this.host}:${this.#port}`;
   }
 
@@ -132,7 +154,7 @@ export class Backend {
     this.#healthStatus = status;
   }
 
-  /** TCP connections open now (accepted and not yet closed). */
+  /** Connections open now (accepted and not yet closed). */
   get openConnections(): number {
     return this.#sockets.size;
   }
@@ -165,16 +187,33 @@ export class Backend {
 
   async #listen(): Promise<void> {
     if (this.#listening || this.#closed) return;
-    await new Promise<void>((resolve, reject) => {
+    try {
+      await this.#bind();
+    } catch (err) {
+      const path = this.socketPath;
+      if (path === null || (err as NodeJS.ErrnoException).code !== 'EADDRINUSE' || !(await isStaleSocket(path)))
+        throw err;
+      await unlink(path);
+      await this.#bind();
+    }
+    if (this.socketPath === null) this.#port = (this.#server.address() as AddressInfo).port;
+    this.#listening = true;
+  }
+
+  /** One listen(): TCP on host:port, or the unix socket with mode 0777 (any user may connect). */
+  #bind(): Promise<void> {
+    const where: net.ListenOptions =
+      this.socketPath === null
+        ? { host: this.host, port: this.#port }
+        : { path: this.socketPath, readableAll: true, writableAll: true };
+    return new Promise<void>((resolve, reject) => {
       const onError = (err: Error): void => reject(err);
       this.#server.once('error', onError);
-      this.#server.listen({ host: this.host, port: this.#port }, () => {
+      this.#server.listen(where, () => {
         this.#server.off('error', onError);
         resolve();
       });
     });
-    this.#port = (this.#server.address() as AddressInfo).port;
-    this.#listening = true;
   }
 
   async #unlisten(): Promise<void> {
@@ -212,4 +251,27 @@ export class Backend {
     if (fault.kind === 'delay') setTimeout(answer, fault.ms).unref();
     else answer();
   }
+}
+
+/**
+ * True when `file` is a unix socket nobody listens on (left behind by a
+ * process that died): connecting to it is refused. False for anything else,
+ * including a live socket and a path that does not exist. Bounded: a connect
+ * that neither succeeds nor fails within 1 s counts as live.
+ */
+export async function isStaleSocket(file: string): Promise<boolean> {
+  const st = await lstat(file).catch(() => null);
+  if (!st?.isSocket()) return false;
+  return new Promise<boolean>((resolve) => {
+    const c = net.connect({ path: file });
+    const done = (stale: boolean): void => {
+      clearTimeout(timer);
+      c.destroy();
+      resolve(stale);
+    };
+    const timer = setTimeout(() => done(false), 1000);
+    timer.unref();
+    c.once('connect', () => done(false));
+    c.once('error', (err: NodeJS.ErrnoException) => done(err.code === 'ECONNREFUSED'));
+  });
 }

@@ -76,7 +76,9 @@ export async function runDemo(configFile: string, opts: DemoOptions): Promise<nu
         ['canary', svc.canary],
       ] as const) {
         for (const s of servers)
-          backends.push(await Backend.start({ name: `${svc.name}-${pool}`, host: s.host, port: s.port }));
+          backends.push(
+            await Backend.start({ name: `${svc.name}-${pool}`, host: s.host, port: s.port, socketPath: s.socketPath }),
+          );
       }
     }
   } catch (err) {

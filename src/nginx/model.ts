@@ -33,7 +33,11 @@ export const WEIGHT_UNITS = 1000;
 export interface ServerLine {
   /** The pool of the configured server (primary servers appear as `backup` in `<service>_canary`). */
   pool: Pool;
-  /** `host:port` as written in weights.yaml (IPv6 as `[::1]:18890`). */
+  /**
+   * `host:port` or `unix:/path` as written in weights.yaml (IPv6 as `[::1]:18890`); nginx takes a unix
+   * socket in an upstream `server` line with the same parameters (`server unix:/run/app.sock weight=3
+   * max_fails=1 fail_timeout=10s;`, checked with `nginx -t` on 1.22).
+   */
   address: string;
   /**
    * nginx `weight=`, an integer ≥ 1 (nginx rejects 0; a pool at 0 % is `down`

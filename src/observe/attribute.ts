@@ -5,9 +5,10 @@
  *
  * nginx logs the address it connected to, not the name written in the
  * config: `127.0.0.1:18890`, IPv6 as `[::1]:18890` (compressed, lower case),
- * a unix socket as `unix:/path`. So each configured server is indexed under
- * every form nginx can log for it:
- * - the `server` string as written;
+ * a unix socket as `unix:/path` exactly as written in the config (nginx
+ * logs the socket's name, not a resolved address). So each configured server
+ * is indexed under every form nginx can log for it:
+ * - the `server` string as written (for a `unix:` server, the only form);
  * - `host:port` with the host normalized (IPv4 dotted quad, IPv6 in brackets
  *   compressed — `[0:0::1]` → `[::1]` — hostnames lower-cased);
  * - for `localhost`, `127.0.0.1:port` and `[::1]:port` (what nginx resolves it to);
@@ -108,9 +109,11 @@ export function buildAttribution(config: Pick<Config, 'services'>, opts: Attribu
 
 /**
  * Every `$upstream_addr` form nginx can log for one server (see the module
- * comment), without duplicates.
+ * comment), without duplicates: for a unix-socket server only `unix:/path`
+ * as written (a path is case-sensitive and has no other form).
  */
 export function loggedAddresses(s: ServerConfig, resolved?: Readonly<Record<string, readonly string[]>>): string[] {
+  if (s.socketPath !== null) return [s.server];
   const keys = new Set<string>([s.server]);
   const host = normalizeHost(s.host);
   keys.add(hostPort(host, s.port));

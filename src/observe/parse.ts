@@ -17,6 +17,10 @@
  * Shapes checked against nginx 1.22.1 (test/observe/nginx-log.test.ts):
  * - a refused connection is logged as status `502` with connect `-` for that
  *   attempt (nginx makes the 502 itself); a timeout as `504`;
+ * - an attempt to a `server unix:/path;` is logged as `unix:/path`, exactly
+ *   as the config writes it, and a missing socket file or a socket nobody
+ *   listens on like a refused connection: `502`, connect `-`
+ *   (test/observe/unix-socket.test.ts);
  * - when every server of an upstream is marked failed (max_fails), `addr` is
  *   the upstream name (e.g. `gateway`) with status `502`: no server was tried;
  * - `-` for a status means no response header was received (e.g. the client

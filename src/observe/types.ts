@@ -6,7 +6,10 @@ import type { Pool } from '../config/types.js';
 
 /** One upstream attempt inside one access-log line. */
 export interface Attempt {
-  /** `host:port` as nginx logged it in $upstream_addr, or an upstream name when nginx had no live server. */
+  /**
+   * `host:port` or `unix:/path` as nginx logged it in $upstream_addr, or an upstream name when nginx had
+   * no live server.
+   */
   addr: string;
   /**
    * HTTP status of this attempt, or null when nginx logged `-` (no response header, e.g. the client closed

@@ -3,13 +3,17 @@
  * every server of every service, both pools, gets `probe.health` then
  * `probe.ready` every `probe.interval`, each over ONE NEW connection (a fresh
  * undici `Client` per probe, `reset: true` so the request says
- * `connection: close`, destroyed afterwards), with the TCP connect time and the
+ * `connection: close`, destroyed afterwards), with the connect time and the
  * total time measured separately at sub-millisecond resolution
  * (`performance.now()` around undici's `buildConnector` callback), and the
- * body always read to its end.
+ * body always read to its end. A `unix:/path` server is probed over its
+ * socket (`buildConnector({ socketPath })`, `Host: localhost`); its connect
+ * time is the unix-socket connect, and a missing socket file (`ENOENT`), a
+ * socket nobody listens on (`ECONNREFUSED`) or one the sidecar may not open
+ * (`EACCES`) fails the probe like a refused TCP connect.
  *
  * Timeouts (seed 002: "TCP connect within 2 s"): connect = min(probe.timeout,
- * 2 s); headers, body and the whole probe = probe.timeout.
+ * 2 s), for a unix socket too; headers, body and the whole probe = probe.timeout.
  *
  * Scheduling uses real timers (unref'd); the timestamps recorded (`at`) come
  * from the injected Clock's `now()`. Durations are measurements of real I/O and
@@ -34,12 +38,18 @@ export const MAX_CONNECT_TIMEOUT_MS = 2000;
 /** User-Agent of every probe request. */
 export const PROBE_USER_AGENT = 'nginx-canary-probe';
 
-/** Where a probe connects: a host (IPv4, IPv6 without brackets, or name) and a TCP port. */
+/**
+ * Where a probe connects: a host (IPv4, IPv6 without brackets, or name) and a
+ * TCP port, or a unix-domain socket (`socketPath`; host and port then unused).
+ * A `ServerConfig` and a demo `Backend` are both targets.
+ */
 export interface ProbeTarget {
-  /** IPv4, IPv6 without brackets, or a hostname. */
+  /** IPv4, IPv6 without brackets, or a hostname (unused with a socketPath). */
   host: string;
-  /** TCP port, 1–65535. */
+  /** TCP port, 1–65535 (unused with a socketPath). */
   port: number;
+  /** Absolute path of a unix-domain socket to probe over instead of TCP; null or absent for TCP. */
+  socketPath?: string | null;
 }
 
 /** One probe to run with {@link probe}. */
@@ -76,20 +86,27 @@ export function probeErrorReason(err: unknown): string {
 }
 
 /**
- * Runs one probe over a new TCP connection and resolves with its result; never
- * rejects. `ok` is status 2xx for `health`, exactly 200 for `ready`. The body is
- * read to its end (its bytes are discarded) before the connection is destroyed;
- * an error while reading it fails the probe. `connectMs` is the TCP handshake as
- * seen by undici's connector (null when no connection was made); `totalMs`
- * runs from the start of the probe to the last body byte (null without a
- * complete response); `at` is `clock.now()` when the probe ended.
+ * Runs one probe over a new connection (TCP, or the unix socket of a target
+ * with a `socketPath`) and resolves with its result; never rejects. `ok` is
+ * status 2xx for `health`, exactly 200 for `ready`. The body is read to its
+ * end (its bytes are discarded) before the connection is destroyed; an error
+ * while reading it fails the probe. `connectMs` is the TCP handshake (or the
+ * unix-socket connect) as seen by undici's connector, ms (null when no
+ * connection was made); `totalMs` runs from the start of the probe to the
+ * last body byte, ms (null without a complete response); `at` is
+ * `clock.now()` when the probe ended. A failed connect records its error code
+ * (`ECONNREFUSED`; `ENOENT` for a missing socket file).
  */
 export async function probe(target: ProbeTarget, req: ProbeRequest): Promise<ProbeResult> {
   const clock = req.clock ?? systemClock;
+  const socketPath = target.socketPath ?? null;
+  const timeout = Math.min(req.timeoutMs, MAX_CONNECT_TIMEOUT_MS);
+  const base = buildConnector(socketPath === null ? { timeout } : { timeout, socketPath });
+  // Over a socket the origin only names the Host header.
   const host = target.host.includes(':') ? `[${target.host}]` : target.host;
-  const base = buildConnector({ timeout: Math.min(req.timeoutMs, MAX_CONNECT_TIMEOUT_MS) });
+  const origin = socketPath === null ? `http://${host}:${target.port}` : 'http://localhost';
   let connectMs: number | null = null;
-  const client = new Client(`http://${host}:${target.port}`, {
+  const client = new Client(origin, {
     connect: (opts, callback) => {
       const c0 = performance.now();
       base(opts, (...args) => {
@@ -145,7 +162,7 @@ export interface ProbeReport extends ProbeResult {
   service: string;
   /** Pool of the probed server. */
   pool: Pool;
-  /** The server string as written in the config, e.g. `127.0.0.1:18890`. */
+  /** The server string as written in the config, e.g. `127.0.0.1:18890` or `unix:/run/app.sock`. */
   server: string;
 }
 

@@ -30,7 +30,7 @@ export interface ProbeResult {
   ok: boolean;
   /** HTTP status, or null when no response head arrived. */
   status: number | null;
-  /** TCP connect time, ms with sub-ms resolution; null when the connection was not established. */
+  /** TCP (or unix-socket) connect time, ms with sub-ms resolution; null when the connection was not established. */
   connectMs: number | null;
   /** Start of the probe to the last body byte, ms with sub-ms resolution; null without a complete response. */
   totalMs: number | null;

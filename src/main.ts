@@ -16,6 +16,7 @@ import { StateStore } from './rollout/store.js';
 import { Observer } from './observe/aggregate.js';
 import { Prober } from './probe/prober.js';
 import { LogFollower } from './observe/follow.js';
+import { ensureAccessLog } from './observe/logfile.js';
 import { NginxCommand } from './nginx/ctl.js';
 import { statfsDisk } from './nginx/disk.js';
 import { SnapshotStore } from './nginx/snapshot.js';
@@ -241,6 +242,24 @@ async function startLocked(config: Config, opts: SidecarOptions): Promise<Sideca
   }
 }
 
+/**
+ * Creates the access log 0640 (owned like nginx's other logs there, as root) when it is missing, before
+ * nginx — or an `nginx -t` of the sidecar's — would create it 0644 root:root (observe/logfile.ts). True
+ * when it did. Never fails the start: a log that cannot be created is left to nginx, with a warning.
+ */
+async function createAccessLog(file: string, log: Logger): Promise<boolean> {
+  try {
+    const r = await ensureAccessLog(file);
+    if (!r.created) return false;
+    const owner = r.owner === null ? 'ownership as created' : `owner ${r.owner.uid}:${r.owner.gid} of ${r.owner.from}`;
+    log.info({ file, mode: `0${r.mode.toString(8)}`, owner: r.owner }, `created the access log (0640, ${owner})`);
+    return true;
+  } catch (err) {
+    log.warn({ err, file }, 'could not create the access log; nginx will create it with its own mode and owner');
+    return false;
+  }
+}
+
 /** The parts {@link startLocked} built before the API was bound. */
 interface Started {
   runner: Runner;
@@ -259,6 +278,7 @@ async function startServing(config: Config, opts: SidecarOptions, parts: Started
   const log = opts.log;
   let nginx: ManagedNginx | null = null;
   if (config.nginx.managed && config.nginx.prefix !== null) await preparePrefix(config.nginx.prefix);
+  const createdLog = await createAccessLog(config.nginx.accessLog, log);
   if (config.nginx.managed || !(await exists(config.nginx.upstreamsFile))) {
     // The include must exist before nginx can load a config that includes it
     // (adoption: run the sidecar, then add the include line and reload once).
@@ -268,6 +288,14 @@ async function startServing(config: Config, opts: SidecarOptions, parts: Started
     if ((await ctl.generation()) === null) {
       nginx = await startNginx({ binary: config.nginx.binary, conf: config.nginx.conf, prefix: config.nginx.prefix });
     }
+  }
+
+  if (createdLog && nginx === null) {
+    // A running nginx may still write to a deleted log at that path (the follower could not see that: it
+    // asks nginx to reopen only while the path is missing). Reopen now, as logrotate's USR1 does; an
+    // nginx that does not log there yet (adoption) opens it on its reload. A managed nginx started just
+    // now has opened it already.
+    await ctl.reopen().catch((err: unknown) => log.warn({ err }, 'nginx -s reopen after creating the access log'));
   }
 
   const follower = new LogFollower({

@@ -28,6 +28,16 @@ export function phaseText(s: Pick<ServiceStatus, 'phase' | 'pausedBy' | 'drainRe
 }
 
 /**
+ * True when a service is at its target (phase `complete`, or the live weight
+ * equals the target, 0 included): there is no next step to soak for, so the
+ * views show no soak. Its counter keeps growing on green ticks, so showing it
+ * would read `soak 14.4 s of 5.0 s`.
+ */
+export function atTarget(s: Pick<ServiceStatus, 'phase' | 'weight' | 'target'>): boolean {
+  return s.phase === 'complete' || s.weight === s.target;
+}
+
+/**
  * The slow_start emulation ramp in progress, as both text views print it:
  * `ramp (slow_start emulation, <cause>): sub-step 2 of 5 toward 5 %` (`to` in percent 0–100).
  */
@@ -39,7 +49,8 @@ export function rampText(r: Ramp): string {
  * Renders the status document as lines of text (no colour, no trailing
  * newline): `note` first when given, the generation, then per service its
  * weight and target (percent 0–100), phase, soak (ms, via
- * {@link formatDuration}), `since` (epoch ms, printed as UTC ISO 8601),
+ * {@link formatDuration}; `at the target` instead when {@link atTarget}),
+ * `since` (epoch ms, printed as UTC ISO 8601),
  * summary, ramp and one line per gate; then the newest 10 history events.
  *
  * @throws RangeError (from `Date.toISOString`) when a `since` or event `at` is not a valid epoch ms.
@@ -51,9 +62,10 @@ export function formatStatus(doc: StatusDocument, note = ''): string {
   for (const s of doc.services) {
     out.push('');
     out.push(`${s.name}: weight ${s.weight} % → target ${s.target} %  phase ${phaseText(s)}`);
-    out.push(
-      `  soak ${formatDuration(s.soakedMs)} of ${formatDuration(s.soakNeededMs)} at this weight since ${new Date(s.since).toISOString()}`,
-    );
+    const soak = atTarget(s)
+      ? 'at the target'
+      : `soak ${formatDuration(s.soakedMs)} of ${formatDuration(s.soakNeededMs)} at this weight`;
+    out.push(`  ${soak} since ${new Date(s.since).toISOString()}`);
     if (s.summary) out.push(`  ${s.summary}`);
     if (s.ramp) out.push(`  ${rampText(s.ramp)}`);
     // One line per gate with the numbers behind its verdict (counts, p95, the test statistic and its bound).

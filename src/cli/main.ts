@@ -22,6 +22,7 @@ import { checkCommand, committedWeights } from './check.js';
 import { callApi } from './client.js';
 import { formatStatus } from './format.js';
 import { DEFAULT_INTERVAL_MS, parseInterval, useColor, watchStatus } from './watch.js';
+import { packageVersion } from './version.js';
 
 /** Where the CLI writes (tests pass buffers). */
 export interface CliIo {
@@ -65,6 +66,7 @@ async function detectFlavor(config: Config, forced: string | undefined, io: CliI
 function program(io: CliIo, setCode: (c: number) => void): Command {
   const prog = new Command('nginx-canary')
     .description('Walk traffic from a primary backend to a canary through one nginx, gated on real traffic.')
+    .version(packageVersion(), '-V, --version', 'print the version of the installed package')
     .option('-c, --config <file>', 'weights.yaml to use', './weights.yaml')
     .showHelpAfterError()
     .exitOverride()

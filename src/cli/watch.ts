@@ -29,7 +29,7 @@ import { describeGate, formatGateValue } from '../rollout/gates.js';
 import type { EventKind, GateResult, Phase, Verdict } from '../rollout/types.js';
 import type { ServiceStatus, StatusDocument } from '../runner.js';
 import { apiBase, callApi } from './client.js';
-import { formatDuration, phaseText, rampText } from './format.js';
+import { atTarget, formatDuration, phaseText, rampText } from './format.js';
 
 const ESC = '\u001b';
 
@@ -163,7 +163,7 @@ function serviceLines(s: ServiceStatus, o: RenderOptions): string[] {
   ];
   if (s.ramp) {
     out.push(`  ${rampText(s.ramp)}`);
-  } else if (s.phase === 'slice' || s.phase === 'step') {
+  } else if ((s.phase === 'slice' || s.phase === 'step') && !atTarget(s)) {
     const left = s.soakNeededMs - s.soakedMs;
     out.push(
       left > 0
@@ -208,7 +208,7 @@ function serviceLines(s: ServiceStatus, o: RenderOptions): string[] {
  * name, a bar of the walk's progress toward the target (weight / target,
  * clamped to 0–1; target 0 counts as done at weight 0), weight and target in
  * percent and the phase; the ramp or the soak left (soakNeededMs − soakedMs,
- * "soak done" at 0; nothing outside slice and step); the summary; one row per
+ * "soak done" at 0; nothing outside slice and step, nor at the target); the summary; one row per
  * gate (value and threshold via `formatGateValue`, samples/minimum, verdict)
  * with `describeGate` beneath every gate that does not pass; then the newest
  * {@link WATCH_EVENTS} events, newest first, with their age. Durations via

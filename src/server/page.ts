@@ -4,7 +4,7 @@
  * loops and escapes. Pure: `now` (epoch ms, the injected clock's reading) is
  * a parameter; no I/O.
  */
-import { formatDuration } from '../cli/format.js';
+import { atTarget, formatDuration } from '../cli/format.js';
 import { describeGate, formatGateValue, passSide } from '../rollout/gates.js';
 import type { GateName, GateResult, Phase, RolloutEvent } from '../rollout/types.js';
 import type { ServiceStatus, StatusDocument } from '../runner.js';
@@ -73,7 +73,7 @@ export interface ServiceView {
   drainNote: string | null;
   /** Who paused it (`gate`, `operator`) or null. */
   pausedBy: string | null;
-  /** `3.2 s of 5.0 s` green soak at this weight, or null when not soaking (idle, drained, complete). */
+  /** `3.2 s of 5.0 s` green soak at this weight, or null when not soaking (idle, drained, complete, at the target). */
   soak: string | null;
   /** Soak done, percent 0–100 (for the bar). */
   soakPct: number;
@@ -214,7 +214,8 @@ function eventRow(e: RolloutEvent, now: number): EventRow {
 /** One service as its page section. */
 function serviceView(s: ServiceStatus, history: readonly RolloutEvent[], now: number): ServiceView {
   const mine = history.filter((e) => e.service === s.name);
-  const soaking = s.phase === 'slice' || s.phase === 'step' || (s.phase === 'paused' && s.weight > 0);
+  // No soak at the target (complete, or paused there): nothing left to soak for (cli/format.ts atTarget).
+  const soaking = (s.phase === 'slice' || s.phase === 'step' || (s.phase === 'paused' && s.weight > 0)) && !atTarget(s);
   const verdicts = { pass: 0, fail: 0, inconclusive: 0 };
   for (const g of s.gates) verdicts[g.verdict]++;
   const restart = `set a new target or run \`nginx-canary resume ${s.name}\` to restart from the slice`;

@@ -129,6 +129,30 @@ t.test('formatStatus: one block per service', async (t) => {
   t.notMatch(text, /recent events/, 'no history, no events section');
 });
 
+t.test('formatStatus: no soak once at the target (issue 10: "soak 14.4 s of 5.0 s" once complete)', async (t) => {
+  const since = new Date(T0).toISOString();
+  const soakLine = (over: Partial<ServiceStatus>): string | undefined =>
+    formatStatus({ generation: 1, lastReloadAt: 0, services: [service(over)], history: [] }).split('\n')[3];
+  const past = { soakedMs: 14_400, soakNeededMs: 5000 };
+  t.equal(soakLine({ phase: 'complete', weight: 50, ...past }), `  at the target since ${since}`, 'complete');
+  t.equal(
+    soakLine({ phase: 'paused', pausedBy: 'gate', weight: 50, ...past }),
+    `  at the target since ${since}`,
+    'paused at the target',
+  );
+  t.equal(
+    soakLine({ phase: 'step', weight: 50, ...past }),
+    `  at the target since ${since}`,
+    'any phase at the target',
+  );
+  t.equal(soakLine({ phase: 'idle', weight: 0, target: 0 }), `  at the target since ${since}`, 'idle at target 0');
+  t.equal(
+    soakLine({ phase: 'step', weight: 40, ...past }),
+    `  soak 14.4 s of 5.0 s at this weight since ${since}`,
+    'below the target the soak shows, even past its need (the next tick steps)',
+  );
+});
+
 t.test('formatStatus: the note first, the last 10 events', async (t) => {
   const history = Array.from({ length: 12 }, (_, i) => event(i));
   const text = formatStatus(

@@ -113,6 +113,11 @@ t.test('renderWatch: time left in the soak', async (t) => {
   for (const phase of ['complete', 'paused', 'drained', 'idle'] as const) {
     t.notMatch(renderWatch(doc({ phase }), plain), /^ {2}soak /m, `${phase}: no soak line`);
   }
+  t.notMatch(
+    renderWatch(doc({ phase: 'step', weight: 30, soakedMs: 14_400, soakNeededMs: 5000 }), plain),
+    /^ {2}soak /m,
+    'at the target: no soak line, whatever the phase says',
+  );
   const ramp = renderWatch(doc({ ramp: { to: 5, step: 2, steps: 5, startedAt: T0, cause: 'slice' } }), plain);
   t.match(ramp, /ramp \(slow_start emulation, slice\): sub-step 2 of 5 toward 5 %/);
   t.notMatch(ramp, /^ {2}soak /m, 'ramping: the soak has not started');

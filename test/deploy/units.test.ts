@@ -28,6 +28,11 @@ const DROP_IN = path.join(repoRoot, 'deploy', 'systemd', 'nginx-canary.service.d
 const PLIST = path.join(repoRoot, 'deploy', 'launchd', 'org.nginx-canary.plist');
 const RULES = path.join(repoRoot, 'prometheus', 'nginx-canary.rules.yml');
 const SYSTEMD_ANALYZE = '/usr/bin/systemd-analyze';
+/**
+ * Where the documented install (README "Install": `npm install -g --prefix /usr/local <tarball>`) puts
+ * the binary; both supervisors run it from there.
+ */
+const INSTALLED_BIN = '/usr/local/bin/nginx-canary';
 
 /** Restart delays of issue 5 ("backoff 5 s → 60 s"), seconds. */
 const FIRST_DELAY_S = 5;
@@ -110,7 +115,7 @@ t.test('the systemd unit: user, paths, logs, hardening, restart numbers', async 
   t.equal(svc('WorkingDirectory'), '/var/lib/nginx-canary');
   t.equal(svc('StateDirectory'), 'nginx-canary', 'systemd creates /var/lib/nginx-canary for that user');
   t.equal(svc('StateDirectoryMode'), '0700');
-  t.equal(svc('ExecStart'), '/usr/bin/nginx-canary run -c /etc/nginx-canary/weights.yaml');
+  t.equal(svc('ExecStart'), `${INSTALLED_BIN} run -c /etc/nginx-canary/weights.yaml`, 'the installed binary');
   t.equal(svc('Type'), 'exec');
   t.equal(svc('StandardOutput'), 'journal', 'logs to journald (journalctl -u nginx-canary)');
   t.equal(svc('StandardError'), 'journal');
@@ -189,10 +194,10 @@ t.test('systemd-analyze verify', async (t) => {
   const major = Number(/systemd (\d+)/.exec(version.stdout)?.[1]);
   t.comment(`systemd ${major}`);
   const dir = t.testdir();
-  // The one edit: ExecStart must name a binary that exists (verify checks it); the package's
-  // /usr/bin/nginx-canary does not exist here, so node runs bin/nginx-canary with the same arguments.
+  // The one edit: ExecStart must name a binary that exists (verify checks it); the installed
+  // /usr/local/bin/nginx-canary does not exist here, so node runs bin/nginx-canary with the same arguments.
   const text = await readFile(UNIT, 'utf8');
-  const edited = text.replace(/^ExecStart=\/usr\/bin\/nginx-canary /m, `ExecStart=${process.execPath} ${binPath} `);
+  const edited = text.replace(`ExecStart=${INSTALLED_BIN} `, `ExecStart=${process.execPath} ${binPath} `);
   t.not(edited, text, 'ExecStart was pointed at an existing binary');
   const unitFile = path.join(dir, 'nginx-canary.service');
   await writeFile(unitFile, edited);
@@ -311,12 +316,7 @@ t.test('the launchd plist', async (t) => {
 
   const p = parsePlist(xml) as { [key: string]: PlistValue };
   t.equal(p['Label'], 'org.nginx-canary');
-  t.same(p['ProgramArguments'], [
-    '/usr/local/bin/nginx-canary',
-    'run',
-    '-c',
-    '/usr/local/etc/nginx-canary/weights.yaml',
-  ]);
+  t.same(p['ProgramArguments'], [INSTALLED_BIN, 'run', '-c', '/usr/local/etc/nginx-canary/weights.yaml']);
   t.equal(p['UserName'], 'nginx-canary', 'a dedicated user');
   t.equal(p['WorkingDirectory'], '/usr/local/var/lib/nginx-canary');
   t.same(p['KeepAlive'], { SuccessfulExit: false }, 'restarted whenever it exits other than 0');

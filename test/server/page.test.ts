@@ -165,11 +165,21 @@ t.test('walking, paused, operator drain, ramp', async (t) => {
           soakNeededMs: 0,
         }),
         svc({ name: 'e', phase: 'idle', since: 0, gates: [] }),
+        svc({ name: 'f', phase: 'complete', weight: 30, drainReason: null, soakedMs: 14_400, soakNeededMs: 5000 }),
+        svc({
+          name: 'g',
+          phase: 'paused',
+          pausedBy: 'gate',
+          weight: 30,
+          drainReason: null,
+          soakedMs: 14_400,
+          soakNeededMs: 5000,
+        }),
       ],
       [],
     ),
   });
-  const [a, b, c, d, e] = page.services;
+  const [a, b, c, d, e, f, g] = page.services;
   t.equal(a?.soak, '7m 30s of 15m 0s');
   t.equal(a?.soakPct, 50);
   t.equal(a?.drainNote, null);
@@ -181,6 +191,8 @@ t.test('walking, paused, operator drain, ramp', async (t) => {
   t.equal(d?.soakPct, 100);
   t.equal(e?.since, '—');
   t.equal(e?.soak, null);
+  t.equal(f?.soak, null, 'complete: no soak (not "14.4 s of 5.0 s")');
+  t.equal(g?.soak, null, 'paused at the target: no soak');
   t.equal(page.alert, 'DRAINED: c');
 });
 

@@ -126,6 +126,27 @@ export const GatesSchema = Type.Object(
   },
 );
 
+/**
+ * The `X-Canary` smoke-test override of a service: the client addresses and
+ * networks (nginx `geo` syntax) it is honoured from. Left out: no override.
+ * The 1024 cap is a sanity bound chosen here, not an nginx limit.
+ */
+export const OverrideSchema = Type.Object(
+  {
+    allow: Type.Array(Str('an IPv4 or IPv6 address or CIDR such as 127.0.0.1, 10.1.2.0/24 or ::1', '127.0.0.1'), {
+      minItems: 1,
+      maxItems: 1024,
+      description: 'a list of 1 to 1024 client addresses or CIDRs such as [127.0.0.1, 10.1.2.0/24, "::1"]',
+      examples: ['[127.0.0.1, "::1"]'],
+    }),
+  },
+  {
+    additionalProperties: false,
+    description: 'a mapping { allow: [client addresses or CIDRs] }',
+    examples: ['{ allow: [127.0.0.1, "::1"] }'],
+  },
+);
+
 /** One service: a primary pool and a canary pool. */
 export const ServiceSchema = Type.Object(
   {
@@ -141,6 +162,7 @@ export const ServiceSchema = Type.Object(
     probe: Opt(ProbeSchema),
     rollout: Opt(RolloutSchema),
     gates: Opt(GatesSchema),
+    override: Opt(OverrideSchema),
   },
   { additionalProperties: false, description: 'a service mapping with primary: and canary: server lists' },
 );

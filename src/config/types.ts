@@ -103,6 +103,23 @@ export interface GatesConfig {
   crashLoopWindowMs: number;
 }
 
+/**
+ * The `X-Canary: always|never` smoke-test override of one service
+ * (`services.<name>.override` in weights.yaml). Without it the service has no
+ * override at all. With it, only clients whose address is in {@link allow}
+ * are overridden: nginx `geo` (ngx_http_geo_module) matches the client
+ * address (`$remote_addr`, after the realip module when it is configured).
+ */
+export interface OverrideConfig {
+  /**
+   * Client addresses and networks in nginx `geo` syntax, as written, in file order, at least one (at
+   * most 1024): IPv4 (`127.0.0.1`), IPv4 CIDR (`10.1.2.0/24`), IPv6 in canonical compressed form
+   * (`::1`) or IPv6 CIDR (`fd00::/8`); a CIDR has no bits set past its prefix, no IPv4-mapped IPv6, each
+   * network listed once. Only the characters `0-9 a-f . : /` reach the nginx file.
+   */
+  allow: string[];
+}
+
 /** One split: a primary pool and a canary pool behind one nginx upstream name. */
 export interface ServiceConfig {
   /** `[a-z][a-z0-9_]*`, ≤ 48 chars; also the nginx upstream name. */
@@ -121,6 +138,8 @@ export interface ServiceConfig {
   rollout: RolloutConfig;
   /** Gate thresholds. */
   gates: GatesConfig;
+  /** The `X-Canary` smoke-test override, or null (default): no override, the header does nothing. */
+  override: OverrideConfig | null;
 }
 
 /** Snapshot store settings. */

@@ -18,6 +18,7 @@ import type {
   Config,
   GatesConfig,
   ListenAddress,
+  OverrideConfig,
   Pool,
   ProbeConfig,
   RolloutConfig,
@@ -183,6 +184,159 @@ export function parseServerAddress(text: string): ServerAddress | ServerAddressP
       fix: `Write \`server: unix:${socketPath}\``,
     };
   return { host: '', port: 0, socketPath };
+}
+
+/** One accepted entry of `override.allow` (see {@link parseAllowEntry}). */
+export interface AllowEntry {
+  /** 4 for IPv4, 6 for IPv6. */
+  family: 4 | 6;
+  /** The address part as written (IPv6 in canonical compressed form). */
+  address: string;
+  /** The prefix length: as written after `/`, else 32 (IPv4) or 128 (IPv6). */
+  prefix: number;
+  /** `address/prefix`: two entries with the same network are the same nginx geo network. */
+  network: string;
+}
+
+/** Why an `override.allow` entry was refused: the message (validateConfig adds `(got …)`) and how to write it. */
+export interface AllowEntryProblem {
+  message: string;
+  fix: string;
+}
+
+/** Characters an `override.allow` entry may hold before it is parsed (letters only so a host name gets a clear message). */
+const ALLOW_CHARS_RE = /^[0-9A-Za-z.:/]+$/;
+
+/** A 32-bit IPv4 address (validated by isIPv4) as a bigint. */
+function ipv4Bits(a: string): bigint {
+  return a.split('.').reduce((acc, o) => (acc << 8n) | BigInt(Number(o)), 0n);
+}
+
+/** Dotted quad of the low 32 bits. */
+function ipv4Text(v: bigint): string {
+  return [24n, 16n, 8n, 0n].map((s) => String((v >> s) & 0xffn)).join('.');
+}
+
+/** A canonical compressed IPv6 address (no dotted tail, see parseAllowEntry) as a 128-bit bigint. */
+function ipv6Bits(a: string): bigint {
+  const [head = '', tail] = a.split('::');
+  const hi = head === '' ? [] : head.split(':');
+  const lo = tail === undefined || tail === '' ? [] : tail.split(':');
+  const groups = tail === undefined ? hi : [...hi, ...Array<string>(8 - hi.length - lo.length).fill('0'), ...lo];
+  return groups.reduce((acc, g) => (acc << 16n) | BigInt(parseInt(g, 16)), 0n);
+}
+
+/** Canonical compressed text of a 128-bit IPv6 value. */
+function ipv6Text(v: bigint): string {
+  const groups = Array.from({ length: 8 }, (_, i) => ((v >> BigInt(16 * (7 - i))) & 0xffffn).toString(16));
+  return new URL(`http://[${groups.join(':')}]/`).hostname.slice(1, -1);
+}
+
+/**
+ * Parses one entry of `services.<name>.override.allow`: a client address or
+ * network as nginx `geo` takes it (ngx_http_geo_module: "address", or
+ * "address/prefix" in CIDR notation; IPv6 since nginx 1.3.10). Accepted:
+ * - IPv4 `127.0.0.1` or CIDR `10.1.2.0/24` (prefix 0–32, no leading zeros);
+ * - IPv6 `::1` or CIDR `fd00::/8` (prefix 0–128) in canonical compressed
+ *   lower-case form (what the rest of weights.yaml uses), without a zone;
+ * and refused besides:
+ * - bits set past the prefix (`10.1.2.5/24`): nginx only warns "low address
+ *   bits of … are meaningless" and uses the network, which hides a typo;
+ * - IPv4-mapped IPv6 (`::ffff:127.0.0.1`): nginx geo looks an IPv4 client up
+ *   among the IPv4 entries only, so such an entry never matches (checked on
+ *   nginx 1.22).
+ * Only `0-9 a-f . : /` can pass, so an entry cannot inject nginx syntax.
+ *
+ * Returns the entry, or the problem (message and fix). Never throws.
+ */
+export function parseAllowEntry(text: string): AllowEntry | AllowEntryProblem {
+  const example = 'e.g. `allow: [127.0.0.1, 10.1.2.0/24, "::1"]`';
+  if (text.length === 0 || text.length > 64 || !ALLOW_CHARS_RE.test(text))
+    return {
+      message: 'contains characters that are not allowed',
+      fix: `Write one address or CIDR made of digits, letters a-f, . : and / only (no spaces, quotes, ; { } $ #, no %zone): it is written into an nginx geo block, ${example}`,
+    };
+  const parts = text.split('/');
+  const [address = '', prefixText] = parts;
+  const family = isIPv4(address) ? 4 : isIPv6(address) ? 6 : null;
+  if (parts.length > 2 || family === null)
+    return {
+      message: 'is not an IPv4 or IPv6 address or CIDR',
+      fix: `nginx geo matches client addresses, not host names: write an address or a network, ${example}`,
+    };
+  const bits = family === 4 ? 32 : 128;
+  let prefix = bits;
+  if (prefixText !== undefined) {
+    prefix = Number(prefixText);
+    if (!/^(0|[1-9][0-9]{0,2})$/.test(prefixText) || prefix > bits)
+      return {
+        message: `the prefix /${prefixText} is not a number from 0 to ${bits}`,
+        fix: `Write the prefix length of the network, e.g. ${family === 4 ? '10.1.2.0/24' : 'fd00::/8'}, or the address alone for one client`,
+      };
+  }
+  const suffix = prefixText === undefined ? '' : `/${prefix}`;
+  let value: bigint;
+  if (family === 6) {
+    const canonical = new URL(`http://[${address}]/`).hostname.slice(1, -1);
+    if (canonical !== address)
+      return {
+        message: `IPv6 address ${address} must be written in canonical form ${canonical}`,
+        fix: `Write \`${canonical}${suffix}\` (lower case, zeros compressed), as the rest of weights.yaml writes IPv6`,
+      };
+    value = ipv6Bits(address);
+    if (value >> 32n === 0xffffn && prefix >= 96)
+      return {
+        message:
+          'is an IPv4-mapped IPv6 address, which nginx geo never matches (it looks IPv4 clients up among the IPv4 entries)',
+        fix: `Write the IPv4 form, \`${ipv4Text(value)}${prefixText === undefined ? '' : `/${prefix - 96}`}\``,
+      };
+  } else {
+    value = ipv4Bits(address);
+  }
+  const host = (1n << BigInt(bits - prefix)) - 1n;
+  if ((value & host) !== 0n) {
+    const net = value & ~host;
+    const netText = `${family === 4 ? ipv4Text(net) : ipv6Text(net)}/${prefix}`;
+    return {
+      message: `has address bits set past its /${prefix} prefix (the network is ${netText})`,
+      fix: `Write \`${netText}\` for the network, or \`${address}\` alone for one client (nginx only warns "low address bits are meaningless")`,
+    };
+  }
+  return { family, address, prefix, network: `${address}/${prefix}` };
+}
+
+/**
+ * `services.<name>.override`: null when absent or `~` (no override); else the
+ * allow list, each entry checked by {@link parseAllowEntry} and listed once
+ * (as a network: `127.0.0.1` and `127.0.0.1/32` are one). Wrong types are
+ * the schema's to report.
+ */
+function override(r: Reader): OverrideConfig | null {
+  const list = asMap(r.raw('override'))?.['allow'];
+  if (!Array.isArray(list)) return null;
+  const at: PathSegment[] = [...r.at, 'override', 'allow'];
+  const seen = new Map<string, number>();
+  const allow: string[] = [];
+  list.forEach((item: unknown, i) => {
+    if (typeof item !== 'string') return; // the schema reported it
+    const entry = parseAllowEntry(item);
+    if ('message' in entry) {
+      r.out.add([...at, i], `${entry.message} (got ${show(item)})`, entry.fix);
+      return;
+    }
+    const first = seen.get(entry.network);
+    if (first !== undefined) {
+      r.out.add(
+        [...at, i],
+        `${item} is the same network as ${formatPath([...at, first])} (${String(list[first])})`,
+        'List each address or network once (nginx geo warns "duplicate network" and keeps one)',
+      );
+      return;
+    }
+    seen.set(entry.network, i);
+    allow.push(item);
+  });
+  return { allow };
 }
 
 /** Short rendering of a value for messages; never echoes control characters raw. */
@@ -603,6 +757,7 @@ function service(r: Reader, name: string, seen: Map<string, string>): ServiceCon
     probe: probe(r.child('probe')),
     rollout: rollout(r.child('rollout')),
     gates: gates(r.child('gates')),
+    override: override(r),
   };
 }
 
@@ -612,15 +767,17 @@ function service(r: Reader, name: string, seen: Map<string, string>): ServiceCon
  * - upstreams `<service>_primary`, `<service>_canary`, and `<service>` when
  *   weighted;
  * - the suffix N of every variable `$nginx_canary_N` it sets: `<service>`
- *   (the route map) and, for split_clients, `<service>_split` (the
- *   split_clients variable). nginx lets a second `map`/`split_clients`
+ *   (the route map), for split_clients `<service>_split` (the split_clients
+ *   variable), and with an `override` `<service>_override` (the `geo` of
+ *   allowed clients). nginx lets a second `map`/`split_clients`/`geo`
  *   silently redefine a variable, so such a clash would not fail `nginx -t`.
  * Upstream and variable suffixes share one set: a clash between them is
  * not an nginx error but would make `$proxy_host` ambiguous for attribution.
  */
 function upstreamNames(s: ServiceConfig): string[] {
   const pools = [`${s.name}_primary`, `${s.name}_canary`];
-  return s.split === 'weighted' ? [s.name, ...pools] : [...pools, s.name, `${s.name}_split`];
+  const names = s.split === 'weighted' ? [s.name, ...pools] : [...pools, s.name, `${s.name}_split`];
+  return s.override === null ? names : [...names, `${s.name}_override`];
 }
 
 function sortByPosition(problems: ConfigProblem[]): ConfigProblem[] {
@@ -652,7 +809,7 @@ function sortByPosition(problems: ConfigProblem[]): ConfigProblem[] {
  * binary `nginx`, managed false, status_listen 127.0.0.1:9465, snapshots
  * <dir of state_file>/snapshots keep 20, min_reload_interval 2s; sidecar
  * listen 127.0.0.1:9464, state_file .nginx-canary/state.json, no token; no
- * webhook.
+ * webhook; no `override` (the `X-Canary` header does nothing).
  *
  * Ranges checked here (integer ranges are in schema.ts): fail_timeout 1s–1d
  * and slow_start 0–1h in whole seconds (nginx reads them in seconds); probe
@@ -665,7 +822,9 @@ function sortByPosition(problems: ConfigProblem[]): ConfigProblem[] {
  *
  * A server is `host:port` or `unix:/absolute/path` (see
  * {@link parseServerAddress}); each appears once across every service and
- * pool (host names compared without case, socket paths exactly).
+ * pool (host names compared without case, socket paths exactly). An
+ * `override.allow` entry is an address or CIDR (see {@link parseAllowEntry}),
+ * each network once per service.
  */
 export function validateConfig(raw: unknown, file: string, locate: Locate): ValidateResult {
   const out = new Collector(locate);

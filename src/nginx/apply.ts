@@ -554,7 +554,9 @@ export class Applier {
         false,
       );
     }
-    const text = renderUpstreams(buildModel(this.#config, req.weights, req.generation, flavor));
+    const text = renderUpstreams(
+      buildModel(this.#config, req.weights, req.generation, flavor, { drained: req.drained ?? [] }),
+    );
 
     // Preflight guards what nginx serves, so only for a live apply. writeInitial runs before a managed
     // nginx starts (or when the include is missing): an include left by an older release can make the

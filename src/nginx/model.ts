@@ -7,11 +7,27 @@
  *   `upstream <service>_canary` (the canary servers, never `down`, then the
  *   primary servers as `backup`: a dead canary falls back, and `max_fails`
  *   applies, which nginx ignores in a one-server group);
- * - a route map `map $http_x_canary $nginx_canary_<service>` whose value is
- *   the upstream name to use: `always` → `<service>_canary`, `never` →
- *   `<service>_primary`, anything else → the split. The operator's config
- *   says `proxy_pass http://$nginx_canary_<service>;` (nginx docs, proxy_pass:
- *   with variables, "the name is searched among the described server groups").
+ * - a route map setting `$nginx_canary_<service>` to the name of the upstream
+ *   to use. The operator's config says `proxy_pass
+ *   http://$nginx_canary_<service>;` (nginx docs, proxy_pass: with variables,
+ *   "the name is searched among the described server groups").
+ *
+ * The `X-Canary` smoke-test override (issue 11) is off unless the service has
+ * `override.allow` in weights.yaml:
+ * - off: `map "" $nginx_canary_<service> { default <split>; }`, a map with an
+ *   empty source, so every request gets the split and the header is never read;
+ * - on: `geo $nginx_canary_<service>_override { default 0; <entry> 1; … }`
+ *   (nginx docs, ngx_http_geo_module: the value depends on the client address,
+ *   by default `$remote_addr`; the most specific network wins) and
+ *   `map "$nginx_canary_<service>_override:$http_x_canary" $nginx_canary_<service>`
+ *   with keys `1:always` → `<service>_canary` and `1:never` →
+ *   `<service>_primary`, default the split. nginx compares a map's string keys
+ *   with the whole source value ignoring letter case (ngx_http_map_find
+ *   lower-cases the value; checked on 1.22), so `X-Canary: ALWAYS` counts,
+ *   `always-please` does not, and a client outside the list (`0:…`) never
+ *   matches, whatever its header says. No regex: no PCRE needed;
+ * - a drained canary (buildModel's `drained`) is never reachable through it:
+ *   `1:always` → `<service>_primary`.
  *
  * The split:
  * - `weighted`: `upstream <service>` holding both pools; every server gets an
@@ -120,19 +136,54 @@ export type MapTarget = { kind: 'upstream'; name: string } | { kind: 'variable';
 export type OverrideValue = 'always' | 'never';
 
 /**
- * The route map of a service: `map $http_x_canary $nginx_canary_<service>`.
- * Its value is the name of the upstream to use; the operator's location
- * says `proxy_pass http://$nginx_canary_<service>;`.
+ * The `geo` block of a service with an `X-Canary` override:
+ * `geo $<variable> { default <other>; <entry> <allowed>; … }`. nginx `geo`
+ * (ngx_http_geo_module) sets the variable from the client address
+ * (`$remote_addr`, as the realip module leaves it), the most specific
+ * matching network winning.
+ */
+export interface OverrideGeoModel {
+  /** The variable it sets, without `$`: `nginx_canary_<service>_override` (see {@link overrideVariable}). */
+  variable: string;
+  /** Its value for a client in the list: {@link OVERRIDE_ALLOWED}. */
+  allowed: string;
+  /** Its value for any other client (`default`): {@link OVERRIDE_OTHER}. */
+  other: string;
+  /** `ServiceConfig.override.allow`: addresses and CIDRs (validated, only `0-9 a-f . : /`), in config order. */
+  allow: string[];
+}
+
+/** One line of a route map: `<key> <upstream>;`. */
+export interface RouteOverride {
+  /** The header value it stands for. */
+  value: OverrideValue;
+  /** The map key: `<allowed>:<value>`, e.g. `1:always` (compared with the whole source value, any case). */
+  key: string;
+  /** Upstream name the variable takes. */
+  upstream: string;
+}
+
+/**
+ * The route map of a service: `map "<source>" $nginx_canary_<service>`. Its
+ * value is the name of the upstream to use; the operator's location says
+ * `proxy_pass http://$nginx_canary_<service>;`.
  */
 export interface RouteMapModel {
-  /** Source variable without `$`: {@link OVERRIDE_SOURCE}. */
-  source: string;
+  /**
+   * The map's source as variable names without `$`, printed `"$a:$b"`: `[<geo variable>,`
+   * {@link OVERRIDE_SOURCE}`]` with an override; `[]` without one, printed `""` (a constant: every
+   * request gets the default and the header is not read).
+   */
+  source: string[];
   /** The variable it sets, without `$`: `nginx_canary_<service>` (see {@link routeVariable}). */
   variable: string;
-  /** No override header (or any other value): the weighted upstream, or the split variable. */
+  /** No override (no header, another value, a client outside the list): the weighted upstream, or the split variable. */
   default: MapTarget;
-  /** `always` → `<service>_canary`, `never` → `<service>_primary`. */
-  overrides: { value: OverrideValue; upstream: string }[];
+  /**
+   * Empty without an override; with one, `1:always` → `<service>_canary` (`<service>_primary` when
+   * the canary is drained) and `1:never` → `<service>_primary`.
+   */
+  overrides: RouteOverride[];
 }
 
 /** Everything one service renders. */
@@ -150,7 +201,11 @@ export interface ServiceModel {
   upstreams: UpstreamModel[];
   /** The split_clients block, or null for a weighted service. */
   splitClients: SplitClientsModel | null;
-  /** The `X-Canary` route map. */
+  /** The `geo` block of clients allowed to use the `X-Canary` override, or null: no override. */
+  override: OverrideGeoModel | null;
+  /** True when buildModel was told the canary is drained (`X-Canary: always` then gets the primary). */
+  drained: boolean;
+  /** The route map. */
   route: RouteMapModel;
 }
 
@@ -177,6 +232,17 @@ export interface UpstreamsModel {
 
 /** The nginx variable (without `$`) holding the `X-Canary` request header: nginx names header variables `$http_<name lower-cased, - as _>`. */
 export const OVERRIDE_SOURCE = 'http_x_canary';
+
+/** Value of the override `geo` variable for a client in the allow list. */
+export const OVERRIDE_ALLOWED = '1';
+
+/** Value of the override `geo` variable for every other client (its `default`). */
+export const OVERRIDE_OTHER = '0';
+
+/** The variable (without `$`) of a service's override `geo` block: `nginx_canary_<service>_override`. */
+export function overrideVariable(service: string): string {
+  return `${routeVariable(service)}_override`;
+}
 
 /**
  * The variable (without `$`) a service's route map sets, which the
@@ -299,14 +365,36 @@ function keyVariables(service: string, key: string): string[] {
   return names;
 }
 
-function serviceOf(svc: ServiceConfig, weightPercent: number, flavor: Flavor): ServiceModel {
+/** The override geo block and the route map's source and lines of one service (none without `override`). */
+function overrideOf(
+  svc: ServiceConfig,
+  drained: boolean,
+): { geo: OverrideGeoModel | null; source: string[]; overrides: RouteOverride[] } {
+  if (svc.override === null) return { geo: null, source: [], overrides: [] };
+  const geo: OverrideGeoModel = {
+    variable: overrideVariable(svc.name),
+    allowed: OVERRIDE_ALLOWED,
+    other: OVERRIDE_OTHER,
+    allow: [...svc.override.allow],
+  };
+  const primary = `${svc.name}_primary`;
+  const line = (value: OverrideValue, upstream: string): RouteOverride => ({
+    value,
+    key: `${OVERRIDE_ALLOWED}:${value}`,
+    upstream,
+  });
+  return {
+    geo,
+    source: [geo.variable, OVERRIDE_SOURCE],
+    overrides: [line('always', drained ? primary : `${svc.name}_canary`), line('never', primary)],
+  };
+}
+
+function serviceOf(svc: ServiceConfig, weightPercent: number, flavor: Flavor, drained: boolean): ServiceModel {
   const units = canaryUnits(weightPercent);
   const primary = `${svc.name}_primary`;
   const canary = `${svc.name}_canary`;
-  const overrides: RouteMapModel['overrides'] = [
-    { value: 'always', upstream: canary },
-    { value: 'never', upstream: primary },
-  ];
+  const { geo, source, overrides } = overrideOf(svc, drained);
   const variable = routeVariable(svc.name);
   if (svc.split === 'split_clients') {
     const splitVar = `${variable}_split`;
@@ -325,7 +413,9 @@ function serviceOf(svc: ServiceConfig, weightPercent: number, flavor: Flavor): S
       weight: units / 10,
       upstreams: poolUpstreams(svc, flavor),
       splitClients: { key: keyVariables(svc.name, svc.splitKey), variable: splitVar, buckets },
-      route: { source: OVERRIDE_SOURCE, variable, default: { kind: 'variable', name: splitVar }, overrides },
+      override: geo,
+      drained,
+      route: { source, variable, default: { kind: 'variable', name: splitVar }, overrides },
     };
   }
   const w = poolWeights(units, svc.primary.length, svc.canary.length);
@@ -347,8 +437,22 @@ function serviceOf(svc: ServiceConfig, weightPercent: number, flavor: Flavor): S
     weight: units / 10,
     upstreams: [weighted, ...poolUpstreams(svc, flavor)],
     splitClients: null,
-    route: { source: OVERRIDE_SOURCE, variable, default: { kind: 'upstream', name: svc.name }, overrides },
+    override: geo,
+    drained,
+    route: { source, variable, default: { kind: 'upstream', name: svc.name }, overrides },
   };
+}
+
+/** Options of {@link buildModel}. */
+export interface BuildOptions {
+  /**
+   * Services whose canary is drained (the runner's phase `drained`), by name; default none. Their
+   * `X-Canary: always` goes to the primary (a drained canary is reachable by no request), and their
+   * comment line in the file says `drained`. Order and repeats do not matter; a name that is not a
+   * service of the config is ignored (nothing of it is rendered), so a stale name can never block the
+   * render that drains.
+   */
+  drained?: readonly string[];
 }
 
 /**
@@ -358,6 +462,7 @@ function serviceOf(svc: ServiceConfig, weightPercent: number, flavor: Flavor): S
  * @param weights canary weight per service, percent 0–100; a service missing here is rendered at 0 (the safe direction).
  * @param generation integer ≥ 0 rendered into the status server.
  * @param flavor `plus` renders `slow_start=` (on the canary servers, in every upstream they appear in); `oss` leaves it out (open-source nginx rejects it).
+ * @param opts `drained`: see {@link BuildOptions}.
  * @throws RangeError on a weight outside 0–100, a weight for an unknown service, a bad generation, an empty pool
  *   or a split key that is not nginx variables only (the config loader refuses both).
  */
@@ -366,6 +471,7 @@ export function buildModel(
   weights: Record<string, number>,
   generation: number,
   flavor: Flavor,
+  opts: BuildOptions = {},
 ): UpstreamsModel {
   if (!Number.isSafeInteger(generation) || generation < 0)
     throw new RangeError(`generation ${generation} is not an integer ≥ 0`);
@@ -373,7 +479,8 @@ export function buildModel(
   for (const name of Object.keys(weights)) {
     if (!known.has(name)) throw new RangeError(`weight given for "${name}", which is not a service in the config`);
   }
-  const services = config.services.map((svc) => serviceOf(svc, weights[svc.name] ?? 0, flavor));
+  const drained = new Set(opts.drained ?? []);
+  const services = config.services.map((svc) => serviceOf(svc, weights[svc.name] ?? 0, flavor, drained.has(svc.name)));
   return {
     generation,
     flavor,

@@ -70,10 +70,11 @@ export function assertSafeModel(model: UpstreamsModel): void {
  * Renders the include file: header comment (generation, weights, flavor, how
  * to route), `log_format nginx_canary`, per service its upstreams
  * (`<service>` when weighted, `<service>_primary`, `<service>_canary`), its
- * `split_clients` block (split_clients only) and its route map
- * `map $http_x_canary $nginx_canary_<service>`, then the loopback status
- * server (`/generation`, `/stub_status`). `$` is printed by the template
- * only, before names the model holds without it.
+ * `split_clients` block (split_clients only), its override `geo` block (with
+ * `override.allow` only) and its route map `map "<source>"
+ * $nginx_canary_<service>` (see model.ts for the `X-Canary` override), then
+ * the loopback status server (`/generation`, `/stub_status`). `$` is printed
+ * by the template only, before names the model holds without it.
  *
  * Reads the template from disk once (first call), then is pure.
  *

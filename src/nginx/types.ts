@@ -63,6 +63,12 @@ export interface ApplyRequest {
   generation: number;
   /** Why (recorded in the snapshot manifest). */
   reason: string;
+  /**
+   * Services whose canary is drained (the runner's phase `drained`); default none. Passed to
+   * `buildModel` (model.ts `BuildOptions.drained`): their `X-Canary: always` goes to the primary and
+   * their comment line in the include file says `drained`. Names not in the config are ignored.
+   */
+  drained?: readonly string[];
 }
 
 /** Stage at which an apply stopped. */

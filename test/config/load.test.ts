@@ -84,6 +84,7 @@ t.test("the repo's weights.yaml (the demo) normalizes", async (t) => {
           crashLoopRestarts: 3,
           crashLoopWindowMs: 300_000,
         },
+        override: { allow: ['127.0.0.1', '::1'] },
       },
     ],
   };

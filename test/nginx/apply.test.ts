@@ -278,7 +278,7 @@ t.test('writeInitial repairs an include left by an older release; a live apply w
   const file = h.config.nginx.upstreamsFile;
   const good = await readFile(file, 'utf8');
   // An include without the route map (as 0.1 wrote it) while nginx.conf proxies to $nginx_canary_gateway.
-  const old = good.replace(/^map \$http_x_canary[\s\S]*?^\}\n/m, '');
+  const old = good.replace(/^map "[^"\n]*" \$nginx_canary_gateway \{[\s\S]*?^\}\n/m, '');
   t.not(old, good, 'the fixture removed the map');
   await writeFile(file, old);
   t.notOk((await h.realCtl.test()).ok, 'the current config fails nginx -t');

@@ -8,6 +8,10 @@ import {
   gcd,
   nginxSeconds,
   poolWeights,
+  OVERRIDE_ALLOWED,
+  OVERRIDE_OTHER,
+  OVERRIDE_SOURCE,
+  overrideVariable,
   routeVariable,
   WEIGHT_UNITS,
   type ServiceModel,
@@ -176,15 +180,13 @@ t.test('weighted: upstream <service> as before, plus per-pool upstreams and the 
     ['canary:127.0.0.1:2', 'primary:127.0.0.1:1 backup', 'primary:127.0.0.1:3 backup'],
     'the canary upstream is not down at weight 0 (X-Canary: always must reach it) and falls back to the primary',
   );
-  t.same(zero.route, {
-    source: 'http_x_canary',
-    variable: 'nginx_canary_gateway',
-    default: { kind: 'upstream', name: 'gateway' },
-    overrides: [
-      { value: 'always', upstream: 'gateway_canary' },
-      { value: 'never', upstream: 'gateway_primary' },
-    ],
-  });
+  t.same(
+    zero.route,
+    { source: [], variable: 'nginx_canary_gateway', default: { kind: 'upstream', name: 'gateway' }, overrides: [] },
+    'no override configured: a map without source or override lines',
+  );
+  t.equal(zero.override, null, 'and no geo block');
+  t.equal(zero.drained, false);
   t.equal(zero.splitClients, null);
   const full = at(100);
   t.same(lines(full.upstreams[0]!), [
@@ -233,10 +235,9 @@ t.test('split_clients: per-pool upstreams, a split_clients block on the key, the
   });
   t.same(api.route.default, { kind: 'variable', name: 'nginx_canary_api_split' });
   t.equal(api.route.variable, 'nginx_canary_api');
-  t.same(api.route.overrides, [
-    { value: 'always', upstream: 'api_canary' },
-    { value: 'never', upstream: 'api_primary' },
-  ]);
+  t.same(api.route.source, [], 'no override configured: no source');
+  t.same(api.route.overrides, []);
+  t.equal(api.override, null);
   t.equal(canaryShare(m, 'api'), 20, 'the share of keys is the bucket size');
 
   t.same(svcOf(at(0), 'api').splitClients?.buckets, [{ percent: null, upstream: 'api_primary' }], '0: only *');
@@ -278,5 +279,73 @@ t.test(
         ),
       '1001 weights checked',
     );
+  },
+);
+
+t.test(
+  'X-Canary override: a geo of the allow list, a map on "<geo>:<header>", always to the primary when drained',
+  async (t) => {
+    const allow = ['127.0.0.1', '10.1.2.0/24', '::1'];
+    for (const split of ['weighted', 'split_clients'] as const) {
+      const config = makeConfig('/m', {
+        services: [
+          makeService('gateway', ['127.0.0.1:1'], ['127.0.0.1:2'], { split, override: { allow } }),
+          makeService('api', ['127.0.0.1:3'], ['127.0.0.1:4'], { split }),
+        ],
+      });
+      const split0 =
+        split === 'weighted'
+          ? { kind: 'upstream', name: 'gateway' }
+          : { kind: 'variable', name: 'nginx_canary_gateway_split' };
+      const idle = buildModel(config, { gateway: 0 }, 1, 'oss');
+      const gw = svcOf(idle, 'gateway');
+      t.same(
+        gw.override,
+        { variable: 'nginx_canary_gateway_override', allowed: '1', other: '0', allow },
+        `${split}: geo $nginx_canary_gateway_override { default 0; <entry> 1; … }`,
+      );
+      t.same(
+        gw.route,
+        {
+          source: ['nginx_canary_gateway_override', 'http_x_canary'],
+          variable: 'nginx_canary_gateway',
+          default: split0,
+          overrides: [
+            { value: 'always', key: '1:always', upstream: 'gateway_canary' },
+            { value: 'never', key: '1:never', upstream: 'gateway_primary' },
+          ],
+        },
+        `${split}: an allowed client's always reaches the canary at weight 0 (the pre-slice smoke test)`,
+      );
+      t.equal(gw.drained, false);
+      t.same(svcOf(idle, 'api').route.overrides, [], `${split}: a service without override has none`);
+
+      const drained = buildModel(config, { gateway: 0 }, 2, 'oss', { drained: ['gateway', 'gateway', 'removed'] });
+      const d = svcOf(drained, 'gateway');
+      t.equal(d.drained, true, `${split}: drained`);
+      t.same(
+        d.route.overrides,
+        [
+          { value: 'always', key: '1:always', upstream: 'gateway_primary' },
+          { value: 'never', key: '1:never', upstream: 'gateway_primary' },
+        ],
+        `${split}: drained: always goes to the primary`,
+      );
+      t.same(d.override, gw.override, `${split}: the allow list is unchanged`);
+      t.equal(svcOf(drained, 'api').drained, false, `${split}: only the named service`);
+      t.same(
+        svcOf(buildModel(config, { gateway: 30 }, 3, 'oss', { drained: [] }), 'gateway').route.overrides[0]?.upstream,
+        'gateway_canary',
+        `${split}: an empty drained list changes nothing`,
+      );
+    }
+    t.equal(overrideVariable('gateway'), 'nginx_canary_gateway_override');
+    t.same([OVERRIDE_SOURCE, OVERRIDE_ALLOWED, OVERRIDE_OTHER], ['http_x_canary', '1', '0']);
+    const config = makeConfig('/m', {
+      services: [makeService('gateway', ['127.0.0.1:1'], ['127.0.0.1:2'], { override: { allow: ['::1'] } })],
+    });
+    const m = buildModel(config, { gateway: 5 }, 1, 'oss');
+    config.services[0]!.override!.allow.push('10.0.0.0/8');
+    t.same(svcOf(m, 'gateway').override?.allow, ['::1'], 'the model holds a copy of the allow list');
   },
 );

@@ -2,7 +2,7 @@
  * The config loader's name-collision check (validate.ts `upstreamNames`)
  * against what the renderer writes: a config it accepts never renders two
  * upstreams, or two `$nginx_canary_*` variables, of one name. nginx would
- * refuse a duplicate upstream, but lets a second `map`/`split_clients`
+ * refuse a duplicate upstream, but lets a second `map`/`split_clients`/`geo`
  * silently redefine a variable, so the loader is the only guard there.
  */
 import fc from 'fast-check';
@@ -11,18 +11,31 @@ import { validateConfig } from '../../src/config/validate.js';
 import { buildModel } from '../../src/nginx/model.js';
 
 /** Names chosen to collide: a service, its rendered suffixes, and names built on them. */
-const NAMES = ['a', 'a_primary', 'a_canary', 'a_split', 'a_canary_split', 'b', 'b_split_primary', 'a_split_canary'];
+const NAMES = [
+  'a',
+  'a_primary',
+  'a_canary',
+  'a_split',
+  'a_canary_split',
+  'b',
+  'b_split_primary',
+  'a_split_canary',
+  'a_override',
+  'a_split_override',
+];
 
-function raw(services: [string, 'weighted' | 'split_clients'][]): unknown {
+/** A weights.yaml value: each service `[name, split, with an override.allow]`. */
+function raw(services: [string, 'weighted' | 'split_clients', boolean?][]): unknown {
   return {
     nginx: { conf: '/etc/nginx/nginx.conf', upstreams_file: '/etc/nginx/u.conf', access_log: '/var/log/a.json' },
     services: Object.fromEntries(
-      services.map(([name, split], i) => [
+      services.map(([name, split, override], i) => [
         name,
         {
           split,
           primary: [{ server: `127.0.0.1:${1000 + 2 * i}` }],
           canary: [{ server: `127.0.0.1:${1001 + 2 * i}` }],
+          ...(override === true ? { override: { allow: ['127.0.0.1'] } } : {}),
         },
       ]),
     ),
@@ -40,10 +53,11 @@ t.test('a config the loader accepts renders no upstream and no variable twice', 
     fc.property(
       fc.uniqueArray(fc.constantFrom(...NAMES), { minLength: 1, maxLength: 4 }),
       fc.array(fc.constantFrom('weighted' as const, 'split_clients' as const), { minLength: 4, maxLength: 4 }),
-      (names, splits) => {
+      fc.array(fc.boolean(), { minLength: 4, maxLength: 4 }),
+      (names, splits, overrides) => {
         runs++;
         const r = validateConfig(
-          raw(names.map((n, i) => [n, splits[i] ?? 'weighted'])),
+          raw(names.map((n, i) => [n, splits[i] ?? 'weighted', overrides[i] ?? false])),
           '/srv/weights.yaml',
           () => null,
         );
@@ -54,6 +68,7 @@ t.test('a config the loader accepts renders no upstream and no variable twice', 
         const variables = m.services.flatMap((s) => [
           s.route.variable,
           ...(s.splitClients ? [s.splitClients.variable] : []),
+          ...(s.override ? [s.override.variable] : []),
         ]);
         return duplicates(upstreams).length === 0 && duplicates(variables).length === 0;
       },

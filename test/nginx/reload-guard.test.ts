@@ -11,7 +11,12 @@ import { holdRequest, startTestNginx } from '../fixtures/nginx/harness.js';
 t.test('a raise waits while more than max_old_generations are draining; a lower never does', async (t) => {
   const h = await startTestNginx(t, {
     editConf: (s) => s.replace('worker_shutdown_timeout 10s;', 'worker_shutdown_timeout 30s;'),
-    configure: (c) => ({ ...c, nginx: { ...c.nginx, maxOldGenerations: 1, minReloadIntervalMs: 100 } }),
+    configure: (c) => ({
+      ...c,
+      nginx: { ...c.nginx, maxOldGenerations: 1, minReloadIntervalMs: 100 },
+      // The held requests pin the primary with `X-Canary: never`, honoured from the allowed 127.0.0.1 only.
+      services: c.services.map((s) => ({ ...s, override: { allow: ['127.0.0.1'] } })),
+    }),
     weights: { gateway: 10 },
   });
   const primary = h.backends.primary[0];

@@ -20,6 +20,8 @@ interface Variant {
   weights: Record<string, number>;
   generation: number;
   flavor: Flavor;
+  /** buildModel's `drained` (default none). */
+  drained?: string[];
 }
 
 const base = makeConfig('/golden');
@@ -27,6 +29,17 @@ const base = makeConfig('/golden');
 function splitConfig(split: SplitMode = 'split_clients'): Config {
   return makeConfig('/golden', {
     services: [makeService('gateway', ['127.0.0.1:18789'], ['127.0.0.1:18890'], { split })],
+  });
+}
+/** The X-Canary override allow list of the override variants: IPv4, an IPv4 CIDR, IPv6 and an IPv6 CIDR. */
+const ALLOW = ['127.0.0.1', '10.1.2.0/24', '::1', 'fd00::/8'];
+/** gateway (split `split`) with an X-Canary override from {@link ALLOW}, and api (weighted) without one. */
+function overrideConfig(split: SplitMode): Config {
+  return makeConfig('/golden', {
+    services: [
+      makeService('gateway', ['127.0.0.1:18789'], ['127.0.0.1:18890'], { split, override: { allow: ALLOW } }),
+      makeService('api', ['10.0.0.7:8080'], ['10.0.0.8:8080']),
+    ],
   });
 }
 /**
@@ -115,10 +128,32 @@ const variants: Variant[] = [
     flavor: 'oss',
   },
   { name: 'split-clients-plus', config: splitConfig(), weights: { gateway: 30 }, generation: 16, flavor: 'plus' },
+  {
+    name: 'override-weighted',
+    config: overrideConfig('weighted'),
+    weights: { gateway: 0, api: 5 },
+    generation: 17,
+    flavor: 'oss',
+  },
+  {
+    name: 'override-split-clients',
+    config: overrideConfig('split_clients'),
+    weights: { gateway: 20, api: 5 },
+    generation: 18,
+    flavor: 'oss',
+  },
+  {
+    name: 'override-drained',
+    config: overrideConfig('weighted'),
+    weights: { gateway: 0, api: 5 },
+    generation: 19,
+    flavor: 'oss',
+    drained: ['gateway'],
+  },
 ];
 
 function render(v: Variant): { model: UpstreamsModel; text: string } {
-  const model = buildModel(v.config, v.weights, v.generation, v.flavor);
+  const model = buildModel(v.config, v.weights, v.generation, v.flavor, { drained: v.drained ?? [] });
   return { model, text: renderUpstreams(model) };
 }
 
@@ -292,14 +327,13 @@ t.test('weighted: upstream gateway exactly as before, then the per-pool upstream
       '    keepalive_timeout 4s;',
       '}',
       ...POOL_UPSTREAMS,
-      'map $http_x_canary $nginx_canary_gateway {',
+      'map "" $nginx_canary_gateway {',
       '    default gateway;',
-      '    always gateway_canary;',
-      '    never gateway_primary;',
       '}',
     ].join('\n'),
-    'the four blocks, canary not down in gateway_canary at weight 0',
+    'the four blocks, canary not down in gateway_canary at weight 0; no override: a map without a source',
   );
+  t.notMatch(text, /http_x_canary|^geo /m, 'without override the header is not read and there is no geo');
   t.notMatch(text, /^split_clients/m, 'no split_clients block');
 });
 
@@ -314,13 +348,12 @@ t.test('split_clients: per-pool upstreams, the split_clients block and the route
       '    20% gateway_canary;',
       '    * gateway_primary;',
       '}',
-      'map $http_x_canary $nginx_canary_gateway {',
+      'map "" $nginx_canary_gateway {',
       '    default $nginx_canary_gateway_split;',
-      '    always gateway_canary;',
-      '    never gateway_primary;',
       '}',
     ].join('\n'),
   );
+  t.notMatch(text, /http_x_canary|^geo /m, 'without override the header is not read and there is no geo');
   t.notMatch(text, /^upstream gateway \{/m, 'no plain upstream gateway');
   const at = (w: number): string => renderUpstreams(buildModel(splitConfig(), { gateway: w }, 1, 'oss'));
   t.match(at(0.1), /\{\n {4}0\.1% gateway_canary;\n {4}\* gateway_primary;\n\}/, '0.1 % printed as 0.1%');
@@ -331,6 +364,82 @@ t.test('split_clients: per-pool upstreams, the split_clients block and the route
     parseHeader(at(12.3)),
     { generation: 1, weights: { gateway: 12.3 } },
     'parseHeader reads a split_clients file',
+  );
+});
+
+t.test('X-Canary override: a geo of the allow list and a map on "<geo>:<header>", in both split modes', async (t) => {
+  const geo = [
+    'geo $nginx_canary_gateway_override {',
+    '    default 0;',
+    '    127.0.0.1 1;',
+    '    10.1.2.0/24 1;',
+    '    ::1 1;',
+    '    fd00::/8 1;',
+    '}',
+  ];
+  const weighted = render(variants.find((x) => x.name === 'override-weighted')!).text;
+  t.match(
+    weighted,
+    [
+      '# gateway: canary 0 %, split weighted',
+      'upstream gateway {',
+      '    server 127.0.0.1:18789 weight=1 max_fails=3 fail_timeout=20s; # primary',
+      '    server 127.0.0.1:18890 weight=1 max_fails=1 fail_timeout=10s down; # canary',
+      '    keepalive 32;',
+      '    keepalive_timeout 4s;',
+      '}',
+      ...POOL_UPSTREAMS,
+      ...geo,
+      'map "$nginx_canary_gateway_override:$http_x_canary" $nginx_canary_gateway {',
+      '    default gateway;',
+      '    1:always gateway_canary;',
+      '    1:never gateway_primary;',
+      '}',
+    ].join('\n'),
+  );
+  t.match(weighted, 'map "" $nginx_canary_api {\n    default api;\n}', 'api has no override');
+  t.equal(weighted.match(/^geo /gm)?.length, 1, 'one geo block: only gateway has an override');
+  const split = render(variants.find((x) => x.name === 'override-split-clients')!).text;
+  t.match(
+    split,
+    [
+      '    * gateway_primary;',
+      '}',
+      ...geo,
+      'map "$nginx_canary_gateway_override:$http_x_canary" $nginx_canary_gateway {',
+      '    default $nginx_canary_gateway_split;',
+      '    1:always gateway_canary;',
+      '    1:never gateway_primary;',
+      '}',
+    ].join('\n'),
+  );
+  const drained = render(variants.find((x) => x.name === 'override-drained')!).text;
+  t.match(drained, /^# gateway: canary 0 %, split weighted, drained$/m, 'the comment line says drained');
+  t.match(drained, /^# api: canary 5 %, split weighted$/m, 'only for the drained service');
+  t.match(drained, '    1:always gateway_primary;\n    1:never gateway_primary;\n}', 'drained: always → the primary');
+  t.notMatch(drained, /1:always gateway_canary/);
+  t.same(parseHeader(drained), { generation: 19, weights: { gateway: 0, api: 5 } }, 'the header is parsed as before');
+  const results = await Promise.all([weighted, split, drained].map((text) => nginxTestRendered(text)));
+  for (const r of results) {
+    t.ok(r.ok, 'nginx -t passes', { output: r.output });
+    t.notMatch(r.output, /\[warn\]/, 'without a warning (no "low address bits", no "duplicate network")');
+  }
+});
+
+t.test('the renderer refuses an allow entry or a map source that could inject nginx syntax', async (t) => {
+  const good = render(variants.find((x) => x.name === 'override-weighted')!).model;
+  const evil = (f: (m: UpstreamsModel) => void): UpstreamsModel => {
+    const m = structuredClone(good);
+    f(m);
+    return m;
+  };
+  t.throws(
+    () => renderUpstreams(evil((m) => (m.services[0]!.override!.allow[0] = '0.0.0.0/0 1; default'))),
+    /unsafe value at model\.services\[0\]\.override\.allow\[0\]/,
+  );
+  t.throws(
+    () => renderUpstreams(evil((m) => (m.services[0]!.route.source[1] = 'http_x_canary" $x {'))),
+    /unsafe value at model\.services\[0\]\.route\.source\[1\]/,
   );
 });
 

@@ -1,5 +1,5 @@
 /**
- * Changes the target weight in weights.yaml in place (design.md: the CLI and
+ * Changes the target weight (and the canary's version) in weights.yaml in place (design.md: the CLI and
  * the API edit the file; the daemon picks the change up). Only the target
  * value's characters change when the key exists, so comments, alignment and
  * quoting elsewhere survive byte for byte; otherwise the yaml Document API
@@ -19,57 +19,79 @@ import { parseConfig, readConfigText, YAML_OPTIONS } from './load.js';
 import { toTenthPercent } from './units.js';
 import { formatPath } from './validate.js';
 
+/** A key of `services.<service>.rollout` the CLI and API edit, with the value it takes. */
+export type RolloutEdit = { key: 'target'; value: number } | { key: 'version'; value: string };
+
+/** A value as YAML text: a number as `String(n)`; a string always double-quoted, so `1.10` stays a string. */
+function yamlValue(edit: RolloutEdit): string {
+  return edit.key === 'target' ? String(edit.value) : JSON.stringify(edit.value);
+}
+
 /**
- * Returns `text` with `services.<service>.rollout.target` set to `weight`
- * (percent 0–100, written as `String(weight)`). Pure. Creates `rollout:` or
- * `target:` (and the service) when absent. Does not validate the result
- * (setTarget does). `text` must hold `services.<service>` as a plain mapping
- * (true of any valid file: servers are unique, so a service cannot be an
- * alias of another).
+ * Returns `text` with `services.<service>.rollout.<key>` set to the edit's value
+ * (a target, percent 0–100, as `String(weight)`; a version double-quoted). Pure.
+ * Only the value's characters change when the key exists; otherwise it creates
+ * `rollout:` or the key (and the service). Does not validate the result. `text`
+ * must hold `services.<service>` as a plain mapping (true of any valid file:
+ * servers are unique, so a service cannot be an alias of another).
  *
  * @throws Error (from the yaml library) when `services.<service>` is a scalar, e.g.
  *   "Expected YAML collection at gateway".
  */
-export function replaceTarget(text: string, service: string, weight: number): string {
+export function replaceRolloutKey(text: string, service: string, edit: RolloutEdit): string {
   const doc = parseDocument(text, YAML_OPTIONS);
-  const at = ['services', service, 'rollout', 'target'];
+  const at = ['services', service, 'rollout', edit.key];
   const node = doc.getIn(at, true);
   if (isScalar(node) && node.range) {
-    return text.slice(0, node.range[0]) + String(weight) + text.slice(node.range[1]);
+    return text.slice(0, node.range[0]) + yamlValue(edit) + text.slice(node.range[1]);
   }
   const rollout = doc.getIn(at.slice(0, 3), true);
-  if (isMap(rollout)) rollout.set('target', weight);
+  if (isMap(rollout)) rollout.set(edit.key, edit.value);
   else {
-    // Absent, `~` or an alias: a new mapping, keeping a comment that sat on the old value.
-    const created = doc.createNode({ target: weight });
+    const created = doc.createNode({ [edit.key]: edit.value });
     created.comment = isScalar(rollout) ? rollout.comment : undefined;
     doc.setIn(at.slice(0, 3), created);
   }
   return doc.toString();
 }
 
+/** {@link replaceRolloutKey} for the target (percent 0–100). Pure; throws as it does. */
+export function replaceTarget(text: string, service: string, weight: number): string {
+  return replaceRolloutKey(text, service, { key: 'target', value: weight });
+}
+
 /**
- * Plans the edit of `text`: the service's current target (`from`, percent)
- * and the new text. Pure apart from naming `file` in errors.
+ * Plans the edit of `text`: the key's current value (`from`) and the new text.
+ * Pure apart from naming `file` in errors.
  * @throws what {@link setTarget} documents for an invalid file, an unknown service or an aliased rollout.
  */
-function plan(text: string, file: string, service: string, to: number): { from: number; next: string } {
+function plan<E extends RolloutEdit>(
+  text: string,
+  file: string,
+  service: string,
+  edit: E,
+): { from: E['value'] | null; next: string } {
   const before = parseConfig(text, file);
   const current = before.services.find((s) => s.name === service);
   if (!current) throw errors.unknownService(service);
-  const from = current.rollout.target;
-  const next = replaceTarget(text, service, to);
+  const next = replaceRolloutKey(text, service, edit);
   const after = parseConfig(next, file);
-  // Only this target may change: not a value shared through an anchor, not settings behind an alias.
-  current.rollout.target = to;
+  let from: E['value'] | null;
+  if (edit.key === 'target') {
+    from = current.rollout.target;
+    current.rollout.target = edit.value;
+  } else {
+    from = current.rollout.version;
+    current.rollout.version = edit.value;
+  }
   if (!isDeepStrictEqual(before, after)) {
     throw new ConfigError([
       {
         position: null,
-        path: formatPath(['services', service, 'rollout', 'target']),
+        path: formatPath(['services', service, 'rollout', edit.key]),
         message:
           'cannot be edited alone: the rollout settings are shared with another entry through a YAML anchor or alias',
-        fix: 'Write `rollout:` of this service out in full (no &anchor / *alias), then set the target again',
+        fix: `Write \`rollout:\` of this service out in full (no &anchor / *alias), then set the ${edit.key} again`,
       },
     ]);
   }
@@ -160,19 +182,47 @@ export async function setTarget(
       },
     ]);
   }
+  const from = await editRollout(file, service, { key: 'target', value: to }, opts);
+  return { from: from ?? 0, to };
+}
+
+/**
+ * Sets `services.<service>.rollout.version` in `file` to `version` (`nginx-canary release`: a new
+ * canary build, which the sidecar walks from the slice) and returns the old version (null when
+ * there was none) and the new one. The same lock, compare-before-rename and atomic write as
+ * {@link setTarget}, which documents the errors; a version outside letters, digits and `. _ + -`
+ * is a ConfigError naming `rollout.version`, and the file is left byte-identical.
+ */
+export async function setVersion(
+  file: string,
+  service: string,
+  version: string,
+  opts: SetTargetOptions = {},
+): Promise<{ from: string | null; to: string }> {
+  const from = await editRollout(file, service, { key: 'version', value: version }, opts);
+  return { from, to: version };
+}
+
+/** The locked read-edit-compare-rename loop of {@link setTarget} and {@link setVersion}; resolves to the value replaced. */
+async function editRollout<E extends RolloutEdit>(
+  file: string,
+  service: string,
+  edit: E,
+  opts: SetTargetOptions,
+): Promise<E['value'] | null> {
   // A first look without the lock: invalid requests and no-ops never touch the directory.
   const seen = await readConfigText(file);
-  const first = plan(seen, file, service, to);
-  if (first.next === seen) return { from: first.from, to };
+  const first = plan(seen, file, service, edit);
+  if (first.next === seen) return first.from;
   const real = await realpath(file);
   const lock = await acquireLock(`${real}.lock`, { waitMs: opts.lockWaitMs ?? 5000 });
   try {
     const attempts = opts.attempts ?? 5;
     for (let i = 0; i < attempts; i++) {
       const text = await readConfigText(file);
-      const { from, next } = plan(text, file, service, to);
-      if (next === text) return { from, to };
-      if (await replaceIfUnchanged(real, file, text, next, opts.beforeCommit)) return { from, to };
+      const { from, next } = plan(text, file, service, edit);
+      if (next === text) return from;
+      if (await replaceIfUnchanged(real, file, text, next, opts.beforeCommit)) return from;
     }
     throw errors.configBusy(file, attempts);
   } finally {

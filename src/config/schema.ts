@@ -95,8 +95,28 @@ export const RolloutSchema = Type.Object(
     slice_soak: Opt(Duration('48h')),
     step: Opt(Percent(10)),
     step_soak: Opt(Duration('15m')),
+    version: Opt(
+      Type.String({
+        minLength: 1,
+        maxLength: 128,
+        description: 'a label of the canary build from the deploy tool (letters, digits and . _ + - only)',
+        examples: ['v2.4.1'],
+      }),
+    ),
+    promote_command: Opt(
+      Type.Array(Type.String({ minLength: 1, maxLength: 4096, description: 'one argument', examples: ['gateway'] }), {
+        minItems: 1,
+        maxItems: 64,
+        description: 'a command and its arguments as a list, run without a shell by `promote`',
+        examples: [['/usr/local/bin/deploy-primary', 'gateway']],
+      }),
+    ),
+    promote_timeout: Opt(Duration('5m')),
   },
-  { additionalProperties: false, description: 'a mapping { target, slice, slice_soak, step, step_soak }' },
+  {
+    additionalProperties: false,
+    description: 'a mapping { target, slice, slice_soak, step, step_soak, version, promote_command, promote_timeout }',
+  },
 );
 
 /** Gate thresholds (seeds 002 and 003). */

@@ -79,6 +79,19 @@ export interface RolloutConfig {
   step: number;
   /** Soak at each later step, ms, 0–365 d (default 15 min, design.md). */
   stepSoakMs: number;
+  /**
+   * The canary build's label from the deploy tool (`rollout.version`, e.g. a git sha; letters, digits
+   * and `. _ + -`, ≤ 128 characters), or null. With the canary servers it is the canary's identity: a
+   * change starts a new walk from the slice (docs/release.md).
+   */
+  version: string | null;
+  /**
+   * `promote` runs this first, without a shell (argv[0] and its arguments; a name is looked up on
+   * PATH), to deploy the canary's build onto the primary servers; null = the operator deploys it.
+   */
+  promoteCommand: string[] | null;
+  /** Upper bound of the promote command and of the wait for the primary's /ready after it, ms, 1 s–1 h (default 5 min). */
+  promoteTimeoutMs: number;
 }
 
 /** Gate thresholds (seed 003 for connect p95 and 5xx; seed 002 for the rest). */

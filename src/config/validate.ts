@@ -722,7 +722,36 @@ function rollout(r: Reader): RolloutConfig {
     sliceSoakMs: r.duration('slice_soak', 48 * HOUR, { min: 0, max: 365 * DAY }),
     step: r.percent('step', 10, { min: 1, max: 50 }, { tenth: true }),
     stepSoakMs: r.duration('step_soak', 15 * MIN, { min: 0, max: 365 * DAY }),
+    version:
+      r.matching(
+        'version',
+        VERSION_RE,
+        128,
+        'must be a build label made of letters, digits and . _ + - (such as v2.4.1 or a git sha)',
+        'Use the label your deploy tool gives the canary build, without spaces or other characters',
+      ) ?? null,
+    promoteCommand: promoteCommand(r),
+    promoteTimeoutMs: r.duration('promote_timeout', 5 * MIN, { min: SEC, max: HOUR }),
   };
+}
+
+/** `rollout.version`: a build label; it reaches logs, metrics labels and the status, never nginx. */
+const VERSION_RE = /^[A-Za-z0-9._+-]+$/;
+
+/** `rollout.promote_command`: argv for execFile (no shell); every argument printable, no control characters. */
+function promoteCommand(r: Reader): string[] | null {
+  const raw = r.raw('promote_command');
+  if (!Array.isArray(raw) || raw.length === 0) return null;
+  const args = raw.filter((a): a is string => typeof a === 'string');
+  if (args.length !== raw.length) return null; // the schema reported it
+  if (args.some((a) => [...a].some((ch) => ch.charCodeAt(0) < 0x20 || ch.charCodeAt(0) === 0x7f))) {
+    r.problem(
+      'promote_command',
+      'must not contain control characters (newlines, tabs, NUL)',
+      'Write each argument as its own list item, e.g. [/usr/local/bin/deploy-primary, gateway]',
+    );
+  }
+  return args;
 }
 
 function gates(r: Reader): GatesConfig {

@@ -4,7 +4,7 @@ import * as fsp from 'node:fs/promises';
 import { chmod, readFile, readdir, stat } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { parseConfig } from '../../src/config/load.js';
-import { replaceTarget, setTarget } from '../../src/config/edit.js';
+import { replaceTarget, setTarget, setVersion } from '../../src/config/edit.js';
 import type * as Edit from '../../src/config/edit.js';
 import type * as Atomic from '../../src/util/atomic.js';
 import { CanaryError, ConfigError } from '../../src/errors.js';
@@ -184,4 +184,26 @@ t.test('CanaryError from the catalogue carries the fix', async (t) => {
     t.ok(err instanceof CanaryError);
     t.match((err as CanaryError).toUserString(), /services:/);
   }
+});
+
+t.test('setVersion writes rollout.version in place, quoted, and keeps comments', async (t) => {
+  const original = await readFile(path.join(ROOT, 'weights.yaml'), 'utf8');
+  const text = original.replace(/^( +)target: 50( *#.*)?$/m, '$&\n$1version: v1  # from the deploy tool');
+  t.not(text, original, 'the fixture gained a version line');
+  const file = fixture(t, text);
+  t.same(await setVersion(file, 'gateway', '1.10'), { from: 'v1', to: '1.10' });
+  const after = await readFile(file, 'utf8');
+  t.same(
+    changedLines(text, after),
+    ['      version: "1.10"  # from the deploy tool'],
+    'a numeric-looking label stays a string',
+  );
+  t.equal(parseConfig(after, file).services[0]?.rollout.version, '1.10');
+  t.same(await setVersion(file, 'gateway', '1.10'), { from: '1.10', to: '1.10' }, 'the same version again is a no-op');
+  await t.rejects(setVersion(file, 'gateway', 'v 2; x'), { name: 'ConfigError', message: /rollout\.version/ });
+  t.equal(await readFile(file, 'utf8'), after, 'a bad version changes nothing');
+  await t.rejects(setVersion(file, 'nope', 'v2'), { code: 'NC_UNKNOWN_SERVICE' });
+  const fresh = fixture(t, original);
+  t.same(await setVersion(fresh, 'gateway', 'abc123'), { from: null, to: 'abc123' }, 'a version where there was none');
+  t.equal(parseConfig(await readFile(fresh, 'utf8'), fresh).services[0]?.rollout.version, 'abc123');
 });

@@ -72,7 +72,16 @@ t.test("the repo's weights.yaml (the demo) normalizes", async (t) => {
           },
         ],
         probe: { health: '/health', ready: '/ready', intervalMs: 500, timeoutMs: 500 },
-        rollout: { target: 50, slice: 5, sliceSoakMs: 8000, step: 10, stepSoakMs: 5000 },
+        rollout: {
+          target: 50,
+          slice: 5,
+          sliceSoakMs: 8000,
+          step: 10,
+          stepSoakMs: 5000,
+          version: null,
+          promoteCommand: null,
+          promoteTimeoutMs: 300_000,
+        },
         gates: {
           windowMs: 10_000,
           minRequests: 20,
@@ -118,7 +127,16 @@ t.test('examples/weights.production.yaml normalizes to the production numbers', 
     ['gateway', 'webhooks'],
   );
   const [gw, wh] = c.services;
-  t.same(gw?.rollout, { target: 0, slice: 5, sliceSoakMs: 172_800_000, step: 10, stepSoakMs: 900_000 });
+  t.same(gw?.rollout, {
+    target: 0,
+    slice: 5,
+    sliceSoakMs: 172_800_000,
+    step: 10,
+    stepSoakMs: 900_000,
+    version: null,
+    promoteCommand: null,
+    promoteTimeoutMs: 300_000,
+  });
   t.same(gw?.gates, {
     windowMs: 900_000,
     minRequests: 200,
@@ -143,7 +161,16 @@ t.test('examples/weights.production.yaml normalizes to the production numbers', 
   );
   t.equal(wh?.split, 'split_clients');
   t.equal(wh?.splitKey, '$remote_addr$http_user_agent');
-  t.same(wh?.rollout, { target: 25, slice: 10, sliceSoakMs: 172_800_000, step: 10, stepSoakMs: 900_000 });
+  t.same(wh?.rollout, {
+    target: 25,
+    slice: 10,
+    sliceSoakMs: 172_800_000,
+    step: 10,
+    stepSoakMs: 900_000,
+    version: null,
+    promoteCommand: null,
+    promoteTimeoutMs: 300_000,
+  });
   t.equal(wh?.gates.minRequests, 50);
   t.equal(wh?.gates.windowMs, 900_000, 'other gates keep their defaults');
   t.same(
@@ -197,7 +224,16 @@ t.test('a minimal file takes every default', async (t) => {
     slowStartMs: null,
   });
   t.same(s?.probe, { health: '/health', ready: '/ready', intervalMs: 5000, timeoutMs: 2000 });
-  t.same(s?.rollout, { target: 0, slice: 7.5, sliceSoakMs: 172_800_000, step: 10, stepSoakMs: 900_000 });
+  t.same(s?.rollout, {
+    target: 0,
+    slice: 7.5,
+    sliceSoakMs: 172_800_000,
+    step: 10,
+    stepSoakMs: 900_000,
+    version: null,
+    promoteCommand: null,
+    promoteTimeoutMs: 300_000,
+  });
   t.equal(s?.split, 'weighted');
 });
 

@@ -323,19 +323,28 @@ export class Prober {
    * The probes' view per service of `config` at `now` (epoch ms), over
    * `[now - gates.window, now]` and `[now - gates.crash_loop_window, now]`
    * (see observePool). A configured server this prober does not know yet
-   * counts as one without results (ready and healthy null).
+   * counts as one without results (ready and healthy null). `canarySince` (epoch ms per service):
+   * when the service's current canary build was released; its canary probes are judged only from
+   * then (both spans shortened), so the old build's restart during a redeploy does not count.
    */
-  observations(config: Config, now: number): Record<string, { primary: ProbeObservation; canary: ProbeObservation }> {
+  observations(
+    config: Config,
+    now: number,
+    canarySince: Readonly<Record<string, number>> = {},
+  ): Record<string, { primary: ProbeObservation; canary: ProbeObservation }> {
     const out: Record<string, { primary: ProbeObservation; canary: ProbeObservation }> = {};
     for (const svc of config.services) {
+      const released = Object.hasOwn(canarySince, svc.name) ? canarySince[svc.name] : undefined;
+      const span = (p: Pool, ms: number): number =>
+        p === 'canary' && released !== undefined ? Math.max(0, Math.min(ms, now - released)) : ms;
       const pool = (p: Pool): ProbeObservation =>
         observePool(
           [...new Set(svc[p].map((s) => s.server))].map(
             (s) => this.#lanes.get(laneKey(svc.name, p, s))?.window ?? new ServerProbeWindow(windowOptions(svc)),
           ),
           now,
-          svc.gates.windowMs,
-          svc.gates.crashLoopWindowMs,
+          span(p, svc.gates.windowMs),
+          span(p, svc.gates.crashLoopWindowMs),
         );
       out[svc.name] = { primary: pool('primary'), canary: pool('canary') };
     }

@@ -18,6 +18,7 @@ import {
   firstNotPassing,
   gateNamed,
 } from './gates.js';
+import { canaryIdentity, describeIdentityChange } from './release.js';
 import { HISTORY_LIMIT } from './types.js';
 import type {
   Command,
@@ -224,6 +225,46 @@ function decideService(
   const move = (to: number, fields: Partial<ServiceState>): void => {
     s = { ...s, ...fields, weight: to, soakedMs: 0, since: Math.max(prev.since, now) };
   };
+  /** A new canary build: weight 0, a fresh walk (an operator pause stays), the old walk's evidence cut off at `since`. */
+  const newCanary = (known: string, identity: string): ServiceOutcome => {
+    const what = describeIdentityChange(known, identity);
+    const paused = s.phase === 'paused' && s.pausedBy === 'operator';
+    s = {
+      ...s,
+      weight: 0,
+      phase: paused ? 'paused' : 'idle',
+      pausedBy: paused ? 'operator' : null,
+      resumePhase: paused ? 'idle' : null,
+      drainReason: null,
+      ramp: null,
+      soakedMs: 0,
+      since: Math.max(prev.since, now),
+      canary: identity,
+      releasedAt: now,
+      promotedVersion: null,
+    };
+    event(
+      'release',
+      prev.weight,
+      0,
+      `new canary (${what}): weight ${pct(prev.weight)} → 0 % at once; the new build walks from the slice once its /ready answers 200`,
+      [],
+    );
+    return out(
+      `new canary (${what}): ${pct(prev.weight)} → 0 %; the walk starts again from the slice (target ${pct(target)})`,
+    );
+  };
+
+  // a. A new canary (other servers, or another rollout.version) is a new walk: weight 0 at once, without
+  // waiting for min_reload_interval (the safe direction), the soak and the judged window restarted.
+  const identity = canaryIdentity(svc);
+  const known = prev.canary ?? null;
+  if (known !== null && known !== identity) {
+    if (waitMs > 0 && prev.weight > 0)
+      return waiting(`drop the replaced canary ${pct(prev.weight)} → 0 % (${describeIdentityChange(known, identity)})`);
+    return newCanary(known, identity);
+  }
+  if (known === null) s = { ...s, canary: identity };
 
   // b. Target changes (weights.yaml) are noticed every tick; a new target ends a drain.
   if (target !== prev.target) {
@@ -271,7 +312,7 @@ function decideService(
   if (s.phase === 'paused') {
     resumeTo = settle(s.resumePhase ?? 'idle', from, target);
     s = { ...s, resumePhase: resumeTo };
-  } else if (s.phase !== 'drained' && !s.ramp) {
+  } else if (s.phase !== 'drained' && s.phase !== 'promoted' && !s.ramp) {
     const placed = settle(s.phase, from, target);
     if (placed === 'complete' && s.phase !== 'complete')
       event('complete', from, from, `weight reached the target ${pct(target)}`);
@@ -293,6 +334,11 @@ function decideService(
   if (s.phase === 'drained') {
     return out(
       `drained at 0 % (target ${pct(target)}) by ${s.drainReason ?? 'a drain'}: set a new target or run \`nginx-canary resume ${svc.name}\``,
+    );
+  }
+  if (s.phase === 'promoted') {
+    return out(
+      `promoted${s.promotedVersion ? ` ${s.promotedVersion}` : ''}: the primary serves it, canary 0 %; a new canary build (\`nginx-canary release ${svc.name} <version>\` or new servers) starts the next walk`,
     );
   }
   if (holdFail && from > 0) {
@@ -345,7 +391,15 @@ function decideService(
 
   // d. Start: the first slice from 0 (inconclusive is expected at 0 %: no canary traffic yet; a failing gate blocks).
   if (s.phase === 'idle') {
-    if (target === 0) return out(`idle at 0 % (target 0 %)`);
+    if (target === 0) {
+      // Before the first slice: the smoke test with `X-Canary: always` (when the override is configured) runs now.
+      const ready = gateNamed(gates, 'ready');
+      return out(
+        ready?.verdict === 'pass'
+          ? 'waiting: canary ready, no traffic yet (target 0 %; set a target to start the slice)'
+          : `idle at 0 % (target 0 %)${ready ? `: ${describeGate(ready)}` : ''}`,
+      );
+    }
     const failing = firstFailing(gates);
     if (failing) return out(`waiting to start (target ${pct(target)}): ${describeGate(failing)}`);
     // The canary gets its first slice only once /ready answers 200 (seed 003: "blackhole until ready").
@@ -392,6 +446,10 @@ function decideService(
  *
  * `observations[name]` covers `[max(now - gates.window, since), now]` (the
  * runner computes it): only traffic at the current weight. Rules, in priority order:
+ * - a canary whose identity ({@link canaryIdentity}: servers and rollout.version) differs from `state.canary` is a
+ *   new build: weight 0 (as soon as min_reload_interval allows), phase idle (an operator pause stays), event
+ *   `release` naming what changed; the next ticks walk it from the slice. A state without `canary` adopts it;
+ * - phase `promoted` stays until a new canary; a target change does not end it;
  * - a config target different from `state.target` is an event `target` (a new target ends a drain: phase idle);
  * - a failing drain gate (error_ratio, probe_failure_ratio, baseline_p95, crash_loop) at weight > 0 →
  *   weight 0, phase drained, event `drain`, one Page;
@@ -466,11 +524,11 @@ export interface CommandResult {
 
 /**
  * Applies an operator command to the state (pure; `now` in epoch ms):
- * - `pause`: any phase but drained → paused by the operator (never auto-resumed), resumePhase = phase;
- *   a gate pause becomes an operator pause; already paused by the operator or drained → no-op;
+ * - `pause`: any phase but drained and promoted → paused by the operator (never auto-resumed), resumePhase =
+ *   phase; a gate pause becomes an operator pause; already paused by the operator, drained or promoted → no-op;
  * - `resume`: paused → resumePhase; drained → idle, so the next tick starts a slice; else no-op;
  * - `abort`: weight 0, phase drained, drainReason `operator`, event `abort` (no page); already
- *   drained at 0 → no-op.
+ *   drained or promoted at 0 → no-op.
  * Events carry no gate results. When the weight changes, lastReloadAt is `now`.
  * Throws NC_UNKNOWN_SERVICE (errors.unknownService) when the service is not in the config.
  */
@@ -495,7 +553,7 @@ export function applyCommand(config: Config, state: State, cmd: Command, now: nu
     if (prev.phase === 'paused' && prev.pausedBy === 'gate') {
       next = { ...prev, pausedBy: 'operator' };
       event = mk('pause', w, 'operator pause (the walk was already held by a gate)');
-    } else if (prev.phase !== 'paused' && prev.phase !== 'drained') {
+    } else if (prev.phase !== 'paused' && prev.phase !== 'drained' && prev.phase !== 'promoted') {
       next = { ...prev, phase: 'paused', pausedBy: 'operator', resumePhase: prev.phase };
       event = mk('pause', w, 'operator pause');
     }
@@ -507,7 +565,7 @@ export function applyCommand(config: Config, state: State, cmd: Command, now: nu
       next = { ...prev, phase: 'idle', drainReason: null };
       event = mk('resume', w, 'operator resume after a drain; the next tick starts a slice');
     }
-  } else if (prev.phase !== 'drained' || w > 0) {
+  } else if ((prev.phase !== 'drained' && prev.phase !== 'promoted') || w > 0) {
     next = {
       ...prev,
       weight: 0,

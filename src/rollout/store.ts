@@ -29,6 +29,7 @@ const PhaseSchema = Type.Union([
   Type.Literal('paused'),
   Type.Literal('drained'),
   Type.Literal('complete'),
+  Type.Literal('promoted'),
 ]);
 
 const ServiceStateSchema = Type.Object(
@@ -58,6 +59,9 @@ const ServiceStateSchema = Type.Object(
         ),
       ),
     ),
+    canary: Type.Optional(Nullable(Type.String())),
+    releasedAt: Type.Optional(Nullable(Type.Number())),
+    promotedVersion: Type.Optional(Nullable(Type.String())),
   },
   { additionalProperties: false },
 );
@@ -103,6 +107,8 @@ const RolloutEventSchema = Type.Object(
       Type.Literal('rollback'),
       Type.Literal('hold'),
       Type.Literal('ramp'),
+      Type.Literal('release'),
+      Type.Literal('promote'),
     ]),
     from: Type.Number(),
     to: Type.Number(),

@@ -12,12 +12,14 @@ import type { Pool } from '../config/types.js';
  * - `step`: soaking at a later weight;
  * - `paused`: a hold gate is red (resumes by itself) or the operator paused;
  * - `drained`: a drain gate fired or the operator aborted; weight 0 until a new target or resume;
- * - `complete`: weight = target and green.
+ * - `complete`: weight = target and green;
+ * - `promoted`: the release ended (`promote`): the primary servers run the canary's build and take
+ *   all traffic, canary 0 until a new canary (new servers or `rollout.version`) starts a new walk.
  */
-export type Phase = 'idle' | 'slice' | 'step' | 'paused' | 'drained' | 'complete';
+export type Phase = 'idle' | 'slice' | 'step' | 'paused' | 'drained' | 'complete' | 'promoted';
 
 /** Every phase, in display order (for metrics that emit one series per phase). */
-export const PHASES: readonly Phase[] = ['idle', 'slice', 'step', 'paused', 'drained', 'complete'];
+export const PHASES: readonly Phase[] = ['idle', 'slice', 'step', 'paused', 'drained', 'complete', 'promoted'];
 
 /** Why the walk is paused. */
 export type PauseReason = 'gate' | 'operator';
@@ -53,6 +55,21 @@ export interface ServiceState {
    * a state.json written by 0.1 (read as null).
    */
   ramp?: Ramp | null;
+  /**
+   * The identity of the canary this walk is about ({@link canaryIdentity}: its servers and
+   * `rollout.version`). A different identity in the config starts a new walk: weight 0 at once,
+   * evidence discarded, the slice again. Absent in a state.json written before releases existed
+   * (read as "adopt the configured canary").
+   */
+  canary?: string | null;
+  /**
+   * When this canary build's walk began (a `release` event), epoch ms; the canary's probes are judged
+   * only from here, so a redeploy's restart of the old build is not held against the new one. Null or
+   * absent: no release seen.
+   */
+  releasedAt?: number | null;
+  /** The version `promote` ended the last release with (`rollout.version`, or null when none was set), set in phase `promoted`. */
+  promotedVersion?: string | null;
 }
 
 /**
@@ -204,7 +221,9 @@ export type EventKind =
   | 'apply_failed'
   | 'rollback'
   | 'hold'
-  | 'ramp';
+  | 'ramp'
+  | 'release'
+  | 'promote';
 
 /** One entry of the event history (state.json `history`, the logs, `status`). */
 export interface RolloutEvent {

@@ -41,7 +41,8 @@ export const CHART_MIN_SPAN_MS = 10_000;
  * - `resume`: resume;
  * - `drain`: drain, abort (canary to 0; red);
  * - `revert`: rollback, apply_failed (the config went back, or a change did not apply);
- * - `info`: complete, target.
+ * - `info`: complete, target, promote;
+ * - `release` (a new canary build: weight to 0) is drawn as `lower`.
  */
 export type MarkerGroup = 'raise' | 'lower' | 'hold' | 'resume' | 'drain' | 'revert' | 'info';
 
@@ -59,6 +60,8 @@ const GROUP: Record<EventKind, MarkerGroup> = {
   apply_failed: 'revert',
   complete: 'info',
   target: 'info',
+  release: 'lower',
+  promote: 'info',
 };
 
 /** Drawing order: later groups are painted on top (a drain is never hidden under a `complete`). */

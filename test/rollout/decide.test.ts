@@ -83,7 +83,7 @@ const rows: Row[] = [
     name: 'target 0 stays idle',
     config: { rollout: { target: 0 } },
     svc: { target: 0 },
-    want: { weight: 0, phase: 'idle', events: [], summary: /^idle at 0 % \(target 0 %\)$/ },
+    want: { weight: 0, phase: 'idle', events: [], summary: /^waiting: canary ready, no traffic yet \(target 0 %/ },
   },
   {
     name: 'start waits for min_reload_interval',

@@ -296,6 +296,13 @@ export const errors = {
         statusCode: 409,
       },
     ),
+  /** `promote` was refused: `reason` and `fix` from rollout/release.ts promoteRefusal (or the promote command). HTTP 409. */
+  promoteRefused: (service: string, reason: string, fix: string) =>
+    new CanaryError('NC_PROMOTE_REFUSED', `cannot promote ${service}: ${reason}; nothing was changed`, {
+      fix,
+      exitCode: 1,
+      statusCode: 409,
+    }),
   nginxStartFailed: (binary: string, detail: string) =>
     new CanaryError('NC_NGINX_START_FAILED', `the managed nginx (${binary}) did not start: ${detail}`, {
       fix: 'Run `nginx-canary check`, and make sure the ports nginx.conf listens on are free',

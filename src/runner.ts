@@ -14,7 +14,7 @@ import { readFile, stat } from 'node:fs/promises';
 import type { Clock } from './clock.js';
 import type { Config } from './config/types.js';
 import { loadConfig } from './config/load.js';
-import { setTarget } from './config/edit.js';
+import { setTarget, setVersion } from './config/edit.js';
 import { CanaryError, errors } from './errors.js';
 import type { Logger } from './log.js';
 import type { Notifier } from './alerts/notifier.js';
@@ -40,11 +40,23 @@ import type { WeightRaise } from './nginx/rollback-choice.js';
 import { buildModel } from './nginx/model.js';
 import { parseHeader, renderUpstreams } from './nginx/render.js';
 import type { Metrics } from './server/metrics.js';
+import { promotedState, promoteRefusal } from './rollout/release.js';
+import { runCommand } from './util/exec.js';
+import { waitFor, WaitTimeoutError } from './util/wait.js';
 
 /** The probes' view of every service (probe/prober.ts `Prober` is the real one). */
 export interface ProbeSource {
-  /** Per service, each pool's probes as of `now` (epoch ms). */
-  observations(config: Config, now: number): Record<string, { primary: ProbeObservation; canary: ProbeObservation }>;
+  /**
+   * Per service, each pool's probes as of `now` (epoch ms); a service's canary probes only from
+   * `canarySince[service]` (epoch ms: when its canary build was released) when given.
+   */
+  observations(
+    config: Config,
+    now: number,
+    canarySince?: Readonly<Record<string, number>>,
+  ): Record<string, { primary: ProbeObservation; canary: ProbeObservation }>;
+  /** Runs one round of every probe now; resolves when all are recorded (promote waits on fresh /ready answers). */
+  probeOnce?(): Promise<void>;
   /** Adopts a reloaded weights.yaml (new servers, paths, intervals). */
   reconfigure(config: Config): void;
 }
@@ -62,6 +74,22 @@ export function withProbes(
     const p = Object.hasOwn(probes, name) ? probes[name] : undefined;
     out[name] = p ? { ...o, probes: p } : o;
   }
+  return out;
+}
+
+/** The services whose canary is drained in `state` (their `X-Canary: always` must not reach it), sorted (pure). */
+export function drainedOf(state: State): string[] {
+  return Object.entries(state.services)
+    .filter(([, s]) => s.phase === 'drained')
+    .map(([name]) => name)
+    .sort();
+}
+
+/** When each service's current canary build was released (epoch ms), for the probes' canary span (pure). */
+export function releasedAt(state: State): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [name, s] of Object.entries(state.services))
+    if (typeof s.releasedAt === 'number') out[name] = s.releasedAt;
   return out;
 }
 
@@ -114,6 +142,10 @@ export interface ServiceStatus {
   split: Config['services'][number]['split'];
   /** The slow_start emulation ramp in progress (open-source nginx), or null. */
   ramp: Ramp | null;
+  /** The canary build's label (`rollout.version`), or null. */
+  version: string | null;
+  /** In phase `promoted`: the version that was promoted (null when none was set); else null. */
+  promotedVersion: string | null;
 }
 
 /** The whole status document (`GET /api/v1/services`, `status --json`). */
@@ -153,6 +185,8 @@ export function statusOf(
         gates: gates[svc.name] ?? [],
         split: svc.split,
         ramp: s?.ramp ?? null,
+        version: svc.rollout.version,
+        promotedVersion: s?.phase === 'promoted' ? (s.promotedVersion ?? null) : null,
       };
     }),
     history: historyLimit > 0 ? state.history.slice(-historyLimit) : [],
@@ -321,6 +355,7 @@ export class Runner {
       const generation = this.#state.generation + 1;
       const res = await this.#deps.applier.writeInitial({
         weights: weightsOf(this.#config, this.#state),
+        drained: drainedOf(this.#state),
         generation,
         reason: 'initial render',
       });
@@ -369,7 +404,7 @@ export class Runner {
       const now = this.#deps.clock.now();
       const r = applyCommand(this.#config, this.#state, cmd, now);
       if (r.changed) {
-        const res = await this.#apply(weightsOf(this.#config, r.state), `operator ${cmd.kind}`);
+        const res = await this.#apply(weightsOf(this.#config, r.state), `operator ${cmd.kind}`, r.state);
         if (!res.ok) throw res.error;
         this.#commit({ ...r.state, generation: res.generation, lastReloadAt: now });
       } else {
@@ -390,6 +425,111 @@ export class Runner {
     const r = await this.#locked(() => setTarget(this.#config.file, service, weight));
     await this.tick();
     return { ...r, status: this.#serviceStatus(service) };
+  }
+
+  /**
+   * Sets a service's canary version (`rollout.version`) by editing weights.yaml in place, as
+   * {@link setTarget} does, then ticks: a new version is a new canary build, walked from the slice.
+   * Throws ConfigError (a version outside the safe characters; file unchanged) or NC_UNKNOWN_SERVICE.
+   */
+  async setVersion(
+    service: string,
+    version: string,
+  ): Promise<{ from: string | null; to: string; status: ServiceStatus }> {
+    const r = await this.#locked(() => setVersion(this.#config.file, service, version));
+    await this.tick();
+    return { ...r, status: this.#serviceStatus(service) };
+  }
+
+  /**
+   * Ends a release that reached its target (docs/release.md): checks the
+   * preconditions (rollout/release.ts promoteRefusal: phase complete at the
+   * target, no red gate), runs `rollout.promote_command` when set (no shell,
+   * bounded by rollout.promote_timeout, output logged), waits up to that
+   * timeout for a fresh `/ready` 200 from every primary server, then, under
+   * the lock and with the preconditions checked again, applies canary 0 and
+   * commits phase `promoted`. Not a drain: no page; counted in
+   * `nginx_canary_promotions_total`. The command and the wait run outside
+   * the lock, so ticks (and drains) go on meanwhile.
+   *
+   * @throws CanaryError NC_UNKNOWN_SERVICE; NC_PROMOTE_REFUSED with the reason and the fix (nothing
+   *   changed); the apply error when nginx could not be changed (nothing committed).
+   */
+  async promote(service: string): Promise<ServiceStatus> {
+    const svcNow = () => {
+      const svc = this.#config.services.find((s) => s.name === service);
+      if (!svc) throw errors.unknownService(service);
+      return svc;
+    };
+    const check = (primaryReady: boolean | null): void => {
+      const svc = svcNow();
+      const refusal = promoteRefusal(svc, this.#state.services[service], this.#gates[service] ?? [], primaryReady);
+      if (refusal) throw errors.promoteRefused(service, refusal.reason, refusal.fix);
+    };
+    await this.#locked(() => Promise.resolve(check(true)));
+    const svc = svcNow();
+    const log = this.#deps.log.child({ service, component: 'promote' });
+    const cmd = svc.rollout.promoteCommand;
+    if (cmd !== null) {
+      log.info({ command: cmd }, 'running rollout.promote_command');
+      const r = await runCommand(cmd, svc.rollout.promoteTimeoutMs);
+      log[r.code === 0 ? 'info' : 'error'](
+        { command: cmd, code: r.code, timedOut: r.timedOut, durationMs: Math.round(r.durationMs), output: r.output },
+        'rollout.promote_command finished',
+      );
+      if (r.code !== 0) {
+        throw errors.promoteRefused(
+          service,
+          `rollout.promote_command ${r.timedOut ? `ran past rollout.promote_timeout (${svc.rollout.promoteTimeoutMs} ms)` : `exited with ${r.code ?? 'no code'}`}: ${r.output.split('\n').slice(-5).join(' / ') || '(no output)'}`,
+          'Fix the deploy of the canary build onto the primary servers, then promote again',
+        );
+      }
+    }
+    const primaryReady = async (): Promise<boolean | null> => {
+      const prober = this.#deps.prober;
+      if (!prober) return null;
+      await prober.probeOnce?.();
+      return prober.observations(this.#config, this.#deps.clock.now())[service]?.primary.ready ?? null;
+    };
+    let ready: boolean | null = null;
+    try {
+      await waitFor(async () => (ready = await primaryReady()) === true, {
+        timeoutMs: svc.rollout.promoteTimeoutMs,
+        intervalMs: Math.min(1000, svc.probe.intervalMs),
+        what: `every primary server of ${service} to answer /ready with 200`,
+      });
+    } catch (err) {
+      if (!(err instanceof WaitTimeoutError)) throw err;
+    }
+    return this.#locked(async () => {
+      this.#followClockJump();
+      check(ready);
+      const now = this.#deps.clock.now();
+      const prev = this.#state.services[service];
+      if (!prev) throw errors.unknownService(service);
+      const next = promotedState(svcNow(), prev, now);
+      const event: RolloutEvent = {
+        at: now,
+        service,
+        kind: 'promote',
+        from: prev.weight,
+        to: 0,
+        reason: `promoted${next.promotedVersion ? ` ${next.promotedVersion}` : ''}: every primary server answers /ready; canary ${prev.weight} % → 0 %, the primary serves the build`,
+        gates: this.#gates[service] ?? [],
+      };
+      const state: State = {
+        ...this.#state,
+        services: { ...this.#state.services, [service]: next },
+        history: [...this.#state.history, event].slice(-HISTORY_LIMIT),
+      };
+      const res = await this.#apply(weightsOf(this.#config, state), `operator promote of ${service}`, state);
+      if (!res.ok) throw res.error;
+      this.#commit({ ...state, generation: res.generation, lastReloadAt: now });
+      this.#deps.metrics?.promotions.inc({ service });
+      this.#afterEvents([event]);
+      await this.#save(true);
+      return this.#serviceStatus(service);
+    });
   }
 
   /**
@@ -468,7 +608,9 @@ export class Runner {
       const now = clock.now();
       const config = this.#config;
       const logObs = observer.observations(config, this.#state, now);
-      const obs = this.#deps.prober ? withProbes(logObs, this.#deps.prober.observations(config, now)) : logObs;
+      const obs = this.#deps.prober
+        ? withProbes(logObs, this.#deps.prober.observations(config, now, releasedAt(this.#state)))
+        : logObs;
       this.#flavor ??= (await this.#deps.ctl.version()).flavor;
       const d = decide(config, this.#state, obs, now, { emulateSlowStart: this.#flavor === 'oss' });
       this.#gates = d.gates;
@@ -488,7 +630,7 @@ export class Runner {
         const reason = d.changed
           ? d.events.map((e) => `${e.service}: ${e.kind} ${e.from} → ${e.to}`).join('; ')
           : 'reconcile: the rendered file or the live generation drifted';
-        apply = await this.#apply(d.weights, reason);
+        apply = await this.#apply(d.weights, reason, d.state);
         if (apply.ok) {
           this.#failed = null;
           this.#commit({ ...d.state, generation: apply.generation, lastReloadAt: now });
@@ -552,8 +694,14 @@ export class Runner {
     );
   }
 
-  async #apply(weights: Record<string, number>, reason: string): Promise<ApplyResult> {
-    const res = await this.#deps.applier.apply({ weights, generation: this.#state.generation + 1, reason });
+  /** Applies `weights` for the state `next` will be once they are live (its drained services lock their override). */
+  async #apply(weights: Record<string, number>, reason: string, next: State): Promise<ApplyResult> {
+    const res = await this.#deps.applier.apply({
+      weights,
+      drained: drainedOf(next),
+      generation: this.#state.generation + 1,
+      reason,
+    });
     const m = this.#deps.metrics;
     if (res.ok) {
       m?.reloads.inc({ result: 'ok' });
@@ -667,7 +815,9 @@ export class Runner {
   async #fileIsCurrent(): Promise<boolean> {
     this.#flavor ??= (await this.#deps.ctl.version()).flavor;
     const want = renderUpstreams(
-      buildModel(this.#config, weightsOf(this.#config, this.#state), this.#state.generation, this.#flavor),
+      buildModel(this.#config, weightsOf(this.#config, this.#state), this.#state.generation, this.#flavor, {
+        drained: drainedOf(this.#state),
+      }),
     );
     try {
       return (await readFile(this.#config.nginx.upstreamsFile, 'utf8')) === want;

@@ -92,6 +92,8 @@ t.test('statusOf', async (t) => {
         gates,
         split: 'weighted',
         ramp: null,
+        version: null,
+        promotedVersion: null,
       });
       t.same(doc.services[1], {
         name: 'api',
@@ -107,6 +109,8 @@ t.test('statusOf', async (t) => {
         gates: [],
         split: 'split_clients',
         ramp: null,
+        version: null,
+        promotedVersion: null,
       });
     },
   );

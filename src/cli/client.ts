@@ -36,7 +36,7 @@ export async function callApi(
   method: 'GET' | 'POST' | 'PUT',
   path: string,
   body?: unknown,
-  opts: { signal?: AbortSignal } = {},
+  opts: { signal?: AbortSignal; timeoutMs?: number } = {},
 ): Promise<unknown> {
   const url = `${apiBase(config)}${path}`;
   const headers: Record<string, string> = {};
@@ -56,8 +56,8 @@ export async function callApi(
       method,
       headers,
       body: body === undefined ? null : JSON.stringify(body),
-      headersTimeout: 30_000,
-      bodyTimeout: 30_000,
+      headersTimeout: opts.timeoutMs ?? 30_000,
+      bodyTimeout: opts.timeoutMs ?? 30_000,
       ...(opts.signal ? { signal: opts.signal } : {}),
     });
   } catch (err) {

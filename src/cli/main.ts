@@ -8,11 +8,12 @@ import path from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { systemClock } from '../clock.js';
 import { loadConfig } from '../config/load.js';
-import { setTarget } from '../config/edit.js';
+import { setTarget, setVersion } from '../config/edit.js';
 import type { Config } from '../config/types.js';
 import { CanaryError, errors } from '../errors.js';
 import { StateStore } from '../rollout/store.js';
 import { NginxCommand } from '../nginx/ctl.js';
+import { describeRaises, type WeightRaise } from '../nginx/rollback-choice.js';
 import { SnapshotStore } from '../nginx/snapshot.js';
 import { buildModel } from '../nginx/model.js';
 import { renderUpstreams } from '../nginx/render.js';
@@ -160,6 +161,38 @@ function program(io: CliIo, setCode: (c: number) => void): Command {
       );
     });
 
+  prog
+    .command('release <service> <version>')
+    .description(
+      'start a new canary build: set rollout.version in weights.yaml in place; the sidecar drops the canary to 0 and walks the new build from the slice',
+    )
+    .action(async (service: string, version: string) => {
+      const r = await setVersion(cfgFile(), service, version);
+      io.out(
+        r.from === version
+          ? `${service}: version is already ${version}; nothing changed.`
+          : `${service}: version ${r.from ?? '(none)'} → ${version} written to ${cfgFile()}; the running sidecar drops the canary to 0 within a tick and walks the new build from the slice once its /ready answers 200.`,
+      );
+    });
+
+  prog
+    .command('promote <service>')
+    .description(
+      'end a release that reached its target: (run rollout.promote_command,) wait for /ready on every primary server, then canary to 0, phase promoted',
+    )
+    .action(async (service: string) => {
+      const c = await config();
+      const svc = c.services.find((s) => s.name === service);
+      if (!svc) throw errors.unknownService(service);
+      // The sidecar may run the promote command and wait for the primary: allow for both, and a margin.
+      const s = (await callApi(c, 'POST', `/api/v1/services/${service}/promote`, undefined, {
+        timeoutMs: 2 * svc.rollout.promoteTimeoutMs + 30_000,
+      })) as { weight: number; phase: string };
+      io.out(
+        `${service}: promoted${svc.rollout.version === null ? '' : ` ${svc.rollout.version}`}; weight ${s.weight} %, phase ${s.phase}: the primary serves all traffic.`,
+      );
+    });
+
   for (const kind of ['pause', 'resume', 'abort'] as const) {
     const what = {
       pause: 'hold the walk at the live weight',
@@ -197,15 +230,24 @@ function program(io: CliIo, setCode: (c: number) => void): Command {
 
   prog
     .command('rollback [snapshot]')
-    .description('restore a snapshot (default: the one before the live config), reload nginx, pause the walk')
+    .description(
+      'restore a snapshot and reload nginx, pausing the walk at its weights (default: the newest older snapshot that raises no canary weight; name one to restore a higher weight)',
+    )
     .action(async (id: string | undefined) => {
       const c = await config();
       const r = (await callApi(c, 'POST', '/api/v1/rollback', id === undefined ? {} : { snapshot: id })) as {
-        snapshot: { id: string; generation: number };
+        snapshot: { id: string; generation: number; weights: Record<string, number> };
+        raises: WeightRaise[];
       };
+      const weights = Object.entries(r.snapshot.weights)
+        .map(([s, w]) => `${s} ${w} %`)
+        .join(', ');
       io.out(
-        `restored snapshot ${r.snapshot.id} (generation ${r.snapshot.generation}); nginx reloaded; the walk is paused — resume to continue.`,
+        `restored snapshot ${r.snapshot.id} (generation ${r.snapshot.generation}; canary ${weights || 'none'}); nginx reloaded; the walk is paused — \`nginx-canary resume <service>\` to continue.`,
       );
+      if (r.raises.length > 0) {
+        io.out(`note: this raised the canary above what was live: ${describeRaises(r.raises)}.`);
+      }
     });
 
   prog

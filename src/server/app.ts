@@ -5,7 +5,8 @@
  * - `GET /metrics` (Prometheus), `GET /healthz`, `GET /` (status page);
  * - `GET /api/v1/services`, `GET /api/v1/services/:name`;
  * - `PUT /api/v1/services/:name/target` `{"weight": 60}` (edits weights.yaml);
- * - `POST /api/v1/services/:name/{pause,resume,abort}`;
+ * - `PUT /api/v1/services/:name/version` `{"version": "v2"}` (a new canary build; edits weights.yaml);
+ * - `POST /api/v1/services/:name/{pause,resume,abort,promote}`;
  * - `GET /api/v1/snapshots`, `POST /api/v1/rollback` `{"snapshot": "<id>"}` (id optional).
  *
  * Access (see token.ts): a client on a loopback address (127.0.0.0/8, ::1,
@@ -56,6 +57,11 @@ const templatesDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), 
 const STATUS_REFRESH_S = 5;
 
 const NameParams = Type.Object({ name: Type.String({ pattern: '^[a-z][a-z0-9_]{0,47}$' }) });
+/** `PUT /api/v1/services/:name/version`: the canary build's label, as weights.yaml's `rollout.version` takes it. */
+const VersionBody = Type.Object(
+  { version: Type.String({ pattern: '^[A-Za-z0-9._+-]{1,128}$' }) },
+  { additionalProperties: false },
+);
 const RollbackBody = Type.Object(
   { snapshot: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9._-]{1,128}$' })) },
   { additionalProperties: false },
@@ -189,6 +195,20 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     const { weight } = req.body as { weight: number };
     const r = await runner.setTarget(name, weight);
     return { service: name, from: r.from, to: r.to, status: r.status };
+  });
+
+  app.put('/api/v1/services/:name/version', { schema: { params: NameParams, body: VersionBody } }, async (req) => {
+    const { name } = req.params as { name: string };
+    service(name);
+    const { version } = req.body as { version: string };
+    const r = await runner.setVersion(name, version);
+    return { service: name, from: r.from, to: r.to, status: r.status };
+  });
+
+  app.post('/api/v1/services/:name/promote', { schema: { params: NameParams } }, async (req) => {
+    const { name } = req.params as { name: string };
+    service(name);
+    return runner.promote(name);
   });
 
   for (const kind of ['pause', 'resume', 'abort'] as const) {

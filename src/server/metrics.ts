@@ -77,6 +77,8 @@ export class Metrics {
   readonly registry: Registry;
   /** `nginx_canary_drains_total{service,reason}`: reason is the failing drain gate's name, or `operator`. */
   readonly drains: Counter<'service' | 'reason'>;
+  /** `nginx_canary_promotions_total{service}`: releases ended by `promote` (the primary took the canary's build). */
+  readonly promotions: Counter<'service'>;
   /** `nginx_canary_reloads_total{result}`: `ok`, or the ApplyStage that failed. */
   readonly reloads: Counter<'result'>;
   /** `nginx_canary_reload_duration_seconds`: observe seconds (not ms); buckets 0.01–10 s. */
@@ -311,6 +313,15 @@ export class Metrics {
             .map((r) => r.gate as string);
           for (const reason of [...reasons, 'operator']) this.inc({ service: svc.name, reason }, 0);
         }
+      },
+    });
+    this.promotions = new Counter({
+      name: 'nginx_canary_promotions_total',
+      help: 'Releases ended by promote: the primary servers took the canary build and all traffic (not a drain; no page).',
+      labelNames: ['service'],
+      registers: [registry],
+      collect() {
+        for (const svc of source.config().services) this.inc({ service: svc.name }, 0);
       },
     });
     this.reloads = new Counter({

@@ -14,12 +14,14 @@
  *   `warning:` line and leaves the exit code alone (the receiver may be down
  *   for a reason; Prometheus rules page without it).
  */
+import path from 'node:path';
 import { Agent, request } from 'undici';
 import type { Config } from '../config/types.js';
 import { CanaryError } from '../errors.js';
 import { NginxCommand } from '../nginx/ctl.js';
 import { buildModel } from '../nginx/model.js';
 import { renderUpstreams } from '../nginx/render.js';
+import { describeOverride } from '../nginx/override.js';
 import { checkRendered } from '../nginx/scratch.js';
 import { StateStore } from '../rollout/store.js';
 import { checkListenToken, readTokenFile } from '../server/token.js';
@@ -82,6 +84,30 @@ export async function probeWebhook(url: string, timeoutMs: number): Promise<stri
   }
 }
 
+/** nginx's output with the scratch copy's config paths written as the live directory's, so file:line points at the operator's file. */
+export function scratchToLive(output: string, liveDir: string): string {
+  return output.replace(/\/\S*?nginx-canary-check-[^/\s]+\/conf(?=[/\s:"]|$)/g, liveDir);
+}
+
+/**
+ * What to do about a failing `nginx -t` of the rendered config, from nginx's own words (pure): the
+ * include loaded twice, the access log before the format, the include not loaded inside `http {}`;
+ * else the general rule.
+ */
+export function nginxTestHint(output: string, config: Config): string {
+  const include = config.nginx.upstreamsFile;
+  if (/duplicate "log_format" name "nginx_canary"/.test(output) || /duplicate upstream "/.test(output)) {
+    return `The include file ${include} is loaded twice: nginx.conf (or a file it includes) already includes its directory inside http {} (Debian: conf.d/*.conf), so remove the extra \`include\` line.`;
+  }
+  if (/unknown log format "nginx_canary"/.test(output)) {
+    return `An \`access_log … nginx_canary\` line comes before the include that defines the format (in Debian's nginx.conf the http-level access_log precedes the conf.d include): put it in the server {} that proxies to the service.`;
+  }
+  if (/unknown "nginx_canary_\w+" variable/.test(output) || /host not found in upstream/.test(output)) {
+    return `The include file ${include} is not loaded inside http {} (or a service name differs): include it exactly once inside http {}, or set nginx.upstreams_file to a file in a directory nginx.conf already includes there.`;
+  }
+  return `Fix what nginx names above (paths are in your config directory); the include file ${include} must be loaded exactly once inside http {}.`;
+}
+
 /**
  * Runs `check` on a loaded (so already valid) config, writing to `io`, and resolves to the exit code:
  * 0 when the token (if any) is usable and nginx accepts the rendered config, whatever the webhook
@@ -116,12 +142,14 @@ export async function checkCommand(config: Config, io: CliIo, opts: CheckCommand
       );
     }
     if (!res.ok) {
+      const liveDir = path.dirname(path.resolve(config.nginx.conf));
       io.err(
-        `nginx -t fails with the rendered file swapped in (scratch copy; nothing live was touched):\n${res.output}`,
+        `nginx -t fails with the rendered file swapped in (nginx read a scratch copy of ${liveDir}; nothing live was touched):\n${scratchToLive(res.output, liveDir)}`,
       );
-      io.err('Fix nginx.conf (it must include the upstreams file inside http {}) and run check again.');
+      io.err(`${nginxTestHint(res.output, config)} Then run check again.`);
       code = Math.max(code, 1);
     }
+    for (const line of describeOverride(config)) io.out(`note: ${line}`);
 
     const unreachable = await webhook;
     if (url !== null && unreachable !== null) {

@@ -671,7 +671,7 @@ export class Applier {
 
     const cur = await this.#current();
     let loaded: VerifiedSnapshot;
-    let raises: WeightRaise[] = [];
+    let raises: WeightRaise[];
     try {
       let pick = id;
       if (pick === undefined) {

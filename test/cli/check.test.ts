@@ -186,3 +186,24 @@ t.test('alerts.webhook_url: any HTTP answer is reachable; else a warning, and ch
     t.match(await probeWebhook(`https://127.0.0.1:${port}/`, 2000), /./, 'TLS to a plain HTTP port fails');
   });
 });
+
+t.test("a failing nginx -t names the live paths and the fix nginx's words point to", async (t) => {
+  const { nginxTestHint, scratchToLive } = await import('../../src/cli/check.js');
+  const { makeConfig: mk } = await import('../fixtures/nginx/config.js');
+  const config = mk('/etc/x');
+  t.equal(
+    scratchToLive(
+      'nginx: [emerg] duplicate "log_format" name "nginx_canary" in /tmp/nginx-canary-check-Ab12Cd/conf/conf.d/nginx-canary.conf:18\nnginx: configuration file /tmp/nginx-canary-check-Ab12Cd/conf/nginx.conf test failed',
+      '/etc/nginx',
+    ),
+    'nginx: [emerg] duplicate "log_format" name "nginx_canary" in /etc/nginx/conf.d/nginx-canary.conf:18\nnginx: configuration file /etc/nginx/nginx.conf test failed',
+  );
+  t.match(
+    nginxTestHint('duplicate "log_format" name "nginx_canary" in x', config),
+    /loaded twice.*remove the extra `include` line/,
+  );
+  t.match(nginxTestHint('unknown log format "nginx_canary" in x', config), /comes before the include.*server \{\}/);
+  t.match(nginxTestHint('unknown "nginx_canary_gateway" variable', config), /not loaded inside http \{\}/);
+  t.match(nginxTestHint('host not found in upstream "gateway_canary"', config), /not loaded inside http \{\}/);
+  t.match(nginxTestHint('unexpected "}" in x', config), /^Fix what nginx names above/);
+});

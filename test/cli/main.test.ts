@@ -259,7 +259,7 @@ t.test('commands on a stack', async (t) => {
     t.equal(r.code, 1);
     t.match(r.err, /nginx -t fails with the rendered file swapped in/);
     t.match(r.err, /unknown directive "no_such_directive"/, 'nginx’s own message');
-    t.match(r.err, /Fix nginx\.conf/);
+    t.match(r.err, /Fix what nginx names above \(paths are in your config directory\)/);
     t.equal(r.out.includes('ok:'), false);
     t.equal(
       await readFile(conf, 'utf8').then((s) => s.includes('no_such_directive')),

@@ -1,24 +1,12 @@
-import t, { type Test } from 'tap';
+import t from 'tap';
 import path from 'node:path';
 import { writeFile } from 'node:fs/promises';
 import { loadConfig, MAX_CONFIG_BYTES, parseConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/types.js';
 import { ConfigError } from '../../src/errors.js';
-import { BASE, withLine, withLines } from '../fixtures/config/hostile.js';
+import { BASE, problemsOf, withLine, withLines } from '../fixtures/config/hostile.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
-
-/** The problems of a file that must be rejected. */
-function problemsOf(t: Test, yaml: string, file = '/srv/canary/weights.yaml') {
-  try {
-    parseConfig(yaml, file);
-  } catch (err) {
-    if (err instanceof ConfigError) return err.problems;
-    throw err;
-  }
-  t.fail('the file was accepted');
-  return [];
-}
 
 t.test("the repo's weights.yaml (the demo) normalizes", async (t) => {
   const c = await loadConfig(path.join(ROOT, 'weights.yaml'));

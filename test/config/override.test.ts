@@ -1,29 +1,17 @@
 // `services.<name>.override: { allow: [...] }` (issue 11): the X-Canary smoke-test override is off
 // unless listed, and every allow entry is an IPv4/IPv6 address or CIDR in the safe character set,
 // or it is refused with file, line, column, key path and fix like every other config error.
-import t, { type Test } from 'tap';
+import t from 'tap';
 import fc from 'fast-check';
 import { parseConfig } from '../../src/config/load.js';
 import { parseAllowEntry, validateConfig } from '../../src/config/validate.js';
-import { ConfigError, formatProblem } from '../../src/errors.js';
-import { BASE_LINES, withLines } from '../fixtures/config/hostile.js';
+import { formatProblem } from '../../src/errors.js';
+import { BASE_LINES, problemsOf, withLines } from '../fixtures/config/hostile.js';
 
 const FILE = '/srv/canary/weights.yaml';
 
 /** BASE with `override` (the YAML after `override: `) on line 18, under service gateway. */
 const withOverride = (value: string): string => withLines({ 17: `${BASE_LINES[16]}\n    override: ${value}` });
-
-/** The problems of a file that must be rejected. */
-function problemsOf(t: Test, yaml: string) {
-  try {
-    parseConfig(yaml, FILE);
-  } catch (err) {
-    if (err instanceof ConfigError) return err.problems;
-    throw err;
-  }
-  t.fail('the file was accepted');
-  return [];
-}
 
 t.test('no override key, or ~: no override', async (t) => {
   t.equal(parseConfig(withLines({}), FILE).services[0]?.override, null, 'absent');

@@ -1,11 +1,11 @@
 // weights.yaml servers on unix-domain sockets (issue 10, point 6): `unix:/abs/path` is accepted beside
 // host:port, normalized into socketPath, and every bad one is refused with file, line, key path and fix.
-import t, { type Test } from 'tap';
+import t from 'tap';
 import fc from 'fast-check';
 import { parseConfig } from '../../src/config/load.js';
 import { MAX_SOCKET_PATH_BYTES, SAFE_PATH_RE, parseServerAddress } from '../../src/config/validate.js';
-import { ConfigError, formatProblem } from '../../src/errors.js';
-import { withLine, withLines } from '../fixtures/config/hostile.js';
+import { formatProblem } from '../../src/errors.js';
+import { problemsOf, withLine, withLines } from '../fixtures/config/hostile.js';
 
 const FILE = '/srv/canary/weights.yaml';
 const PRIMARY = 'services.gateway.primary[0].server';
@@ -13,18 +13,6 @@ const PRIMARY = 'services.gateway.primary[0].server';
 /** Line 13 of the base file (the primary server) with `server` as written. */
 const primary = (server: string): string =>
   withLine(13, `      - { server: ${server}, max_fails: 3, fail_timeout: 20s }`);
-
-/** The problems of a file that must be rejected. */
-function problemsOf(t: Test, yaml: string) {
-  try {
-    parseConfig(yaml, FILE);
-  } catch (err) {
-    if (err instanceof ConfigError) return err.problems;
-    throw err;
-  }
-  t.fail('the file was accepted');
-  return [];
-}
 
 t.test('unix:/path servers are accepted in both pools and normalized', async (t) => {
   const c = parseConfig(

@@ -1,6 +1,6 @@
 /**
- * `npm run bench:gates`: the simulation issue 3 asks for ("Sequential
- * statistics on counts"). Seeded; 10,000 simulated walks per case; the
+ * `npm run bench:gates`: the simulation behind the error gate's sequential
+ * test (docs/design.md "Gates" and "Targets"). Seeded; 10,000 simulated walks per case; the
  * sequential error test of src/rollout/sequential.ts beside two baselines run
  * on the same simulated traffic:
  * - naive: ratio over the judged span > threshold at every tick once ≥
@@ -14,7 +14,7 @@
  * slice + 5 steps × 10 min soak, the judged span restarting at every weight
  * change (each soak is shorter than the window, so the span is never trimmed).
  *
- * Usage: `npm run bench:gates [-- --walks N --seed S]`. Targets (issue 3):
+ * Usage: `npm run bench:gates [-- --walks N --seed S]`. Targets (docs/design.md "Targets"):
  * ≤ 1 % false drains at a true 5xx ratio of threshold / 2; drain within 2 s of
  * an onset at 10 × threshold (the last part shows why that is out of reach).
  */

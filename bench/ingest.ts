@@ -1,6 +1,6 @@
 /**
  * Ingest benchmark: access-log lines → parseLine → Observer windows, on one
- * core (design.md "Rendering": ingest speed is a goal; JSON.parse plus
+ * core (docs/design.md "Targets": ingest speed is a goal; JSON.parse plus
  * aggregation was measured at ~0.6–0.8 M lines/s).
  *
  * Lines are generated in memory first (a deterministic mix: direct primary

@@ -1,5 +1,5 @@
 /**
- * `npm run bench`: prints the figures issue 2 asks for. Speed targets are met
+ * `npm run bench`: prints the figures docs/design.md "Targets" asks for. Speed targets are met
  * here, never in a timed test.
  *
  * - access-log ingest: 1,000,000 lines parsed, attributed and windowed on one core;

@@ -1,5 +1,5 @@
 /**
- * `npm run bench:walk` (issue 5, "Load"): a full walk 0 → 100 % through the
+ * `npm run bench:walk` (docs/design.md "Targets", load): a full walk 0 → 100 % through the
  * real nginx under sustained `wrk` load, beside a CONTROL run at the same load
  * for the same time with bare `nginx -s reload` at the same rate and no
  * sidecar. Linux only (reads /proc); needs `wrk` (Debian: /usr/bin/wrk) and a
@@ -85,7 +85,7 @@ const WRK_THREADS = 2;
 const WRK_CONNECTIONS = 64;
 /** Upper bound handed to wrk; every run stops it with SIGINT long before. */
 const WRK_MAX_S = 150;
-/** The whole bench must end within this (issue: "under ~3 minutes"). */
+/** The whole bench must end within this (docs/design.md "Targets": under about 3 minutes). */
 const BENCH_BUDGET_MS = 175_000;
 /** A walk that has not completed by then is a failure (a drain, a hold). */
 const WALK_TIMEOUT_MS = 60_000;
@@ -95,7 +95,7 @@ const SHUTDOWN_TIMEOUT_MS = 10_000;
 const IDLE_MS = 3000;
 /** `buffer`/`flush` of the access log in the `buffer` variant (nginx docs, ngx_http_log_module). */
 const LOG_BUFFER = 'buffer=64k flush=250ms';
-/** Targets of issue 5. */
+/** The load targets of docs/design.md "Targets". */
 const TARGET_CPU_RATIO = 0.05;
 const TARGET_RSS_MIB = 80;
 
@@ -846,7 +846,7 @@ console.log(
   '\nVmRSS and VmHWM include ~40–46 MiB of the mapped node binary, shared with every Node process on the host;\n' +
     'RssAnon is the private part (heap, stacks). The RSS target is judged on VmHWM; RssAnon is shown against it too.',
 );
-console.log('\nTargets (issue 5; the shipped config decides the exit code)\n');
+console.log('\nTargets (docs/design.md "Targets"; the shipped config decides the exit code)\n');
 console.log(checks.map((c) => `${c.ok ? 'PASS' : 'FAIL'}  ${c.line}`).join('\n'));
 console.log(`\nbench:walk took ${((performance.now() - started) / 1000).toFixed(0)} s`);
 process.exitCode = checks.some((c) => c.counts && !c.ok) ? 1 : 0;

@@ -2,7 +2,7 @@
  * The error catalogue: every error a user can meet has a stable code, one
  * sentence saying what is wrong, and the fix. Codes are never reused.
  *
- * `exitCode` is what the CLI exits with (design.md "Interfaces": 0 ok,
+ * `exitCode` is what the CLI exits with (docs/design.md "Interfaces": 0 ok,
  * 1 failure, 2 usage or invalid config); `statusCode` is what the HTTP API
  * answers. 5xx messages are not shown to API clients (see server/app.ts).
  */
@@ -34,7 +34,7 @@ export interface ConfigProblem {
 export interface CanaryErrorOptions {
   /** How to fix it, one sentence. */
   fix: string;
-  /** CLI exit code: 1 failure (default), 2 usage or invalid config (design.md "Interfaces"). */
+  /** CLI exit code: 1 failure (default), 2 usage or invalid config (docs/design.md "Interfaces"). */
   exitCode?: 1 | 2;
   /** HTTP status the API answers with (default 500). */
   statusCode?: number;
@@ -168,7 +168,7 @@ export const errors = {
     ),
   /**
    * `freePercent`: free space of the volume, percent 0–100 (not a ratio). The message's floor is
-   * MIN_FREE_DISK_RATIO (nginx/types.ts, seed 002: 0.1, shown as "< 10 %").
+   * MIN_FREE_DISK_RATIO (nginx/types.ts, docs/design.md "Numbers": 0.1, shown as "< 10 %").
    */
   diskLow: (path: string, freePercent: number) =>
     new CanaryError(

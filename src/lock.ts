@@ -1,6 +1,6 @@
 /**
- * Pid lock files (issue 5 "two sidecars on one nginx", "concurrent `target`
- * writes"). A lock is a small JSON file naming its holder — pid, hostname,
+ * Pid lock files (README "One sidecar per nginx": two sidecars on one nginx,
+ * concurrent `target` writes). A lock is a small JSON file naming its holder — pid, hostname,
  * start time, argv — created exclusively: the record is written in full to a
  * temp file and hard-linked to the lock's name (`link` fails with EEXIST when
  * the name is taken), so no reader ever sees a half-written lock.
@@ -60,7 +60,7 @@ export interface Lock {
 export interface LockOptions {
   /**
    * How long to wait for a live holder to let go, ms (default 0: fail at once
-   * with NC_LOCKED). Past it: NC_LOCK_TIMEOUT. A chosen bound, not from a seed.
+   * with NC_LOCKED). Past it: NC_LOCK_TIMEOUT. A chosen bound, not a runbook number.
    */
   waitMs?: number;
   /** Pause between two attempts while waiting, ms (default 25; a chosen value). */

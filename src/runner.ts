@@ -5,7 +5,7 @@
  * rendered file drifted from what nginx serves — hands the weights to the
  * Applier. State is committed (state.json) only after an apply succeeded, so
  * a failed reload, a broken nginx.conf or a full disk leaves the live weight
- * and the rollout exactly where they were (design.md "Applying a change").
+ * and the rollout exactly where they were (docs/design.md "Applying a change").
  *
  * Every tick, command and rollback runs under one lock, so the API, the CLI
  * and the loop never interleave.

@@ -5,7 +5,7 @@
 import type { Rng } from './prng.js';
 import type { Outcome, Scenario, SimParams } from './walk.js';
 
-/** gates.error_ratio default (seed 003), ratio. */
+/** gates.error_ratio default (docs/design.md "Numbers"), ratio. */
 export const THRESHOLD = 0.005;
 
 /**

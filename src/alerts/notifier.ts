@@ -7,7 +7,7 @@
  *
  * The Prometheus rule NginxCanaryDrained (prometheus/nginx-canary.rules.yml, on
  * `nginx_canary_drained`, same labels so Alertmanager merges the two) is the other
- * half and keeps paging while a service stays drained (issue 4).
+ * half and keeps paging while a service stays drained (README "Alerts and dashboards").
  */
 import { request, type Dispatcher } from 'undici';
 import type { Logger } from '../log.js';
@@ -33,7 +33,7 @@ export interface WebhookOptions {
   url: string;
   /** Delivery outcomes are logged here (info, warn per failed attempt, error when given up). */
   log: Logger;
-  /** Attempts per page (default 4: now, +1 s, +2 s, +4 s; a chosen default, not from a seed). */
+  /** Attempts per page (default 4: now, +1 s, +2 s, +4 s; a chosen default, not a runbook number). */
   attempts?: number;
   /** First backoff in ms, doubled each retry (default 1000; chosen). */
   backoffMs?: number;

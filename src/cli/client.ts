@@ -21,8 +21,8 @@ export function apiBase(config: Config): string {
 /**
  * Calls the API at `path` (e.g. `/api/v1/services`) with `body` sent as
  * JSON, and the bearer token from sidecar.token_file on every call but GET.
- * Header and body timeouts are 30 000 ms each (a chosen bound, not from a
- * seed). Returns the parsed JSON body, or `{ message: <text> }` when the body
+ * Header and body timeouts are 30 000 ms each (a chosen bound, not a
+ * runbook number). Returns the parsed JSON body, or `{ message: <text> }` when the body
  * is not JSON. `opts.signal` aborts the request (the watch view's Ctrl-C),
  * which then throws like an unreachable sidecar.
  *

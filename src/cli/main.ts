@@ -1,5 +1,5 @@
 /**
- * `nginx-canary` command line (design.md "Interfaces"): parses argv with
+ * `nginx-canary` command line (docs/design.md "Interfaces"): parses argv with
  * commander, runs one command, and maps errors to exit codes — 0 ok,
  * 1 failure, 2 usage or invalid config. Errors go to stderr as one sentence
  * and the fix.
@@ -267,7 +267,7 @@ function program(io: CliIo, setCode: (c: number) => void): Command {
 /**
  * Entry point: runs `argv` (shaped like process.argv: node, script, then the
  * arguments) and resolves to the exit code: 0 ok (help and version too), 1
- * failure, 2 usage error or invalid config (design.md "Interfaces"). A
+ * failure, 2 usage error or invalid config (docs/design.md "Interfaces"). A
  * CanaryError is printed as its message and fix on `io.err`; anything else
  * as "unexpected error" with its stack (exit 1). Never throws.
  */

@@ -62,7 +62,7 @@ const CSI_AT = new RegExp(`${ESC}\\[[0-9;?]*[A-Za-z]`, 'y');
 export const MIN_INTERVAL_MS = 100;
 /** Longest accepted `--interval`, ms (1 h; a chosen bound, well under Node's 2³¹ − 1 ms timer limit). */
 export const MAX_INTERVAL_MS = 3_600_000;
-/** Default `--interval`, ms (the issue: "every 1 s"). */
+/** Default `--interval`, ms (docs/design.md "Interfaces": every second). */
 export const DEFAULT_INTERVAL_MS = 1000;
 /** Events shown, newest first (a chosen number: enough context, small enough for a 24-row terminal). */
 export const WATCH_EVENTS = 5;

@@ -1,5 +1,5 @@
 /**
- * Gates a configuration makes provably never conclusive (issue 10): the
+ * Gates a configuration makes provably never conclusive (docs/design.md "weights.yaml"): the
  * validator refuses them like any other problem (exit 2, key path, position,
  * a fix with numbers), instead of letting `run` sit at the slice for ever with
  * only `status` to explain why. Pure: no I/O, no clock.

@@ -1,6 +1,7 @@
 /**
- * Changes the target weight (and the canary's version) in weights.yaml in place (design.md: the CLI and
- * the API edit the file; the daemon picks the change up). Only the target
+ * Changes the target weight (and the canary's version) in weights.yaml in
+ * place (docs/design.md "weights.yaml": the CLI and the API edit the file;
+ * the daemon picks the change up). Only the target
  * value's characters change when the key exists, so comments, alignment and
  * quoting elsewhere survive byte for byte; otherwise the yaml Document API
  * adds the key (comments survive, spacing may be normalized). The new text

@@ -1,6 +1,6 @@
 /**
  * The one TypeBox schema of weights.yaml as written (snake_case keys, units
- * still as strings; design.md "weights.yaml"), and the API body schema of the
+ * still as strings; docs/design.md "weights.yaml"), and the API body schema of the
  * target route (its own 0–100 rule; see {@link TargetBody}). The schema
  * checks structure, types, integer ranges and the duration/percent formats;
  * `validate.ts` adds the rules a schema cannot state (safe character sets,
@@ -16,7 +16,7 @@
  * The integer caps (max_fails ≤ 100, min_requests ≤ 10⁹, min_probes ≤ 10⁶,
  * crash_loop_restarts ≤ 1000, snapshots.keep ≤ 1000, baseline_p95_factor ≤
  * 1000) are sanity bounds chosen here, not nginx limits. Defaults and their
- * sources (seeds 002/003, design.md) are in validate.ts.
+ * sources (docs/design.md "Numbers") are in validate.ts.
  */
 import { Type, type Static, type TSchema, type TOptional, type TUnion, type TNull } from '@sinclair/typebox';
 import { DURATION_PATTERN, PERCENT_PATTERN } from './units.js';
@@ -54,7 +54,7 @@ function Int(minimum: number, maximum: number, example: number) {
   });
 }
 
-/** One `server` line of an upstream pool. Defaults: see validate.ts (seed 003). */
+/** One `server` line of an upstream pool. Defaults: see validate.ts (docs/design.md "Numbers"). */
 export const ServerSchema = Type.Object(
   {
     server: Str('a host:port such as 127.0.0.1:18789 or [::1]:18789, or unix:/run/app.sock', '127.0.0.1:18789'),
@@ -76,7 +76,7 @@ function Pool(example: string) {
   });
 }
 
-/** Synthetic probes (seed 002). */
+/** Synthetic probes (docs/design.md "Observations"). */
 export const ProbeSchema = Type.Object(
   {
     health: Opt(Str('a URL path such as /health', '/health')),
@@ -87,7 +87,7 @@ export const ProbeSchema = Type.Object(
   { additionalProperties: false, description: 'a mapping { health, ready, interval, timeout }' },
 );
 
-/** The walk (seed 003). */
+/** The walk (docs/design.md "Rollout"). */
 export const RolloutSchema = Type.Object(
   {
     target: Opt(Percent(50)),
@@ -119,7 +119,7 @@ export const RolloutSchema = Type.Object(
   },
 );
 
-/** Gate thresholds (seeds 002 and 003). */
+/** Gate thresholds (docs/design.md "Gates"). */
 export const GatesSchema = Type.Object(
   {
     window: Opt(Duration('15m')),
@@ -258,7 +258,7 @@ export const WeightsSchema = Type.Object(
 );
 
 /**
- * Body of `PUT /api/v1/services/:name/target` (design.md "Interfaces"):
+ * Body of `PUT /api/v1/services/:name/target` (docs/design.md "Interfaces"):
  * `{ "weight": 60 }`, percent 0–100. Plain JSON Schema keywords only, so
  * fastify's validator takes it as is; the one-decimal rule (0.1 %
  * resolution) is checked by `setTarget` (edit.ts), which the route calls.

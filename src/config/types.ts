@@ -6,8 +6,8 @@
  * directory of weights.yaml). Every string that reaches an nginx file has been
  * checked against a safe character set.
  *
- * Defaults are the design's numbers (design.md "Numbers the product is built
- * around", from seeds 002 and 003).
+ * Defaults are the design's numbers (docs/design.md "Numbers", which says
+ * where each came from).
  */
 
 /** How traffic is split between the pools. */
@@ -44,40 +44,40 @@ export interface ServerConfig {
    * only, at most 107 bytes (sun_path is 108 with its NUL); null for a `host:port` server.
    */
   socketPath: string | null;
-  /** nginx `max_fails`, 0–100; 0 disables the accounting of attempts (nginx docs). Default primary 3, canary 1 (seed 003). */
+  /** nginx `max_fails`, 0–100; 0 disables the accounting of attempts (nginx docs). Default primary 3, canary 1 (docs/design.md "Numbers"). */
   maxFails: number;
-  /** nginx `fail_timeout` in ms, whole seconds from 1 s to 1 d (default primary 20 s, canary 10 s; seed 003). */
+  /** nginx `fail_timeout` in ms, whole seconds from 1 s to 1 d (default primary 20 s, canary 10 s; docs/design.md "Numbers"). */
   failTimeoutMs: number;
   /**
    * nginx Plus `slow_start` in ms, whole seconds up to 1 h, or null for none (`0s`) (default canary 30 s,
-   * primary none; seed 003). Emulated by ramped reloads on open-source nginx.
+   * primary none; docs/design.md "Numbers"). Emulated by ramped reloads on open-source nginx.
    */
   slowStartMs: number | null;
 }
 
-/** Synthetic probes against each server (seed 002: TCP connect within 2 s). */
+/** Synthetic probes against each server (docs/design.md "Observations"; TCP connect within 2 s). */
 export interface ProbeConfig {
   /** Path of the health endpoint, e.g. `/health`. */
   health: string;
   /** Path of the readiness endpoint, e.g. `/ready`. */
   ready: string;
-  /** Spacing of one server's probe rounds, ms, 100 ms–1 h (default 5 s, design.md). */
+  /** Spacing of one server's probe rounds, ms, 100 ms–1 h (default 5 s, docs/design.md "Numbers"). */
   intervalMs: number;
-  /** Bound of one probe, ms, 10 ms–1 min and ≤ intervalMs (default 2 s, seed 002); connect is bounded by min(this, 2 s). */
+  /** Bound of one probe, ms, 10 ms–1 min and ≤ intervalMs (default 2 s, docs/design.md "Numbers"); connect is bounded by min(this, 2 s). */
   timeoutMs: number;
 }
 
-/** The walk (seed 003: slice 5–12 %, 48 h, +10 pp steps). */
+/** The walk (docs/design.md "Numbers": slice 5–12 %, 48 h, +10 pp steps). */
 export interface RolloutConfig {
   /** Target canary weight, percent 0–100 (one decimal; default 0). */
   target: number;
-  /** First weight, percent 5–12 (one decimal; default 5; seed 003: "5–12% of requests"). */
+  /** First weight, percent 5–12 (one decimal; default 5; docs/design.md "Numbers": "5–12% of requests"). */
   slice: number;
-  /** Soak at the slice, ms, 0–365 d (default 48 h, seed 003). */
+  /** Soak at the slice, ms, 0–365 d (default 48 h, docs/design.md "Numbers"). */
   sliceSoakMs: number;
-  /** Increase per step, percentage points 1–50 (one decimal; default 10, seed 003). */
+  /** Increase per step, percentage points 1–50 (one decimal; default 10, docs/design.md "Numbers"). */
   step: number;
-  /** Soak at each later step, ms, 0–365 d (default 15 min, design.md). */
+  /** Soak at each later step, ms, 0–365 d (default 15 min, docs/design.md "Numbers"). */
   stepSoakMs: number;
   /**
    * The canary build's label from the deploy tool (`rollout.version`, e.g. a git sha; letters, digits
@@ -94,25 +94,25 @@ export interface RolloutConfig {
   promoteTimeoutMs: number;
 }
 
-/** Gate thresholds (seed 003 for connect p95 and 5xx; seed 002 for the rest). */
+/** Gate thresholds (docs/design.md "Gates"; defaults and their origins: "Numbers"). */
 export interface GatesConfig {
-  /** Sliding window the gates judge, ms, 1 s–1 d (default 15 min, seed 003: "5xx ratio … over 15 min"). */
+  /** Sliding window the gates judge, ms, 1 s–1 d (default 15 min, docs/design.md "Numbers": "5xx ratio … over 15 min"). */
   windowMs: number;
-  /** Attempts a pool needs in the window for a verdict, 1–10⁹; fewer → inconclusive (default 200, design.md). */
+  /** Attempts a pool needs in the window for a verdict, 1–10⁹; fewer → inconclusive (default 200, docs/design.md "Numbers"). */
   minRequests: number;
-  /** Hold gate: canary upstream connect p95 above this, ms, 1 ms–1 min (default 120, seed 003). */
+  /** Hold gate: canary upstream connect p95 above this, ms, 1 ms–1 min (default 120, docs/design.md "Numbers"). */
   connectP95Ms: number;
-  /** Drain gate: canary 5xx attempts / attempts above this, ratio 0–1 exclusive (default 0.005, seed 003). */
+  /** Drain gate: canary 5xx attempts / attempts above this, ratio 0–1 exclusive (default 0.005, docs/design.md "Numbers"). */
   errorRatio: number;
-  /** Drain gate: canary health-probe failures / probes above this, ratio 0–1 exclusive (default 0.05, seed 002). */
+  /** Drain gate: canary health-probe failures / probes above this, ratio 0–1 exclusive (default 0.05, docs/design.md "Numbers"). */
   probeFailureRatio: number;
-  /** Drain gate: canary response p95 above this × primary response p95; a factor in (1, 1000] (default 5, seed 002). */
+  /** Drain gate: canary response p95 above this × primary response p95; a factor in (1, 1000] (default 5, docs/design.md "Numbers"). */
   baselineP95Factor: number;
   /** Probes a pool needs in the window for a probe verdict, 1–10⁶; fewer → inconclusive (default 20 = 1 / 5 %). */
   minProbes: number;
-  /** Drain gate: this many healthy→unhealthy probe transitions of the canary within {@link crashLoopWindowMs}, 1–1000 (default 3, seed 002). */
+  /** Drain gate: this many healthy→unhealthy probe transitions of the canary within {@link crashLoopWindowMs}, 1–1000 (default 3, docs/design.md "Numbers"). */
   crashLoopRestarts: number;
-  /** The crash-loop window, ms, 1 s–1 d (default 5 min, seed 002). */
+  /** The crash-loop window, ms, 1 s–1 d (default 5 min, docs/design.md "Numbers"). */
   crashLoopWindowMs: number;
 }
 
@@ -159,7 +159,7 @@ export interface ServiceConfig {
 export interface SnapshotsConfig {
   /** Absolute directory of the tarballs. */
   dir: string;
-  /** Newest N kept, 1–1000 (default 20, design.md). */
+  /** Newest N kept, 1–1000 (default 20, docs/design.md "Numbers"). */
   keep: number;
 }
 
@@ -177,11 +177,11 @@ export interface NginxConfig {
   upstreamsFile: string;
   /** Absolute path of the JSON-lines access log in format `nginx_canary`. */
   accessLog: string;
-  /** Loopback server rendered into the include file: answers the generation and stub_status (default 127.0.0.1:9465, design.md). */
+  /** Loopback server rendered into the include file: answers the generation and stub_status (default 127.0.0.1:9465, docs/design.md "Numbers"). */
   statusListen: ListenAddress;
   /** Where the config tarballs go (default `<dir of state_file>/snapshots`). */
   snapshots: SnapshotsConfig;
-  /** Minimum spacing of two reloads (two weight changes), ms, 100 ms–1 h (default 2 s, design.md). */
+  /** Minimum spacing of two reloads (two weight changes), ms, 100 ms–1 h (default 2 s, docs/design.md "Numbers"). */
   minReloadIntervalMs: number;
   /**
    * `keepalive <n>;` in every rendered upstream: idle connections to the
@@ -208,7 +208,7 @@ export interface NginxConfig {
 
 /** The sidecar process itself. */
 export interface SidecarConfig {
-  /** API, /metrics and status page (default 127.0.0.1:9464, design.md); never the same as nginx.statusListen. */
+  /** API, /metrics and status page (default 127.0.0.1:9464, docs/design.md "Numbers"); never the same as nginx.statusListen. */
   listen: ListenAddress;
   /** Absolute path of state.json (default `.nginx-canary/state.json` beside weights.yaml); outside nginx's config directory. */
   stateFile: string;
@@ -222,7 +222,7 @@ export interface AlertsConfig {
   webhookUrl: string | null;
   /**
    * How long a walk may stay paused before the `NginxCanaryPausedTooLong`
-   * ticket fires, ms (default 30 min: a chosen value, not from a seed; the
+   * ticket fires, ms (default 30 min: a chosen value, not a runbook number; the
    * sidecar exports it as `nginx_canary_alert_paused_after_seconds` so the
    * shipped Prometheus rule reads it).
    */

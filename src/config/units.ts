@@ -1,5 +1,5 @@
 /**
- * Units of weights.yaml (design.md "weights.yaml"): durations are strings with
+ * Units of weights.yaml (docs/design.md "weights.yaml"): durations are strings with
  * a unit (`500ms`, `30s`, `15m`, `48h`, `2d`), percentages are numbers (`5`
  * means 5 %) or strings with a percent sign (`"0.5%"`). Pure functions; the
  * validator turns a `null` answer into a config problem.
@@ -76,8 +76,8 @@ export function percentToRatio(percent: number): number {
 }
 
 /**
- * A weight in percent with at most one decimal (design.md: weights are scaled
- * so 0.1 % is representable). Returns the value rounded to one decimal
+ * A weight in percent with at most one decimal (docs/design.md "Rendering": weights
+ * are scaled so 0.1 % is representable). Returns the value rounded to one decimal
  * (`33.3` → 33.3, float noise removed) or null when it has finer resolution
  * (`33.33`) or is not finite.
  */

@@ -4,7 +4,7 @@
  * (schema.ts); the rules a schema cannot state live here: the safe character
  * sets (nothing a user writes may inject nginx syntax), host:port and
  * `unix:/path` servers, paths,
- * uniqueness and cross-field rules, the design's defaults (seeds 002/003),
+ * uniqueness and cross-field rules, the design's defaults (docs/design.md "Numbers"),
  * and normalization (ms, percent 0–100, ratio 0–1, absolute paths).
  *
  * No I/O: positions come from the `locate` callback the loader passes in,
@@ -73,7 +73,7 @@ const MIN = 60 * SEC;
 const HOUR = 60 * MIN;
 const DAY = 24 * HOUR;
 
-/** Server defaults per pool (seed 003: primary `max_fails=3 fail_timeout=20s`; canary `max_fails=1 fail_timeout=10s slow_start=30s`). */
+/** Server defaults per pool (docs/design.md "Numbers": primary `max_fails=3 fail_timeout=20s`; canary `max_fails=1 fail_timeout=10s slow_start=30s`). */
 const SERVER_DEFAULTS: Readonly<Record<Pool, { maxFails: number; failTimeoutMs: number; slowStartMs: number | null }>> =
   {
     primary: { maxFails: 3, failTimeoutMs: 20 * SEC, slowStartMs: null },
@@ -829,7 +829,7 @@ function sortByPosition(problems: ConfigProblem[]): ConfigProblem[] {
  * Returns `{ ok: true, value }` or `{ ok: false, problems }` with every
  * problem found, sorted by position. Never throws for any `raw`.
  *
- * Defaults (seeds 002/003, design.md): primary max_fails 3, fail_timeout 20s;
+ * Defaults (docs/design.md "Numbers"): primary max_fails 3, fail_timeout 20s;
  * canary max_fails 1, fail_timeout 10s, slow_start 30s (`0s` = none); probe
  * /health, /ready, 5s, 2s; rollout target 0, slice 5, slice_soak 48h, step
  * 10, step_soak 15m; gates window 15m, min_requests 200, connect_p95 120ms,
@@ -843,11 +843,11 @@ function sortByPosition(problems: ConfigProblem[]): ConfigProblem[] {
  * Ranges checked here (integer ranges are in schema.ts): fail_timeout 1s–1d
  * and slow_start 0–1h in whole seconds (nginx reads them in seconds); probe
  * interval 100ms–1h, timeout 10ms–1m and ≤ interval; target 0–100, slice
- * 5–12 (seed 003), step 1–50, each with at most one decimal; slice_soak and
+ * 5–12 (docs/design.md "Numbers"), step 1–50, each with at most one decimal; slice_soak and
  * step_soak 0–365d; window and crash_loop_window 1s–1d; connect_p95 1ms–1m;
  * error_ratio and probe_failure_ratio strictly between 0 and 100 %;
- * min_reload_interval 100ms–1h. Bounds without a seed are sanity bounds
- * chosen here.
+ * min_reload_interval 100ms–1h. Bounds without a source in docs/design.md
+ * "Numbers" are sanity bounds chosen here.
  *
  * A server is `host:port` or `unix:/absolute/path` (see
  * {@link parseServerAddress}); each appears once across every service and

@@ -1,5 +1,5 @@
 /**
- * The only path that changes nginx (design.md "Applying a change"):
+ * The only path that changes nginx (docs/design.md "Applying a change"):
  *
  *   interval → disk guard → preflight `nginx -t` → snapshot → atomic write
  *   → `nginx -t` → reload → verify the generation is live

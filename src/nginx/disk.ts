@@ -31,7 +31,7 @@ async function freeRatio(p: string): Promise<number> {
  * The real disk: `freeRatio(path)` resolves to the free share of the volume
  * holding `path` as a ratio 0–1 (not percent): `bavail / blocks` at the
  * nearest existing ancestor, 1 for a volume that reports 0 blocks. The
- * applier compares it with MIN_FREE_DISK_RATIO (0.1, seed 002). Rejects with
+ * applier compares it with MIN_FREE_DISK_RATIO (0.1, docs/design.md "Numbers"). Rejects with
  * the fs error (e.g. EACCES) when no ancestor can be stat'ed.
  */
 export const statfsDisk: DiskStat = { freeRatio };

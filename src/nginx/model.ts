@@ -2,7 +2,7 @@
  * The template model: config + canary weights + generation → the values the
  * include file shows. Pure (no I/O, no clock); `render.ts` prints it.
  *
- * Every service (design.md "Rendering", issue 3 "Split modes"):
+ * Every service (docs/design.md "Rendering"):
  * - `upstream <service>_primary` (the primary servers) and
  *   `upstream <service>_canary` (the canary servers, never `down`, then the
  *   primary servers as `backup`: a dead canary falls back, and `max_fails`
@@ -12,7 +12,7 @@
  *   http://$nginx_canary_<service>;` (nginx docs, proxy_pass: with variables,
  *   "the name is searched among the described server groups").
  *
- * The `X-Canary` smoke-test override (issue 11) is off unless the service has
+ * The `X-Canary` smoke-test override (README "The X-Canary override") is off unless the service has
  * `override.allow` in weights.yaml:
  * - off: `map "" $nginx_canary_<service> { default <split>; }`, a map with an
  *   empty source, so every request gets the split and the header is never read;
@@ -42,7 +42,7 @@
 import type { Config, ListenAddress, Pool, ServerConfig, ServiceConfig, SplitMode } from '../config/types.js';
 import type { Flavor } from './types.js';
 
-/** Weight units per 100 % (0.1 % resolution, design.md "weights are scaled so 0.1 % is representable"). */
+/** Weight units per 100 % (0.1 % resolution, docs/design.md "Rendering"). */
 export const WEIGHT_UNITS = 1000;
 
 /** One `server` line of an upstream. */

@@ -1,6 +1,6 @@
 /**
  * What `nginx-canary check` says about the `X-Canary: always|never`
- * smoke-test override of each service (issue 11): who may use it. Pure (no
+ * smoke-test override of each service (README "The X-Canary override"): who may use it. Pure (no
  * I/O); the rendering itself is in model.ts.
  */
 import type { Config } from '../config/types.js';

@@ -31,7 +31,7 @@ export interface StartNginxOptions {
   prefix: string | null;
   /** Pid file to wait for; default: the `pid` directive of nginx.conf, else the binary's compiled pid path (`nginx -V`). */
   pidFile?: string;
-  /** Deadline for the master to write its pid file, ms (default 10 000; a chosen bound, not from a seed). */
+  /** Deadline for the master to write its pid file, ms (default 10 000; a chosen bound, not a runbook number). */
   timeoutMs?: number;
 }
 

@@ -1,7 +1,7 @@
 /**
  * Prints the template model into the include file with EJS
  * (`templates/upstreams.conf.ejs`). Every value is printed raw (`<%-`): EJS's
- * `<%=` escapes HTML, the wrong escaping for nginx (style.md point 7), so the
+ * `<%=` escapes HTML, the wrong escaping for nginx, so the
  * values are validated to a safe character set by the config loader and
  * asserted again here before they reach the file.
  */

@@ -1,6 +1,6 @@
 /**
- * Snapshots of the nginx config directory (design.md "Applying a change",
- * seed 003: "an nginx config tarball beside the state"): `<id>.tar.gz` plus a
+ * Snapshots of the nginx config directory (docs/design.md "Applying a change";
+ * "Numbers": "an explicit rollback nginx tarball"): `<id>.tar.gz` plus a
  * sha256 manifest `<id>.json`, newest N kept, restorable byte for byte.
  *
  * A restore never trusts the tarball: it checks the tarball's sha256, then

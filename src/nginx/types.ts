@@ -46,13 +46,13 @@ export interface NginxCtl {
   generation(): Promise<number | null>;
 }
 
-/** Free space of the volume holding `path`, ratio 0–1. Injectable so a test needs no full disk (issue 5). */
+/** Free space of the volume holding `path`, ratio 0–1. Injectable so a test needs no full disk (README "Faults, and what the sidecar does"). */
 export interface DiskStat {
   /** Free ratio 0–1 (not percent) of the volume holding `path`; rejects with the fs error when it cannot be measured. */
   freeRatio(path: string): Promise<number>;
 }
 
-/** Minimum free ratio before any change (seed 002: abort when free disk < 10 %). */
+/** Minimum free ratio before any change (docs/design.md "Numbers": abort when free disk < 10 %). */
 export const MIN_FREE_DISK_RATIO = 0.1;
 
 /** What the runner asks the applier to make live. */

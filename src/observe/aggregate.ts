@@ -1,11 +1,11 @@
 /**
- * The Observer: access-log lines in, gate observations out (design.md data
- * flow: nginx access log → parse attempts → Window per service/pool/server →
+ * The Observer: access-log lines in, gate observations out (docs/design.md "Data
+ * flow": nginx access log → parse attempts → Window per service/pool/server →
  * Observations for `decide`).
  *
  * Every attempt of a line is charged to the server it hit (attribute.ts), so a
  * canary attempt that failed and was retried on the primary counts as a canary
- * error although the client got 200 (design.md "Observations"). Its response
+ * error although the client got 200 (docs/design.md "Observations"). Its response
  * time, when it is a sample (`responseSample`, parse.ts), goes into that
  * server's response-time sketch, the source of the pool's `responseP95Ms`.
  *

@@ -1,6 +1,6 @@
 /**
  * Pure attribution of an upstream attempt to the service, pool and server it
- * hit, by the address nginx logged in `$upstream_addr` (design.md
+ * hit, by the address nginx logged in `$upstream_addr` (docs/design.md
  * "Observations": each attempt is attributed to the server and pool it hit).
  *
  * nginx logs the address it connected to, not the name written in the

@@ -1,6 +1,6 @@
 /**
- * Follows the nginx access log across rotations without losing lines (design.md
- * data flow: "nginx access log ─tail─► parse attempts"). The npm tail
+ * Follows the nginx access log across rotations without losing lines (docs/design.md
+ * "Data flow": "nginx access log ─follow─► parse attempts"). The npm tail
  * libraries were measured losing lines under rename rotation
  * (@logdna/tail-file ≈150 lines per rename at 2 k lines/s; `tail` ≈3,500), so
  * this one is hand-written:
@@ -53,7 +53,7 @@ export interface LogFollowerOptions {
   onLines: (lines: string[]) => void;
   /** Where to start in a file present at start(): its end (default) or its start. A file appearing later is read from its start. */
   from?: 'end' | 'start';
-  /** Poll period, ms > 0 (default 250; a chosen default, not from a seed). */
+  /** Poll period, ms > 0 (default 250; a chosen default, not a runbook number). */
   pollMs?: number;
   /** Keep reading a rotated-away file until it has been idle this long, ms ≥ 0 (default 3000; chosen). */
   drainMs?: number;

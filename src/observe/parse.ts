@@ -1,5 +1,5 @@
 /**
- * Pure parser of one access-log line in the `nginx_canary` format (design.md
+ * Pure parser of one access-log line in the `nginx_canary` format (docs/design.md
  * "Rendering"). nginx writes one JSON object per line with `escape=json`, so
  * every value is a JSON string:
  *
@@ -36,7 +36,7 @@
  * The hot path is a fixed-order scan of the line as nginx writes it
  * ({@link scanFixed}, falling back to JSON.parse for anything else) plus
  * hand-written splitting and digit parsing, no regular expressions
- * (design.md: ingest speed is a goal, ~0.6–0.8 M lines/s with JSON.parse and
+ * (docs/design.md "Targets": ingest speed is a goal, ~0.6–0.8 M lines/s with JSON.parse and
  * aggregation on one core).
  */
 import type { Attempt, LogRecord } from './types.js';

@@ -1,5 +1,5 @@
 /**
- * The sliding window of one server (design.md "Observations"): a ring of
+ * The sliding window of one server (docs/design.md "Observations"): a ring of
  * short buckets, each holding the attempt count, the error count and two
  * DDSketches (connect times, response times); merged on read, or read bucket
  * by bucket as a count series for the sequential error test. Memory is
@@ -17,13 +17,13 @@ import type { CountBucket, PoolObservation } from '../rollout/types.js';
 /** Narrowest bucket, ms (so a short test window is not sliced into 1 ms buckets; a chosen value). */
 export const MIN_BUCKET_MS = 100;
 /**
- * Buckets per window: a window of 15 min has 15 s buckets (design.md: "a ring of short buckets"; 60 is
- * chosen, not from a seed: it is also the resolution of the sequential error test's start points).
+ * Buckets per window: a window of 15 min has 15 s buckets (docs/design.md "Observations"; 60 is
+ * chosen, not a runbook number: it is also the resolution of the sequential error test's start points).
  */
 export const BUCKETS_PER_WINDOW = 60;
 /** DDSketch relative accuracy of connect- and response-time quantiles: ±1 % of the value (a chosen value). */
 export const SKETCH_RELATIVE_ACCURACY = 0.01;
-/** The quantile the gates read (design.md: connect p95; seed 002: response p95 against 5 × the primary's). */
+/** The quantile the gates read (docs/design.md "Gates": connect p95, and response p95 against 5 × the primary's). */
 export const GATE_QUANTILE = 0.95;
 
 /** Bucket width for a window, ms: max(100 ms, windowMs / 60), rounded up to a whole ms. Never throws. */
@@ -122,7 +122,7 @@ export class ServerWindow {
     }
     // A slot holding a newer bucket than a line inside the window can only hold data stamped after `nowMs`:
     // the wall clock went back. That data is from before the jump; recycle it rather than drop new lines
-    // until the clock catches up (issue 5, clock jump backwards).
+    // until the clock catches up (README "Faults, and what the sidecar does": clock jump).
     const b = this.#bucket(Math.floor(atMs / this.widthMs), true);
     if (b === null) {
       this.#dropped.old++;

@@ -1,5 +1,5 @@
 /**
- * Synthetic probes (design.md "Observations"; issue 3 "Probes (undici)"):
+ * Synthetic probes (docs/design.md "Observations"):
  * every server of every service, both pools, gets `probe.health` then
  * `probe.ready` every `probe.interval`, each over ONE NEW connection (a fresh
  * undici `Client` per probe, `reset: true` so the request says
@@ -12,8 +12,9 @@
  * socket nobody listens on (`ECONNREFUSED`) or one the sidecar may not open
  * (`EACCES`) fails the probe like a refused TCP connect.
  *
- * Timeouts (seed 002: "TCP connect within 2 s"): connect = min(probe.timeout,
- * 2 s), for a unix socket too; headers, body and the whole probe = probe.timeout.
+ * Timeouts (docs/design.md "Numbers": the cutover playbook's TCP connect
+ * "within 2 seconds"): connect = min(probe.timeout, 2 s), for a unix socket
+ * too; headers, body and the whole probe = probe.timeout.
  *
  * Scheduling uses real timers (unref'd); the timestamps recorded (`at`) come
  * from the injected Clock's `now()`. Durations are measurements of real I/O and
@@ -33,7 +34,7 @@ import type { ProbeObservation } from '../rollout/types.js';
 import type { ProbeKind, ProbeResult, ProbeWindowOptions } from './window.js';
 import { ServerProbeWindow, observePool } from './window.js';
 
-/** Upper bound of the TCP connect timeout, ms (seed 002: "TCP connect within 2 s"). */
+/** Upper bound of the TCP connect timeout, ms (docs/design.md "Numbers": TCP connect within 2 s). */
 export const MAX_CONNECT_TIMEOUT_MS = 2000;
 /** User-Agent of every probe request. */
 export const PROBE_USER_AGENT = 'nginx-canary-probe';

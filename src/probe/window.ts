@@ -1,6 +1,6 @@
 /**
  * The probe history of one server and the pool view the gates read
- * (design.md "Observations"; issue 3 "Probes"). Pure: no I/O, no clock
+ * (docs/design.md "Observations" and "Gates"). Pure: no I/O, no clock
  * reads — every time is a parameter in epoch ms.
  *
  * Per server it keeps, in bounded memory:
@@ -74,7 +74,7 @@ export const RING_SLACK = 8;
  * newest MAX_RING probes.
  */
 export const MAX_RING = 10_000;
-/** The quantile the gates read (design.md: connect p95). */
+/** The quantile the gates read (docs/design.md "Gates": connect p95). */
 export const PROBE_QUANTILE = 0.95;
 
 /**

@@ -1,5 +1,5 @@
 /**
- * The rollout planner (design.md "Rollout"): a pure function of
+ * The rollout planner (docs/design.md "Rollout"): a pure function of
  * (config, state, observations, now). No I/O, no clock reads, no randomness;
  * inputs are never mutated (every result is a new object).
  *
@@ -37,7 +37,7 @@ import type {
 /** The phases a walk can return to after a pause. */
 type Resumable = NonNullable<ServiceState['resumePhase']>;
 
-/** Rounds a weight, percent, to one decimal (the resolution nginx weights are scaled to: 0.1 %, design.md). */
+/** Rounds a weight, percent, to one decimal (the resolution of the rendered weights: 0.1 %, docs/design.md "Rendering"). */
 export function roundWeight(weight: number): number {
   return Math.round(weight * 10) / 10;
 }
@@ -75,7 +75,7 @@ export function freshServiceState(now: number): ServiceState {
 /** Options of {@link decide} that come from the environment rather than weights.yaml. */
 export interface DecideOptions {
   /**
-   * True on open-source nginx, which rejects `slow_start=` (design.md
+   * True on open-source nginx, which rejects `slow_start=` (docs/design.md
    * "slow_start on open-source nginx"): a canary entering the rotation is
    * ramped in sub-steps instead. False (default) on NGINX Plus, which ramps by itself.
    */
@@ -85,7 +85,8 @@ export interface DecideOptions {
 /**
  * Number of ramp sub-steps for a canary pool: ceil(slow_start / min_reload_interval)
  * with the pool's longest slow_start (ms), at most {@link MAX_RAMP_STEPS}; 1 (no ramp)
- * when no canary server has one. Issue 3: "the number of reloads is ≤ ceil(slow_start / min_reload_interval)".
+ * when no canary server has one (docs/design.md "slow_start on open-source nginx": at most
+ * ceil(slow_start / min_reload_interval) reloads).
  * `minReloadIntervalMs` in ms (values below 1 count as 1). Never throws.
  */
 export function rampSteps(svc: ServiceConfig, minReloadIntervalMs: number): number {
@@ -101,10 +102,11 @@ function slowStartOf(svc: ServiceConfig): number {
 
 /**
  * Most sub-steps a ramp takes, whatever slow_start / min_reload_interval is:
- * "a few reloads" (design.md; 10 is chosen): each reload leaves old workers
- * draining. Sub-steps are spaced by {@link rampSpacingMs} (and never closer
- * than min_reload_interval), so a capped ramp still spans slow_start: a 30 s
- * slow_start at a 0.5 s interval ramps in 10 reloads 3 s apart.
+ * "a few reloads" (docs/design.md "slow_start on open-source nginx"; 10 is
+ * chosen): each reload leaves old workers draining. Sub-steps are spaced by
+ * {@link rampSpacingMs} (and never closer than min_reload_interval), so a
+ * capped ramp still spans slow_start: a 30 s slow_start at a 0.5 s interval
+ * ramps in 10 reloads 3 s apart.
  */
 export const MAX_RAMP_STEPS = 10;
 
@@ -402,7 +404,7 @@ function decideService(
     }
     const failing = firstFailing(gates);
     if (failing) return out(`waiting to start (target ${pct(target)}): ${describeGate(failing)}`);
-    // The canary gets its first slice only once /ready answers 200 (seed 003: "blackhole until ready").
+    // The canary gets its first slice only once /ready answers 200 (docs/design.md "Numbers": "blackhole until ready").
     const ready = gateNamed(gates, 'ready');
     if (ready && ready.verdict !== 'pass')
       return out(`waiting to start (target ${pct(target)}): ${describeGate(ready)}; weight stays 0 %`);
@@ -442,7 +444,7 @@ function decideService(
 }
 
 /**
- * One tick of the walk for every configured service (design.md "Rollout").
+ * One tick of the walk for every configured service (docs/design.md "Rollout").
  *
  * `observations[name]` covers `[max(now - gates.window, since), now]` (the
  * runner computes it): only traffic at the current weight. Rules, in priority order:

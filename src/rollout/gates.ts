@@ -1,22 +1,23 @@
 /**
- * Gates: pure verdicts over one service's observations (design.md "Rollout",
- * style.md: a gate answers `pass | fail | inconclusive`). No I/O, no clock.
+ * Gates: pure verdicts over one service's observations (docs/design.md "Gates":
+ * a gate answers `pass | fail | inconclusive`). No I/O, no clock.
  *
  * Hold gates (a failure pauses the walk; it resumes by itself when green):
  * - `ready`: every canary server's latest `/ready` probe answered 200. The
- *   first slice waits for it (seed 003: "start canary with weight 0 …
+ *   first slice waits for it (docs/design.md "Numbers": "start canary with weight 0 …
  *   blackhole until ready");
- * - `connect_p95`: canary connect p95 over gates.connect_p95 (seed 003, 120 ms),
+ * - `connect_p95`: canary connect p95 over gates.connect_p95 (default 120 ms),
  *   from the access log (ms resolution) and from the probes (sub-ms; one new
  *   connection each, so upstream keepalive cannot hide a slow connect);
  * - `starved`: the canary's share of attempts under half its weight with
  *   enough traffic — what nginx's max_fails ejection looks like from outside.
  * Drain gates (a failure sets the canary to 0 at once and pages):
  * - `error_ratio`: a sequential test on canary (attempts, 5xx attempts),
- *   valid under continuous monitoring (sequential.ts; threshold seed 003, 0.5 %);
- * - `probe_failure_ratio`: canary health-probe failures over 5 % (seed 002);
- * - `baseline_p95`: canary response p95 over 5 × the primary's (seed 002);
- * - `crash_loop`: 3 healthy→unhealthy probe transitions in 5 min (seed 002).
+ *   valid under continuous monitoring (sequential.ts; default threshold 0.5 %);
+ * - `probe_failure_ratio`: canary health-probe failures over 5 %;
+ * - `baseline_p95`: canary response p95 over 5 × the primary's;
+ * - `crash_loop`: 3 healthy→unhealthy probe transitions in 5 min.
+ * Where each default came from: docs/design.md "Numbers".
  *
  * "No data is not green": a gate without enough samples is `inconclusive`,
  * which holds the walk and never drains — except where the verdict is
@@ -47,8 +48,8 @@ export type GateEvaluator = (svc: ServiceConfig, obs: ServiceObservation | undef
 const NO_DATA: PoolObservation = { requests: 0, errors: 0, connectP95Ms: null, responseP95Ms: null, series: [] };
 
 /**
- * The canary's share counts as starved below this fraction of its weight (issue 3:
- * "its share of attempts under half its configured weight").
+ * The canary's share counts as starved below this fraction of its weight (docs/design.md
+ * "Gates": its share of attempts under half its weight).
  */
 export const STARVED_FRACTION = 0.5;
 
@@ -101,7 +102,7 @@ export const readyGate: GateEvaluator = (_svc, obs) => {
 
 /**
  * Hold gate `connect_p95` (ms) against gates.connectP95Ms (default 120 ms,
- * seed 003), from two sources: the access log's $upstream_connect_time p95
+ * docs/design.md "Numbers"), from two sources: the access log's $upstream_connect_time p95
  * over ≥ gates.minRequests canary attempts, and the probes' TCP connect p95
  * over ≥ gates.minProbes canary probes. Value = the larger p95 of the sources
  * with enough samples. Fails when that is over the threshold; passes when at
@@ -168,7 +169,7 @@ export const starvedGate: GateEvaluator = (svc, obs, ctx) => {
 
 /**
  * Drain gate `error_ratio`: canary 5xx attempts / attempts (ratio 0–1)
- * against gates.errorRatio (default 0.005 = 0.5 %, seed 003), judged by the
+ * against gates.errorRatio (default 0.005 = 0.5 %, docs/design.md "Numbers"), judged by the
  * sequential test of sequential.ts on the per-bucket counts. Fails as soon
  * as the test crosses its bound, whatever the sample count (the bound is
  * what makes that safe); otherwise inconclusive below gates.minRequests
@@ -200,8 +201,8 @@ export const errorRatioGate: GateEvaluator = (svc, obs) => {
 
 /**
  * Drain gate `probe_failure_ratio`: canary health-probe failures / probes over
- * the window (ratio 0–1) against gates.probeFailureRatio (default 0.05, seed
- * 002). The ratio is taken over max(probes, gates.minProbes): below the
+ * the window (ratio 0–1) against gates.probeFailureRatio (default 0.05,
+ * docs/design.md "Numbers"). The ratio is taken over max(probes, gates.minProbes): below the
  * minimum it fails only when the failures already exceed what the threshold
  * allows at the minimum (a certain verdict), else it is inconclusive.
  * `detail`: failures.
@@ -230,7 +231,7 @@ export const probeFailureGate: GateEvaluator = (svc, obs) => {
 /**
  * Drain gate `baseline_p95`: canary $upstream_response_time p95 (ms) against
  * gates.baselineP95Factor × max(primary p95, {@link BASELINE_FLOOR_MS})
- * (default factor 5, seed 002). Both pools need gates.minRequests attempts;
+ * (default factor 5, docs/design.md "Numbers"). Both pools need gates.minRequests attempts;
  * else inconclusive. `detail`: primary_p95_ms, factor.
  */
 export const baselineP95Gate: GateEvaluator = (svc, obs) => {
@@ -256,7 +257,7 @@ export const baselineP95Gate: GateEvaluator = (svc, obs) => {
 /**
  * Drain gate `crash_loop`: healthy→unhealthy transitions of the canary
  * servers seen by the health probes within gates.crashLoopWindowMs, against
- * gates.crashLoopRestarts (default 3 in 5 min, seed 002): fails at ≥ the
+ * gates.crashLoopRestarts (default 3 in 5 min, docs/design.md "Numbers"): fails at ≥ the
  * threshold; inconclusive before the first probe.
  */
 export const crashLoopGate: GateEvaluator = (svc, obs) => {

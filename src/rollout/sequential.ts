@@ -1,6 +1,6 @@
 /**
- * The sequential test behind the `error_ratio` drain gate (issue 3,
- * "Sequential statistics on counts"): a decision on counts (attempts, 5xx
+ * The sequential test behind the `error_ratio` drain gate (docs/design.md
+ * "Gates"): a decision on counts (attempts, 5xx
  * attempts) that stays valid when it is looked at on every tick, unlike a
  * fixed-sample ratio peeked at until it happens to exceed the threshold.
  *
@@ -41,7 +41,7 @@ import type { CountBucket } from './types.js';
  * | 0.0001 | 9.90  | 0.00 %                  | 0.7 %      | 9.5 / 18.0                   | 41.0 s    | 221 s     |
  *
  * 0.001 keeps false drains an order of magnitude under the 1 % target
- * (issue 3) for a 60 min walk, leaving room for longer soaks (the rate grows
+ * (docs/design.md "Targets") for a 60 min walk, leaving room for longer soaks (the rate grows
  * with the time watched: a 48 h slice soak is ~48 such hours), for about
  * half a second of median drain time against 0.003.
  */
@@ -168,7 +168,7 @@ function errorsOf(b: CountBucket): number {
  *
  * - `series`: attempts and 5xx attempts per window bucket, oldest first,
  *   empty buckets included (PoolObservation.series).
- * - `threshold`: gates.error_ratio, ratio 0–1 (default 0.005, seed 003).
+ * - `threshold`: gates.error_ratio, ratio 0–1 (default 0.005, docs/design.md "Numbers").
  * - `opts`: {@link ErrorTestOptions}; invalid values fall back to the defaults.
  *
  * For each alternative the statistic is the maximum over runs of consecutive

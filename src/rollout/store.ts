@@ -1,5 +1,5 @@
 /**
- * state.json: the walk's progress (design.md "weights.yaml": progress only,
+ * state.json: the walk's progress (docs/design.md "weights.yaml": progress only,
  * desired state lives in weights.yaml). Written atomically (temp file in the
  * same directory, fsync, rename, fsync of the directory) so a crash leaves
  * either the old or the new file, never a mix; read strictly (a file that is

@@ -6,7 +6,7 @@
 import type { Pool } from '../config/types.js';
 
 /**
- * Phases (design.md "Rollout"):
+ * Phases (docs/design.md "Rollout"):
  * - `idle`: weight 0, target 0 (or waiting for the first slice);
  * - `slice`: soaking at the first slice;
  * - `step`: soaking at a later weight;
@@ -41,7 +41,8 @@ export interface ServiceState {
   /**
    * Soak accumulated at this weight with every gate passing, ms. Grows by the
    * time between two green ticks and never by more than one tick's gap, so a
-   * wall-clock jump cannot skip a soak (issue 5) nor restart it from zero.
+   * wall-clock jump cannot skip a soak nor restart it from zero (README
+   * "Faults, and what the sidecar does": clock jump).
    */
   soakedMs: number;
   /** Time of the last tick that evaluated this service, epoch ms (for soak accounting). */
@@ -49,7 +50,7 @@ export interface ServiceState {
   /** Reason of the last drain, when phase is `drained`. */
   drainReason: string | null;
   /**
-   * The slow_start emulation on open-source nginx (design.md "slow_start on
+   * The slow_start emulation on open-source nginx (docs/design.md "slow_start on
    * open-source nginx"), or null when no ramp runs. While it runs, `weight` is
    * the ramp's current sub-step and the soak does not accumulate. Absent in
    * a state.json written by 0.1 (read as null).
@@ -91,7 +92,7 @@ export interface Ramp {
   cause: 'slice' | 'recovery';
 }
 
-/** A gate's answer (style.md: Argo Rollouts' third verdict). Inconclusive holds; never steps, never drains. */
+/** A gate's answer (as Argo Rollouts' analysis, whose third verdict is Inconclusive). Inconclusive holds; never steps, never drains. */
 export type Verdict = 'pass' | 'fail' | 'inconclusive';
 
 /** What a failing gate does. */
@@ -167,7 +168,7 @@ export interface CountBucket {
 }
 
 /**
- * One pool's synthetic probes (design.md "Observations": undici, one new
+ * One pool's synthetic probes (docs/design.md "Observations": undici, one new
  * connection per probe) over `[now - gates.window, now]` — probes do not depend
  * on the weight, so unlike the access log they are not cut at `since`.
  */
@@ -257,7 +258,7 @@ export interface State {
   history: RolloutEvent[];
 }
 
-/** How many events state.json keeps (a chosen bound on its size, not from a seed). */
+/** How many events state.json keeps (a chosen bound on its size, not a runbook number). */
 export const HISTORY_LIMIT = 500;
 
 /** An operator command (CLI / API) applied to the state by `applyCommand`. */

@@ -1,5 +1,5 @@
 /**
- * The HTTP API (design.md "Interfaces"), built by `buildApp(deps)`; only the
+ * The HTTP API (docs/design.md "Interfaces"), built by `buildApp(deps)`; only the
  * composition root calls `listen`. Routes:
  *
  * - `GET /metrics` (Prometheus), `GET /healthz`, `GET /` (status page);

@@ -1,5 +1,5 @@
 /**
- * The status page's weight-over-time chart (issue 4, "Seeing"): one service's
+ * The status page's weight-over-time chart (README "HTTP API", the status page): one service's
  * event history drawn as an inline SVG string. Pure: no clock, no I/O; `now`
  * is a parameter.
  *
@@ -25,7 +25,7 @@ import type { EventKind, RolloutEvent } from '../rollout/types.js';
 
 /**
  * How many of a service's newest events the chart draws (a chosen bound on
- * the page's size and render time, not from a seed: 200 markers still read
+ * the page's size and render time, not a runbook number: 200 markers still read
  * on a 900 px wide chart; state.json keeps 500 events of all services).
  */
 export const CHART_EVENT_LIMIT = 200;

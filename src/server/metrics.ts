@@ -1,5 +1,5 @@
 /**
- * Prometheus metrics (design.md "Interfaces"), on a non-global prom-client
+ * Prometheus metrics (docs/design.md "Interfaces"; README "Metrics"), on a non-global prom-client
  * Registry created here and passed around. Gauges that mirror state are filled
  * in `collect()` from a {@link MetricsSource}, never by timers; counters and
  * histograms are moved by the runner when the thing they count happens.
@@ -70,7 +70,7 @@ type ServicePoolLabels = 'service' | 'pool';
 /**
  * The project's metrics. One instance per process (per test: a new Registry).
  * Histogram buckets are chosen to span the expected range, not taken from a
- * seed.
+ * runbook (docs/design.md "Numbers").
  */
 export class Metrics {
   /** The non-global prom-client Registry every metric here registers on; `GET /metrics` serializes it. */
@@ -87,7 +87,7 @@ export class Metrics {
   readonly rollbacks: Counter<'reason'>;
   /**
    * `nginx_canary_probe_duration_seconds{service,pool,phase}`, phase `connect` or `total`: observe seconds
-   * (not ms); buckets 0.5 ms–2 s (2 s: the probe connect bound, seed 002).
+   * (not ms); buckets 0.5 ms–2 s (2 s: the probe connect bound, docs/design.md "Numbers").
    */
   readonly probeDuration: Histogram<'service' | 'pool' | 'phase'>;
 
@@ -166,7 +166,7 @@ export class Metrics {
       g.find((r) => r.gate === gate && r.pool === pool);
     gateGauge(
       'nginx_canary_gate_connect_p95_seconds',
-      'Upstream connect time p95 over the gate window, seconds (hold gate: seed 003, 120 ms).',
+      'Upstream connect time p95 over the gate window, seconds (hold gate: the walk pauses above gates.connect_p95, default 120 ms).',
       (g, pool) => {
         const v = find(g, 'connect_p95', pool)?.value ?? null;
         return v === null ? null : gateBaseUnit('connect_p95', v);
@@ -174,7 +174,7 @@ export class Metrics {
     );
     gateGauge(
       'nginx_canary_gate_error_ratio',
-      'Upstream 5xx attempts / attempts over the gate window, ratio 0-1 (drain gate: seed 003, 0.005).',
+      'Upstream 5xx attempts / attempts over the gate window, ratio 0-1 (drain gate: gates.error_ratio, default 0.005, judged by a sequential test).',
       (g, pool) => find(g, 'error_ratio', pool)?.value ?? null,
     );
     gateGauge('nginx_canary_gate_requests', 'Upstream attempts in the gate window.', (g, pool) => {

@@ -1,5 +1,5 @@
 /**
- * Who may call the API (issue 5, "Security"): loopback clients read freely; a
+ * Who may call the API (README "Security"): loopback clients read freely; a
  * client on any other address, and every mutating call when a token is set,
  * needs `Authorization: Bearer <token>`. The token lives in
  * `sidecar.token_file`, which must not be readable by group or others (the

@@ -10,7 +10,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 
 /** Options of {@link waitFor}. */
 export interface WaitOptions {
-  /** Give up after this many ms of real time (default 5000; a chosen default, not from a seed). */
+  /** Give up after this many ms of real time (default 5000; a chosen default, not a runbook number). */
   timeoutMs?: number;
   /** Pause between two polls, ms (default 25; a chosen default). */
   intervalMs?: number;

@@ -1,6 +1,6 @@
 // The shipped Grafana dashboard (grafana/nginx-canary.json): import-ready structure (a DS_PROMETHEUS
 // input every panel and query points at, unique panel ids, panels that do not overlap on the 24-column
-// grid, a `service` variable), the panels issue 4 asks for in their units, every PromQL expression
+// grid, a `service` variable), the panels README "Alerts and dashboards" lists, in their units, every PromQL expression
 // parsed by Debian's promtool (as recording rules in a temporary rules file, with Grafana's variables
 // substituted), and every nginx_canary_* name it uses present in the sidecar's real /metrics output.
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -144,7 +144,7 @@ t.test('panel ids are unique and panels do not overlap on the 24-column grid', a
   t.same(overlaps, [], 'no two panels share a grid cell');
 });
 
-t.test('the panels issue 4 asks for, in their units', async (t) => {
+t.test('the panels README "Alerts and dashboards" lists, in their units', async (t) => {
   const { dash } = await load();
   const panels = queryPanels(dash);
   const find = (title: RegExp): Panel | undefined => panels.find((p) => title.test(p.title));

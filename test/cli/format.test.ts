@@ -129,7 +129,7 @@ t.test('formatStatus: one block per service', async (t) => {
   t.notMatch(text, /recent events/, 'no history, no events section');
 });
 
-t.test('formatStatus: no soak once at the target (issue 10: "soak 14.4 s of 5.0 s" once complete)', async (t) => {
+t.test('formatStatus: no soak once at the target (it once said "soak 14.4 s of 5.0 s" when complete)', async (t) => {
   const since = new Date(T0).toISOString();
   const soakLine = (over: Partial<ServiceStatus>): string | undefined =>
     formatStatus({ generation: 1, lastReloadAt: 0, services: [service(over)], history: [] }).split('\n')[3];

@@ -44,7 +44,7 @@ function problems(s: ServiceConfig): [string, string, string][] {
   return neverConclusive(s).map((p) => [p.path.join('.'), p.message, p.fix]);
 }
 
-t.test('the issue’s example: a 3 s window at 500 ms holds 6 probes, under min_probes 20', async (t) => {
+t.test('a short window: a 3 s window at 500 ms holds 6 probes, under min_probes 20', async (t) => {
   const yaml = `nginx:
   conf: /etc/nginx/nginx.conf
   upstreams_file: /etc/nginx/conf.d/nginx-canary.conf

@@ -1,4 +1,4 @@
-// Property-based fuzzing of weights.yaml (issue 5, "Security"): loadConfig
+// Property-based fuzzing of weights.yaml (README "Security"): loadConfig
 // (src/config/load.ts) on generated documents — valid-shaped trees with
 // random leaves, random mutations of the demo weights.yaml (deleted,
 // swapped, duplicated and re-indented lines, random scalars and keys,

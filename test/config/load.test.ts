@@ -164,7 +164,7 @@ t.test('examples/weights.production.yaml normalizes to the production numbers', 
   t.same(
     wh?.canary.map((s) => [s.maxFails, s.failTimeoutMs, s.slowStartMs]),
     [[1, 10_000, 30_000]],
-    'canary defaults from seed 003',
+    'canary defaults from docs/design.md "Numbers"',
   );
 });
 

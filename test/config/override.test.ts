@@ -1,4 +1,4 @@
-// `services.<name>.override: { allow: [...] }` (issue 11): the X-Canary smoke-test override is off
+// `services.<name>.override: { allow: [...] }` (README "The X-Canary override"): the X-Canary smoke-test override is off
 // unless listed, and every allow entry is an IPv4/IPv6 address or CIDR in the safe character set,
 // or it is refused with file, line, column, key path and fix like every other config error.
 import t from 'tap';

@@ -1,4 +1,4 @@
-// weights.yaml servers on unix-domain sockets (issue 10, point 6): `unix:/abs/path` is accepted beside
+// weights.yaml servers on unix-domain sockets (README "Backends on unix sockets"): `unix:/abs/path` is accepted beside
 // host:port, normalized into socketPath, and every bad one is refused with file, line, key path and fix.
 import t from 'tap';
 import fc from 'fast-check';

@@ -1,5 +1,5 @@
 /**
- * The demo backend on a unix-domain socket (issue 10, point 6): what tests
+ * The demo backend on a unix-domain socket (README "Backends on unix sockets"): what tests
  * and the demo use as a `server unix:/path;` backend, fault switches included.
  */
 import t, { type Test } from 'tap';

@@ -1,4 +1,4 @@
-// The shipped logrotate file (deploy/logrotate/nginx-canary; issue 10, point 5),
+// The shipped logrotate file (deploy/logrotate/nginx-canary; README "The access log on Debian"),
 // run by the real logrotate on a real nginx while the sidecar follows the log
 // and traffic flows: Debian's /etc/logrotate.d/nginx only rotates
 // /var/log/nginx/*.log, so without this file canary.json grows for ever.

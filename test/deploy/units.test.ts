@@ -1,8 +1,9 @@
-// The shipped supervisor files (issue 5, "Running it for real"):
+// The shipped supervisor files (README "Running it for real"):
 // deploy/systemd/nginx-canary.service (+ the systemd >= 254 backoff drop-in)
 // and deploy/launchd/org.nginx-canary.plist. Their keys are checked against
-// the supervision numbers (restart 5 s -> 60 s, issue 5; crash loop = more
-// than 3 restarts in 5 min, seed 002, the NginxCanaryRestarting rule), the
+// the supervision numbers of docs/design.md "Running under a supervisor"
+// (restart 5 s -> 60 s; crash loop = more than 3 restarts in 5 min, the
+// NginxCanaryRestarting rule), the
 // unit is run through `systemd-analyze verify` (with ExecStart pointed at a
 // binary that exists here), the plist through `plutil -lint` where there is
 // one, else through a strict XML plist reader, and the command line both run
@@ -34,10 +35,10 @@ const SYSTEMD_ANALYZE = '/usr/bin/systemd-analyze';
  */
 const INSTALLED_BIN = '/usr/local/bin/nginx-canary';
 
-/** Restart delays of issue 5 ("backoff 5 s → 60 s"), seconds. */
+/** Restart delays (docs/design.md "Running under a supervisor": backoff 5 s → 60 s), seconds. */
 const FIRST_DELAY_S = 5;
 const MAX_DELAY_S = 60;
-/** Seed 002: more than 3 crashes in 5 minutes is a crash loop. */
+/** docs/design.md "Numbers": more than 3 crashes in 5 minutes is a crash loop. */
 const CRASH_WINDOW_S = 300;
 
 /** A systemd unit file: section → key → every value assigned (in order). */
@@ -124,7 +125,11 @@ t.test('the systemd unit: user, paths, logs, hardening, restart numbers', async 
   t.equal(svc('Restart'), 'on-failure');
   t.equal(seconds(svc('RestartSec')), FIRST_DELAY_S, `first restart after ${FIRST_DELAY_S} s`);
   t.equal(svc('RestartPreventExitStatus'), '2', 'an invalid config (exit 2) is not restarted');
-  t.equal(seconds(value(unit, 'Unit', 'StartLimitIntervalSec')), CRASH_WINDOW_S, 'start limit over 5 min (seed 002)');
+  t.equal(
+    seconds(value(unit, 'Unit', 'StartLimitIntervalSec')),
+    CRASH_WINDOW_S,
+    'start limit over 5 min (docs/design.md "Numbers")',
+  );
   t.equal(value(unit, 'Unit', 'StartLimitBurst'), '10');
   t.notOk(svc('RestartSteps') ?? svc('RestartMaxDelaySec'), 'the base unit has no key systemd 252 lacks');
 
@@ -181,7 +186,7 @@ t.test('restart backoff: 5 s → 60 s with the drop-in, start limit without it',
   t.match(
     rules,
     /alert: NginxCanaryRestarting\s+expr: changes\(nginx_canary_process_start_time_seconds\{job="nginx-canary"\}\[5m\]\) > 3/,
-    'the crash-loop rule is "more than 3 restarts in 5 min" (seed 002)',
+    'the crash-loop rule is "more than 3 restarts in 5 min" (docs/design.md "Numbers")',
   );
 });
 

@@ -1,5 +1,5 @@
-// Issue 3: a canary much slower than the primary is drained (seed 002:
-// canary p95 > 5 × baseline p95), although it answers every request 200.
+// docs/design.md "Gates": a canary much slower than the primary is drained
+// (canary p95 > 5 × baseline p95, docs/design.md "Numbers"), although it answers every request 200.
 import t from 'tap';
 import { startStack } from '../fixtures/stack.js';
 import { BASELINE_FLOOR_MS } from '../../src/rollout/gates.js';

@@ -1,4 +1,4 @@
-// Issue 5 fault "concurrent `target` writes from CLI and API": real
+// README "One sidecar per nginx", fault "concurrent `target` writes from CLI and API": real
 // `nginx-canary target` processes and API PUTs against a running sidecar,
 // interleaved on two services, while a reader parses weights.yaml in a loop.
 //

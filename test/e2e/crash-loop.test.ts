@@ -1,5 +1,5 @@
-// Issue 3: a canary that keeps dying and coming back (seed 002: 3 crashes in
-// 5 min) is drained by the crash-loop gate. The probe failure ratio is set
+// docs/design.md "Gates": a canary that keeps dying and coming back (3 crashes
+// in 5 min, docs/design.md "Numbers") is drained by the crash-loop gate. The probe failure ratio is set
 // high here so that the transitions, not the failed probes, decide.
 import t from 'tap';
 import { startStack } from '../fixtures/stack.js';

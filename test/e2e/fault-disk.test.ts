@@ -12,7 +12,7 @@ import { captureLogger, liveGeneration } from '../fixtures/integration/sidecar.j
 import { sample, startStack } from '../fixtures/stack.js';
 
 t.test('the disk guard message shows MIN_FREE_DISK_RATIO', async (t) => {
-  t.equal(MIN_FREE_DISK_RATIO, 0.1, 'seed 002: 10 %');
+  t.equal(MIN_FREE_DISK_RATIO, 0.1, 'docs/design.md "Numbers": 10 %');
   t.match(errors.diskLow('/var/lib/x', 4.25).message, /only 4\.3 % free on the volume of \/var\/lib\/x \(< 10 %\)/);
 });
 

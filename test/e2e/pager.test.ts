@@ -1,4 +1,4 @@
-// Issue 4, acceptance 2: the pager path on the real programs, on loopback.
+// README "Alerts and dashboards": the pager path on the real programs, on loopback.
 // 1. A drain → the NginxCanaryDrained rule (prometheus/nginx-canary.rules.yml)
 //    fires in Debian's Prometheus → Debian's Alertmanager delivers it to a
 //    webhook receiver this test runs.
@@ -18,7 +18,7 @@ import { waitFor } from '../../src/util/wait.js';
 /** The shipped rules file (its path is in the README). */
 const RULES = path.join(repoRoot, 'prometheus', 'nginx-canary.rules.yml');
 const ALERT = 'NginxCanaryDrained';
-/** The label set both the rule and the push must give a drain (metrics contract, issue 4). */
+/** The label set both the rule and the push must give a drain (README "Alerts and dashboards", direct push). */
 const LABELS = { alertname: ALERT, service: 'gateway', reason: 'error_ratio', severity: 'page' };
 
 const isDrainAlert = (a: WebhookAlert): boolean => a.labels['alertname'] === ALERT;

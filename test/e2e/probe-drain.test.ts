@@ -1,5 +1,5 @@
-// Issue 3: a canary whose /health fails is drained on the probes alone,
-// even though the traffic it serves is fine (seed 002: probe failures > 5 %).
+// docs/design.md "Gates": a canary whose /health fails is drained on the probes alone,
+// even though the traffic it serves is fine (probe failures > 5 %, docs/design.md "Numbers").
 import t from 'tap';
 import { startStack } from '../fixtures/stack.js';
 

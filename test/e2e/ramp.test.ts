@@ -1,4 +1,4 @@
-// Issue 3: slow_start on open-source nginx. Debian's nginx rejects
+// docs/design.md "slow_start on open-source nginx". Debian's nginx rejects
 // `slow_start=`, so the sidecar ramps a canary entering the rotation in
 // reloads spaced by min_reload_interval. Here slow_start 3 s over 1 s: three
 // sub-steps (4, 8, 12 % of a 12 % slice); at each, the canary's measured share

@@ -1,5 +1,5 @@
-// Issue 3: the canary gets its first slice only after /ready answers 200
-// (seed 003: "start canary with weight 0 … blackhole until ready").
+// docs/design.md "Gates": the canary gets its first slice only after /ready answers 200
+// (docs/design.md "Numbers": "start canary with weight 0 … blackhole until ready").
 import t from 'tap';
 import { startStack } from '../fixtures/stack.js';
 import { waitFor } from '../../src/util/wait.js';

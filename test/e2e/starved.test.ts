@@ -1,4 +1,4 @@
-// Issue 3: nginx's max_fails ejects the canary after one refused connection
+// docs/design.md "Gates" (`starved`): nginx's max_fails ejects the canary after one refused connection
 // and sends its share to the primary for fail_timeout (10 s). From outside
 // that looks like a canary starved of traffic: the walk holds and says so,
 // and nothing is drained (one failed attempt is not evidence of a bad canary).

@@ -1,4 +1,4 @@
-// Issue 4 acceptance 3: the status page (`GET /`) in headless Chromium during
+// README "HTTP API" (the status page): the status page (`GET /`) in headless Chromium during
 // a real walk (real nginx, real backends, the sidecar as a child process):
 // it renders mid-walk, its chart has one step marker per step event, a drain
 // shows in red, and it works — and refreshes itself — without JavaScript. A

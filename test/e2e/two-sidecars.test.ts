@@ -1,4 +1,4 @@
-// Issue 5 fault "two sidecars on one nginx": a second `nginx-canary run` on the
+// README "One sidecar per nginx", fault "two sidecars on one nginx": a second `nginx-canary run` on the
 // same weights.yaml, and one with its own state_file but the same nginx config,
 // refuse to start (exit 1, naming the lock file and the first sidecar's pid)
 // and change nothing; the first keeps serving. After the first is SIGKILLed

@@ -1,4 +1,4 @@
-// Issue 10, point 6: a service whose primary and canary are unix sockets (`server: unix:/…`, as with
+// README "Backends on unix sockets": a service whose primary and canary are unix sockets (`server: unix:/…`, as with
 // gunicorn, puma or php-fpm on Debian), end to end on the real nginx: `check` accepts the file, real
 // traffic goes through nginx to the sockets, every attempt is attributed by its `unix:/path` in
 // $upstream_addr, the walk reaches its target on passing gates, the probes time connects over the

@@ -1,7 +1,7 @@
 /**
  * The `X-Canary: always|never` override through the real nginx (1.22), in
- * both split modes, counted at the backends (issue 11: the override is a
- * door with a lock). With `override.allow` a client in the list gets
+ * both split modes, counted at the backends (README "The X-Canary
+ * override": the override is a door with a lock). With `override.allow` a client in the list gets
  * `always` → the canary (also before the first slice, weight 0) and `never`
  * → the primary; a client outside the list, and any request of a service
  * without `override`, gets the normal split whatever its header says.

@@ -1,5 +1,5 @@
 /**
- * Issue 11 on the real nginx (1.22), in both split modes: the `X-Canary`
+ * README "The X-Canary override" on the real nginx (1.22), in both split modes: the `X-Canary`
  * override is a door with a lock. Before (always on): after a drain, 20 of
  * 20 requests with `X-Canary: always` from any client reached the drained
  * canary, 20 × 500. Now, with `override.allow: [127.0.0.1]`:

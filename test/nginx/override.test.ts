@@ -1,4 +1,4 @@
-// describeOverride (issue 11): what `nginx-canary check` says about who may use the X-Canary override.
+// describeOverride (README "The X-Canary override"): what `nginx-canary check` says about who may use the X-Canary override.
 import t from 'tap';
 import { describeOverride } from '../../src/nginx/override.js';
 import { makeConfig, makeService } from '../fixtures/nginx/config.js';

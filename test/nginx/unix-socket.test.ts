@@ -1,5 +1,5 @@
 /**
- * Unix-socket servers in the rendered include file (issue 10, point 6):
+ * Unix-socket servers in the rendered include file (README "Backends on unix sockets"):
  * `server unix:/run/app.sock weight=… max_fails=… fail_timeout=…;` in every
  * upstream the server belongs to, accepted by the real nginx 1.22 (`nginx -t`)
  * in both split modes, beside TCP servers, and with the longest path the

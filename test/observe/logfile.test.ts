@@ -1,5 +1,5 @@
 // The access log created by the sidecar before nginx would (src/observe/logfile.ts;
-// issue 10, point 5): 0640 whatever the umask, and as root the owner and group
+// README "The access log on Debian"): 0640 whatever the umask, and as root the owner and group
 // of nginx's other logs in its directory (Debian: www-data:adm), else the
 // ownership as created; an existing file is never touched. Then the whole edge
 // on the real nginx (src/main.ts): a sidecar started while the log is missing

@@ -1,5 +1,5 @@
 /**
- * Unix-socket servers in the access log (issue 10, point 6): nginx logs an
+ * Unix-socket servers in the access log (README "Backends on unix sockets"): nginx logs an
  * attempt to `server unix:/run/app.sock;` as `unix:/run/app.sock` in
  * $upstream_addr, also inside `a, b` and `a : b` lists beside TCP servers;
  * each attempt is charged to its server and pool. Unit cases, then what the

@@ -581,7 +581,7 @@ t.test('probe(): abort, IPv6, error reasons', async (t) => {
   const aborted = await probe(b, { kind: 'ready', path: '/ready', timeoutMs: 1000, signal: AbortSignal.abort() });
   t.equal(aborted.ok, false);
   t.equal(aborted.error, 'aborted');
-  t.equal(MAX_CONNECT_TIMEOUT_MS, 2000, 'seed 002: TCP connect within 2 s');
+  t.equal(MAX_CONNECT_TIMEOUT_MS, 2000, 'docs/design.md "Numbers": TCP connect within 2 s');
 
   t.equal(probeErrorReason(Object.assign(new Error('x'), { code: 'ECONNRESET' })), 'ECONNRESET');
   t.equal(probeErrorReason(new Error('plain')), 'plain');

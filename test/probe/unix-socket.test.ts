@@ -1,5 +1,5 @@
 /**
- * Probes of `unix:/path` servers (issue 10, point 6): /health and /ready over
+ * Probes of `unix:/path` servers (README "Backends on unix sockets"): /health and /ready over
  * the socket, one new connection per probe, connect and total timed
  * separately; a missing socket file or a socket nobody listens on fails the
  * probe like a refused TCP connect. Real HTTP servers on sockets in a temp dir.

@@ -1,5 +1,5 @@
 // The ready gate before the first slice and the slow_start emulation of
-// open-source nginx (issue 3), on the pure decide.
+// open-source nginx (docs/design.md "slow_start on open-source nginx"), on the pure decide.
 import t from 'tap';
 import { MAX_RAMP_STEPS, decide, rampSpacingMs, rampSteps, rampWeight } from '../../src/rollout/decide.js';
 import type { ServiceObservation, State } from '../../src/rollout/types.js';

@@ -1,4 +1,4 @@
-// Property-based fuzzing of every API body (issue 5, "Security"): PUT target,
+// Property-based fuzzing of every API body (README "Security"): PUT target,
 // POST pause/resume/abort and POST rollback — plus random methods and paths —
 // with random JSON values, random strings, malformed JSON, bodies past the
 // 1 MiB limit and wrong content types, sent with app.inject to the API of a

@@ -1,4 +1,4 @@
-// File modes of everything the sidecar creates (issue 5, "Security": state,
+// File modes of everything the sidecar creates (README "Security": state,
 // snapshots and token files 0600, directories 0700), checked under the most
 // permissive umask (0) so no mode comes from a friendly umask. A real sidecar
 // on a real nginx goes through adoption (no include file yet, no conf.d),

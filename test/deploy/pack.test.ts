@@ -99,12 +99,14 @@ t.test('npm pack, npm install -g of the tarball, and the installed binary', asyn
     'deploy/logrotate/nginx-canary',
     'prometheus/nginx-canary.rules.yml',
     'grafana/nginx-canary.json',
+    'docs/design.md',
+    'docs/release.md',
   ]) {
     t.ok(files.includes(f), `the tarball has ${f}`);
   }
   const stray = files.filter(
     (f) =>
-      !/^(package\.json|README\.md|nginx\/nginx\.conf|(bin|dist|templates|examples|deploy|prometheus|grafana)\/.+)$/.test(
+      !/^(package\.json|README\.md|nginx\/nginx\.conf|(bin|dist|templates|examples|deploy|prometheus|grafana|docs)\/.+)$/.test(
         f,
       ) || /\.(map|d\.ts)$/.test(f),
   );

@@ -255,6 +255,22 @@ t.test('the API on a real runner and nginx', async (t) => {
     );
     t.equal(body.status.history.at(-1)?.kind, 'rollback');
 
+    // At once again: the restore stops (min_reload_interval); a 409 that says so, with a true fix.
+    const again = await app.inject({
+      method: 'POST',
+      url: '/api/v1/rollback',
+      payload: { snapshot: snapshots[1]?.id },
+    });
+    t.equal(again.statusCode, 409);
+    t.match(again.json(), {
+      code: 'NC_ROLLBACK_FAILED',
+      message: new RegExp(
+        `^rollback to snapshot ${snapshots[1]?.id ?? '?'} stopped at stage interval; nothing was changed:\\n.*min_reload_interval`,
+      ),
+      fix: 'Retry once the condition above has cleared',
+    });
+    t.equal(await liveGeneration(stack.config), 1, 'still the restored generation');
+
     const unknown = await app.inject({
       method: 'POST',
       url: '/api/v1/rollback',

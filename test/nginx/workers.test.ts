@@ -9,7 +9,7 @@ import path from 'node:path';
 import t from 'tap';
 import { countGenerations, oldWorkers, statFields } from '../../src/nginx/workers.js';
 import { waitFor } from '../../src/util/wait.js';
-import { holdRequest, startTestNginx } from '../fixtures/nginx/harness.js';
+import { holdRequest, reloadAndSettle, startTestNginx } from '../fixtures/nginx/harness.js';
 
 /** A /proc/<pid>/stat line with ppid and starttime (ticks) set; comm with a space and a ')' as nginx never has, to test the parse. */
 function statLine(pid: number, ppid: number, startTicks: number): string {
@@ -125,29 +125,16 @@ t.test('oldWorkers on a real nginx: held requests keep old generations alive', a
   sockets.push(await holdRequest(h.port));
   await waitFor(() => primary.openConnections >= 1, { what: 'nginx to forward the held request' });
   await apart();
-  await h.realCtl.reload();
+  // The other old worker has nothing in flight and exits at once; the one holding the request stays. Settled
+  // means no old worker still accepts either, so the next held request reaches a new one (see the harness).
+  const one = await reloadAndSettle(h, 1);
   lastStart = performance.now();
-  // The other old worker has nothing in flight and exits at once; the one holding the request stays.
-  const one = await waitFor(
-    async () => {
-      const w = await oldWorkers(master);
-      return w.shuttingDown === 1 ? w : null;
-    },
-    { what: 'one old worker shutting down', timeoutMs: 10_000 },
-  );
   t.equal(one.generations, 1, 'one generation after one reload');
 
   sockets.push(await holdRequest(h.port));
   await waitFor(() => primary.openConnections >= 2, { what: 'a new worker to forward the second held request' });
   await apart();
-  await h.realCtl.reload();
-  const two = await waitFor(
-    async () => {
-      const w = await oldWorkers(master);
-      return w.shuttingDown === 2 ? w : null;
-    },
-    { what: 'two old workers shutting down', timeoutMs: 10_000 },
-  );
+  const two = await reloadAndSettle(h, 2);
   t.equal(two.generations, 2, 'two generations after two reloads with a held request each');
   t.equal(two.pids[0], one.pids[0], 'the oldest is the first one, still there');
 

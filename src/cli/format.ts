@@ -49,7 +49,7 @@ export function rampText(r: Ramp): string {
  * Renders the status document as lines of text (no colour, no trailing
  * newline): `note` first when given, the generation, then per service its
  * weight and target (percent 0–100), phase, soak (ms, via
- * {@link formatDuration}; `at the target` instead when {@link atTarget}),
+ * {@link formatDuration}; `at the target` instead when {@link atTarget}, `promoted` once promoted),
  * `since` (epoch ms, printed as UTC ISO 8601),
  * summary, ramp and one line per gate; then the newest 10 history events.
  *
@@ -62,9 +62,13 @@ export function formatStatus(doc: StatusDocument, note = ''): string {
   for (const s of doc.services) {
     out.push('');
     out.push(`${s.name}: weight ${s.weight} % → target ${s.target} %  phase ${phaseText(s)}`);
-    const soak = atTarget(s)
-      ? 'at the target'
-      : `soak ${formatDuration(s.soakedMs)} of ${formatDuration(s.soakNeededMs)} at this weight`;
+    // A walk that ended (promoted) or stands at its target has no next step to soak for.
+    const soak =
+      s.phase === 'promoted'
+        ? 'promoted'
+        : atTarget(s)
+          ? 'at the target'
+          : `soak ${formatDuration(s.soakedMs)} of ${formatDuration(s.soakNeededMs)} at this weight`;
     out.push(`  ${soak} since ${new Date(s.since).toISOString()}`);
     if (s.summary) out.push(`  ${s.summary}`);
     if (s.ramp) out.push(`  ${rampText(s.ramp)}`);

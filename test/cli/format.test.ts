@@ -146,6 +146,7 @@ t.test('formatStatus: no soak once at the target (it once said "soak 14.4 s of 5
     'any phase at the target',
   );
   t.equal(soakLine({ phase: 'idle', weight: 0, target: 0 }), `  at the target since ${since}`, 'idle at target 0');
+  t.equal(soakLine({ phase: 'promoted', weight: 0, ...past }), `  promoted since ${since}`, 'the release ended');
   t.equal(
     soakLine({ phase: 'step', weight: 40, ...past }),
     `  soak 14.4 s of 5.0 s at this weight since ${since}`,

@@ -12,17 +12,21 @@ import { captureLogger } from '../fixtures/integration/sidecar.js';
 import { startStack } from '../fixtures/stack.js';
 
 t.test('promote runs rollout.promote_command, waits for the primary, and refuses with the reason', async (t) => {
-  const stack = await startStack(t, { target: 15 });
+  // Probes every second with a 1 s bound, and a connect_p95 hold far above loopback: on a busy machine a
+  // slow probe must not pause the walk in the middle of this test, which is about promote, not the gates.
+  const stack = await startStack(t, { target: 15, probeInterval: '1s', minProbes: 2 });
   const marker = path.join(stack.dir, 'first-try-done');
   // Fails the first time (exit 3, a line on stderr), succeeds afterwards (a line on stdout).
   const script = `const fs=require('fs');const m=${JSON.stringify(marker)};if(!fs.existsSync(m)){fs.writeFileSync(m,'1');console.error('deploy failed: disk full');process.exit(3)}console.log('deployed v2 to the primary')`;
   // What the operator writes in weights.yaml (the running sidecar reads the file, so the test writes it there).
   const text = await readFile(stack.configFile, 'utf8');
-  const withCommand = text.replace(
-    /^( +)slice: 5$/m,
-    (m, indent: string) =>
-      `${indent}version: v2\n${indent}promote_command: ${JSON.stringify([process.execPath, '-e', script])}\n${indent}promote_timeout: 1500ms\n${m}`,
-  );
+  const withCommand = text
+    .replace('connect_p95: 120ms', 'connect_p95: 5s')
+    .replace(
+      /^( +)slice: 5$/m,
+      (m, indent: string) =>
+        `${indent}version: v2\n${indent}promote_command: ${JSON.stringify([process.execPath, '-e', script])}\n${indent}promote_timeout: 1500ms\n${m}`,
+    );
   t.not(withCommand, text);
   await writeFile(stack.configFile, withCommand);
   const config = await loadConfig(stack.configFile);
@@ -32,7 +36,6 @@ t.test('promote runs rollout.promote_command, waits for the primary, and refuses
   const traffic = stack.traffic();
   t.teardown(() => traffic.stop());
   await stack.until('complete at 15', (s) => s.weight === 15 && s.phase === 'complete', 60_000);
-  await traffic.stop();
 
   await t.rejects(sc.runner.promote('gateway'), {
     code: 'NC_PROMOTE_REFUSED',
@@ -63,6 +66,7 @@ t.test('promote runs rollout.promote_command, waits for the primary, and refuses
     ],
     'each run of the command is logged with its exit code and output',
   );
+  await traffic.stop();
   const metrics = await sc.app.inject({ method: 'GET', url: '/metrics' });
   t.match(metrics.body, /nginx_canary_promotions_total\{service="gateway"\} 1\b/);
 });

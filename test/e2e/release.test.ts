@@ -6,7 +6,13 @@ import { Backend } from '../../src/demo/backend.js';
 import { sample, spawnCli, startStack } from '../fixtures/stack.js';
 
 t.test('a new canary build walks from the slice; promote ends the release', async (t) => {
-  const stack = await startStack(t, { target: 35 });
+  // Probes every second with a 1 s bound and a connect_p95 hold far above loopback: on a busy machine a
+  // slow probe must not pause the walk just before promote (this test is about releases, not the gates).
+  const stack = await startStack(t, { target: 35, probeInterval: '1s', minProbes: 2 });
+  await writeFile(
+    stack.configFile,
+    (await readFile(stack.configFile, 'utf8')).replace('connect_p95: 120ms', 'connect_p95: 5s'),
+  );
   const next = await Backend.start({ name: 'canary-v2' });
   t.teardown(() => next.close());
   await stack.startSidecar();

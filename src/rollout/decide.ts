@@ -257,8 +257,8 @@ function decideService(
     );
   };
 
-  // a. A new canary (other servers, or another rollout.version) is a new walk: weight 0 at once, without
-  // waiting for min_reload_interval (the safe direction), the soak and the judged window restarted.
+  // a. A new canary (other servers, or another rollout.version) is a new walk: weight 0 as soon as
+  // min_reload_interval allows (the safe direction), the soak and the judged window restarted.
   const identity = canaryIdentity(svc);
   const known = prev.canary ?? null;
   if (known !== null && known !== identity) {

@@ -262,3 +262,16 @@ t.test(
     t.ok(raises > 100, `and ${raises} raises`);
   },
 );
+
+t.test('at target 0 the summary says whether the canary is ready for a smoke test', async (t) => {
+  const config = withCanary([A], null, 0);
+  const state = stateWith({ weight: 0, phase: 'idle', target: 0, canary: A });
+  t.match(
+    decide(config, state, { gateway: obs() }, T0 + 1).summary['gateway'],
+    /^waiting: canary ready, no traffic yet/,
+  );
+  t.match(
+    decide(config, state, { gateway: obs({}, { ready: false }) }, T0 + 1).summary['gateway'],
+    /^idle at 0 % \(target 0 %\): ready fail/,
+  );
+});

@@ -11,7 +11,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { startNginx, type ManagedNginx } from '../../src/nginx/process.js';
 import { waitFor } from '../../src/util/wait.js';
 import { captureLogger, liveGeneration } from '../fixtures/integration/sidecar.js';
-import { startStack } from '../fixtures/stack.js';
+import { raisesIn, startStack } from '../fixtures/stack.js';
 
 /** Pids whose parent is `ppid` (Linux /proc; field 4 of /proc/<pid>/stat). */
 async function childrenOf(ppid: number): Promise<number[]> {
@@ -125,7 +125,7 @@ t.test(
       const doc = await stack.status();
       t.equal(await liveGeneration(stack.config), doc.generation, 'nginx serves what the sidecar committed');
       t.equal(done.phase, 'complete');
-      const raises = doc.history.filter((e) => ['slice', 'step', 'complete'].includes(e.kind) && e.to > e.from);
+      const raises = raisesIn(doc.history);
       t.same(
         raises.map((e) => e.to),
         [5, 15, 25, 35, 45],

@@ -8,7 +8,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseLine } from '../../src/observe/parse.js';
 import { waitFor } from '../../src/util/wait.js';
-import { sample, spawnCli, startStack } from '../fixtures/stack.js';
+import { sample, spawnCli, startStack, raisesIn } from '../fixtures/stack.js';
 
 t.test('a walk and a drain with both pools on unix sockets', async (t) => {
   const stack = await startStack(t, { target: 30, unixSockets: true });
@@ -35,9 +35,7 @@ t.test('a walk and a drain with both pools on unix sockets', async (t) => {
     },
     { timeoutMs: 60_000, intervalMs: 100, what: 'weight 30, phase complete' },
   );
-  const raises = complete.history.filter(
-    (e) => e.service === 'gateway' && ['slice', 'step', 'complete'].includes(e.kind) && e.to > e.from,
-  );
+  const raises = raisesIn(complete.history);
   t.same(
     raises.map((e) => e.to),
     [5, 15, 25, 30],

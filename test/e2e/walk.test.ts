@@ -2,7 +2,7 @@
 // ~1 s soaks walks 5 → 15 → 25 → 30, and the split measured at the backends
 // over 2,000 requests is 30 % ± 2.
 import t from 'tap';
-import { startStack } from '../fixtures/stack.js';
+import { startStack, raisesIn } from '../fixtures/stack.js';
 import { waitFor } from '../../src/util/wait.js';
 
 t.test('a walk to 30 % through the real nginx', async (t) => {
@@ -18,9 +18,7 @@ t.test('a walk to 30 % through the real nginx', async (t) => {
   );
   await traffic.stop();
 
-  const raises = doc.history.filter(
-    (e) => e.service === 'gateway' && ['slice', 'step', 'complete'].includes(e.kind) && e.to > e.from,
-  );
+  const raises = raisesIn(doc.history);
   t.same(
     raises.map((e) => e.to),
     [5, 15, 25, 30],

@@ -4,7 +4,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { ManualClock } from '../../src/clock.js';
-import type { Config, ProbeConfig } from '../../src/config/types.js';
+import type { Config } from '../../src/config/types.js';
 import { Backend } from '../../src/demo/backend.js';
 import {
   MAX_CONNECT_TIMEOUT_MS,
@@ -15,31 +15,13 @@ import {
   type ProbeReport,
 } from '../../src/probe/prober.js';
 import { WaitTimeoutError, waitFor } from '../../src/util/wait.js';
-import { server } from '../fixtures/observe/config.js';
-import { makeConfig, makeService } from '../fixtures/rollout/config.js';
+import { probeConfigFor } from '../fixtures/probe/config.js';
 
 /** A started backend, closed at teardown. */
 async function backend(t: Test, name: string, o: { ready?: boolean; host?: string } = {}): Promise<Backend> {
   const b = await Backend.start({ name, ...o });
   t.teardown(() => b.close());
   return b;
-}
-
-/**
- * One service `gateway` probing `primary` and `canary` (addresses). Interval and timeout 1 s unless given:
- * generous, since the first request of a process compiles undici's llhttp and tap measures coverage.
- */
-function configFor(primary: string[], canary: string[], probeCfg: Partial<ProbeConfig> = {}): Config {
-  return makeConfig({
-    services: [
-      {
-        ...makeService('gateway'),
-        primary: primary.map((a) => server(a, 'primary')),
-        canary: canary.map((a) => server(a, 'canary')),
-        probe: { health: '/health', ready: '/ready', intervalMs: 1000, timeoutMs: 1000, ...probeCfg },
-      },
-    ],
-  });
 }
 
 /** A prober collecting its reports; stopped at teardown. */
@@ -100,7 +82,7 @@ async function rawServer(
 t.test('healthy servers: counts, one new connection per probe, sub-ms connect time ≤ total', async (t) => {
   const primary = await backend(t, 'primary');
   const canary = await backend(t, 'canary');
-  const config = configFor([primary.addr], [canary.addr], { intervalMs: 2000, timeoutMs: 2000 });
+  const config = probeConfigFor([primary.addr], [canary.addr], { intervalMs: 2000, timeoutMs: 2000 });
   const { p, reports } = prober(t, config);
   const rounds = 12; // the ring holds 10 s / 2 s + 8 = 13
   for (let i = 0; i < rounds; i++) await p.probeOnce();
@@ -148,7 +130,7 @@ t.test('healthy servers: counts, one new connection per probe, sub-ms connect ti
 t.test('ready false → true', async (t) => {
   const primary = await backend(t, 'primary');
   const canary = await backend(t, 'canary', { ready: false });
-  const config = configFor([primary.addr], [canary.addr], { intervalMs: 200, timeoutMs: 200 });
+  const config = probeConfigFor([primary.addr], [canary.addr], { intervalMs: 200, timeoutMs: 200 });
   const { p } = prober(t, config);
   t.same(p.observations(config, Date.now()).gateway?.canary.ready, null, 'null before any ready probe');
   await p.probeOnce();
@@ -170,7 +152,7 @@ t.test('ready false → true', async (t) => {
 t.test('a 500 counts as a failure with connect and total times', async (t) => {
   const b = await backend(t, 'canary');
   await b.setFault({ kind: 'status', status: 500 });
-  const config = configFor([], [b.addr]);
+  const config = probeConfigFor([], [b.addr]);
   const { p, reports } = prober(t, config);
   for (let i = 0; i < 3; i++) await p.probeOnce();
   const o = p.observations(config, Date.now()).gateway!.canary;
@@ -191,7 +173,7 @@ t.test('health passes on any 2xx, ready only on exactly 200', async (t) => {
     res.writeHead(204);
     res.end();
   });
-  const config = configFor([srv.addr], []);
+  const config = probeConfigFor([srv.addr], []);
   const { p, reports } = prober(t, config);
   await p.probeOnce();
   t.same(
@@ -209,7 +191,7 @@ t.test('health passes on any 2xx, ready only on exactly 200', async (t) => {
 t.test('a refused connection is a failure with connectMs null', async (t) => {
   const b = await backend(t, 'canary');
   await b.setFault({ kind: 'refuse' });
-  const config = configFor([], [b.addr]);
+  const config = probeConfigFor([], [b.addr]);
   const { log, lines } = captureLog();
   const { p, reports } = prober(t, config, { log });
   await p.probeOnce();
@@ -260,7 +242,7 @@ t.test('a server that never answers fails at probe.timeout', async (t) => {
   t.equal(r.totalMs, null);
   t.ok(elapsed >= timeoutMs - 1 && elapsed <= timeoutMs + slackMs, `failed after ${elapsed.toFixed(1)} ms`);
 
-  const config = configFor([], [b.addr], { intervalMs: 200, timeoutMs });
+  const config = probeConfigFor([], [b.addr], { intervalMs: 200, timeoutMs });
   const { p } = prober(t, config);
   const started = performance.now();
   p.start();
@@ -291,7 +273,7 @@ t.test('the body is read to its last byte before the connection closes', async (
       res.end(Buffer.alloc(size));
     }
   });
-  const config = configFor([srv.addr], [], { timeoutMs: 2000, intervalMs: 5000 });
+  const config = probeConfigFor([srv.addr], [], { timeoutMs: 2000, intervalMs: 5000 });
   const { p, reports } = prober(t, config);
   await p.probeOnce();
   await waitFor(() => finishedAtClose.length === 2, { what: 'both responses closed' });
@@ -320,7 +302,7 @@ t.test('the body is read to its last byte before the connection closes', async (
 
 t.test('a crash loop: 3 down transitions, recoveredAt set, warn once per crash', async (t) => {
   const b = await backend(t, 'canary');
-  const config = configFor([], [b.addr], { intervalMs: 200, timeoutMs: 200 });
+  const config = probeConfigFor([], [b.addr], { intervalMs: 200, timeoutMs: 200 });
   const { log, lines } = captureLog();
   const { p } = prober(t, config, { log });
   const canary = (): ReturnType<Prober['observations']>[string]['canary'] =>
@@ -360,7 +342,7 @@ t.test('stop aborts in-flight probes, records nothing for them, and closes every
   const b = await backend(t, 'canary');
   await b.setFault({ kind: 'delay', ms: 10_000 });
   const baseline = tcpHandles();
-  const config = configFor([], [b.addr], { intervalMs: 2000, timeoutMs: 2000 });
+  const config = probeConfigFor([], [b.addr], { intervalMs: 2000, timeoutMs: 2000 });
   const { p, reports } = prober(t, config);
   p.start();
   p.start(); // idempotent
@@ -394,7 +376,7 @@ t.test('stop aborts in-flight probes, records nothing for them, and closes every
 
 t.test('the first round runs at once', async (t) => {
   const b = await backend(t, 'primary');
-  const config = configFor([b.addr], [], { intervalMs: 60_000, timeoutMs: 2000 });
+  const config = probeConfigFor([b.addr], [], { intervalMs: 60_000, timeoutMs: 2000 });
   const { p, reports } = prober(t, config);
   p.start();
   await waitFor(() => reports.length >= 2, { timeoutMs: 2000, what: 'the first round, long before one interval' });
@@ -408,7 +390,7 @@ t.test('the first round runs at once', async (t) => {
 t.test('the loop runs every interval', async (t) => {
   const b = await backend(t, 'primary');
   const interval = 100;
-  const config = configFor([b.addr], [], { intervalMs: interval, timeoutMs: interval });
+  const config = probeConfigFor([b.addr], [], { intervalMs: interval, timeoutMs: interval });
   const { p, reports } = prober(t, config);
   p.start();
   await waitFor(() => reports.filter((r) => r.kind === 'health').length >= 8, { timeoutMs: 3000 });
@@ -426,7 +408,7 @@ t.test('the loop runs every interval', async (t) => {
 t.test('after stop the loop never probes again (10 intervals watched)', async (t) => {
   const b = await backend(t, 'primary');
   const interval = 50;
-  const config = configFor([b.addr], [], { intervalMs: interval, timeoutMs: interval });
+  const config = probeConfigFor([b.addr], [], { intervalMs: interval, timeoutMs: interval });
   const { p } = prober(t, config);
   p.start();
   await waitFor(() => b.probes >= 6, { timeoutMs: 3000, what: 'three rounds' });
@@ -442,7 +424,7 @@ t.test('after stop the loop never probes again (10 intervals watched)', async (t
 t.test('a stop immediately followed by start runs one loop, not two', async (t) => {
   const b = await backend(t, 'primary');
   const interval = 200;
-  const config = configFor([b.addr], [], { intervalMs: interval, timeoutMs: interval });
+  const config = probeConfigFor([b.addr], [], { intervalMs: interval, timeoutMs: interval });
   const { p, reports } = prober(t, config);
   p.start();
   const stopped = p.stop();
@@ -463,7 +445,7 @@ t.test('probes of one server never overlap, whoever asks for a round', async (t)
   const srv = await rawServer(t, (_req, res) => {
     setTimeout(() => res.end('ok\n'), 15);
   });
-  const config = configFor([srv.addr], [], { intervalMs: 100, timeoutMs: 100 });
+  const config = probeConfigFor([srv.addr], [], { intervalMs: 100, timeoutMs: 100 });
   const { p, reports } = prober(t, config);
   p.start();
   await Promise.all([p.probeOnce(), p.probeOnce(), p.probeOnce()]); // extra rounds queue behind the loop's
@@ -480,7 +462,7 @@ t.test('probes of one server never overlap, whoever asks for a round', async (t)
 t.test('timestamps come from the injected clock', async (t) => {
   const b = await backend(t, 'primary');
   const clock = new ManualClock();
-  const config = configFor([b.addr], []);
+  const config = probeConfigFor([b.addr], []);
   const { p, reports } = prober(t, config, { clock });
   const t0 = clock.now();
   await p.probeOnce();
@@ -498,14 +480,14 @@ t.test('reconfigure keeps the history of servers still configured', async (t) =>
   const b1 = await backend(t, 'b1');
   const b2 = await backend(t, 'b2');
   const b3 = await backend(t, 'b3');
-  const c1 = configFor([b1.addr, b1.addr], []); // a duplicate line is probed once
+  const c1 = probeConfigFor([b1.addr, b1.addr], []); // a duplicate line is probed once
   const { p, reports } = prober(t, c1);
   await p.probeOnce();
   await p.probeOnce();
   t.equal(b1.probes, 4, 'the duplicate line is one server');
   t.equal(p.observations(c1, Date.now()).gateway!.primary.probes, 2, 'observed once');
 
-  const c2 = configFor([b1.addr, b2.addr], [], { intervalMs: 200, timeoutMs: 200 });
+  const c2 = probeConfigFor([b1.addr, b2.addr], [], { intervalMs: 200, timeoutMs: 200 });
   t.equal(p.observations(c2, Date.now()).gateway!.primary.healthy, null, 'a server not yet known has no data');
   p.reconfigure(c2);
   let o = p.observations(c2, Date.now()).gateway!.primary;
@@ -517,7 +499,7 @@ t.test('reconfigure keeps the history of servers still configured', async (t) =>
   t.equal(o.healthy, true);
 
   p.start();
-  const c3 = configFor([b2.addr, b3.addr], [], { intervalMs: 200, timeoutMs: 200 });
+  const c3 = probeConfigFor([b2.addr, b3.addr], [], { intervalMs: 200, timeoutMs: 200 });
   p.reconfigure(c3);
   await waitFor(() => b3.probes >= 4, { what: 'the added server is probed by the running loop' });
   const b1Seen = b1.probes;
@@ -531,7 +513,7 @@ t.test('reconfigure keeps the history of servers still configured', async (t) =>
   );
 
   // The same server moved to the other pool is a new history.
-  const c4 = configFor([], [b2.addr]);
+  const c4 = probeConfigFor([], [b2.addr]);
   p.reconfigure(c4);
   t.equal(p.observations(c4, Date.now()).gateway!.canary.probes, 0);
 });
@@ -540,11 +522,11 @@ t.test('a probe in flight on a dropped server is discarded', async (t) => {
   const b1 = await backend(t, 'b1');
   const b2 = await backend(t, 'b2');
   await b1.setFault({ kind: 'delay', ms: 150 });
-  const c1 = configFor([b1.addr, b2.addr], [], { intervalMs: 1000, timeoutMs: 1000 });
+  const c1 = probeConfigFor([b1.addr, b2.addr], [], { intervalMs: 1000, timeoutMs: 1000 });
   const { p, reports } = prober(t, c1);
   p.start();
   await waitFor(() => b1.openConnections >= 1, { what: 'b1 probe in flight' });
-  p.reconfigure(configFor([b2.addr], [], { intervalMs: 1000, timeoutMs: 1000 }));
+  p.reconfigure(probeConfigFor([b2.addr], [], { intervalMs: 1000, timeoutMs: 1000 }));
   await waitFor(() => b1.openConnections === 0 && b1.probes >= 1, { what: 'the b1 probe finished' });
   await p.stop();
   t.equal(reports.filter((r) => r.server === b1.addr).length, 0, 'its result was discarded');
@@ -553,7 +535,7 @@ t.test('a probe in flight on a dropped server is discarded', async (t) => {
 
 t.test('an onResult hook that throws is logged and the loop goes on', async (t) => {
   const b = await backend(t, 'primary');
-  const config = configFor([b.addr], [], { intervalMs: 100, timeoutMs: 100 });
+  const config = probeConfigFor([b.addr], [], { intervalMs: 100, timeoutMs: 100 });
   const { log, lines } = captureLog();
   let calls = 0;
   const p = new Prober(config, {
@@ -595,7 +577,7 @@ t.test('probe(): abort, IPv6, error reasons', async (t) => {
     t.comment(`IPv6 part skipped, no ::1 here: ${String(err)}`);
     return;
   }
-  const config = configFor([v6.addr], []);
+  const config = probeConfigFor([v6.addr], []);
   t.equal(config.services[0]!.primary[0]!.host, '::1');
   const { p, reports } = prober(t, config);
   await p.probeOnce();

@@ -10,12 +10,10 @@ import { link, mkdtemp, rm } from 'node:fs/promises';
 import type { Socket } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import type { Config, ProbeConfig } from '../../src/config/types.js';
 import { Backend } from '../../src/demo/backend.js';
 import { Prober, probe, type ProbeReport } from '../../src/probe/prober.js';
 import { waitFor } from '../../src/util/wait.js';
-import { server } from '../fixtures/observe/config.js';
-import { makeConfig, makeService } from '../fixtures/rollout/config.js';
+import { probeConfigFor } from '../fixtures/probe/config.js';
 
 /** A fresh temp dir for sockets, removed at teardown. */
 async function socketDir(t: Test): Promise<string> {
@@ -31,27 +29,13 @@ async function backend(t: Test, dir: string, name: string, ready = true): Promis
   return b;
 }
 
-/** Service `gateway` probing the given server strings; interval and timeout 1 s unless given. */
-function configFor(primary: string[], canary: string[], probeCfg: Partial<ProbeConfig> = {}): Config {
-  return makeConfig({
-    services: [
-      {
-        ...makeService('gateway'),
-        primary: primary.map((a) => server(a, 'primary')),
-        canary: canary.map((a) => server(a, 'canary')),
-        probe: { health: '/health', ready: '/ready', intervalMs: 1000, timeoutMs: 1000, ...probeCfg },
-      },
-    ],
-  });
-}
-
 t.test('unix-socket servers: health and ready over the socket, one connection each, connect ≤ total', async (t) => {
   const dir = await socketDir(t);
   const primary = await backend(t, dir, 'primary');
   const canary = await backend(t, dir, 'canary', false);
   const tcp = await Backend.start({ name: 'tcp' });
   t.teardown(() => tcp.close());
-  const config = configFor([primary.addr, tcp.addr], [canary.addr]);
+  const config = probeConfigFor([primary.addr, tcp.addr], [canary.addr]);
   t.same(
     config.services[0]?.primary.map((s) => s.socketPath),
     [path.join(dir, 'primary.sock'), null],
@@ -141,7 +125,7 @@ t.test('a missing socket file and a socket nobody listens on fail like a refused
     error: 'ECONNREFUSED',
   });
 
-  const config = configFor([], [`unix:${missing}`, `unix:${stale}`]);
+  const config = probeConfigFor([], [`unix:${missing}`, `unix:${stale}`]);
   const reports: ProbeReport[] = [];
   const p = new Prober(config, { onResult: (r) => reports.push(r) });
   t.teardown(() => p.stop());
@@ -162,7 +146,7 @@ t.test('a missing socket file and a socket nobody listens on fail like a refused
 t.test('a backend that stops listening removes its socket; probes fail, then recover', async (t) => {
   const dir = await socketDir(t);
   const b = await backend(t, dir, 'canary');
-  const config = configFor([], [b.addr]);
+  const config = probeConfigFor([], [b.addr]);
   const p = new Prober(config);
   t.teardown(() => p.stop());
   await p.probeOnce();

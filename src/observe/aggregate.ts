@@ -30,7 +30,8 @@ import type { Observations, PoolObservation, ServiceObservation, State } from '.
 import { buildAttribution, type AttributionMap, type AttributionOptions, type ServerAttribution } from './attribute.js';
 import { attemptFailed, parseLine, responseSample } from './parse.js';
 import type { LogRecord } from './types.js';
-import { observeWindows, ServerWindow } from './window.js';
+import { bucketWidthMs, collectWindows, observeWindows, ServerWindow } from './window.js';
+import { snapshotOf, type PoolSnapshot } from '../fleet/snapshot.js';
 
 /** Label values of `nginx_canary_log_lines_total{result}` (see the module comment). */
 export type LogLineResult = 'parsed' | 'invalid' | 'unattributed';
@@ -186,6 +187,38 @@ export class Observer {
         ? { primary: observeWindows(wins.primary, from, now), canary: observeWindows(wins.canary, from, now) }
         : { primary: emptyPool(), canary: emptyPool() };
       out[svc.name] = obs;
+    }
+    return out;
+  }
+
+  /**
+   * The evidence of {@link observations} before any quantile is taken, as
+   * mergeable pool snapshots (fleet/snapshot.ts: counts, the per-bucket series
+   * with its bucket width and first bucket's start, and the connect and
+   * response sketches serialized): for every configured service, its primary
+   * and canary pools over exactly the same span — `[from, now]`,
+   * `from = max(now - gates.window, state.services[name].since)` (the same
+   * `judgedFrom`), the same buckets and the same series cut. `now` is epoch ms.
+   * A service without windows, or a pool without servers, gets an empty
+   * snapshot (requests 0, series empty, sketches null; width
+   * `bucketWidthMs(gates.window)`). `mergeSnapshots([o.snapshots(c, s, n)])`
+   * equals `o.observations(c, s, n)`. Probes are not included (the runner adds
+   * them, as for observations). Never throws.
+   */
+  snapshots(
+    config: Config,
+    state: State,
+    now: number,
+  ): Record<string, { primary: PoolSnapshot; canary: PoolSnapshot }> {
+    const out: Record<string, { primary: PoolSnapshot; canary: PoolSnapshot }> = {};
+    for (const svc of config.services) {
+      const from = judgedFrom(svc, state, now);
+      const width = bucketWidthMs(svc.gates.windowMs);
+      const wins = this.#services.get(svc.name);
+      out[svc.name] = {
+        primary: snapshotOf(collectWindows(wins?.primary ?? [], from, now, width)),
+        canary: snapshotOf(collectWindows(wins?.canary ?? [], from, now, width)),
+      };
     }
     return out;
   }

@@ -278,23 +278,41 @@ export function toObservation(acc: WindowAccumulator, series: CountBucket[]): Po
  * service share gates.window, hence the width).
  */
 export function countSeries(windows: Iterable<ServerWindow>, fromMs: number, nowMs: number): CountBucket[] {
+  const list = [...windows];
+  const span = seriesSpan(list, fromMs, nowMs);
+  return span === null ? [] : seriesOver(list, span.firstIndex, span.length);
+}
+
+/**
+ * The buckets {@link countSeries} covers: absolute index of the first (bucket
+ * `[index × width, (index + 1) × width)`, epoch ms), how many (≤ 0 when the
+ * span holds no bucket start), and the shared width in ms. Null when `list` is
+ * empty. Throws RangeError when the windows' bucket widths differ.
+ */
+function seriesSpan(
+  list: readonly ServerWindow[],
+  fromMs: number,
+  nowMs: number,
+): { widthMs: number; firstIndex: number; length: number } | null {
   let width = 0;
   let cap = 0;
-  const list: ServerWindow[] = [];
-  for (const w of windows) {
+  for (const w of list) {
     if (width !== 0 && w.widthMs !== width)
       throw new RangeError(`windows of one series must share a bucket width: ${width} ms and ${w.widthMs} ms`);
     width = w.widthMs;
     cap = Math.max(cap, w.bucketCount);
-    list.push(w);
   }
-  if (list.length === 0) return [];
+  if (list.length === 0) return null;
   const last = Math.floor(nowMs / width);
   const first = Math.max(Math.floor(fromMs / width), last - cap + 1);
-  const length = last - first + 1;
+  return { widthMs: width, firstIndex: first, length: last - first + 1 };
+}
+
+/** The series of `length` buckets from absolute index `firstIndex`, summed over `list` (empty when length ≤ 0). */
+function seriesOver(list: readonly ServerWindow[], firstIndex: number, length: number): CountBucket[] {
   if (!(length > 0)) return [];
   const out: CountBucket[] = Array.from({ length }, () => ({ attempts: 0, errors: 0 }));
-  for (const w of list) w.collectSeries(first, out);
+  for (const w of list) w.collectSeries(firstIndex, out);
   return out;
 }
 
@@ -310,4 +328,54 @@ export function observeWindows(windows: Iterable<ServerWindow>, fromMs: number, 
   const acc = newAccumulator();
   for (const w of list) w.collect(fromMs, nowMs, acc);
   return toObservation(acc, countSeries(list, fromMs, nowMs));
+}
+
+/**
+ * The raw material of one pool's mergeable snapshot (fleet/snapshot.ts
+ * `snapshotOf`): exactly what {@link observeWindows} reads over the same
+ * `[fromMs, nowMs]` (epoch ms), before any quantile is taken.
+ */
+export interface WindowSpan {
+  /** Summed attempts and errors, and the merged connect and response sketches (ms), as {@link collect} builds them. */
+  acc: WindowAccumulator;
+  /** The per-bucket counts, oldest first: the same array {@link countSeries} returns. */
+  series: CountBucket[];
+  /** Bucket width, ms (the windows' own; `widthMs` as given when there are none). */
+  widthMs: number;
+  /**
+   * Epoch ms start of `series[0]`'s bucket (its absolute index × width); when
+   * `series` is empty it has no meaning (the start of the first bucket the
+   * span would hold, or of the bucket holding `nowMs` without windows).
+   */
+  seriesStartMs: number;
+}
+
+/**
+ * Collects `windows` over `[fromMs, nowMs]` (epoch ms) as {@link observeWindows}
+ * does — the same buckets, the same series cut — but keeps the accumulator
+ * (counts and merged sketches) and the series' first bucket instead of taking
+ * the p95s, so hosts' spans can be merged before any quantile is read.
+ * `widthMs` is the bucket width of the service (`bucketWidthMs(gates.window)`):
+ * reported as is when `windows` is empty. Throws RangeError when the windows'
+ * widths differ from each other or from `widthMs`.
+ */
+export function collectWindows(
+  windows: Iterable<ServerWindow>,
+  fromMs: number,
+  nowMs: number,
+  widthMs: number,
+): WindowSpan {
+  const list = [...windows];
+  const acc = newAccumulator();
+  for (const w of list) w.collect(fromMs, nowMs, acc);
+  const span = seriesSpan(list, fromMs, nowMs);
+  if (span === null) return { acc, series: [], widthMs, seriesStartMs: Math.floor(nowMs / widthMs) * widthMs };
+  if (span.widthMs !== widthMs)
+    throw new RangeError(`windows of one series must share a bucket width: ${widthMs} ms and ${span.widthMs} ms`);
+  return {
+    acc,
+    series: seriesOver(list, span.firstIndex, span.length),
+    widthMs,
+    seriesStartMs: span.firstIndex * widthMs,
+  };
 }

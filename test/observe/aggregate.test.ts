@@ -1,5 +1,6 @@
 import t from 'tap';
 import { ManualClock } from '../../src/clock.js';
+import { mergeSnapshots, parseObservationSnapshot } from '../../src/fleet/snapshot.js';
 import { LOG_LINE_RESULTS, Observer } from '../../src/observe/aggregate.js';
 import { config, gatewayConfig, logLine, service, stateSince } from '../fixtures/observe/config.js';
 
@@ -298,4 +299,75 @@ t.test('addLines reads the clock once per batch when no now is given', async (t)
   clock.advance(5000);
   obs.addLines([future]);
   t.equal(obs.attemptCounts().counted, 1);
+});
+
+t.test('snapshots: the span of observations, mergeable; one host merged gives its observations back', async (t) => {
+  const P2 = '127.0.0.1:18790';
+  const cfg = config([
+    service('gateway', [PRIMARY, P2], [CANARY], { windowMs: 60_000 }), // 1 s buckets
+    service('lonely', ['127.0.0.1:7100'], []),
+  ]);
+  const obs = new Observer(cfg);
+  const base = Math.floor(NOW / 1000) * 1000;
+  const now = base + 500;
+  const lines: string[] = [];
+  for (let s = 0; s < 70; s++) {
+    const at = base - s * 1000;
+    const slow = s % 7 === 0;
+    lines.push(logLine({ atMs: at, addr: PRIMARY, ustatus: '200', connect: '0.001', response: '0.020' }));
+    lines.push(logLine({ atMs: at, addr: P2, ustatus: s % 5 === 0 ? '500' : '200', connect: '0.002', status: 500 }));
+    lines.push(
+      logLine({ atMs: at, addr: CANARY, ustatus: s % 3 === 0 ? '502' : '200', connect: slow ? '0.300' : '0.004' }),
+    );
+  }
+  lines.push(logLine({ atMs: base, upstream: 'lonely', addr: '127.0.0.1:7100', ustatus: '200', connect: '0.001' }));
+  obs.addLines(lines, now);
+  const bigger = config([...cfg.services, service('fresh', ['127.0.0.1:7200'], ['127.0.0.1:7201'])]);
+  for (const since of [0, base - 20_000, base - 3_000, now + 1]) {
+    const state = stateSince({ gateway: since, lonely: since });
+    const snaps = obs.snapshots(bigger, state, now);
+    t.same(
+      mergeSnapshots([snaps]),
+      obs.observations(bigger, state, now),
+      `since ${since - base} ms: merged snapshots = observations`,
+    );
+    const parsed = parseObservationSnapshot(JSON.parse(JSON.stringify(snaps)));
+    t.ok(parsed.ok, parsed.ok ? 'publishable as is' : parsed.error);
+  }
+  const snaps = obs.snapshots(bigger, stateSince({ gateway: base - 3_000 }), now);
+  const gw = snaps.gateway?.primary;
+  t.equal(gw?.widthMs, 1000);
+  t.equal(gw?.seriesStartMs, base - 3_000, 'the series starts at the bucket holding since');
+  t.same(
+    gw?.series.map((b) => b.attempts),
+    [2, 2, 2, 2],
+  );
+  t.same(
+    snaps.lonely?.canary,
+    {
+      requests: 0,
+      errors: 0,
+      widthMs: 15_000,
+      seriesStartMs: Math.floor(now / 15_000) * 15_000,
+      series: [],
+      connect: null,
+      response: null,
+    },
+    'a pool without servers: an empty snapshot on the service’s grid',
+  );
+  t.equal(snaps.fresh?.primary.requests, 0, 'a service without windows: empty snapshots');
+  t.equal(snaps.fresh?.primary.widthMs, 15_000);
+
+  // Two hosts seeing the same traffic: the merge is what one window fed both hosts' lines observes.
+  const state = stateSince({ gateway: base - 3_000 });
+  const both = new Observer(cfg);
+  both.addLines([...lines, ...lines], now);
+  const two = mergeSnapshots([obs.snapshots(bigger, state, now), obs.snapshots(bigger, state, now)]).gateway;
+  t.same(two, both.observations(bigger, state, now).gateway);
+  t.equal(two?.canary.requests, 8);
+  t.ok(
+    Math.abs((two?.canary.connectP95Ms ?? 0) - 300) <= 3,
+    'the p95 of the 8 samples (rank 0.95 × 7 falls on a 300 ms one), not the 4 ms one host reports',
+  );
+  t.ok(Math.abs((obs.observations(bigger, state, now).gateway?.canary.connectP95Ms ?? 0) - 4) < 0.1);
 });

@@ -4,6 +4,7 @@ import {
   MIN_BUCKET_MS,
   ServerWindow,
   bucketWidthMs,
+  collectWindows,
   countSeries,
   newAccumulator,
   observeWindows,
@@ -361,6 +362,19 @@ t.test('series of a pool: several servers summed bucket by bucket', async (t) =>
     'windows of different widths cannot be summed bucket by bucket',
   );
   t.throws(() => observeWindows([a, new ServerWindow(120_000)], base, now), RangeError);
+
+  // collectWindows: the same buckets and series, before any quantile, with the series' first bucket.
+  const span = collectWindows([a, b, c], base, now, 1000);
+  t.same(span.series, pool.series, 'the series of observeWindows');
+  t.equal(span.seriesStartMs, base, 'the series starts at the bucket holding from');
+  t.equal(span.widthMs, 1000);
+  t.same(toObservation(span.acc, span.series), pool, 'its accumulator gives the same observation');
+  t.equal(collectWindows([a], base + 1_500, now, 1000).seriesStartMs, base + 1_000, 'from inside a bucket');
+  t.same(collectWindows([a], now + 2_000, now, 1000).series, [], 'from after now: no bucket');
+  const none = collectWindows([], base, now, 1000);
+  t.same([none.acc.requests, none.series, none.widthMs, none.seriesStartMs], [0, [], 1000, base + 3_000]);
+  t.throws(() => collectWindows([a, new ServerWindow(120_000)], base, now, 1000), RangeError);
+  t.throws(() => collectWindows([a], base, now, 2000), RangeError, 'the given width must be the windows’ own');
 });
 
 t.test('series after absorb: re-bucketed to the new width', async (t) => {

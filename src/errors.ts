@@ -124,6 +124,16 @@ function describeHolder(h: LockHolderInfo): string {
 
 /** Constructors for every other catalogued error. One entry per code; codes are never reused. */
 export const errors = {
+  fleetUnavailable: (what: string, cause: unknown) =>
+    new CanaryError(
+      'NC_FLEET_UNAVAILABLE',
+      `cannot send ${what} to the fleet: etcd did not take it (${cause instanceof Error ? cause.message : String(cause)})`,
+      {
+        fix: 'Check that etcd has quorum and that this host reaches it (`nginx-canary status` shows etcd up or down); the command changed nothing',
+        statusCode: 503,
+        cause,
+      },
+    ),
   usage: (message: string, fix: string) => new CanaryError('NC_USAGE', message, { fix, exitCode: 2, statusCode: 400 }),
   unknownService: (name: string) =>
     new CanaryError('NC_UNKNOWN_SERVICE', `no service named "${name}" in weights.yaml`, {

@@ -28,6 +28,9 @@ import { buildApp } from './server/app.js';
 import { checkListenToken, readTokenFile } from './server/token.js';
 import type { FastifyInstance } from 'fastify';
 import type { DiskStat, NginxCtl } from './nginx/types.js';
+import { FleetEtcd } from './fleet/etcd.js';
+import { FleetHost } from './fleet/host.js';
+import { packageVersion } from './cli/version.js';
 
 /** Options of {@link startSidecar}. */
 export interface SidecarOptions {
@@ -102,6 +105,8 @@ export interface RunnerParts {
   observer: Observer;
   /** Not started: the caller probes once, then starts it (or probes per tick in tests). */
   prober: Prober;
+  /** Fleet mode only (weights.yaml `fleet:`): this host's part of the fleet, connected and started. */
+  fleet: FleetHost | null;
 }
 
 /**
@@ -125,7 +130,7 @@ export async function openRunner(config: Config, opts: RunnerOptions): Promise<R
   });
   const observer = new Observer(config);
   // The metrics read the runner at scrape time; the runner moves the counters.
-  const ref: { runner?: Runner } = {};
+  const ref: { runner?: Runner; fleet?: FleetHost } = {};
   const metrics = new Metrics(
     {
       config: () => ref.runner?.config ?? config,
@@ -134,6 +139,7 @@ export async function openRunner(config: Config, opts: RunnerOptions): Promise<R
       logLines: () => observer.lineCounts(),
       now: () => clock.now(),
       oldGenerations: () => applier.oldGenerations(),
+      ...(config.fleet ? { fleet: () => ref.fleet?.metricsView() ?? null } : {}),
     },
     { defaultMetrics: opts.defaultMetrics ?? true },
   );
@@ -146,11 +152,18 @@ export async function openRunner(config: Config, opts: RunnerOptions): Promise<R
       if (r.totalMs !== null) metrics.probeDuration.observe({ ...labels, phase: 'total' }, r.totalMs / 1000);
     },
   });
+  // The one place that picks where desired state lives and where evidence comes from
+  // (docs/fleet.md "Data flow in both modes"): weights.yaml + state.json and this host's window, or the
+  // fleet's desired document in etcd and the merge of every host's snapshots.
+  const fleet = config.fleet
+    ? await openFleet(config, { clock, log, observer, prober, notifier: opts.notifier })
+    : null;
+  if (fleet) ref.fleet = fleet;
   const runner = await Runner.open({
+    ...(fleet ? { fleet } : {}),
     config,
     store,
-    applier,
-    ctl,
+    nginx: applier,
     observer,
     prober,
     snapshots,
@@ -161,7 +174,46 @@ export async function openRunner(config: Config, opts: RunnerOptions): Promise<R
     ...(opts.onTick ? { onTick: opts.onTick } : {}),
   });
   ref.runner = runner;
-  return { runner, metrics, applier, store, snapshots, observer, prober };
+  return { runner, metrics, applier, store, snapshots, observer, prober, fleet };
+}
+
+/**
+ * Connects to the fleet's etcd (bounded: fleet/etcd.ts), claims this host's name and starts the fleet
+ * host (watch, campaign). Throws EtcdUnavailableError when no endpoint answers, NC_FLEET_* when the host
+ * name is taken or the prefix nests with another fleet's (nothing written).
+ */
+async function openFleet(
+  config: Config,
+  deps: { clock: Clock; log: Logger; observer: Observer; prober: Prober; notifier: Notifier },
+): Promise<FleetHost> {
+  const f = config.fleet;
+  if (!f) throw new Error('openFleet needs a fleet section');
+  const log = deps.log.child({ component: 'fleet' });
+  const etcd = await FleetEtcd.connect({
+    endpoints: f.endpoints,
+    prefix: f.prefix,
+    host: f.host,
+    leaseTtlMs: f.leaseTtlMs,
+    monotonic: () => deps.clock.monotonic(),
+    log,
+  });
+  const host = new FleetHost({
+    etcd,
+    config,
+    observer: deps.observer,
+    prober: deps.prober,
+    notifier: deps.notifier,
+    clock: deps.clock,
+    log,
+    version: packageVersion(),
+  });
+  try {
+    await host.start();
+  } catch (err) {
+    await host.close();
+    throw err;
+  }
+  return host;
 }
 
 /**
@@ -208,7 +260,7 @@ async function startLocked(config: Config, opts: SidecarOptions): Promise<Sideca
     (config.alerts.webhookUrl
       ? new WebhookNotifier({ url: config.alerts.webhookUrl, log: log.child({ component: 'alerts' }) })
       : nopNotifier);
-  const { runner, metrics, observer, prober } = await openRunner(config, {
+  const { runner, metrics, observer, prober, fleet } = await openRunner(config, {
     clock,
     log,
     ctl,
@@ -226,16 +278,18 @@ async function startLocked(config: Config, opts: SidecarOptions): Promise<Sideca
       await app.listen({ host, port });
     } catch (err) {
       await app.close();
+      await fleet?.close();
       throw errors.listenFailed(host, port, err);
     }
     url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
   }
 
   try {
-    return await startServing(config, opts, { runner, metrics, observer, prober, notifier, ctl, app, url });
+    return await startServing(config, opts, { runner, metrics, observer, prober, notifier, ctl, app, url, fleet });
   } catch (err) {
     // A start that fails after the API is bound must not leave it open (nor a half-started loop).
     await runner.stop();
+    await fleet?.close();
     await prober.stop();
     await app.close();
     throw err;
@@ -270,11 +324,12 @@ interface Started {
   ctl: NginxCommand;
   app: Awaited<ReturnType<typeof buildApp>>;
   url: string;
+  fleet: FleetHost | null;
 }
 
 /** The rest of {@link startLocked}: managed nginx, the include file, the follower, probes and the tick loop. */
 async function startServing(config: Config, opts: SidecarOptions, parts: Started): Promise<SidecarHandle> {
-  const { runner, metrics, observer, prober, notifier, ctl, app, url } = parts;
+  const { runner, metrics, observer, prober, notifier, ctl, app, url, fleet } = parts;
   const log = opts.log;
   let nginx: ManagedNginx | null = null;
   if (config.nginx.managed && config.nginx.prefix !== null) await preparePrefix(config.nginx.prefix);
@@ -331,6 +386,7 @@ async function startServing(config: Config, opts: SidecarOptions, parts: Started
     nginx,
     async close() {
       await runner.stop();
+      await fleet?.close();
       await prober.stop();
       await follower.stop();
       await app.close();

@@ -10,11 +10,11 @@
  * Every tick, command and rollback runs under one lock, so the API, the CLI
  * and the loop never interleave.
  */
-import { readFile, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import type { Clock } from './clock.js';
 import type { Config } from './config/types.js';
 import { loadConfig } from './config/load.js';
-import { setTarget, setVersion } from './config/edit.js';
+import { checkRolloutEdit, setTarget, setVersion } from './config/edit.js';
 import { CanaryError, errors } from './errors.js';
 import type { Logger } from './log.js';
 import type { Notifier } from './alerts/notifier.js';
@@ -33,16 +33,14 @@ import {
   type State,
 } from './rollout/types.js';
 import type { Observer } from './observe/aggregate.js';
-import type { Applier } from './nginx/apply.js';
 import type { SnapshotStore } from './nginx/snapshot.js';
-import type { ApplyResult, Flavor, NginxCtl, SnapshotInfo } from './nginx/types.js';
+import type { ApplyResult, NginxPort, SnapshotInfo } from './nginx/types.js';
 import type { WeightRaise } from './nginx/rollback-choice.js';
-import { buildModel } from './nginx/model.js';
-import { parseHeader, renderUpstreams } from './nginx/render.js';
 import type { Metrics } from './server/metrics.js';
 import { promotedState, promoteRefusal } from './rollout/release.js';
 import { runCommand } from './util/exec.js';
 import { waitFor, WaitTimeoutError } from './util/wait.js';
+import type { FleetHost, FleetStatus } from './fleet/host.js';
 
 /** The probes' view of every service (probe/prober.ts `Prober` is the real one). */
 export interface ProbeSource {
@@ -97,8 +95,8 @@ export function releasedAt(state: State): Record<string, number> {
 export interface RunnerDeps {
   config: Config;
   store: StateStore;
-  applier: Applier;
-  ctl: NginxCtl;
+  /** Everything nginx (nginx/types.ts NginxPort; nginx/apply.ts Applier is the real one). */
+  nginx: NginxPort;
   observer: Observer;
   /** The synthetic probes; without them the probe gates (ready, probe failures, crash loop) stay inconclusive and no slice starts. */
   prober?: ProbeSource;
@@ -109,6 +107,12 @@ export interface RunnerDeps {
   metrics?: Metrics;
   /** Called after every tick with what happened (the demo prints it). */
   onTick?: (report: TickReport) => void;
+  /**
+   * Fleet mode (weights.yaml `fleet:`): the decision comes from the fleet's desired document in etcd
+   * (fleet/host.ts), operator commands become fleet intents. Absent: this host walks alone on the pure
+   * `decide()` (docs/fleet.md "Data flow in both modes").
+   */
+  fleet?: FleetHost;
 }
 
 /** What one tick did. */
@@ -155,6 +159,8 @@ export interface StatusDocument {
   services: ServiceStatus[];
   /** Newest last. */
   history: RolloutEvent[];
+  /** Fleet mode only: the leader, every host's live weights, generation, last report and apply error. */
+  fleet?: FleetStatus;
 }
 
 /** Builds the status document from config, state and the last tick's gates and summaries (pure). */
@@ -191,21 +197,6 @@ export function statusOf(
     }),
     history: historyLimit > 0 ? state.history.slice(-historyLimit) : [],
   };
-}
-
-/**
- * The generation in the header of the include file on disk, or 0. A fresh
- * state (no state.json) continues from it so generations stay increasing per
- * config directory and "the snapshot before the live one" stays well defined.
- * Weights are not taken from it: without state the walk restarts from 0,
- * the safe direction.
- */
-async function fileGeneration(config: Config): Promise<number> {
-  try {
-    return parseHeader(await readFile(config.nginx.upstreamsFile, 'utf8'))?.generation ?? 0;
-  } catch {
-    return 0;
-  }
 }
 
 /** The live weights of a state for the configured services, percent. */
@@ -264,7 +255,6 @@ export class Runner {
   #summary: Record<string, string> = {};
   #configStamp = '';
   #badConfigStamp = '';
-  #flavor: Flavor | null = null;
   #lastSaveAt = 0;
   #timer: NodeJS.Timeout | undefined;
   #running = false;
@@ -306,7 +296,7 @@ export class Runner {
     const loaded = await deps.store.load();
     const state = loaded ?? {
       ...initialState(deps.config, deps.clock.now()),
-      generation: await fileGeneration(deps.config),
+      generation: await deps.nginx.fileGeneration(),
     };
     const r = new Runner(deps, state);
     // Empty: the first tick re-reads weights.yaml, so an edit made while the caller was starting is not missed.
@@ -337,7 +327,15 @@ export class Runner {
 
   /** The status document. */
   status(historyLimit?: number): StatusDocument {
-    return statusOf(this.#config, this.#state, this.#gates, this.#summary, historyLimit);
+    const fleet = this.#deps.fleet;
+    const doc = statusOf(
+      fleet ? fleet.view(this.#config) : this.#config,
+      this.#state,
+      this.#gates,
+      this.#summary,
+      historyLimit,
+    );
+    return fleet ? { ...doc, fleet: fleet.status() } : doc;
   }
 
   /** Snapshots on disk, newest first. */
@@ -351,9 +349,9 @@ export class Runner {
    */
   async writeInitial(): Promise<void> {
     await this.#locked(async () => {
-      if (await this.#fileIsCurrent()) return;
+      if (await this.#isLive()) return;
       const generation = this.#state.generation + 1;
-      const res = await this.#deps.applier.writeInitial({
+      const res = await this.#deps.nginx.writeInitial({
         weights: weightsOf(this.#config, this.#state),
         drained: drainedOf(this.#state),
         generation,
@@ -399,6 +397,22 @@ export class Runner {
    * error (nothing committed) when that fails.
    */
   async command(cmd: Command): Promise<ServiceStatus> {
+    const fleet = this.#deps.fleet;
+    if (fleet) {
+      this.#serviceStatus(cmd.service);
+      const sent = this.#deps.clock.now();
+      await this.#sendToFleet(fleet, { kind: cmd.kind, service: cmd.service }, `${cmd.kind} ${cmd.service}`);
+      await this.#fleetCaughtUp(
+        fleet,
+        (d) =>
+          d.state.history.some(
+            (e) => e.service === cmd.service && e.at >= sent && (e.kind === cmd.kind || e.kind === 'drain'),
+          ) ||
+          (cmd.kind === 'pause' && d.state.services[cmd.service]?.phase === 'paused') ||
+          (cmd.kind === 'abort' && d.state.services[cmd.service]?.phase === 'drained'),
+      );
+      return this.#serviceStatus(cmd.service);
+    }
     return this.#locked(async () => {
       this.#followClockJump();
       const now = this.#deps.clock.now();
@@ -422,6 +436,14 @@ export class Runner {
    * NC_UNKNOWN_SERVICE (file unchanged).
    */
   async setTarget(service: string, weight: number): Promise<{ from: number; to: number; status: ServiceStatus }> {
+    const fleet = this.#deps.fleet;
+    if (fleet) {
+      const from = this.#serviceStatus(service).target;
+      const to = await checkRolloutEdit(this.#config.file, service, { key: 'target', value: weight });
+      await this.#sendToFleet(fleet, { kind: 'target', service, weight: to }, `target ${service} ${to}`);
+      await this.#fleetCaughtUp(fleet, (d) => d.targets[service] === to);
+      return { from, to, status: this.#serviceStatus(service) };
+    }
     const r = await this.#locked(() => setTarget(this.#config.file, service, weight));
     await this.tick();
     return { ...r, status: this.#serviceStatus(service) };
@@ -436,6 +458,14 @@ export class Runner {
     service: string,
     version: string,
   ): Promise<{ from: string | null; to: string; status: ServiceStatus }> {
+    const fleet = this.#deps.fleet;
+    if (fleet) {
+      const from = this.#serviceStatus(service).version;
+      await checkRolloutEdit(this.#config.file, service, { key: 'version', value: version });
+      await this.#sendToFleet(fleet, { kind: 'version', service, version }, `release ${service} ${version}`);
+      await this.#fleetCaughtUp(fleet, (d) => d.versions[service] === version);
+      return { from, to: version, status: this.#serviceStatus(service) };
+    }
     const r = await this.#locked(() => setVersion(this.#config.file, service, version));
     await this.tick();
     return { ...r, status: this.#serviceStatus(service) };
@@ -456,8 +486,10 @@ export class Runner {
    *   changed); the apply error when nginx could not be changed (nothing committed).
    */
   async promote(service: string): Promise<ServiceStatus> {
+    const fleet = this.#deps.fleet;
     const svcNow = () => {
-      const svc = this.#config.services.find((s) => s.name === service);
+      const config = fleet ? fleet.view(this.#config) : this.#config;
+      const svc = config.services.find((s) => s.name === service);
       if (!svc) throw errors.unknownService(service);
       return svc;
     };
@@ -500,6 +532,14 @@ export class Runner {
       });
     } catch (err) {
       if (!(err instanceof WaitTimeoutError)) throw err;
+    }
+    if (fleet) {
+      // The command ran once, here; the leader ends the release on every host (canary 0, promoted).
+      check(ready);
+      await this.#sendToFleet(fleet, { kind: 'promote', service }, `promote ${service}`);
+      await this.#fleetCaughtUp(fleet, (d) => d.state.services[service]?.phase === 'promoted');
+      this.#deps.metrics?.promotions.inc({ service });
+      return this.#serviceStatus(service);
     }
     return this.#locked(async () => {
       this.#followClockJump();
@@ -547,7 +587,7 @@ export class Runner {
   async rollback(id?: string): Promise<{ snapshot: SnapshotInfo; raises: WeightRaise[] }> {
     return this.#locked(async () => {
       this.#followClockJump();
-      const res = await this.#deps.applier.rollback(id);
+      const res = await this.#deps.nginx.rollback(id);
       if (!res.ok) {
         if (res.stage === 'select' || res.snapshot === null) throw res.error;
         throw errors.rollbackFailed(res.snapshot.id, res.stage, res.error.message, res.restored);
@@ -611,13 +651,13 @@ export class Runner {
       const obs = this.#deps.prober
         ? withProbes(logObs, this.#deps.prober.observations(config, now, releasedAt(this.#state)))
         : logObs;
-      this.#flavor ??= (await this.#deps.ctl.version()).flavor;
-      const d = decide(config, this.#state, obs, now, { emulateSlowStart: this.#flavor === 'oss' });
+      const opts = { emulateSlowStart: (await this.#deps.nginx.flavor()) === 'oss' };
+      const d = this.#deps.fleet
+        ? await this.#deps.fleet.decide({ config, state: this.#state, obs, now, opts })
+        : decide(config, this.#state, obs, now, opts);
       this.#gates = d.gates;
       this.#summary = d.summary;
-      const drift = d.changed
-        ? false
-        : !(await this.#fileIsCurrent()) || (await this.#deps.ctl.generation()) !== this.#state.generation;
+      const drift = d.changed ? false : !(await this.#isLive());
       const key = JSON.stringify(d.weights);
       const backoff =
         this.#failed?.key === key ? retryBackoffMs(config.nginx.minReloadIntervalMs, this.#failed.count) : 0;
@@ -658,6 +698,7 @@ export class Runner {
       }
       // Counters and logs before the (awaited) save, so a scrape never sees the new state with old counters.
       this.#afterEvents(events);
+      this.#deps.fleet?.settled(this.#state, this.#failed?.why ?? null);
       await this.#save(apply !== null || events.length > 0);
     } catch (err) {
       log.error({ err }, 'tick failed; the walk holds and retries on the next tick');
@@ -696,7 +737,7 @@ export class Runner {
 
   /** Applies `weights` for the state `next` will be once they are live (its drained services lock their override). */
   async #apply(weights: Record<string, number>, reason: string, next: State): Promise<ApplyResult> {
-    const res = await this.#deps.applier.apply({
+    const res = await this.#deps.nginx.apply({
       weights,
       drained: drainedOf(next),
       generation: this.#state.generation + 1,
@@ -761,6 +802,32 @@ export class Runner {
     }
   }
 
+  /** Writes an operator intent to etcd (fleet mode). Throws NC_FLEET_UNAVAILABLE when etcd cannot take it. */
+  async #sendToFleet(fleet: FleetHost, intent: Parameters<FleetHost['send']>[0], what: string): Promise<void> {
+    try {
+      await fleet.send(intent);
+    } catch (err) {
+      throw errors.fleetUnavailable(what, err);
+    }
+  }
+
+  /**
+   * Waits (bounded: two lease TTLs) until the fleet's desired document shows `done`, so the CLI answers
+   * with the leader's decision; past the bound the command stays queued in etcd and the answer says what
+   * the fleet shows now.
+   */
+  async #fleetCaughtUp(fleet: FleetHost, done: (d: NonNullable<FleetHost['desired']>) => boolean): Promise<void> {
+    const ttl = this.#config.fleet?.leaseTtlMs ?? 5000;
+    await waitFor(() => (fleet.desired ? done(fleet.desired) : false), {
+      timeoutMs: 2 * ttl,
+      intervalMs: 50,
+      what: 'the fleet leader to take the command',
+    }).catch((err: unknown) => {
+      if (!(err instanceof WaitTimeoutError)) throw err;
+      this.#deps.log.warn({}, 'the fleet leader has not taken the command yet; it stays queued in etcd');
+    });
+  }
+
   #commit(state: State): void {
     this.#state = state;
   }
@@ -784,13 +851,19 @@ export class Runner {
     if (stamp === this.#configStamp || stamp === this.#badConfigStamp) return;
     try {
       const next = await loadConfig(file);
+      if (JSON.stringify(next.fleet) !== JSON.stringify(this.#config.fleet))
+        throw errors.usage(
+          `the fleet: section of ${file} changed`,
+          'A fleet section change (etcd endpoints, prefix, host, lease_ttl) needs a restart of the sidecar: `systemctl restart nginx-canary`',
+        );
       // Refuses (ConfigError) changes to nginx paths and listen addresses, which need a restart.
-      await this.#deps.applier.reconfigure(next);
+      await this.#deps.nginx.reconfigure(next);
       this.#config = next;
       this.#configStamp = stamp;
       this.#badConfigStamp = '';
       this.#deps.observer.reconfigure(next);
       this.#deps.prober?.reconfigure(next);
+      this.#deps.fleet?.reconfigure(next);
       this.#deps.log.info({ file }, 'weights.yaml reloaded');
     } catch (err) {
       this.#badConfigStamp = stamp;
@@ -811,19 +884,14 @@ export class Runner {
     }
   }
 
-  /** True when the include file on disk is exactly what the committed state renders. */
-  async #fileIsCurrent(): Promise<boolean> {
-    this.#flavor ??= (await this.#deps.ctl.version()).flavor;
-    const want = renderUpstreams(
-      buildModel(this.#config, weightsOf(this.#config, this.#state), this.#state.generation, this.#flavor, {
-        drained: drainedOf(this.#state),
-      }),
-    );
-    try {
-      return (await readFile(this.#config.nginx.upstreamsFile, 'utf8')) === want;
-    } catch {
-      return false;
-    }
+  /** True when nginx serves exactly what the committed state renders (file and live generation). */
+  #isLive(): Promise<boolean> {
+    return this.#deps.nginx.isLive({
+      weights: weightsOf(this.#config, this.#state),
+      drained: drainedOf(this.#state),
+      generation: this.#state.generation,
+      reason: 'reconcile check',
+    });
   }
 
   #locked<T>(fn: () => Promise<T>): Promise<T> {

@@ -230,3 +230,34 @@ async function editRollout<E extends RolloutEdit>(
     await lock.release();
   }
 }
+
+/**
+ * Checks a target (percent 0–100, at most one decimal) or version edit exactly as {@link setTarget} /
+ * {@link setVersion} would, on the text of `file`, without writing anything (fleet mode: the value goes
+ * to etcd, weights.yaml stays as it is). Returns the normalized value. Throws what those document for an
+ * invalid value or an unknown service.
+ */
+export async function checkRolloutEdit<E extends RolloutEdit>(
+  file: string,
+  service: string,
+  edit: E,
+): Promise<E['value']> {
+  let value: E['value'] = edit.value;
+  if (edit.key === 'target') {
+    const w = edit.value as number;
+    const to = w >= 0 && w <= 100 ? toTenthPercent(w) : null;
+    if (to === null) {
+      throw new ConfigError([
+        {
+          position: null,
+          path: formatPath(['services', service, 'rollout', 'target']),
+          message: `must be a percentage from 0 to 100 with at most one decimal (got ${String(w)})`,
+          fix: 'Give a weight such as 60 or 12.5',
+        },
+      ]);
+    }
+    value = to;
+  }
+  plan(await readConfigText(file), file, service, { ...edit, value } as E);
+  return value;
+}

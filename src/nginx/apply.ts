@@ -36,6 +36,7 @@ import {
   type DiskStat,
   type Flavor,
   type NginxCtl,
+  type NginxPort,
   type RollbackResult,
   type RollbackStage,
   type SnapshotInfo,
@@ -178,7 +179,7 @@ function checkLayout(config: Config, snapshots: SnapshotStore): void {
  * Applies rendered weights to one nginx. Calls are serialized: a second
  * `apply`/`writeInitial`/`rollback` waits for the first to finish.
  */
-export class Applier {
+export class Applier implements NginxPort {
   #config: Config;
   readonly #ctl: NginxCtl;
   readonly #disk: DiskStat;
@@ -315,6 +316,37 @@ export class Applier {
    */
   writeInitial(req: ApplyRequest): Promise<ApplyResult> {
     return this.#serial(() => this.#apply(req, false));
+  }
+
+  /**
+   * True when the include file on disk is exactly what `req` renders (this config, the flavor, the
+   * drained services) and nginx's status server answers `req.generation`: the reconcile check the
+   * runner makes when nothing changed (a hand edit of the file, or a reload of another config, makes it
+   * false). Never throws: an unreadable file or a silent nginx is "not live".
+   */
+  async isLive(req: ApplyRequest): Promise<boolean> {
+    try {
+      const want = renderUpstreams(
+        buildModel(this.#config, req.weights, req.generation, await this.flavor(), { drained: req.drained ?? [] }),
+      );
+      if ((await readFile(this.#config.nginx.upstreamsFile, 'utf8')) !== want) return false;
+      return (await this.#ctl.generation()) === req.generation;
+    } catch {
+      return false;
+    }
+  }
+
+  /**
+   * The generation in the header of the include file on disk, or 0 (no file, no header). A fresh state
+   * (no state.json) continues from it so generations keep increasing per config directory and "the
+   * snapshot before the live one" stays well defined. Never throws.
+   */
+  async fileGeneration(): Promise<number> {
+    try {
+      return parseHeader(await readFile(this.#config.nginx.upstreamsFile, 'utf8'))?.generation ?? 0;
+    } catch {
+      return 0;
+    }
   }
 
   /**

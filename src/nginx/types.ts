@@ -4,6 +4,7 @@
  * the nginx binary, touches files or the disk sits behind these interfaces so
  * tests can hand a real nginx on loopback or a test double.
  */
+import type { Config } from '../config/types.js';
 import type { CanaryError } from '../errors.js';
 import type { WeightRaise } from './rollback-choice.js';
 
@@ -139,3 +140,29 @@ export type RollbackResult =
       snapshot: SnapshotInfo | null;
       durationMs: number;
     };
+
+/**
+ * The runner's one port to nginx (docs/fleet.md "Data flow in both modes"; the shape of Argo Rollouts'
+ * traffic router: set a weight *and verify it*). Everything nginx — flavor, rendering, the include
+ * file's header, `nginx -t`, reload, snapshots, the live generation — stays behind it; nginx/apply.ts
+ * `Applier` is the real one, and a fake of a few lines drives the Runner in tests.
+ */
+export interface NginxPort {
+  /** `oss` or `plus` (slow_start is emulated by a ramp on oss). */
+  flavor(): Promise<Flavor>;
+  /** Renders `req`, then disk guard → preflight → snapshot → write → `nginx -t` → reload → verify; restores on failure. */
+  apply(req: ApplyRequest): Promise<ApplyResult>;
+  /** Writes the include for `req` without a reload (nginx not started yet, or no include yet). */
+  writeInitial(req: ApplyRequest): Promise<ApplyResult>;
+  /** Restores a snapshot (`id`, or the newest older one that raises no weight) and proves it live. */
+  rollback(id?: string): Promise<RollbackResult>;
+  /**
+   * True when the include file on disk is exactly what `req` renders and nginx answers `req.generation`
+   * (the reconcile check: false after a hand edit of the file or a reload of another config).
+   */
+  isLive(req: ApplyRequest): Promise<boolean>;
+  /** The generation in the include file's header on disk, 0 when there is none (a fresh state continues from it). */
+  fileGeneration(): Promise<number>;
+  /** Adopts a reloaded weights.yaml. @throws ConfigError for changes that need a restart. */
+  reconfigure(config: Config): Promise<void>;
+}

@@ -66,7 +66,8 @@ const ServiceStateSchema = Type.Object(
   { additionalProperties: false },
 );
 
-const GateResultSchema = Type.Object(
+/** TypeBox schema of a gate result (rollout/types.ts `GateResult`). */
+export const GateResultSchema = Type.Object(
   {
     gate: Type.Union([
       Type.Literal('ready'),

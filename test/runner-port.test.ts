@@ -1,0 +1,87 @@
+// The Runner against a fake NginxPort (src/nginx/types.ts): the port is narrow enough that a few lines
+// drive the whole loop — set a weight and verify it, reconcile a drifted file, hold on a failed apply —
+// with no nginx, no files and no etcd.
+import t from 'tap';
+import { ManualClock } from '../src/clock.js';
+import { nopNotifier } from '../src/alerts/notifier.js';
+import { silentLogger } from '../src/log.js';
+import { Observer } from '../src/observe/aggregate.js';
+import { Runner, type ProbeSource } from '../src/runner.js';
+import { CanaryError } from '../src/errors.js';
+import type { ApplyRequest, ApplyResult, NginxPort, RollbackResult } from '../src/nginx/types.js';
+import type { SnapshotStore } from '../src/nginx/snapshot.js';
+import type { StateStore } from '../src/rollout/store.js';
+import type { State } from '../src/rollout/types.js';
+import { makeConfig, probePool } from './fixtures/rollout/config.js';
+
+/** The fake: remembers what it serves; `fail` makes the next applies fail at `reload`. */
+class FakeNginx implements NginxPort {
+  served: ApplyRequest | null = null;
+  applies: ApplyRequest[] = [];
+  fail = false;
+  flavor = () => Promise.resolve('plus' as const);
+  apply(req: ApplyRequest): Promise<ApplyResult> {
+    this.applies.push(req);
+    if (this.fail)
+      return Promise.resolve({
+        ok: false,
+        stage: 'reload',
+        error: new CanaryError('NC_RELOAD_FAILED', 'fake reload failed', { fix: 'none' }),
+        restored: true,
+        durationMs: 1,
+      });
+    this.served = req;
+    return Promise.resolve({ ok: true, generation: req.generation, snapshotId: 'fake', durationMs: 1 });
+  }
+  writeInitial = (req: ApplyRequest) => this.apply(req);
+  rollback = (): Promise<RollbackResult> => Promise.reject(new Error('not in this test'));
+  isLive = (req: ApplyRequest) =>
+    Promise.resolve(
+      JSON.stringify(req.weights) === JSON.stringify(this.served?.weights) &&
+        req.generation === this.served?.generation,
+    );
+  fileGeneration = () => Promise.resolve(0);
+  reconfigure = () => Promise.resolve();
+}
+
+t.test('a fake NginxPort drives the runner: slice, reconcile, hold on failure', async (t) => {
+  const config = makeConfig();
+  const clock = new ManualClock();
+  const nginx = new FakeNginx();
+  let saved: State | null = null;
+  const store = { load: () => Promise.resolve(null), save: (s: State) => Promise.resolve(void (saved = s)) };
+  const prober: ProbeSource = {
+    observations: () => ({ gateway: { primary: probePool(), canary: probePool() } }),
+    reconfigure: () => undefined,
+  };
+  const runner = await Runner.open({
+    config,
+    store: store as unknown as StateStore,
+    nginx,
+    observer: new Observer(config),
+    prober,
+    snapshots: { list: () => Promise.resolve([]) } as unknown as SnapshotStore,
+    notifier: nopNotifier,
+    clock,
+    log: silentLogger,
+  });
+  // weights.yaml is not on disk here: the runner keeps the config it was given (logged, nothing changed).
+  const first = await runner.tick();
+  t.equal(first.weights['gateway'], 5, 'ready canary: the slice is set');
+  t.same(nginx.served?.weights, { gateway: 5 }, 'and it is what the port serves');
+  t.equal((saved as State | null)?.services['gateway']?.weight, 5, 'committed after the apply');
+
+  nginx.served = { ...nginx.served!, weights: { gateway: 0 } };
+  const before = nginx.applies.length;
+  clock.advance(100);
+  await runner.tick();
+  t.equal(nginx.applies.length, before + 1, 'a drifted nginx is reconciled');
+  t.same(nginx.served?.weights, { gateway: 5 });
+
+  nginx.fail = true;
+  await runner.command({ kind: 'abort', service: 'gateway' }).then(
+    () => t.fail('an abort whose apply fails must throw'),
+    (err: unknown) => t.match(String(err), /fake reload failed/),
+  );
+  t.equal(runner.state.services['gateway']?.weight, 5, 'a failed apply commits nothing');
+});

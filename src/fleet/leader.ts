@@ -24,7 +24,7 @@ import {
   type FleetIntent,
   type HostReport,
 } from './protocol.js';
-import { mergeSnapshots, type ObservationSnapshot } from './snapshot.js';
+import { mergeSnapshots, outlierHosts, type ObservationSnapshot } from './snapshot.js';
 
 /** One pending intent with its etcd key id. */
 export interface PendingIntent {
@@ -277,6 +277,22 @@ export function leaderStep(input: LeaderInput): LeaderOutput {
       kept.add(svc.name);
     }
     weights[svc.name] = services[svc.name]?.weight ?? 0;
+  }
+  // A host whose own canary errs far above the rest is named (snapshot.ts outlierHosts: a Chernoff bound).
+  const agreeingByHost = Object.fromEntries(
+    Object.entries(input.observations).filter(([host]) => input.hosts[host]?.servicesHash === input.fingerprint.hash),
+  );
+  for (const svc of cfg.services) {
+    const out = outlierHosts(agreeingByHost, svc.name);
+    if (out.length === 0) continue;
+    const named = out
+      .slice(0, 3)
+      .map(
+        (o) =>
+          `${o.host} (${(o.errorRatio * 100).toFixed(1)} % of ${o.attempts} vs ${(o.restErrorRatio * 100).toFixed(1)} % elsewhere)`,
+      )
+      .join(', ');
+    summary[svc.name] = `${summary[svc.name] ?? ''}; canary errors stand out on ${named}`;
   }
   const decided = d.events.filter((e) => kept.has(e.service));
   const events = [...intents.events, ...decided];

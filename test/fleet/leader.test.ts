@@ -315,3 +315,14 @@ t.test('a promote intent ends the release on every host only while the walk is c
   t.not(walking.desired.state.services['gateway']?.phase, 'promoted', 'a walk below its target is not promoted');
   t.same(walking.consumed, ['2']);
 });
+
+t.test('a host whose canary errs far above the rest is named in the summary', async (t) => {
+  const out = leaderStep(
+    input({ desired: desiredAt(15), observations: { a: hostObs(200, 0), b: hostObs(200, 0), c: hostObs(200, 12) } }),
+  );
+  t.match(out.desired.summary['gateway'], /canary errors stand out on c \(6\.0 % of 200 vs 0\.1 % elsewhere\)/);
+  const even = leaderStep(
+    input({ desired: desiredAt(15), observations: { a: hostObs(200, 0), b: hostObs(200, 0), c: hostObs(200, 0) } }),
+  );
+  t.notMatch(even.desired.summary['gateway'], /stand out/);
+});

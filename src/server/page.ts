@@ -4,7 +4,16 @@
  * loops and escapes. Pure: `now` (epoch ms, the injected clock's reading) is
  * a parameter; no I/O.
  */
-import { atTarget, formatDuration } from '../cli/format.js';
+import {
+  NO_LEADER,
+  atTarget,
+  fleetGenerationText,
+  fleetHostMarks,
+  fleetWeightsText,
+  formatAge,
+  formatDuration,
+} from '../cli/format.js';
+import type { FleetStatus } from '../fleet/host.js';
 import { describeGate, formatGateValue, passSide } from '../rollout/gates.js';
 import type { GateName, GateResult, Phase, RolloutEvent } from '../rollout/types.js';
 import type { ServiceStatus, StatusDocument } from '../runner.js';
@@ -107,6 +116,51 @@ export interface SnapshotRow {
   live: boolean;
 }
 
+export { formatAge };
+
+/** One host of the fleet table (text as `nginx-canary status` words it; the template escapes it). */
+export interface FleetHostRow {
+  host: string;
+  /** `leader`, `this host`, both or none. */
+  marks: string[];
+  live: boolean;
+  /** `verified gen 17`, `behind (desired 17)`, `behind (desired 17, verified gen 16)`, `not verified`. */
+  generation: string;
+  /** It has not verified the desired generation: it holds the barrier. */
+  behind: boolean;
+  /** `gateway 15 %, api 0 %`. */
+  weights: string;
+  /** Last report, `HH:MM:SS` UTC of the host's own clock; ISO 8601; how long before `now`. */
+  seen: string;
+  seenIso: string;
+  seenAge: string;
+  /** Its last apply's failure as the host reported it (e.g. nginx -t's words, several lines), or null. */
+  applyError: string | null;
+  /** How its services differ (`gateway.gates differs, extra web`), or null when they agree. */
+  differs: string | null;
+  /** Services it drained on its own evidence (`gateway`), or null. */
+  localDrains: string | null;
+}
+
+/** The fleet section of the page (fleet mode only). */
+export interface FleetSection {
+  prefix: string;
+  /** This host's name. */
+  host: string;
+  /** The leader's name, or null with {@link FleetSection.leaderText} saying what that means. */
+  leader: string | null;
+  /** The leader's name, or the no-leader line. */
+  leaderText: string;
+  etcd: FleetStatus['etcd'];
+  /** The desired generation, or `none read`. */
+  desiredGeneration: string;
+  /** Why the fleet cannot raise now, or null. */
+  hold: string | null;
+  hosts: FleetHostRow[];
+  /** Hosts whose lease expired. */
+  stale: number;
+}
+
 /** Everything the template shows. */
 export interface StatusPage {
   generation: number;
@@ -124,6 +178,8 @@ export interface StatusPage {
   snapshotTotal: number;
   /** Why snapshots could not be listed, or null. */
   snapshotError: string | null;
+  /** The fleet's leader and hosts, or null outside fleet mode (no section then). */
+  fleet: FleetSection | null;
 }
 
 /** Input of {@link buildStatusPage}. */
@@ -151,29 +207,6 @@ export function clockTime(at: number): string {
 /** ISO 8601 UTC of an epoch ms; '' when not a valid time. */
 function isoTime(at: number): string {
   return Number.isFinite(at) && Math.abs(at) < 8.64e15 ? new Date(at).toISOString() : '';
-}
-
-/**
- * How long before `now` an epoch ms was, for humans: `just now` under 1 s,
- * `12 s ago`, `4 min ago`, `3 h ago`, `2 d ago`; `in 5 s` for a time after
- * `now` (clock skew); `—` for a non-finite input.
- */
-export function formatAge(at: number, now: number): string {
-  const d = now - at;
-  if (!Number.isFinite(d)) return '—';
-  const a = Math.abs(d);
-  const n =
-    a < 1000
-      ? null
-      : a < 60_000
-        ? `${Math.floor(a / 1000)} s`
-        : a < 3_600_000
-          ? `${Math.floor(a / 60_000)} min`
-          : a < 86_400_000
-            ? `${Math.floor(a / 3_600_000)} h`
-            : `${Math.floor(a / 86_400_000)} d`;
-  if (n === null) return 'just now';
-  return d >= 0 ? `${n} ago` : `in ${n}`;
 }
 
 /** What passes for a gate, in its unit (see {@link GateRow.threshold}). */
@@ -267,9 +300,38 @@ function serviceView(s: ServiceStatus, history: readonly RolloutEvent[], now: nu
   };
 }
 
+/** The fleet section: the same facts as the CLI's fleet block (cli/format.ts formatFleet), ages from `now`. */
+export function fleetSection(f: FleetStatus, now: number): FleetSection {
+  return {
+    prefix: f.prefix,
+    host: f.host,
+    leader: f.leader,
+    leaderText: f.leader ?? NO_LEADER,
+    etcd: f.etcd,
+    desiredGeneration: f.desiredGeneration === null ? 'none read' : String(f.desiredGeneration),
+    hold: f.hold,
+    hosts: f.hosts.map((h) => ({
+      host: h.host,
+      marks: fleetHostMarks(f, h.host),
+      live: h.live,
+      generation: fleetGenerationText(h, f.desiredGeneration),
+      behind: f.desiredGeneration !== null && (h.verified === null || h.verified < f.desiredGeneration),
+      weights: fleetWeightsText(h.weights),
+      seen: clockTime(h.lastSeen),
+      seenIso: isoTime(h.lastSeen),
+      seenAge: formatAge(h.lastSeen, now),
+      applyError: h.applyError,
+      differs: h.differs.length > 0 ? h.differs.join(', ') : null,
+      localDrains: h.localDrains.length > 0 ? h.localDrains.join(', ') : null,
+    })),
+    stale: f.hosts.filter((h) => !h.live).length,
+  };
+}
+
 /**
  * Builds the page's view model (pure; never throws for a well-formed status
- * document). Services keep the config order; a drained service sets `alert`.
+ * document). Services keep the config order; a drained service sets `alert`;
+ * `fleet` is set in fleet mode only.
  */
 export function buildStatusPage(input: StatusPageInput): StatusPage {
   const { status, now } = input;
@@ -302,5 +364,6 @@ export function buildStatusPage(input: StatusPageInput): StatusPage {
     })),
     snapshotTotal: snaps.length,
     snapshotError: input.snapshots instanceof Error ? input.snapshots.message : null,
+    fleet: status.fleet ? fleetSection(status.fleet, now) : null,
   };
 }

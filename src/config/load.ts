@@ -8,7 +8,7 @@ import { readFile } from 'node:fs/promises';
 import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, visit, type Document, type Node } from 'yaml';
 import { ConfigError, type ConfigProblem, type SourcePosition } from '../errors.js';
 import type { Config } from './types.js';
-import { validateConfig, formatPath, type Locate, type PathSegment } from './validate.js';
+import { validateConfig, formatPath, type Locate, type PathSegment, type ValidateOptions } from './validate.js';
 
 /** Options for yaml: YAML 1.2 core schema, no custom tags, duplicate keys are errors, no stderr warnings. */
 export const YAML_OPTIONS = {
@@ -91,9 +91,10 @@ export const MAX_CONFIG_BYTES = 256 * 1024;
  * message, fix): YAML syntax errors, duplicate keys, tabs used as
  * indentation, tags, several documents, an empty file, a root that is not a
  * mapping, unresolved aliases, then schema and semantic problems. A text
- * over {@link MAX_CONFIG_BYTES} is refused before parsing.
+ * over {@link MAX_CONFIG_BYTES} is refused before parsing. `opts` go to
+ * validateConfig (the hostname standing in for an unset `fleet.host`).
  */
-export function parseConfig(text: string, file: string): Config {
+export function parseConfig(text: string, file: string, opts: ValidateOptions = {}): Config {
   if (Buffer.byteLength(text) > MAX_CONFIG_BYTES) {
     // Checked before parsing: the yaml parser's time grows with the square of a mapping's keys (50,000 keys
     // took 232 s in the fuzz run), and the daemon re-reads this file while it runs.
@@ -161,9 +162,27 @@ export function parseConfig(text: string, file: string): Config {
     problems.sort((a, b) => a.position.line - b.position.line || a.position.column - b.position.column);
     throw new ConfigError(problems);
   }
-  const result = validateConfig(raw, file, locate);
+  const result = validateConfig(raw, file, locate, opts);
   if (!result.ok) throw new ConfigError(result.problems);
   return result.value;
+}
+
+/**
+ * Where a key path sits in the text of a weights.yaml, as the loader's problems place it (`at: 'key'`
+ * the key itself, `'value'` its value; a missing key answers its deepest existing ancestor), for
+ * messages about a config that loaded fine (`check` naming the line of `fleet.etcd`). Pure; null when
+ * the text is not one well-formed YAML document.
+ */
+export function locateIn(
+  text: string,
+  file: string,
+  segments: readonly PathSegment[],
+  at: 'key' | 'value' = 'value',
+): SourcePosition | null {
+  const lc = new LineCounter();
+  const doc = parseDocument(text, { ...YAML_OPTIONS, lineCounter: lc });
+  if (doc.errors.length > 0 || doc.contents === null) return null;
+  return makeLocate(doc, lc, file)(segments, at);
 }
 
 /** Offset just past a parsed node's source, trailing comments and blank lines included. */

@@ -242,12 +242,37 @@ export const AlertsSchema = Type.Object(
   { additionalProperties: false, description: 'a mapping { webhook_url, paused_after }' },
 );
 
+/**
+ * The `fleet:` section (docs/design.md "Fleet"): the etcd cluster and this host's place in the fleet.
+ * Left out: the sidecar walks this host alone. `etcd` and `prefix` are required in it; `host` defaults
+ * to the machine's hostname and `lease_ttl` to 5s (validate.ts, which also checks the URLs, the prefix,
+ * the host name and the TTL's range).
+ */
+export const FleetSchema = Type.Object(
+  {
+    etcd: Type.Array(Str('an etcd client URL such as http://10.0.0.5:2379', 'http://10.0.0.5:2379'), {
+      minItems: 1,
+      description: 'a list of etcd client URLs such as [http://10.0.0.5:2379, http://10.0.0.6:2379]',
+      examples: ['[http://10.0.0.5:2379, http://10.0.0.6:2379, http://10.0.0.7:2379]'],
+    }),
+    prefix: Str('an etcd key prefix such as /nginx-canary/edge-prod', '/nginx-canary/edge-prod'),
+    host: Opt(Str("this host's name in the fleet, such as edge-1", 'edge-1')),
+    lease_ttl: Opt(Duration('5s')),
+  },
+  {
+    additionalProperties: false,
+    description: 'a mapping { etcd, prefix, host, lease_ttl }',
+    examples: ['{ etcd: [http://127.0.0.1:2379], prefix: /nginx-canary/edge-prod }'],
+  },
+);
+
 /** The whole weights.yaml as written. */
 export const WeightsSchema = Type.Object(
   {
     nginx: NginxSchema,
     sidecar: Opt(SidecarSchema),
     alerts: Opt(AlertsSchema),
+    fleet: Opt(FleetSchema),
     services: Type.Record(Type.String(), ServiceSchema, {
       minProperties: 1,
       description: 'a mapping of service names to services (at least one)',

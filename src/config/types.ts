@@ -229,6 +229,36 @@ export interface AlertsConfig {
   pausedAfterMs: number;
 }
 
+/**
+ * The `fleet:` section: several hosts' sidecars walk as one, through an etcd v3
+ * cluster (docs/design.md "Fleet"). One fleet is one key prefix; every host of
+ * it has the same `services` section and its own {@link FleetConfig.host}.
+ */
+export interface FleetConfig {
+  /**
+   * The etcd members' client URLs as written in `fleet.etcd`, in file order, at least one, each listed
+   * once: `http://` or `https://`, a host (IPv4, hostname or `[IPv6]` in canonical form) and an explicit
+   * port, nothing else (no credentials, path, query or fragment; a trailing `/` is dropped), e.g.
+   * `http://10.0.0.5:2379`.
+   */
+  endpoints: string[];
+  /**
+   * The etcd key prefix every key of this fleet lives under, e.g. `/nginx-canary/edge-prod`: starts
+   * with `/`, no trailing `/`, no empty, `.` or `..` segment, only `A-Z a-z 0-9 . _ / -`, at most 256
+   * characters.
+   */
+  prefix: string;
+  /** This host's name in the fleet, 1–63 characters of `A-Z a-z 0-9 . _ -` (default: the machine's hostname). */
+  host: string;
+  /**
+   * TTL of the leader's lease and of each host's liveness lease, ms: whole seconds from 2 s to 60 s
+   * (default 5 s). etcd lease TTLs are whole seconds (https://etcd.io/docs/v3.4/learning/api/#lease-api,
+   * LeaseGrant `TTL`); the 2–60 s bounds are sanity bounds chosen here: a shorter TTL lets one slow
+   * keepalive round trip expire a lease, a longer one leaves a dead leader in place for over a minute.
+   */
+  leaseTtlMs: number;
+}
+
 /** The whole normalized configuration. */
 export interface Config {
   /** Absolute path of the weights.yaml this came from. */
@@ -241,4 +271,6 @@ export interface Config {
   alerts: AlertsConfig;
   /** Services in file order; names are unique. */
   services: ServiceConfig[];
+  /** The `fleet:` section, or null without one (the sidecar walks this host alone, as before fleet mode). */
+  fleet: FleetConfig | null;
 }

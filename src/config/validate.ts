@@ -12,10 +12,12 @@
  */
 import path from 'node:path';
 import { isIPv4, isIPv6 } from 'node:net';
+import { hostname as osHostname } from 'node:os';
 import { Value, ValueErrorType, type ValueError } from '@sinclair/typebox/value';
 import type { ConfigProblem, SourcePosition } from '../errors.js';
 import type {
   Config,
+  FleetConfig,
   GatesConfig,
   ListenAddress,
   OverrideConfig,
@@ -337,6 +339,175 @@ function override(r: Reader): OverrideConfig | null {
     allow.push(item);
   });
   return { allow };
+}
+
+/** Why a `fleet.etcd` entry was refused: the message (validateConfig adds `(got …)`) and how to write it. */
+export interface EtcdEndpointProblem {
+  message: string;
+  fix: string;
+}
+
+/** The example every `fleet.etcd` fix shows: etcd's default client port is 2379. */
+const ETCD_EXAMPLE = 'http://10.0.0.5:2379';
+
+/** `scheme://` at the start of a URL-like text: the scheme (any case) and what follows `://`. */
+const SCHEME_RE = /^([A-Za-z][A-Za-z0-9+.-]*):\/\/(.*)$/s;
+
+/**
+ * Parses one entry of `fleet.etcd`: an etcd member's client URL, `http://` or `https://` (lower case),
+ * then a host (IPv4, hostname or `[IPv6]` in canonical form, as {@link parseHostPort} reads it) and an
+ * explicit port, and nothing else: no `user:password@`, path, query or fragment (one trailing `/` is
+ * allowed and dropped). Printable ASCII, at most 2048 characters.
+ *
+ * Returns the normalized URL (`http://10.0.0.5:2379`), or the problem (message and fix, the fix with an
+ * example of a good URL). A message never repeats a password. Never throws.
+ */
+export function parseEtcdEndpoint(text: string): string | EtcdEndpointProblem {
+  const fix = `Write each etcd member's client URL as scheme, host and port, e.g. \`${ETCD_EXAMPLE}\``;
+  if (text.length > 2048 || !PRINTABLE_RE.test(text))
+    return { message: 'must be a URL without spaces or control characters', fix };
+  const m = SCHEME_RE.exec(text);
+  if (!m) return { message: 'must be an http:// or https:// URL with a host and a port', fix };
+  const [, scheme = '', rest = ''] = m;
+  if (scheme !== 'http' && scheme !== 'https')
+    return { message: `must start with http:// or https://, not ${scheme}://`, fix };
+  const cut = rest.search(/[/?#]/);
+  const authority = cut === -1 ? rest : rest.slice(0, cut);
+  const tail = cut === -1 ? '' : rest.slice(cut);
+  if (authority.includes('@'))
+    return {
+      message: 'must not carry a user or password (user:password@ before the host)',
+      fix: `Remove user:password@ and write the scheme, host and port only, e.g. \`${ETCD_EXAMPLE}\``,
+    };
+  if (authority === '') return { message: 'has no host', fix };
+  if (!authority.includes(':') || /^\[[^\]]*\]$/.test(authority))
+    return {
+      message: 'has no port',
+      fix: `Add the client port, e.g. \`${scheme}://${authority}:2379\` (2379 is etcd's default client port)`,
+    };
+  const hostPort = parseHostPort(authority);
+  // parseHostPort speaks of nginx's logs for IPv6; the canonical form is what the rest of weights.yaml writes.
+  if (typeof hostPort === 'string') return { message: hostPort.replace(/, as nginx logs it$/, ''), fix };
+  if (tail !== '' && tail !== '/')
+    return {
+      message: 'must not have a path, query or fragment after the port',
+      fix: `Write the client URL alone, \`${scheme}://${authority}\`: the client adds its own paths`,
+    };
+  return `${scheme}://${authority}`;
+}
+
+/** `fleet.etcd` texts shown in messages: the password of a `user:password@` replaced by `***`. */
+function hidePassword(text: string): string {
+  return text.replace(/^([A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?#@:]*):[^/?#]*@/s, '$1:***@');
+}
+
+/** Characters of `fleet.prefix`: it is an etcd key prefix that also appears in status, logs and messages. */
+const FLEET_PREFIX_CHARS_RE = /^[A-Za-z0-9._/-]+$/;
+/** Longest `fleet.prefix`, characters (a chosen sanity bound: etcd keys may be longer). */
+const MAX_FLEET_PREFIX = 256;
+/** `fleet.host` (and a hostname taken as its default): 1–63 characters, a DNS label's length. */
+export const FLEET_HOST_RE = /^[A-Za-z0-9._-]{1,63}$/;
+/** The example `fleet.prefix` of the fixes. */
+const PREFIX_EXAMPLE = '/nginx-canary/edge-prod';
+
+/**
+ * Why `fleet.prefix` is refused, or null when it is fine: it must start with `/`, must not end with `/`,
+ * has no empty (`//`), `.` or `..` segment, is made of `A-Z a-z 0-9 . _ / -` only and is at most
+ * {@link MAX_FLEET_PREFIX} characters. Pure.
+ */
+export function fleetPrefixProblem(prefix: string): EtcdEndpointProblem | null {
+  const example = `e.g. \`prefix: ${PREFIX_EXAMPLE}\``;
+  if (prefix.length > MAX_FLEET_PREFIX || !FLEET_PREFIX_CHARS_RE.test(prefix))
+    return {
+      message: `must be at most ${MAX_FLEET_PREFIX} letters, digits and . _ / - only`,
+      fix: `Name the fleet's etcd key prefix with those characters, ${example}`,
+    };
+  if (!prefix.startsWith('/')) return { message: 'must start with /', fix: `Write it as a key path, ${example}` };
+  if (prefix === '/')
+    return { message: 'must name a key path below /', fix: `One fleet is one key prefix, ${example}` };
+  const segments = prefix.slice(1).split('/');
+  if (segments.some((x) => x === '.' || x === '..') || segments.slice(0, -1).some((x) => x === ''))
+    return {
+      message: 'must not have an empty (//), . or .. segment',
+      fix: `Write each segment out, ${example}: every host of the fleet must write the very same prefix`,
+    };
+  if (prefix.endsWith('/')) return { message: 'must not end with /', fix: `Write \`prefix: ${prefix.slice(0, -1)}\`` };
+  return null;
+}
+
+/** Options of {@link validateConfig}. */
+export interface ValidateOptions {
+  /**
+   * The machine's hostname, the default of `fleet.host` (default `os.hostname()`); asked only when a
+   * `fleet:` section has no `host`.
+   */
+  hostname?: () => string;
+}
+
+/**
+ * The `fleet:` section: null when absent or `~`. Checks every `etcd` entry ({@link parseEtcdEndpoint},
+ * each URL once), the prefix ({@link fleetPrefixProblem}), the host (given, or the machine's hostname,
+ * {@link FLEET_HOST_RE}) and lease_ttl (whole seconds, 2s–60s, default 5s). Wrong types and missing
+ * keys are the schema's to report.
+ */
+function fleet(root: Reader, hostname: () => string): FleetConfig | null {
+  const r = root.child('fleet');
+  if (r.map === undefined) return null;
+  const endpoints: string[] = [];
+  const list = r.raw('etcd');
+  const seen = new Map<string, number>();
+  (Array.isArray(list) ? list : []).forEach((item: unknown, i) => {
+    if (typeof item !== 'string') return; // the schema reported it
+    const at: PathSegment[] = [...r.at, 'etcd', i];
+    const url = parseEtcdEndpoint(item);
+    if (typeof url !== 'string') {
+      r.out.add(at, `${url.message} (got ${show(hidePassword(item))})`, url.fix);
+      return;
+    }
+    const key = url.toLowerCase(); // scheme and host names are case-insensitive
+    const first = seen.get(key);
+    if (first !== undefined) {
+      r.out.add(
+        at,
+        `${url} is already listed at ${formatPath([...r.at, 'etcd', first])}`,
+        'List each etcd member once',
+      );
+      return;
+    }
+    seen.set(key, i);
+    endpoints.push(url);
+  });
+
+  const prefixText = r.string('prefix') ?? '';
+  const bad = r.string('prefix') === undefined ? null : fleetPrefixProblem(prefixText);
+  if (bad) r.problem('prefix', `${bad.message} (got ${show(prefixText)})`, bad.fix);
+
+  const hostFix =
+    'Name this host in the fleet with 1 to 63 letters, digits, . _ or -, e.g. `host: edge-1`; each host of the fleet needs its own';
+  let host = r.matching('host', FLEET_HOST_RE, 63, 'must be 1 to 63 letters, digits, . _ or -', hostFix);
+  if (r.string('host') === undefined) {
+    const own = hostname();
+    if (FLEET_HOST_RE.test(own)) host = own;
+    else
+      r.problem(
+        'host',
+        `is not set, and this machine's hostname ${show(own)} is not a fleet host name (1 to 63 letters, digits, . _ or -)`,
+        hostFix,
+      );
+  }
+
+  const ttlText = r.string('lease_ttl');
+  const ttl = ttlText === undefined ? null : parseDuration(ttlText);
+  let leaseTtlMs = 5 * SEC;
+  if (ttl !== null && ttl % SEC !== 0)
+    r.problem(
+      'lease_ttl',
+      `must be a whole number of seconds (got ${ttlText}); etcd lease TTLs are whole seconds`,
+      `Write it like \`lease_ttl: ${Math.min(60, Math.max(2, Math.round(ttl / SEC)))}s\``,
+    );
+  else leaseTtlMs = r.duration('lease_ttl', 5 * SEC, { min: 2 * SEC, max: 60 * SEC });
+
+  return { endpoints, prefix: prefixText, host: host ?? '', leaseTtlMs };
 }
 
 /** Short rendering of a value for messages; never echoes control characters raw. */
@@ -838,7 +1009,9 @@ function sortByPosition(problems: ConfigProblem[]): ConfigProblem[] {
  * binary `nginx`, managed false, status_listen 127.0.0.1:9465, snapshots
  * <dir of state_file>/snapshots keep 20, min_reload_interval 2s; sidecar
  * listen 127.0.0.1:9464, state_file .nginx-canary/state.json, no token; no
- * webhook; no `override` (the `X-Canary` header does nothing).
+ * webhook; no `override` (the `X-Canary` header does nothing); no `fleet`
+ * (`fleet` null: this host walks alone), and in a `fleet:` section host =
+ * `opts.hostname()` (default `os.hostname()`), lease_ttl 5s.
  *
  * Ranges checked here (integer ranges are in schema.ts): fail_timeout 1s–1d
  * and slow_start 0–1h in whole seconds (nginx reads them in seconds); probe
@@ -853,9 +1026,13 @@ function sortByPosition(problems: ConfigProblem[]): ConfigProblem[] {
  * {@link parseServerAddress}); each appears once across every service and
  * pool (host names compared without case, socket paths exactly). An
  * `override.allow` entry is an address or CIDR (see {@link parseAllowEntry}),
- * each network once per service.
+ * each network once per service. `fleet.etcd` entries are http(s) client
+ * URLs with host and port (see {@link parseEtcdEndpoint}), each once;
+ * `fleet.prefix` see {@link fleetPrefixProblem}; `fleet.host` (or the
+ * hostname standing in for it) matches {@link FLEET_HOST_RE}; `fleet.lease_ttl`
+ * is whole seconds from 2s to 60s (etcd lease TTLs are whole seconds).
  */
-export function validateConfig(raw: unknown, file: string, locate: Locate): ValidateResult {
+export function validateConfig(raw: unknown, file: string, locate: Locate, opts: ValidateOptions = {}): ValidateResult {
   const out = new Collector(locate);
   schemaProblems(raw, out);
   const absFile = path.resolve(file);
@@ -940,6 +1117,7 @@ export function validateConfig(raw: unknown, file: string, locate: Locate): Vali
   }
 
   const pausedAfterMs = al.duration('paused_after', 30 * MIN, { min: MIN, max: 365 * DAY });
+  const fleetConfig = fleet(root, opts.hostname ?? osHostname);
 
   const services: ServiceConfig[] = [];
   const seenServers = new Map<string, string>();
@@ -996,6 +1174,7 @@ export function validateConfig(raw: unknown, file: string, locate: Locate): Vali
       sidecar: { listen: sidecarListen, stateFile, tokenFile },
       alerts: { webhookUrl, pausedAfterMs },
       services,
+      fleet: fleetConfig,
     },
   };
 }

@@ -12,12 +12,22 @@
  * - `alerts.webhook_url`, asked once with a bounded HEAD request: any HTTP
  *   answer means reachable; a refusal, timeout, DNS or TLS failure prints a
  *   `warning:` line and leaves the exit code alone (the receiver may be down
- *   for a reason; Prometheus rules page without it).
+ *   for a reason; Prometheus rules page without it);
+ * - with a `fleet:` section, every `fleet.etcd` endpoint, asked `GET /health`
+ *   once, bounded, all at the same time: when none answers, exit 2 with the
+ *   problem at the line of `fleet.etcd` (file:line:col, the endpoints and
+ *   why each failed, the fix); when some do not, a `warning:` line naming
+ *   them, exit code unchanged; an endpoint that answers but reports etcd
+ *   unhealthy (no quorum) is a `warning:` too.
+ * Nothing is written.
  */
 import path from 'node:path';
 import { Agent, request } from 'undici';
-import type { Config } from '../config/types.js';
-import { CanaryError } from '../errors.js';
+import { readFile } from 'node:fs/promises';
+import { locateIn } from '../config/load.js';
+import { formatDuration } from '../config/units.js';
+import type { Config, FleetConfig } from '../config/types.js';
+import { CanaryError, ConfigError } from '../errors.js';
 import { NginxCommand } from '../nginx/ctl.js';
 import { buildModel } from '../nginx/model.js';
 import { renderUpstreams } from '../nginx/render.js';
@@ -30,10 +40,15 @@ import type { CliIo } from './main.js';
 /** Bound of the webhook request, ms (a chosen value: an Alertmanager on the network answers in milliseconds). */
 export const WEBHOOK_CHECK_TIMEOUT_MS = 2000;
 
+/** Bound of one etcd `GET /health` request, ms (chosen: an etcd member answers /health in milliseconds). */
+export const ETCD_CHECK_TIMEOUT_MS = 2000;
+
 /** Options of {@link checkCommand}. */
 export interface CheckCommandOptions {
   /** Bound of the webhook request, ms > 0 (default {@link WEBHOOK_CHECK_TIMEOUT_MS}). */
   webhookTimeoutMs?: number;
+  /** Bound of each etcd `GET /health` request, ms > 0 (default {@link ETCD_CHECK_TIMEOUT_MS}). */
+  etcdTimeoutMs?: number;
 }
 
 /** The live weights from state.json, or all 0 when there is none yet; and the generation (0 without state). */
@@ -74,14 +89,121 @@ export async function probeWebhook(url: string, timeoutMs: number): Promise<stri
     await res.body.dump();
     return null;
   } catch (err) {
-    const e = err as { code?: unknown; message?: unknown };
-    if (signal.aborted || e.code === 'UND_ERR_CONNECT_TIMEOUT' || e.code === 'UND_ERR_HEADERS_TIMEOUT')
-      return `no answer within ${timeoutMs} ms`;
-    const message = typeof e.message === 'string' && e.message !== '' ? e.message : String(err);
-    return typeof e.code === 'string' && !message.includes(e.code) ? `${e.code}: ${message}` : message;
+    return failureReason(err, signal, timeoutMs);
   } finally {
     await agent.destroy().catch(() => undefined);
   }
+}
+
+/**
+ * Why a bounded undici request got no answer, for messages: `no answer within <n> ms` when its bound
+ * (the signal, the connect or the headers timeout) ran out, else the error's message with its code
+ * (`connect ECONNREFUSED 127.0.0.1:2379`, `getaddrinfo ENOTFOUND etcd-1`, a TLS error).
+ */
+function failureReason(err: unknown, signal: AbortSignal, timeoutMs: number): string {
+  const e = err as { code?: unknown; message?: unknown };
+  if (signal.aborted || e.code === 'UND_ERR_CONNECT_TIMEOUT' || e.code === 'UND_ERR_HEADERS_TIMEOUT')
+    return `no answer within ${timeoutMs} ms`;
+  const message = typeof e.message === 'string' && e.message !== '' ? e.message : String(err);
+  return typeof e.code === 'string' && !message.includes(e.code) ? `${e.code}: ${message}` : message;
+}
+
+/** One etcd endpoint's answer to `GET <url>/health` (see {@link probeEtcdHealth}). */
+export type EtcdHealth =
+  | {
+      /** The endpoint as `fleet.etcd` lists it. */
+      url: string;
+      answered: true;
+      /** HTTP 200 with `"health":"true"`: the member is up and its cluster has a leader (a quorum). */
+      healthy: boolean;
+      /** What it answered, for messages: `HTTP <status> <body, at most 200 characters>`. */
+      detail: string;
+    }
+  | {
+      /** The endpoint as `fleet.etcd` lists it. */
+      url: string;
+      answered: false;
+      /** Why not: `no answer within <n> ms`, or the error (`connect ECONNREFUSED …`, DNS, TLS). */
+      reason: string;
+    };
+
+/**
+ * Asks one etcd member `GET <url>/health` (etcd's HTTP health endpoint, served on the client URL), once,
+ * bounded by `timeoutMs` (connect, headers, body and the whole request), over its own connection pool
+ * closed before this resolves. Any HTTP answer counts as answered; healthy is HTTP 200 with a JSON body
+ * whose `health` is `"true"` (etcd 3.4 answers 503 `{"health":"false"}` without a leader). Never rejects.
+ */
+export async function probeEtcdHealth(url: string, timeoutMs: number): Promise<EtcdHealth> {
+  const agent = new Agent({ connect: { timeout: timeoutMs }, headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
+  const signal = AbortSignal.timeout(timeoutMs);
+  try {
+    const res = await request(`${url}/health`, {
+      method: 'GET',
+      dispatcher: agent,
+      signal,
+      headers: { 'user-agent': 'nginx-canary-check' },
+    });
+    const body = (await res.body.text()).trim();
+    let health: unknown;
+    try {
+      health = (JSON.parse(body) as { health?: unknown } | null)?.health;
+    } catch {
+      health = undefined;
+    }
+    const shown = body.length > 200 ? `${body.slice(0, 199)}…` : body;
+    return {
+      url,
+      answered: true,
+      healthy: res.statusCode === 200 && health === 'true',
+      detail: `HTTP ${res.statusCode}${shown === '' ? '' : ` ${shown}`}`,
+    };
+  } catch (err) {
+    return { url, answered: false, reason: failureReason(err, signal, timeoutMs) };
+  } finally {
+    await agent.destroy().catch(() => undefined);
+  }
+}
+
+/**
+ * Reports what {@link probeEtcdHealth} found at every `fleet.etcd` endpoint (pure but for `io` and
+ * reading `configFile` for the line of `fleet.etcd`) and returns the exit code: 2 when no endpoint
+ * answered (a problem at the line of `fleet.etcd`, as the loader formats problems), else 0 with a
+ * `warning:` line for the endpoints that did not answer and one for those that answered unhealthy, and
+ * a `note:` line saying how many answered.
+ */
+export async function reportFleet(
+  fleet: FleetConfig,
+  configFile: string,
+  health: readonly EtcdHealth[],
+  io: CliIo,
+): Promise<0 | 2> {
+  const text = await readFile(configFile, 'utf8').catch(() => null);
+  const at = text === null ? null : locateIn(text, configFile, ['fleet', 'etcd'], 'key');
+  const where = at === null ? configFile : `${at.file}:${at.line}`;
+  const down = health.flatMap((h) => (h.answered ? [] : [`${h.url} (${h.reason})`]));
+  const sick = health.flatMap((h) => (h.answered && !h.healthy ? [`${h.url} (${h.detail})`] : []));
+  if (down.length === health.length) {
+    const problem = {
+      position: at,
+      path: 'fleet.etcd',
+      message: `no etcd endpoint answers, so this host cannot join fleet ${fleet.prefix}: ${down.join(', ')}`,
+      fix: `Start etcd on those hosts, or correct the client URLs in fleet.etcd (etcd's client port is 2379 by default); for a local try, \`apt-get install etcd-server\` and start etcd, which listens on http://127.0.0.1:2379 by default`,
+    };
+    io.err(new ConfigError([problem]).toUserString());
+    return 2;
+  }
+  if (down.length > 0)
+    io.err(
+      `warning: fleet.etcd (${where}): ${down.length} of ${health.length} etcd endpoints do not answer: ${down.join(', ')}. The sidecar uses the ones that answer; start the member or correct its URL. This warning does not fail check.`,
+    );
+  if (sick.length > 0)
+    io.err(
+      `warning: fleet.etcd (${where}): etcd answers but reports itself unhealthy at ${sick.join(', ')}: the cluster may have lost its quorum (a majority of its members), and no host raises a weight until it has one again. This warning does not fail check.`,
+    );
+  io.out(
+    `note: fleet ${fleet.prefix} as host ${fleet.host} (lease_ttl ${formatDuration(fleet.leaseTtlMs)}): etcd answers at ${health.length - down.length} of ${health.length} endpoints.`,
+  );
+  return 0;
 }
 
 /** nginx's output with the scratch copy's config paths written as the live directory's, so file:line points at the operator's file. */
@@ -110,8 +232,9 @@ export function nginxTestHint(output: string, config: Config): string {
 
 /**
  * Runs `check` on a loaded (so already valid) config, writing to `io`, and resolves to the exit code:
- * 0 when the token (if any) is usable and nginx accepts the rendered config, whatever the webhook
- * answered; else the highest exit code of what failed (a token error as `run` would exit, 1 for nginx -t).
+ * 0 when the token (if any) is usable, nginx accepts the rendered config and (with a fleet) at least one
+ * etcd endpoint answers, whatever the webhook answered; else the highest exit code of what failed (a
+ * token error as `run` would exit, 1 for nginx -t, 2 when no etcd endpoint answers).
  * Problems are reported on `io.err`, the `ok:` line and notes on `io.out`.
  *
  * @throws CanaryError when the nginx binary cannot run or state.json is unreadable (as before this split).
@@ -120,6 +243,12 @@ export async function checkCommand(config: Config, io: CliIo, opts: CheckCommand
   const url = config.alerts.webhookUrl;
   // Asked while nginx -t runs; probeWebhook never rejects, and it is awaited before any return below.
   const webhook = url === null ? null : probeWebhook(url, opts.webhookTimeoutMs ?? WEBHOOK_CHECK_TIMEOUT_MS);
+  // Every etcd endpoint at once, like the webhook; probeEtcdHealth never rejects, awaited before any return.
+  const fleet = config.fleet;
+  const etcd =
+    fleet === null
+      ? null
+      : Promise.all(fleet.endpoints.map((e) => probeEtcdHealth(e, opts.etcdTimeoutMs ?? ETCD_CHECK_TIMEOUT_MS)));
   try {
     let code = 0;
     try {
@@ -157,6 +286,8 @@ export async function checkCommand(config: Config, io: CliIo, opts: CheckCommand
         `warning: alerts.webhook_url ${showUrl(url)} does not answer (${unreachable}): a drain would not page through it (the push would fail; Prometheus rules still fire where they run). Check the URL and that the receiver is up; this warning does not fail check.`,
       );
     }
+    const health = await etcd;
+    if (fleet !== null && health !== null) code = Math.max(code, await reportFleet(fleet, config.file, health, io));
     if (code === 0) {
       io.out(
         `ok: ${config.file} is valid; nginx ${v.version} (${v.flavor}) accepts the rendered config for ${config.services.map((s) => `${s.name} at ${weights[s.name] ?? 0} %`).join(', ')}.`,
@@ -165,5 +296,6 @@ export async function checkCommand(config: Config, io: CliIo, opts: CheckCommand
     return code;
   } finally {
     await webhook;
+    await etcd;
   }
 }

@@ -6,6 +6,12 @@
  *
  * All names carry the `nginx_canary_` prefix and base units: percent 0–100 for
  * weights (named `_percent`), seconds for durations, ratio 0–1 for ratios.
+ *
+ * In fleet mode (a source with `fleet()`) the `nginx_canary_fleet_*` gauges
+ * show the fleet as this host sees it in etcd (leader, hosts, desired weights,
+ * how far behind this host is, hosts disagreeing, etcd reachable); without it
+ * they are not registered, and `nginx_canary_weight_percent` stays this
+ * host's live weight in both modes.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Config, Pool, ServiceConfig } from '../config/types.js';
@@ -28,6 +34,31 @@ export interface MetricsSource {
   now(): number;
   /** nginx's old worker generations still shutting down (the reload-rate guard's input); absent → no series. */
   oldGenerations?(): Promise<number>;
+  /**
+   * The fleet as this host sees it (fleet mode, weights.yaml `fleet:`), read at scrape time. Absent (a
+   * single host) → no `nginx_canary_fleet_*` metric is registered, so /metrics is what it was without
+   * fleet mode; null (fleet mode not started yet) → the fleet metrics are registered with no sample.
+   */
+  fleet?(): FleetMetricsView | null;
+}
+
+/**
+ * What a fleet host exports about its fleet (docs/design.md "Fleet"), as this host sees it in etcd at
+ * scrape time. Units: percent 0–100 for weights, seconds for durations.
+ */
+export interface FleetMetricsView {
+  /** This host leads the fleet: it decides, from fleet-wide evidence, and writes the desired weights. */
+  leader: boolean;
+  /** Hosts of the fleet: `live` holds a liveness lease; `stale` is known but its lease expired. Counts ≥ 0. */
+  hosts: { live: number; stale: number };
+  /** The fleet's desired canary weight per service name, percent 0–100 (what the leader last wrote). */
+  desired: Record<string, number>;
+  /** Seconds (≥ 0) this host has not had the fleet's current desired weights applied and verified; 0 when current. */
+  behindSeconds: number;
+  /** Hosts whose `services` config hash differs from the leader's; only the leader knows, 0 on every other host. */
+  disagreeingHosts: number;
+  /** This host's last etcd call succeeded. */
+  etcdUp: boolean;
 }
 
 /** Verdicts a gate can give, one `gate_verdict` series each. */
@@ -281,6 +312,7 @@ export class Metrics {
         },
       });
     }
+    if (source.fleet) registerFleetGauges(registry, source.fleet.bind(source));
     new Gauge({
       name: 'nginx_canary_alert_paused_after_seconds',
       help: 'alerts.paused_after from weights.yaml, seconds: the NginxCanaryPausedTooLong ticket fires when paused_seconds exceeds it.',
@@ -368,4 +400,72 @@ export class Metrics {
       },
     });
   }
+}
+
+/**
+ * Registers the `nginx_canary_fleet_*` gauges on `registry`, each filled from `view()` at scrape time;
+ * while `view()` answers null none of them has a sample (a label-less gauge included, which prom-client
+ * would otherwise report as 0).
+ */
+function registerFleetGauges(registry: Registry, view: () => FleetMetricsView | null): void {
+  const fleetGauge = <L extends string>(
+    name: string,
+    help: string,
+    labelNames: readonly L[],
+    fill: (g: Gauge<L>, v: FleetMetricsView) => void,
+  ): void => {
+    new Gauge<L>({
+      name,
+      help,
+      labelNames,
+      registers: [registry],
+      collect() {
+        this.reset();
+        const v = view();
+        if (v !== null) fill(this, v);
+        else if (labelNames.length === 0) this.remove(); // reset() left the label-less series at 0
+      },
+    });
+  };
+  fleetGauge(
+    'nginx_canary_fleet_leader',
+    'Fleet mode: 1 on the host that leads the fleet (it decides for every host and writes the desired weights to etcd), 0 on the others. Summed over the fleet it must be 1; 0 means no host decides (etcd lost its quorum, or every sidecar is cut off from etcd): weights hold and nothing raises until a leader is back.',
+    [],
+    (g, v) => g.set(v.leader ? 1 : 0),
+  );
+  fleetGauge(
+    'nginx_canary_fleet_hosts',
+    "Fleet mode: hosts of this fleet as this host sees them in etcd, by state: live (its sidecar holds its lease) or stale (known, but its lease expired: the sidecar is down or cut off from etcd; check it). A stale host's weights are its last applied ones.",
+    ['state'],
+    (g, v) => {
+      g.set({ state: 'live' }, v.hosts.live);
+      g.set({ state: 'stale' }, v.hosts.stale);
+    },
+  );
+  fleetGauge(
+    'nginx_canary_fleet_desired_weight_percent',
+    "Fleet mode: the fleet's desired canary weight per service, percent 0-100, as the leader wrote it to etcd. nginx_canary_weight_percent is this host's live weight; the two differ while the host applies, and stay apart when it cannot (see nginx_canary_fleet_behind_seconds).",
+    ['service'],
+    (g, v) => {
+      for (const [service, weight] of Object.entries(v.desired)) g.set({ service }, weight);
+    },
+  );
+  fleetGauge(
+    'nginx_canary_fleet_behind_seconds',
+    "Fleet mode: seconds this host has not had the fleet's current desired weights applied and verified, 0 when it has. It grows while this host's apply fails (nginx-canary status on it shows the nginx -t error) or while it is cut off from etcd; the fleet does not raise any weight while a live host is behind.",
+    [],
+    (g, v) => g.set(v.behindSeconds),
+  );
+  fleetGauge(
+    'nginx_canary_fleet_disagreeing_hosts',
+    "Fleet mode, on the leader: hosts whose services section of weights.yaml differs from the leader's (0 on every other host). The walk holds until every host has the same services section; nginx-canary status names the hosts that differ and how.",
+    [],
+    (g, v) => g.set(v.disagreeingHosts),
+  );
+  fleetGauge(
+    'nginx_canary_fleet_etcd_up',
+    "Fleet mode: 1 when this host's last etcd call succeeded, 0 when it failed (etcd down, unreachable or without quorum). While 0 this host keeps its weights, never raises one, and may still drain on its own evidence.",
+    [],
+    (g, v) => g.set(v.etcdUp ? 1 : 0),
+  );
 }

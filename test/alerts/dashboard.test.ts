@@ -9,6 +9,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { exportedMetricNames, promtool, referencedMetricNames } from '../fixtures/metric-names.js';
+import { fleetMetricNames } from '../fixtures/fleet-metric-names.js';
 
 const FILE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../grafana/nginx-canary.json');
 const DS_UID = '${DS_PROMETHEUS}';
@@ -200,12 +201,71 @@ t.test('every PromQL expression parses (promtool check rules on them as recordin
 t.test("every nginx_canary_* name in the dashboard is in the sidecar's /metrics", async (t) => {
   const { text } = await load();
   const { families, text: exposition } = await exportedMetricNames();
+  // The fleet metrics exist only on a fleet host (a source with a fleet view): checked against one.
+  const fleet = new Set(await fleetMetricNames());
   const used = referencedMetricNames(text);
   t.ok(used.length >= 15, `the dashboard uses ${used.join(', ')}`);
-  const missing = used.filter((n) => !families.has(n));
+  const missing = used.filter((n) => !families.has(n) && !fleet.has(n));
   t.same(
     missing,
     [],
     missing.length === 0 ? 'every name the dashboard uses is exported' : `missing from /metrics:\n${exposition}`,
+  );
+});
+
+/** The panels of the row titled `title`: those after it in the list, up to the next row. */
+function rowPanels(d: Dashboard, title: RegExp): Panel[] {
+  const start = d.panels.findIndex((p) => p.type === 'row' && title.test(p.title));
+  if (start < 0) return [];
+  const next = d.panels.findIndex((p, i) => i > start && p.type === 'row');
+  return d.panels.slice(start + 1, next < 0 ? undefined : next);
+}
+
+t.test('the Fleet row: its panels, in their units, query only metric names the code exports', async (t) => {
+  const { dash } = await load();
+  const panels = rowPanels(dash, /^Fleet\b/);
+  t.ok(panels.length >= 4, `${panels.length} panels in the Fleet row`);
+  const row = dash.panels.find((p) => p.type === 'row' && /^Fleet\b/.test(p.title));
+  t.ok(
+    panels.every((p) => p.gridPos.y > (row?.gridPos.y ?? Infinity)),
+    'the Fleet row sits above its panels',
+  );
+  const exprsOf = (p: Panel | undefined): string => (p?.targets ?? []).map((x) => x.expr).join('\n');
+  const find = (title: RegExp): Panel | undefined => panels.find((p) => title.test(p.title));
+  const want: [RegExp, RegExp, string | null][] = [
+    [/leader per instance/i, /max by \(instance\) \(nginx_canary_fleet_leader\)/, null],
+    [/hosts live \/ stale/i, /max by \(state\) \(nginx_canary_fleet_hosts\)/, 'none'],
+    [
+      /desired vs live weight/i,
+      /nginx_canary_fleet_desired_weight_percent[\s\S]*nginx_canary_weight_percent/,
+      'percent',
+    ],
+    [/behind/i, /nginx_canary_fleet_behind_seconds/, 's'],
+  ];
+  for (const [title, expr, unit] of want) {
+    const p = find(title);
+    t.ok(p, `a Fleet panel titled ${title}`);
+    t.match(exprsOf(p), expr, `${title}: queries ${expr}`);
+    if (unit !== null) t.equal(p?.fieldConfig?.defaults?.unit, unit, `${title}: unit`);
+  }
+
+  const fleet = await fleetMetricNames();
+  const { families } = await exportedMetricNames();
+  for (const p of panels) {
+    const used = referencedMetricNames(exprsOf(p));
+    t.ok(
+      used.some((n) => fleet.includes(n)),
+      `panel ${p.id} "${p.title}": queries a fleet metric (${used.join(', ')})`,
+    );
+    t.same(
+      used.filter((n) => !fleet.includes(n) && !families.has(n)),
+      [],
+      `panel ${p.id} "${p.title}": every metric name it uses is one the sidecar exports`,
+    );
+  }
+  t.same(
+    [...new Set(panels.flatMap((p) => referencedMetricNames(exprsOf(p))).filter((n) => fleet.includes(n)))].sort(),
+    fleet,
+    'the Fleet row shows every fleet metric',
   );
 });

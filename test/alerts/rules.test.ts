@@ -13,6 +13,7 @@ import { parse } from 'yaml';
 import { WebhookNotifier } from '../../src/alerts/notifier.js';
 import type { Page } from '../../src/rollout/types.js';
 import { exportedMetricNames, promtool, referencedMetricNames } from '../fixtures/metric-names.js';
+import { fleetMetricNames } from '../fixtures/fleet-metric-names.js';
 
 const DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../prometheus');
 const RULES = path.join(DIR, 'nginx-canary.rules.yml');
@@ -34,8 +35,12 @@ interface AlertTest {
 }
 
 async function rules(): Promise<Rule[]> {
-  const doc = parse(await readFile(RULES, 'utf8')) as { groups: { rules: Rule[] }[] };
-  return doc.groups.flatMap((g) => g.rules);
+  return (await groups()).flatMap((g) => g.rules);
+}
+
+async function groups(): Promise<{ name: string; rules: Rule[] }[]> {
+  const doc = parse(await readFile(RULES, 'utf8')) as { groups: { name: string; rules: Rule[] }[] };
+  return doc.groups;
 }
 
 async function alertTests(): Promise<AlertTest[]> {
@@ -108,9 +113,11 @@ t.test('the drain alert has the direct push label set, so Alertmanager merges th
 
 t.test("every nginx_canary_* name in the rules is in the sidecar's /metrics", async (t) => {
   const { families, samples, text } = await exportedMetricNames();
+  // The fleet metrics exist only on a fleet host (a source with a fleet view): checked against one.
+  const fleet = new Set(await fleetMetricNames());
   const used = referencedMetricNames(await readFile(RULES, 'utf8'));
   t.ok(used.length >= 10, `the rules use ${used.join(', ')}`);
-  const missing = used.filter((n) => !families.has(n));
+  const missing = used.filter((n) => !families.has(n) && !fleet.has(n));
   t.same(
     missing,
     [],
@@ -127,4 +134,48 @@ t.test("every nginx_canary_* name in the rules is in the sidecar's /metrics", as
     'nginx_canary_process_start_time_seconds',
   ])
     t.ok(samples.has(n), `${n} has a sample with one service drained and one paused`);
+});
+
+t.test('the fleet group: its alerts, severities, and only metrics a fleet host exports', async (t) => {
+  const fleetGroup = (await groups()).find((g) => g.name === 'nginx-canary-fleet');
+  t.ok(fleetGroup, 'a group named nginx-canary-fleet');
+  const byName = new Map((fleetGroup?.rules ?? []).map((r) => [r.alert ?? '', r]));
+  t.same([...byName.keys()].sort(), [
+    'NginxCanaryFleetHostCannotApply',
+    'NginxCanaryFleetHostsDisagree',
+    'NginxCanaryFleetNoLeader',
+  ]);
+  const cannot = byName.get('NginxCanaryFleetHostCannotApply');
+  t.match(cannot?.expr ?? '', /nginx_canary_fleet_behind_seconds\{job="nginx-canary"\}\) > 60$/);
+  t.equal(cannot?.labels?.['severity'], 'page');
+  t.match(cannot?.for ?? '0m', /^0[smh]?$/, 'the 60 s deadline is in the expression');
+  t.match(cannot?.annotations?.['description'] ?? '', /\$labels\.instance[\s\S]*`nginx-canary status`[\s\S]*nginx -t/);
+  const none = byName.get('NginxCanaryFleetNoLeader');
+  t.match(none?.expr ?? '', /sum by \(job, fleet\) \(nginx_canary_fleet_leader\{job="nginx-canary"\}\) < 1/);
+  t.equal(none?.labels?.['severity'], 'page');
+  t.equal(none?.for, '30s');
+  const disagree = byName.get('NginxCanaryFleetHostsDisagree');
+  t.match(
+    disagree?.expr ?? '',
+    /max by \(job, fleet\) \(nginx_canary_fleet_disagreeing_hosts\{job="nginx-canary"\}\) > 0/,
+  );
+  t.equal(disagree?.for, '1m');
+
+  const fleet = await fleetMetricNames();
+  const { families } = await exportedMetricNames();
+  for (const r of fleetGroup?.rules ?? []) {
+    const text = [r.expr, ...Object.values(r.annotations ?? {})].join('\n');
+    const used = referencedMetricNames(text);
+    t.ok(used.length > 0, `${r.alert ?? ''}: uses metrics`);
+    t.same(
+      used.filter((n) => !fleet.includes(n)),
+      [],
+      `${r.alert ?? ''}: every metric it uses is a fleet metric a fleet host exports`,
+    );
+    t.same(
+      referencedMetricNames(r.expr).filter((n) => families.has(n)),
+      [],
+      `${r.alert ?? ''}: its expression uses no single-host metric, so a single-host sidecar never fires it`,
+    );
+  }
 });

@@ -32,6 +32,7 @@ t.test("the repo's weights.yaml (the demo) normalizes", async (t) => {
       tokenFile: null,
     },
     alerts: { webhookUrl: null, pausedAfterMs: 30 * 60_000 },
+    fleet: null,
     services: [
       {
         name: 'gateway',

@@ -30,6 +30,7 @@ import type { FleetEtcd, KeyValue } from './etcd.js';
 import { leaderStep, type PendingIntent } from './leader.js';
 import {
   DESIRED_KEY,
+  FLEET_HISTORY_LIMIT,
   HOSTS_PREFIX,
   INTENTS_PREFIX,
   MEMBERS_PREFIX,
@@ -141,6 +142,12 @@ export class FleetHost {
   #etcdOkMono = Number.NEGATIVE_INFINITY;
   #lastError: string | null = null;
   #localDrains = new Map<string, LocalDrain>();
+  /**
+   * Drains this host decided on its own evidence, newest last (at most FLEET_HISTORY_LIMIT): its history is
+   * the fleet's plus these, so a drain taken while cut off from etcd stays in `status` and state.json after
+   * its tick (the fleet's history has it only when the leader drained because of it).
+   */
+  #ownEvents: RolloutEvent[] = [];
   #publishing: Promise<void> | null = null;
   #reading: Promise<void> | null = null;
   #behindSinceMono: number | null = null;
@@ -305,7 +312,9 @@ export class FleetHost {
         published: false,
       };
       this.#localDrains.set(e.service, drain);
-      localEvents.push({ ...e, reason: `${e.reason} (this host's own evidence; the fleet follows)` });
+      const own: RolloutEvent = { ...e, reason: `${e.reason} (this host's own evidence; the fleet follows)` };
+      localEvents.push(own);
+      this.#ownEvents = [...this.#ownEvents, own].slice(-FLEET_HISTORY_LIMIT);
       const page = local.pages.find((p) => p.service === e.service);
       void this.#sendIntent({ kind: 'drain', service: e.service, reason: drain.reason, gates: e.gates }).then(
         () => (drain.published = true),
@@ -347,12 +356,8 @@ export class FleetHost {
     const next: State = {
       ...state,
       services,
-      history: d ? [...d.state.history] : [...state.history, ...localEvents],
+      history: d ? withOwnEvents(d.state.history, this.#ownEvents) : [...state.history, ...localEvents],
     };
-    if (d)
-      for (const e of localEvents)
-        if (!next.history.some((h) => h.at === e.at && h.service === e.service && h.kind === e.kind))
-          next.history.push(e);
     return {
       state: next,
       weights,
@@ -577,6 +582,16 @@ export class FleetHost {
       etcdUp: this.#etcdUp(),
     };
   }
+}
+
+/**
+ * The fleet's history with this host's own drains added where it lacks them (same time, service and kind),
+ * ordered by time, at most FLEET_HISTORY_LIMIT events. Pure.
+ */
+function withOwnEvents(fleet: readonly RolloutEvent[], own: readonly RolloutEvent[]): RolloutEvent[] {
+  const missing = own.filter((e) => !fleet.some((h) => h.at === e.at && h.service === e.service && h.kind === e.kind));
+  if (missing.length === 0) return [...fleet];
+  return [...fleet, ...missing].sort((a, b) => a.at - b.at).slice(-FLEET_HISTORY_LIMIT);
 }
 
 /** A difference list that says so when the hashes differ but no section does (a fingerprint of another version). */

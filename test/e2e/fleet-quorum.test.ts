@@ -1,0 +1,286 @@
+// Fleet mode when etcd loses members (issue 12 "Behaviour", docs/fleet.md "Quorum"), on a real 3-member etcd,
+// 3 hosts (each a real nginx and a real sidecar child process), lease_ttl 2s:
+// - one member of three stopped (by pid): the walk goes on to the target;
+// - a second stopped (quorum lost): no host raises a weight, every host's nginx_canary_fleet_leader is 0
+//   within lease_ttl + a few seconds (the NginxCanaryFleetNoLeader alert's input);
+// - both started again: a leader is elected and the walk resumes to the target.
+// The other fleet faults are in fleet-faults.test.ts. Every wait has a deadline; every load loop is bounded.
+import t, { type Test } from 'tap';
+import { Agent, request } from 'undici';
+import { startEtcdCluster } from '../fixtures/etcd.js';
+import { startFleet, type Fleet, type FleetHostHandle } from '../fixtures/fleet.js';
+import { sample } from '../fixtures/stack.js';
+import type { Teardown } from '../fixtures/nginx/harness.js';
+import { waitFor } from '../../src/util/wait.js';
+
+/** Soak of every slice and step (weights.yaml), ms. */
+const SOAK_MS = 1000;
+/** fleet.lease_ttl, ms. */
+const LEASE_TTL_MS = 2000;
+/** Requests per second over the hosts while the test runs. */
+const RATE = 240;
+
+// ---- helpers (the same as fleet-faults.test.ts's; the shared fixtures stay as they are) ------------------
+
+/** The canary weight each host's include file serves now, in host order. */
+function served(fleet: Fleet): Promise<number[]> {
+  return Promise.all(fleet.hosts.map((h) => h.servedWeight()));
+}
+
+/** Everything a reader needs when a wait fails: every host's fleet status, summary and sidecar log tail. */
+async function dump(fleet: Fleet): Promise<string> {
+  const parts: string[] = [`served: ${JSON.stringify(await served(fleet).catch(() => null))}`];
+  for (const h of fleet.hosts) {
+    const st = await h.status().catch((e: unknown) => ({ error: String(e) }));
+    const doc = st as { fleet?: unknown; services?: { summary?: string }[]; error?: string };
+    parts.push(
+      `--- ${h.name}: ${JSON.stringify(doc.fleet ?? doc.error)}`,
+      `summary: ${doc.services?.[0]?.summary ?? '?'}`,
+      `log tail:\n${h.output().slice(-1500)}`,
+    );
+  }
+  return parts.join('\n');
+}
+
+/** waitFor with a 50 ms poll that adds {@link dump} to the timeout error. */
+async function until<T>(fleet: Fleet, what: string, probe: () => T | Promise<T>, timeoutMs: number) {
+  return waitFor(probe, { timeoutMs, intervalMs: 50, what }).catch(async (err: unknown) => {
+    throw new Error(`${(err as Error).message}\n${await dump(fleet)}`, { cause: err });
+  });
+}
+
+/** Waits until every host serves `w` (polled every 50 ms, so it returns within ~50 ms of the last apply). */
+function allAt(fleet: Fleet, w: number, timeoutMs: number): Promise<number[]> {
+  return until(
+    fleet,
+    `every host serving ${w} %`,
+    async () => {
+      const ws = await served(fleet);
+      return ws.every((x) => x === w) ? ws : null;
+    },
+    timeoutMs,
+  );
+}
+
+/**
+ * Waits until every host's nginx serves `w` applied and verified: its include file says `w` and the
+ * fleet's reports, as `viewer` reads them, show every host live at `w` with the current desired generation
+ * verified (a host's report is written after its reload and verify). Returns soon after the leader's barrier
+ * is met, i.e. just as the soak at `w` begins.
+ */
+function allVerified(fleet: Fleet, viewer: FleetHostHandle, w: number, timeoutMs: number): Promise<number[]> {
+  return until(
+    fleet,
+    `every host serving ${w} %, verified`,
+    async () => {
+      const ws = await served(fleet);
+      if (!ws.every((x) => x === w)) return null;
+      const st = (await viewer.status()).fleet;
+      const ok = fleet.hosts.every((h) => {
+        const r = st?.hosts.find((x) => x.host === h.name);
+        return r?.live === true && r.weights['gateway'] === w && r.verified === st?.desiredGeneration;
+      });
+      return ok ? ws : null;
+    },
+    timeoutMs,
+  );
+}
+
+/** Paced GETs over the hosts' nginx (concurrency 4) until stopped; bounded at `maxMs` and 100,000 requests. */
+function load(t: Teardown, hosts: FleetHostHandle[], rate = RATE, maxMs = 150_000): { stop(): Promise<number> } {
+  const agent = new Agent({ connections: 16 });
+  let stopped = false;
+  let sent = 0;
+  const started = performance.now();
+  const worker = async (k: number): Promise<void> => {
+    for (let i = k; !stopped && sent < 100_000 && performance.now() - started < maxMs; i += 4) {
+      const h = hosts[i % hosts.length];
+      if (!h) continue;
+      try {
+        const r = await request(h.url, { dispatcher: agent, headersTimeout: 5000, bodyTimeout: 5000 });
+        await r.body.dump();
+      } catch {
+        // a refused or slow request is the nginx under test's business; the gates see it in the log
+      }
+      sent++;
+      const ahead = started + (sent / rate) * 1000 - performance.now();
+      if (ahead > 0 && !stopped) await new Promise((r) => setTimeout(r, Math.min(ahead, 200)));
+    }
+  };
+  const run = Promise.all([0, 1, 2, 3].map(worker));
+  let stopping: Promise<number> | undefined;
+  const stop = (): Promise<number> => {
+    stopping ??= (async () => {
+      stopped = true;
+      await run;
+      await agent.close();
+      return sent;
+    })();
+    return stopping;
+  };
+  t.teardown(stop);
+  return { stop };
+}
+
+/** Samples every host's served weight every 50 ms until stopped (bounded: 120 s). */
+function recordWeights(fleet: Fleet): { stop(): Promise<number[][]> } {
+  const rows: number[][] = [];
+  let stopped = false;
+  const started = performance.now();
+  const run = (async () => {
+    while (!stopped && performance.now() - started < 120_000) {
+      rows.push(await served(fleet));
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  })();
+  return {
+    async stop() {
+      stopped = true;
+      await run;
+      return rows;
+    },
+  };
+}
+
+/** Elapsed-time marks, reported as tap comments (the figures of the run). */
+function stopwatch(t: Test): (phase: string) => number {
+  let last = performance.now();
+  return (phase) => {
+    const now = performance.now();
+    const ms = now - last;
+    last = now;
+    t.comment(`${phase}: ${(ms / 1000).toFixed(1)} s`);
+    return ms;
+  };
+}
+
+/** Each host's value of a label-less fleet gauge, in host order (NaN where absent or unreadable). */
+function gauges(fleet: Fleet, series: string): Promise<number[]> {
+  return Promise.all(
+    fleet.hosts.map((h) =>
+      h.metrics().then(
+        (m) => sample(m, series),
+        () => Number.NaN,
+      ),
+    ),
+  );
+}
+
+// ---- 3. quorum ---------------------------------------------------------------------------------------------
+
+t.test('one etcd member down: the walk goes on; two down: nothing rises, no leader; back: it resumes', async (t) => {
+  const lap = stopwatch(t);
+  const cluster = await startEtcdCluster({ members: 3, t });
+  const [m0, m1] = cluster.members;
+  if (!m0 || !m1) throw new Error('no etcd members');
+  const fleet = await startFleet(t, { hosts: 3, etcd: () => cluster.endpoints, target: 30, soak: '1s' });
+  const [first, ...rest] = fleet.hosts as [FleetHostHandle, FleetHostHandle, FleetHostHandle];
+  await first.startSidecar();
+  await until(fleet, `${first.name} to lead`, async () => (await first.status()).fleet?.isLeader === true, 15_000);
+  await Promise.all(rest.map((h) => h.startSidecar()));
+  const traffic = load(t, fleet.hosts);
+  lap('etcd (3 members) and the fleet up');
+
+  // One member of three down while walking: the fleet keeps its quorum and walks on to the target.
+  await allAt(fleet, 5, 40_000);
+  lap('first slice (5 %) on every host');
+  await m0.stop();
+  t.notOk(m0.running(), `etcd member ${m0.name} stopped`);
+  await allAt(fleet, 30, 30_000);
+  lap(`${m0.name} down → every host at the target 30`);
+
+  // A higher target (an intent through any host), so there is a walk left for the quorum loss to stop.
+  const r = await request(`${rest[0].api}/api/v1/services/gateway/target`, {
+    method: 'PUT',
+    body: JSON.stringify({ weight: 60 }),
+    headers: { 'content-type': 'application/json' },
+    headersTimeout: 10_000,
+    bodyTimeout: 10_000,
+  });
+  const answer = (await r.body.json()) as { to?: number };
+  t.equal(r.statusCode, 200, 'target 60 taken');
+  t.equal(answer.to, 60, 'the answer says the target is 60');
+
+  // Lose the quorum once every host has applied and verified 40 (the soak of 40 has just begun: no raise in
+  // flight).
+  await allVerified(fleet, first, 40, 20_000);
+  lap('target 60 → every host at 40');
+  const before = await served(fleet);
+  m1.kill('SIGKILL');
+  const lostAt = performance.now();
+  const rec = recordWeights(fleet);
+  await m1.stop();
+  const leaders = await until(
+    fleet,
+    'nginx_canary_fleet_leader 0 on every host',
+    async () => {
+      const v = await gauges(fleet, 'nginx_canary_fleet_leader');
+      return v.every((x) => x === 0) ? v : null;
+    },
+    LEASE_TTL_MS + 8000,
+  );
+  const noLeaderMs = performance.now() - lostAt;
+  t.same(leaders, [0, 0, 0], 'no host leads');
+  t.ok(
+    noLeaderMs <= LEASE_TTL_MS + 3000,
+    `nginx_canary_fleet_leader 0 on every host ${(noLeaderMs / 1000).toFixed(1)} s after the quorum was lost`,
+  );
+  const etcdUp = await until(
+    fleet,
+    'nginx_canary_fleet_etcd_up 0 on every host',
+    async () => {
+      const v = await gauges(fleet, 'nginx_canary_fleet_etcd_up');
+      return v.every((x) => x === 0) ? v : null;
+    },
+    LEASE_TTL_MS + 8000,
+  );
+  t.same(etcdUp, [0, 0, 0], `every host says etcd is down (${((performance.now() - lostAt) / 1000).toFixed(1)} s)`);
+  lap(`${m1.name} down too (quorum lost) → no leader on any host`);
+
+  // Four more step soaks without a quorum: nothing rises; a change could only be a drain (to 0).
+  const holdEnds = performance.now() + 4 * SOAK_MS;
+  await until(
+    fleet,
+    'four step soaks without a quorum',
+    async () => {
+      const ws = await served(fleet);
+      if (ws.some((w, i) => w > (before[i] ?? 0))) throw new Error(`a weight rose without a quorum: ${ws.join(', ')}`);
+      return performance.now() >= holdEnds;
+    },
+    4 * SOAK_MS + 5000,
+  );
+  const rows = await rec.stop();
+  for (const h of fleet.hosts) {
+    const mine = rows.map((row) => row[h.index] ?? Number.NaN);
+    const changes = mine.filter((w, k) => k > 0 && w !== mine[k - 1]);
+    t.ok(
+      mine.every((w) => w <= (before[h.index] ?? 0)),
+      `${h.name} never above ${before[h.index]} % (${mine.length} samples)`,
+    );
+    t.ok(
+      changes.every((w) => w === 0),
+      `${h.name} changed weight only to drain (${changes.length ? changes.join(', ') : 'no change'})`,
+    );
+  }
+  lap('held (4 step soaks)');
+
+  // Quorum back: a leader is elected and the walk resumes to the target.
+  const backAt = performance.now();
+  await Promise.all([m0.start(), m1.start()]);
+  const leaderNow = await until(
+    fleet,
+    'exactly one host leading',
+    async () => {
+      const v = await gauges(fleet, 'nginx_canary_fleet_leader');
+      return v.filter((x) => x === 1).length === 1 && v.every((x) => x === 0 || x === 1) ? v : null;
+    },
+    20_000,
+  );
+  t.comment(
+    `leader ${fleet.hosts[leaderNow.indexOf(1)]?.name} ${((performance.now() - backAt) / 1000).toFixed(1)} s after the members were started`,
+  );
+  lap('members started → one leader');
+  await allAt(fleet, 60, 30_000);
+  lap('walk resumed → every host at the target 60');
+  await traffic.stop();
+});

@@ -452,7 +452,7 @@ function registerFleetGauges(registry: Registry, view: () => FleetMetricsView | 
   );
   fleetGauge(
     'nginx_canary_fleet_behind_seconds',
-    "Fleet mode: seconds this host has not had the fleet's current desired weights applied and verified, 0 when it has. It grows while this host's apply fails (nginx-canary status on it shows the nginx -t error) or while it is cut off from etcd; the fleet does not raise any weight while a live host is behind.",
+    "Fleet mode: seconds this host has not had the fleet's current desired weights applied and verified, 0 when it has. It grows while this host's apply fails (nginx-canary status on it shows the nginx -t error); the fleet does not raise any weight while a live host is behind. A host cut off from etcd compares with the last desired weights it read, so it shows 0 here and 0 in nginx_canary_fleet_etcd_up.",
     [],
     (g, v) => g.set(v.behindSeconds),
   );

@@ -172,17 +172,7 @@ export async function setTarget(
   weight: number,
   opts: SetTargetOptions = {},
 ): Promise<{ from: number; to: number }> {
-  const to = weight >= 0 && weight <= 100 ? toTenthPercent(weight) : null;
-  if (to === null) {
-    throw new ConfigError([
-      {
-        position: null,
-        path: formatPath(['services', service, 'rollout', 'target']),
-        message: `must be a percentage from 0 to 100 with at most one decimal (got ${String(weight)})`,
-        fix: 'Give a weight such as 60 or 12.5',
-      },
-    ]);
-  }
+  const to = targetOf(service, weight);
   const from = await editRollout(file, service, { key: 'target', value: to }, opts);
   return { from: from ?? 0, to };
 }
@@ -231,6 +221,22 @@ async function editRollout<E extends RolloutEdit>(
   }
 }
 
+/** `weight` as a target (percent 0–100, one decimal). @throws ConfigError naming `rollout.target` otherwise. */
+function targetOf(service: string, weight: number): number {
+  const to = weight >= 0 && weight <= 100 ? toTenthPercent(weight) : null;
+  if (to === null) {
+    throw new ConfigError([
+      {
+        position: null,
+        path: formatPath(['services', service, 'rollout', 'target']),
+        message: `must be a percentage from 0 to 100 with at most one decimal (got ${String(weight)})`,
+        fix: 'Give a weight such as 60 or 12.5',
+      },
+    ]);
+  }
+  return to;
+}
+
 /**
  * Checks a target (percent 0–100, at most one decimal) or version edit exactly as {@link setTarget} /
  * {@link setVersion} would, on the text of `file`, without writing anything (fleet mode: the value goes
@@ -242,22 +248,7 @@ export async function checkRolloutEdit<E extends RolloutEdit>(
   service: string,
   edit: E,
 ): Promise<E['value']> {
-  let value: E['value'] = edit.value;
-  if (edit.key === 'target') {
-    const w = edit.value as number;
-    const to = w >= 0 && w <= 100 ? toTenthPercent(w) : null;
-    if (to === null) {
-      throw new ConfigError([
-        {
-          position: null,
-          path: formatPath(['services', service, 'rollout', 'target']),
-          message: `must be a percentage from 0 to 100 with at most one decimal (got ${String(w)})`,
-          fix: 'Give a weight such as 60 or 12.5',
-        },
-      ]);
-    }
-    value = to;
-  }
-  plan(await readConfigText(file), file, service, { ...edit, value } as E);
+  const value: E['value'] = edit.key === 'target' ? targetOf(service, edit.value) : edit.value;
+  plan(await readConfigText(file), file, service, { ...edit, value });
   return value;
 }

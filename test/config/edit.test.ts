@@ -4,7 +4,7 @@ import * as fsp from 'node:fs/promises';
 import { chmod, readFile, readdir, stat } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { parseConfig } from '../../src/config/load.js';
-import { replaceTarget, setTarget, setVersion } from '../../src/config/edit.js';
+import { checkRolloutEdit, replaceTarget, setTarget, setVersion } from '../../src/config/edit.js';
 import type * as Edit from '../../src/config/edit.js';
 import type * as Atomic from '../../src/util/atomic.js';
 import { CanaryError, ConfigError } from '../../src/errors.js';
@@ -206,4 +206,18 @@ t.test('setVersion writes rollout.version in place, quoted, and keeps comments',
   const fresh = fixture(t, original);
   t.same(await setVersion(fresh, 'gateway', 'abc123'), { from: null, to: 'abc123' }, 'a version where there was none');
   t.equal(parseConfig(await readFile(fresh, 'utf8'), fresh).services[0]?.rollout.version, 'abc123');
+});
+
+t.test('checkRolloutEdit (fleet mode): the same checks as setTarget/setVersion, nothing written', async (t) => {
+  const file = fixture(t, BASE);
+  const before = await readFile(file, 'utf8');
+  t.equal(await checkRolloutEdit(file, 'gateway', { key: 'target', value: 12.5 }), 12.5);
+  await t.rejects(checkRolloutEdit(file, 'gateway', { key: 'target', value: 130 }), {
+    message: /services\.gateway\.rollout\.target: must be a percentage from 0 to 100/,
+  });
+  await t.rejects(checkRolloutEdit(file, 'gateway', { key: 'target', value: 12.25 }), ConfigError);
+  await t.rejects(checkRolloutEdit(file, 'nope', { key: 'target', value: 10 }), { code: 'NC_UNKNOWN_SERVICE' });
+  await t.rejects(checkRolloutEdit(file, 'gateway', { key: 'version', value: 'v 2;' }), ConfigError);
+  t.equal(await checkRolloutEdit(file, 'gateway', { key: 'version', value: 'v2.1' }), 'v2.1');
+  t.equal(await readFile(file, 'utf8'), before, 'the file is untouched');
 });

@@ -4,11 +4,11 @@
  * and closes them on request. Stopping never changes nginx — except that a
  * `managed: true` nginx (demo, dev) is stopped with the sidecar.
  */
-import { access } from 'node:fs/promises';
+import { access, readFile } from 'node:fs/promises';
 import type { Clock } from './clock.js';
 import { systemClock } from './clock.js';
 import type { Config } from './config/types.js';
-import { errors } from './errors.js';
+import { ConfigError, errors } from './errors.js';
 import { acquireLocks, releaseLocks, sidecarLockFiles } from './lock.js';
 import type { Logger } from './log.js';
 import { nopNotifier, WebhookNotifier, type Notifier } from './alerts/notifier.js';
@@ -28,7 +28,8 @@ import { buildApp } from './server/app.js';
 import { checkListenToken, readTokenFile } from './server/token.js';
 import type { FastifyInstance } from 'fastify';
 import type { DiskStat, NginxCtl } from './nginx/types.js';
-import { FleetEtcd } from './fleet/etcd.js';
+import { EtcdUnavailableError, FleetEtcd } from './fleet/etcd.js';
+import { locateIn } from './config/load.js';
 import { FleetHost } from './fleet/host.js';
 import { packageVersion } from './cli/version.js';
 
@@ -189,14 +190,29 @@ async function openFleet(
   const f = config.fleet;
   if (!f) throw new Error('openFleet needs a fleet section');
   const log = deps.log.child({ component: 'fleet' });
-  const etcd = await FleetEtcd.connect({
-    endpoints: f.endpoints,
-    prefix: f.prefix,
-    host: f.host,
-    leaseTtlMs: f.leaseTtlMs,
-    monotonic: () => deps.clock.monotonic(),
-    log,
-  });
+  let etcd: FleetEtcd;
+  try {
+    etcd = await FleetEtcd.connect({
+      endpoints: f.endpoints,
+      prefix: f.prefix,
+      host: f.host,
+      leaseTtlMs: f.leaseTtlMs,
+      monotonic: () => deps.clock.monotonic(),
+      log,
+    });
+  } catch (err) {
+    if (!(err instanceof EtcdUnavailableError)) throw err;
+    // As `check` words it: the file, the line of fleet.etcd, the endpoints and the fix; nothing was written.
+    const text = await readFile(config.file, 'utf8').catch(() => '');
+    throw new ConfigError([
+      {
+        position: locateIn(text, config.file, ['fleet', 'etcd'], 'key'),
+        path: 'fleet.etcd',
+        message: `no etcd endpoint answers, so this host cannot join fleet ${f.prefix}: ${err.message}`,
+        fix: 'Start etcd on those hosts, or correct the client URLs in fleet.etcd (etcd listens on port 2379 by default); `nginx-canary check` tries each endpoint',
+      },
+    ]);
+  }
   const host = new FleetHost({
     etcd,
     config,

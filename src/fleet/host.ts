@@ -316,7 +316,7 @@ export class FleetHost {
       localEvents.push(own);
       this.#ownEvents = [...this.#ownEvents, own].slice(-FLEET_HISTORY_LIMIT);
       const page = local.pages.find((p) => p.service === e.service);
-      void this.#sendIntent({ kind: 'drain', service: e.service, reason: drain.reason, gates: e.gates }).then(
+      void this.#sendIntent({ kind: 'drain', service: e.service, reason: drain.reason, gates: e.gates }, now).then(
         () => (drain.published = true),
         () => {
           // Cut off: the leader cannot page for us; page here (the safe direction is already taken).
@@ -409,9 +409,11 @@ export class FleetHost {
         this.#ok();
         for (const [service, drain] of this.#localDrains)
           if (!drain.published)
-            await this.#sendIntent({ kind: 'drain', service, reason: drain.reason, gates: drain.gates }).then(() => {
-              drain.published = true;
-            });
+            await this.#sendIntent({ kind: 'drain', service, reason: drain.reason, gates: drain.gates }, drain.at).then(
+              () => {
+                drain.published = true;
+              },
+            );
       } catch (err) {
         this.#failed(err, 'publish host report');
       } finally {
@@ -438,8 +440,9 @@ export class FleetHost {
     await this.#sendIntent(intent);
   }
 
-  async #sendIntent(intent: Omit<FleetIntent, 'v' | 'from' | 'at'>): Promise<void> {
-    const now = this.#deps.clock.now();
+  /** Writes `intent` stamped `at` (epoch ms; default now: a drain carries its tick's time, so the fleet's event matches this host's). */
+  async #sendIntent(intent: Omit<FleetIntent, 'v' | 'from' | 'at'>, at?: number): Promise<void> {
+    const now = at ?? this.#deps.clock.now();
     const doc: FleetIntent = { v: 1, from: this.#host, at: now, ...intent };
     const id = `${String(now).padStart(15, '0')}-${this.#host}-${Math.random().toString(36).slice(2, 10)}`;
     try {

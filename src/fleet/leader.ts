@@ -103,7 +103,8 @@ function hostDrain(
     since: Math.max(prev.since, now),
   };
   const event: RolloutEvent = {
-    at: now,
+    // The host's own drain time: its history holds the same event, so the two merge into one.
+    at: intent.at,
     service: intent.service,
     kind: 'drain',
     from: prev.weight,

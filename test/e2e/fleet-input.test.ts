@@ -162,11 +162,8 @@ t.test('bad fleet input is refused with file, line, key and fix; nothing is writ
       run.code !== null && run.code !== 0,
       `run exits non-zero (${run.code}) in ${Math.round(run.ms)} ms (output: ${run.out})`,
     );
-    // `run` reports etcd's own error (EtcdUnavailableError from FleetEtcd.connect, via src/main.ts openFleet)
-    // without the file, line and key that `check` gives: reported, not ours to change here.
-    const gap = { todo: 'run: the unreachable-etcd error is not placed at fleet.etcd yet (src/main.ts openFleet)' };
-    t.match(run.out, `${h.configFile}:${etcdLine}`, 'run names weights.yaml and the line of fleet.etcd', gap);
-    t.match(run.out, 'fleet.etcd', 'and the key', gap);
+    t.match(run.out, `${h.configFile}:${etcdLine}`, 'run names weights.yaml and the line of fleet.etcd');
+    t.match(run.out, 'fleet.etcd', 'and the key');
     t.match(run.out, dead[0]!, 'and the endpoints');
     t.match(run.out, /[Ff]ix|[Cc]heck that etcd runs/, 'and a fix');
     t.ok(run.ms < 20_000, 'run gives up within a bound');

@@ -33,6 +33,7 @@ import {
   FLEET_HISTORY_LIMIT,
   HOSTS_PREFIX,
   INTENTS_PREFIX,
+  MARKER_KEY,
   MEMBERS_PREFIX,
   OBSERVATIONS_PREFIX,
   parseDesired,
@@ -178,7 +179,9 @@ export class FleetHost {
    */
   async start(): Promise<void> {
     const { etcd } = this.#deps;
+    await this.#refuseNesting();
     await this.#claimName();
+    await etcd.putLeased(MARKER_KEY, JSON.stringify({ prefix: this.#config.fleet?.prefix ?? '' }));
     const kv = await etcd.get(DESIRED_KEY);
     this.#ok();
     if (kv) this.#takeDesired(kv.value);
@@ -197,6 +200,35 @@ export class FleetHost {
     etcd.campaign((leader) => {
       this.#deps.log.info({ host: this.#host, leader }, leader ? 'elected fleet leader' : 'no longer the fleet leader');
     });
+  }
+
+  /**
+   * Refuses to join when another running fleet's prefix nests with this one (each running host keeps a
+   * leased `fleet` marker under its prefix).
+   * @throws ConfigError naming `fleet.prefix` (file, line, fix) and the other fleets' prefixes.
+   */
+  async #refuseNesting(): Promise<void> {
+    const fleet = this.#config.fleet;
+    if (!fleet) return;
+    const others = await this.#deps.etcd.nestingFleets(MARKER_KEY, [
+      HOSTS_PREFIX,
+      OBSERVATIONS_PREFIX,
+      INTENTS_PREFIX,
+      MEMBERS_PREFIX,
+      'election/',
+    ]);
+    this.#ok();
+    if (others.length === 0) return;
+    const file = this.#config.file;
+    const text = await readFile(file, 'utf8').catch(() => '');
+    throw new ConfigError([
+      {
+        position: locateIn(text, file, ['fleet', 'prefix']),
+        path: 'fleet.prefix',
+        message: `${fleet.prefix} nests with the running fleet${others.length > 1 ? 's' : ''} ${others.join(', ')}: one fleet would read the other's keys`,
+        fix: 'Give each fleet a prefix that is neither inside nor around another, e.g. /nginx-canary/edge-prod and /nginx-canary/edge-eu',
+      },
+    ]);
   }
 
   /**

@@ -262,14 +262,11 @@ t.test('bad fleet input is refused with file, line, key and fix; nothing is writ
     t.equal(await first.servedWeight(), 5);
   });
 
-  // The nested-prefix check (docs/fleet.md "Keys": the `fleet` marker) is being written in src/fleet; until
-  // it lands these two are todo (tap does not run a todo subtest). NC_TEST_PENDING=1 runs them.
-  const NESTED = process.env['NC_TEST_PENDING'] === '1' ? {} : { todo: 'nested-prefix check pending' };
   const nested = async (t: Test, running: string, second: string): Promise<void> => {
     const a = await startFleet(t, { hosts: 1, names: ['a-1'], prefix: running, target: 5, ...QUIET, etcd: () => live });
     const b = await startFleet(t, { hosts: 1, names: ['b-1'], prefix: second, target: 5, ...QUIET, etcd: () => live });
     const [ha, hb] = [a.hosts[0]!, b.hosts[0]!];
-    const prefixLine = lineOf(await readFile(hb.configFile, 'utf8'), /^ {2}prefix: /);
+    const prefixLine = lineOf(await readFile(hb.configFile, 'utf8'), /^ {2}prefix: \//);
     await ha.startSidecar();
     await waitFor(async () => (await ha.servedWeight()) === 5, {
       timeoutMs: 30_000,
@@ -305,10 +302,6 @@ t.test('bad fleet input is refused with file, line, key and fix; nothing is writ
     );
   };
 
-  await t.test('two fleets whose prefixes nest: the inner one starts second', NESTED, (t) =>
-    nested(t, '/nc/a', '/nc/a/b'),
-  );
-  await t.test('two fleets whose prefixes nest: the outer one starts second', NESTED, (t) =>
-    nested(t, '/nc/c/d', '/nc/c'),
-  );
+  await t.test('two fleets whose prefixes nest: the inner one starts second', (t) => nested(t, '/nc/a', '/nc/a/b'));
+  await t.test('two fleets whose prefixes nest: the outer one starts second', (t) => nested(t, '/nc/c/d', '/nc/c'));
 });

@@ -19,8 +19,8 @@
  *   the lease — and the campaign key bound to it — lives at least until then
  *   (https://etcd.io/docs/v3.4/learning/api/#lease-api). To see keepalives we
  *   subscribe to the events of the Campaign's own lease (a private field of
- *   etcd3's Campaign, read once in {@link FleetEtcd.campaign}); we do not grant
- *   a second lease, so the key etcd deletes and the lease we time are one.
+ *   etcd3's Campaign, read as each campaign starts); we do not grant a second
+ *   lease, so the key etcd deletes and the lease we time are one.
  * - **Leader writes are fenced.** Each is one transaction that compares the
  *   campaign key's create revision (https://etcd.io/docs/v3.4/learning/api/#transaction):
  *   once that key is gone (lease expired or revoked), a successor may be
@@ -31,6 +31,11 @@
  *   stream breaks is not resumed by the library's own replay: the prefix is
  *   read again (the consumer gets the whole state) and watched from that read's
  *   revision + 1.
+ * - **A campaign given up lets go of its watch.** etcd3's Campaign keeps
+ *   waiting for its predecessor's key after resign(), and after the client is
+ *   closed its watch manager retries that watch every second for ever (the
+ *   process never exits). The election's namespace is instrumented so those
+ *   watchers are cancelled when a campaign is given up and on close.
  * - etcd3's per-endpoint circuit breaker (open 5 s after 3 failures) is
  *   replaced by a pass-through: with one endpoint it kept a host off etcd for
  *   5 s after every blip, longer than a short `lease_ttl` allows. The
@@ -46,6 +51,7 @@ import {
   type Election,
   type IKeyValue,
   type IOptions,
+  type Namespace,
   type Watcher,
 } from 'etcd3';
 import { CanaryError } from '../errors.js';
@@ -243,11 +249,20 @@ export class FleetEtcd {
   #retryTimer: NodeJS.Timeout | undefined;
   #retryMs: number;
   readonly #watchStops = new Set<() => Promise<void>>();
+  readonly #campaignWatchers = new Set<Watcher>();
 
   private constructor(client: Etcd3, s: Settings) {
     this.#client = client;
     this.#s = s;
-    this.#election = client.namespace(`${s.prefix}/`).election(ELECTION_NAME, s.leaseTtlMs / 1000);
+    const fleetNs = client.namespace(`${s.prefix}/`);
+    const electionNs = fleetNs.namespace(ELECTION_KEY_PREFIX);
+    this.#trackCampaignWatches(electionNs);
+    // etcd3's Election takes its namespace from parent.namespace('election/<name>/'): hand it ours.
+    fleetNs.namespace = (p) => {
+      if (p.toString() !== ELECTION_KEY_PREFIX) throw new Error(`etcd3 Election asked for namespace ${p.toString()}`);
+      return electionNs;
+    };
+    this.#election = fleetNs.election(ELECTION_NAME, s.leaseTtlMs / 1000);
     this.#retryMs = firstRetryMs(s.leaseTtlMs);
   }
 
@@ -643,21 +658,40 @@ export class FleetEtcd {
   }
 
   /**
-   * Detaches the watchers of campaigns this host gave up. etcd3's Campaign waits
-   * for its predecessor's key to go with a watcher that resign() leaves attached;
-   * once the client is closed, etcd3's watch manager would retry that watch for
-   * ever (a timer every second: the process never ends). The watchers live in the
-   * election's own namespace (private fields of etcd3 1.1.2, read defensively);
-   * only this host's campaigns watch there, and none is current when this runs.
-   * Bounded; never throws.
+   * etcd3's Campaign waits for its predecessor's key to go with a watcher that
+   * resign() leaves attached; once the client is closed, etcd3's watch manager
+   * would retry that watch for ever (a timer every second: the process never
+   * ends). So the election's namespace is instrumented (its `watch()` builders,
+   * public methods overridden on our own instances): every campaign watcher is
+   * tracked until it ends, and once this handle is closing, a campaign can start
+   * no new watch (its wait rejects and the abandoned campaign ends).
    */
+  #trackCampaignWatches(ns: Namespace): void {
+    const watch = ns.watch.bind(ns);
+    ns.watch = () => {
+      const builder = watch();
+      const watcher = builder.watcher.bind(builder);
+      const create = builder.create.bind(builder);
+      builder.watcher = () => {
+        const w = watcher();
+        const drop = (): void => void this.#campaignWatchers.delete(w);
+        this.#campaignWatchers.add(w);
+        w.once('end', drop);
+        w.on('error', drop);
+        return w;
+      };
+      builder.create = () =>
+        this.#closed
+          ? Promise.reject(new EtcdUnavailableError(this.#s.endpoints, 'campaign watch: the client is closing'))
+          : create();
+      return builder;
+    };
+  }
+
+  /** Cancels the watchers of campaigns this host gave up (see #trackCampaignWatches). Bounded; never throws. */
   async #releaseCampaignWatchers(): Promise<void> {
-    const ns = (this.#election as unknown as { namespace?: { watchManager?: { watchers?: unknown } } }).namespace;
-    const watchers = ns?.watchManager?.watchers;
-    if (!Array.isArray(watchers)) return;
-    const stale = (watchers as unknown[]).filter(
-      (w): w is Watcher => typeof (w as Watcher | null)?.cancel === 'function',
-    );
+    const stale = [...this.#campaignWatchers];
+    this.#campaignWatchers.clear();
     await Promise.allSettled(stale.map((w) => this.#settle('campaign watch cancel', () => w.cancel())));
   }
 
@@ -904,6 +938,7 @@ function backoff(ms: number, maxMs: number): WatchBackoff {
 /** Sleeps `ms`, or less when `signal` aborts; never throws. */
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
     const timer = setTimeout(done, ms);
     function done(): void {
       clearTimeout(timer);

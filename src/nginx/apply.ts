@@ -4,6 +4,9 @@
  *   interval → disk guard → preflight `nginx -t` → snapshot → atomic write
  *   → `nginx -t` → reload → verify the generation is live
  *
+ * (the interval — min_reload_interval since the last reload — is skipped for a change that only
+ * lowers canary weights: a drain never waits for it),
+ *
  * and on any failure after the write: restore the snapshot byte for byte
  * (and reload when nginx may have loaded the new file). Expected failures
  * come back as an {@link ApplyResult}; nothing is left half-changed.
@@ -553,18 +556,22 @@ export class Applier implements NginxPort {
       return r;
     };
 
-    if (live) {
+    const cur = await this.#current();
+    // A change that lowers a canary weight and raises none (a drain, an abort, a lower target) is the safe
+    // direction: min_reload_interval never holds it (docs/design.md "Applying a change"), and neither does
+    // the reload-rate guard below.
+    const raises = Object.entries(req.weights).some(([s, w]) => w > (cur.header.weights[s] ?? 0));
+    const lowers = Object.entries(req.weights).some(([s, w]) => w < (cur.header.weights[s] ?? 0));
+    if (live && (raises || !lowers)) {
       const wait = this.#intervalWait();
       if (wait > 0) return fail('interval', errors.reloadTooSoon(wait), false);
     }
     const low = await this.#lowDisk();
     if (low) return fail('disk', low, false);
 
-    const cur = await this.#current();
     if (live) {
       // Reload-rate guard: a reload that raises a weight waits while too many old worker generations still
       // serve old weights. Drains and lowered weights are never held (the safe direction must not wait).
-      const raises = Object.entries(req.weights).some(([s, w]) => w > (cur.header.weights[s] ?? 0));
       if (raises) {
         const generations = await this.#oldGenerations();
         const max = this.#config.nginx.maxOldGenerations;

@@ -413,15 +413,15 @@ function noticeTarget(t: Tick, w: Walk): Walk {
  * Drain (docs/design.md "Gates", drain gates; "Rollout": a drain has priority over
  * everything, paused or not). In: the walk. Out: the walk unchanged unless a drain
  * gate fails at weight > 0; then the end of the tick at weight 0, phase drained
- * (no pause, no ramp, drainReason = the gate), event `drain` and one page naming it
- * — or, within min_reload_interval, a wait.
+ * (no pause, no ramp, drainReason = the gate), event `drain` and one page naming it —
+ * at once: a drain never waits for min_reload_interval (the applier does not hold a change that only
+ * lowers weights), nor for a slow_start ramp's spacing.
  */
 function drainOnGate(t: Tick, w: Walk): Walk | End {
   const from = w.s.weight;
   const drainFail = firstFailing(t.gates, 'drain');
   if (drainFail && from > 0) {
     const why = describeGate(drainFail);
-    if (t.waitMs > 0) return waitForReload(t, w, `drain ${pct(from)} → 0 % (${why})`);
     const s = moved(t, w.s, 0, {
       phase: 'drained',
       pausedBy: null,

@@ -249,6 +249,14 @@ t.test('apply: min_reload_interval is enforced on the monotonic clock', async (t
     { ok: false, stage: 'interval' },
     'noteReload counts',
   );
+  t.match(
+    await h.applier.apply({ weights: { gateway: 20 }, generation: 4, reason: 'reconcile' }),
+    { ok: false, stage: 'interval' },
+    'the same weights again (a reconcile) wait too',
+  );
+  const drain = await h.applier.apply({ weights: { gateway: 0 }, generation: 4, reason: 'drain' });
+  t.match(drain, { ok: true, generation: 4 }, 'a change that only lowers (a drain) never waits for the interval');
+  t.equal(await h.ctl.generation(), 4, 'and it is live');
 });
 
 t.test('apply: bootstrap (no include file yet) skips preflight; writeInitial never reloads', async (t) => {

@@ -222,7 +222,9 @@ function walk(p: Params, actions: Action[]): void {
       `${where}: lastTickAt went back`,
     );
     if (!allowed) {
-      check(!d.changed, `${where}: moved within min_reload_interval`);
+      // Within min_reload_interval only a drain moves (issue 13: a drain never waits for it).
+      const drained = d.events.some((e) => e.kind === 'drain') && after.weight === 0;
+      check(!d.changed || drained, `${where}: moved within min_reload_interval`);
       seen.blocked++;
     }
     const ramp = before.ramp ?? null;
@@ -249,7 +251,11 @@ function walk(p: Params, actions: Action[]): void {
     }
     if (d.changed) {
       if (lastChangeAt !== null && !wentBack) {
-        check(now - lastChangeAt >= p.minReloadIntervalMs, `${where}: two moves ${now - lastChangeAt} ms apart`);
+        const drain = d.events.some((e) => e.kind === 'drain') && after.weight === 0;
+        check(
+          drain || now - lastChangeAt >= p.minReloadIntervalMs,
+          `${where}: two moves ${now - lastChangeAt} ms apart`,
+        );
       }
       if (wentBack) seen.changesAfterBackJump++;
       lastChangeAt = now;
@@ -272,15 +278,19 @@ function walk(p: Params, actions: Action[]): void {
   }
 }
 
+/** How many random walks (fast-check runs). */
+const WALKS = 2000;
+
 t.test('random walks keep every weight invariant', async (t) => {
   const started = performance.now();
   t.doesNotThrow(() =>
     fc.assert(fc.property(paramsArb, fc.array(actionArb, { minLength: 1, maxLength: 120 }), walk), {
       seed: 20_251_121,
-      numRuns: 600,
+      // 2,000 so that rare paths (a probe recovery's ramp back) are walked at least once.
+      numRuns: WALKS,
     }),
   );
   const ms = performance.now() - started;
-  t.comment(`600 walks in ${ms.toFixed(0)} ms: ${JSON.stringify(seen)}`);
+  t.comment(`${WALKS} walks in ${ms.toFixed(0)} ms: ${JSON.stringify(seen)}`);
   for (const [k, v] of Object.entries(seen)) t.ok(v > 0, `the walks exercised ${k} (${v})`);
 });

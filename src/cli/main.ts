@@ -256,7 +256,22 @@ function program(io: CliIo, setCode: (c: number) => void): Command {
       'start a managed nginx, two demo backends and bounded traffic on loopback, and walk the canary (Ctrl-C stops all)',
     )
     .option('--duration <seconds>', 'stop by itself after this many seconds (default: run until Ctrl-C)')
-    .action(async (o: { duration?: string }) => {
+    .option(
+      '--fleet <n>',
+      'fleet mode instead: n nginx hosts (2–5) walking as one on a single-member etcd it starts, behind a front nginx (needs etcd: apt-get install etcd-server; stops by itself after 10 minutes; weights.yaml is not used)',
+    )
+    .action(async (o: { duration?: string; fleet?: string }) => {
+      if (o.fleet !== undefined) {
+        const hosts = /^\d+$/.test(o.fleet) ? Number(o.fleet) : Number.NaN;
+        if (!(hosts >= 2 && hosts <= 5))
+          throw errors.usage(
+            `--fleet ${o.fleet} is not a number of hosts from 2 to 5`,
+            'Run e.g. `nginx-canary demo --fleet 3`',
+          );
+        const { runFleetDemo } = await import('../demo/fleet.js');
+        setCode(await runFleetDemo({ io, hosts, ...(o.duration ? { durationMs: Number(o.duration) * 1000 } : {}) }));
+        return;
+      }
       const { runDemo } = await import('../demo/demo.js');
       setCode(await runDemo(cfgFile(), { io, ...(o.duration ? { durationMs: Number(o.duration) * 1000 } : {}) }));
     });

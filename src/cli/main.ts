@@ -152,9 +152,19 @@ function program(io: CliIo, setCode: (c: number) => void): Command {
 
   prog
     .command('target <service> <weight>')
-    .description('set the target canary weight (percent) by editing weights.yaml in place; the sidecar walks to it')
+    .description(
+      "set the target canary weight (percent) by editing weights.yaml in place; the sidecar walks to it (fleet mode: the fleet's target, through this host's sidecar)",
+    )
     .action(async (service: string, weight: string) => {
       const w = parseWeight(weight);
+      const c = await config();
+      if (c.fleet) {
+        // Fleet mode: the target is the fleet's, in etcd; weights.yaml only seeds it. The local sidecar
+        // writes the intent and answers once the leader took it.
+        const r = (await callApi(c, 'PUT', `/api/v1/services/${service}/target`, { weight: w })) as FleetEdit<number>;
+        io.out(`${service}: fleet target ${r.from} % → ${r.to} % (fleet ${c.fleet.prefix}); every host walks to it.`);
+        return;
+      }
       const r = await setTarget(cfgFile(), service, w);
       io.out(
         `${service}: target ${r.from} % → ${r.to} % written to ${cfgFile()}; the running sidecar picks it up within a tick.`,
@@ -164,9 +174,19 @@ function program(io: CliIo, setCode: (c: number) => void): Command {
   prog
     .command('release <service> <version>')
     .description(
-      'start a new canary build: set rollout.version in weights.yaml in place; the sidecar drops the canary to 0 and walks the new build from the slice',
+      "start a new canary build: set rollout.version in weights.yaml in place; the sidecar drops the canary to 0 and walks the new build from the slice (fleet mode: the fleet's version, through this host's sidecar)",
     )
     .action(async (service: string, version: string) => {
+      const c = await config();
+      if (c.fleet) {
+        const r = (await callApi(c, 'PUT', `/api/v1/services/${service}/version`, { version })) as FleetEdit<
+          string | null
+        >;
+        io.out(
+          `${service}: fleet version ${r.from ?? '(none)'} → ${r.to} (fleet ${c.fleet.prefix}); every host drops the canary to 0 and walks the new build from the slice.`,
+        );
+        return;
+      }
       const r = await setVersion(cfgFile(), service, version);
       io.out(
         r.from === version
@@ -286,6 +306,12 @@ function program(io: CliIo, setCode: (c: number) => void): Command {
  * CanaryError is printed as its message and fix on `io.err`; anything else
  * as "unexpected error" with its stack (exit 1). Never throws.
  */
+/** What `PUT …/target` and `PUT …/version` answer (server/app.ts). */
+interface FleetEdit<T> {
+  from: T;
+  to: T;
+}
+
 export async function main(argv: string[], io: CliIo = defaultIo): Promise<number> {
   let code = 0;
   try {

@@ -23,6 +23,7 @@ import type { Config } from '../config/types.js';
 import type { Logger } from '../log.js';
 import type { Notifier } from '../alerts/notifier.js';
 import type { Observer } from '../observe/aggregate.js';
+import type { FleetMetricsView } from '../server/metrics.js';
 import { decide, type DecideOptions } from '../rollout/decide.js';
 import type { Decision, GateResult, Observations, Page, RolloutEvent, ServiceState, State } from '../rollout/types.js';
 import { releasedAt as releasedAtOf, type ProbeSource } from '../runner.js';
@@ -86,16 +87,6 @@ export interface FleetStatus {
   hold: string | null;
   /** Every host seen, sorted by name. */
   hosts: FleetHostStatus[];
-}
-
-/** What the fleet metrics read (server/metrics.ts FleetMetricsView). */
-export interface FleetView {
-  leader: boolean;
-  hosts: { live: number; stale: number };
-  desired: Record<string, number>;
-  behindSeconds: number;
-  disagreeingHosts: number;
-  etcdUp: boolean;
 }
 
 /** Inputs of {@link FleetHost}. */
@@ -605,7 +596,7 @@ export class FleetHost {
   }
 
   /** What the fleet metrics read at scrape time. */
-  metricsView(): FleetView {
+  metricsView(): FleetMetricsView {
     const live = [...this.#hosts.values()].filter((h) => h.live).length;
     const behind = this.#behindSinceMono === null ? 0 : (this.#deps.clock.monotonic() - this.#behindSinceMono) / 1000;
     return {

@@ -12,7 +12,7 @@ import { NO_LEADER, formatFleet, formatStatus } from '../../src/cli/format.js';
 import type { FleetHostStatus, FleetStatus } from '../../src/fleet/host.js';
 import type { StatusDocument } from '../../src/runner.js';
 import { weightsYaml } from '../fixtures/stack.js';
-import { gateResult, serviceStatus } from '../fixtures/status.js';
+import { fleetHost, fleetStatus, gateResult, serviceStatus } from '../fixtures/status.js';
 
 const T0 = Date.UTC(2026, 0, 2, 3, 4, 5);
 const NOW = T0 + 60_000;
@@ -22,44 +22,9 @@ const NGINX_T = [
   'nginx: configuration file /etc/nginx/nginx.conf test failed',
 ].join('\n');
 
-function host(over: Partial<FleetHostStatus> = {}): FleetHostStatus {
-  return {
-    host: 'edge-1',
-    live: true,
-    weights: { gateway: 15, api: 0 },
-    verified: 17,
-    lastSeen: NOW - 1200,
-    applyError: null,
-    differs: [],
-    localDrains: [],
-    ...over,
-  };
-}
-
-function fleet(over: Partial<FleetStatus> = {}): FleetStatus {
-  return {
-    host: 'edge-2',
-    prefix: '/nginx-canary/edge-prod',
-    leader: 'edge-1',
-    isLeader: false,
-    etcd: 'up',
-    desiredGeneration: 17,
-    hold: 'barrier: waiting for edge-3 (applying generation 17 (verified 16))',
-    hosts: [
-      host(),
-      host({ host: 'edge-2', lastSeen: NOW - 300 }),
-      host({ host: 'edge-3', weights: { gateway: 5, api: 0 }, verified: 16, applyError: NGINX_T }),
-      host({
-        host: 'edge-4',
-        live: false,
-        verified: null,
-        lastSeen: NOW - 4 * 60_000,
-        differs: ['gateway.gates differs', 'extra web'],
-      }),
-    ],
-    ...over,
-  };
-}
+const host = (over: Partial<FleetHostStatus> = {}): FleetHostStatus => fleetHost(NOW, over);
+const fleet = (over: Partial<FleetStatus> = {}): FleetStatus =>
+  fleetStatus(NOW, { applyError: NGINX_T, edge4: { differs: ['gateway.gates differs', 'extra web'] } }, over);
 
 /** A document with two services, gates, a ramp and 12 events: every part of the text view. */
 function doc(): StatusDocument {

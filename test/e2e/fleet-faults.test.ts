@@ -7,12 +7,12 @@
 // - a host whose weights.yaml has another gates.window holds the walk and `status` says how it differs;
 //   fixed on disk (the sidecar re-reads it), the walk goes on.
 // Quorum loss is in fleet-quorum.test.ts. Every wait has a deadline; every load loop is bounded.
-import t, { type Test } from 'tap';
+import t from 'tap';
 import http from 'node:http';
 import { appendFile, readFile, writeFile } from 'node:fs/promises';
-import { Agent, request } from 'undici';
 import { startEtcdCluster } from '../fixtures/etcd.js';
 import { startFleet, type Fleet, type FleetHostHandle } from '../fixtures/fleet.js';
+import { allAt, allVerified, load, maxOf, recordWeights, served, stopwatch, until } from '../fixtures/fleet-wait.js';
 import { sample } from '../fixtures/stack.js';
 import { startTcpProxy } from '../fixtures/tcp-proxy.js';
 import type { Teardown } from '../fixtures/nginx/harness.js';
@@ -22,145 +22,12 @@ import { waitFor } from '../../src/util/wait.js';
 const SOAK_MS = 1000;
 /** fleet.lease_ttl, ms. */
 const LEASE_TTL_MS = 2000;
-/** Requests per second over the hosts while a test runs. */
-const RATE = 240;
 /** The walk to target 30: slice 5, then steps of 10. */
 const WALK = [5, 15, 25, 30];
 
 const cluster = await startEtcdCluster({ members: 3, t });
 
-// ---- helpers (this file's own; the shared fixtures stay as they are) ------------------------------------
-
-/** The canary weight each host's include file serves now, in host order. */
-function served(fleet: Fleet): Promise<number[]> {
-  return Promise.all(fleet.hosts.map((h) => h.servedWeight()));
-}
-
-/** Everything a reader needs when a wait fails: every host's fleet status, summary and sidecar log tail. */
-async function dump(fleet: Fleet): Promise<string> {
-  const parts: string[] = [`served: ${JSON.stringify(await served(fleet).catch(() => null))}`];
-  for (const h of fleet.hosts) {
-    const st = await h.status().catch((e: unknown) => ({ error: String(e) }));
-    const doc = st as { fleet?: unknown; services?: { summary?: string }[]; error?: string };
-    parts.push(
-      `--- ${h.name}: ${JSON.stringify(doc.fleet ?? doc.error)}`,
-      `summary: ${doc.services?.[0]?.summary ?? '?'}`,
-      `log tail:\n${h.output().slice(-1500)}`,
-    );
-  }
-  return parts.join('\n');
-}
-
-/** waitFor with a 50 ms poll that adds {@link dump} to the timeout error. */
-async function until<T>(fleet: Fleet, what: string, probe: () => T | Promise<T>, timeoutMs: number) {
-  return waitFor(probe, { timeoutMs, intervalMs: 50, what }).catch(async (err: unknown) => {
-    throw new Error(`${(err as Error).message}\n${await dump(fleet)}`, { cause: err });
-  });
-}
-
-/** Waits until every host serves `w` (polled every 50 ms, so it returns within ~50 ms of the last apply). */
-function allAt(fleet: Fleet, w: number, timeoutMs: number, hosts = fleet.hosts): Promise<number[]> {
-  return until(
-    fleet,
-    `${hosts.map((h) => h.name).join(', ')} serving ${w} %`,
-    async () => {
-      const ws = await Promise.all(hosts.map((h) => h.servedWeight()));
-      return ws.every((x) => x === w) ? ws : null;
-    },
-    timeoutMs,
-  );
-}
-
-/**
- * Waits until every host's nginx serves `w` applied and verified: its include file says `w` and the
- * fleet's reports, as `viewer` reads them, show every host live at `w` with the current desired generation
- * verified (a host's report is written after its reload and verify). Returns soon after the leader's barrier
- * is met, i.e. just as the soak at `w` begins.
- */
-function allVerified(fleet: Fleet, viewer: FleetHostHandle, w: number, timeoutMs: number): Promise<number[]> {
-  return until(
-    fleet,
-    `every host serving ${w} %, verified`,
-    async () => {
-      const ws = await served(fleet);
-      if (!ws.every((x) => x === w)) return null;
-      const st = (await viewer.status()).fleet;
-      const ok = fleet.hosts.every((h) => {
-        const r = st?.hosts.find((x) => x.host === h.name);
-        return r?.live === true && r.weights['gateway'] === w && r.verified === st?.desiredGeneration;
-      });
-      return ok ? ws : null;
-    },
-    timeoutMs,
-  );
-}
-
-/**
- * Paced GETs over `hosts`' nginx (concurrency 4) until stopped; bounded at `maxMs` and 100,000 requests.
- * Stopped by the teardown too.
- */
-function load(t: Teardown, hosts: FleetHostHandle[], rate = RATE, maxMs = 150_000): { stop(): Promise<number> } {
-  const agent = new Agent({ connections: 16 });
-  let stopped = false;
-  let sent = 0;
-  const started = performance.now();
-  const worker = async (k: number): Promise<void> => {
-    for (let i = k; !stopped && sent < 100_000 && performance.now() - started < maxMs; i += 4) {
-      const h = hosts[i % hosts.length];
-      if (!h) continue;
-      try {
-        const r = await request(h.url, { dispatcher: agent, headersTimeout: 5000, bodyTimeout: 5000 });
-        await r.body.dump();
-      } catch {
-        // a refused or slow request is the nginx under test's business; the gates see it in the log
-      }
-      sent++;
-      const ahead = started + (sent / rate) * 1000 - performance.now();
-      if (ahead > 0 && !stopped) await new Promise((r) => setTimeout(r, Math.min(ahead, 200)));
-    }
-  };
-  const run = Promise.all([0, 1, 2, 3].map(worker));
-  let stopping: Promise<number> | undefined;
-  const stop = (): Promise<number> => {
-    stopping ??= (async () => {
-      stopped = true;
-      await run;
-      await agent.close();
-      return sent;
-    })();
-    return stopping;
-  };
-  t.teardown(stop);
-  return { stop };
-}
-
-/**
- * Samples every host's served weight every 50 ms until stopped (bounded: 120 s), so a test can assert
- * what never happened in between (a raise).
- */
-function recordWeights(fleet: Fleet): { stop(): Promise<number[][]> } {
-  const rows: number[][] = [];
-  let stopped = false;
-  const started = performance.now();
-  const run = (async () => {
-    while (!stopped && performance.now() - started < 120_000) {
-      rows.push(await served(fleet));
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  })();
-  return {
-    async stop() {
-      stopped = true;
-      await run;
-      return rows;
-    },
-  };
-}
-
-/** Highest weight host `i` served in `rows`. */
-function maxOf(rows: number[][], i: number): number {
-  return Math.max(...rows.map((r) => r[i] ?? Number.NaN));
-}
+// ---- helpers (the shared ones are in test/fixtures/fleet-wait.ts) ---------------------------------------
 
 /** One number from a host's /metrics (NaN when absent). */
 async function metric(h: FleetHostHandle, series: string): Promise<number> {
@@ -174,18 +41,6 @@ async function startLedByFirst(fleet: Fleet): Promise<void> {
   await first.startSidecar();
   await until(fleet, `${first.name} to lead`, async () => (await first.status()).fleet?.isLeader === true, 15_000);
   await Promise.all(rest.map((h) => h.startSidecar()));
-}
-
-/** Elapsed-time marks, reported as tap comments (the figures of the run). */
-function stopwatch(t: Test): (phase: string) => number {
-  let last = performance.now();
-  return (phase) => {
-    const now = performance.now();
-    const ms = now - last;
-    last = now;
-    t.comment(`${phase}: ${(ms / 1000).toFixed(1)} s`);
-    return ms;
-  };
 }
 
 /** An HTTP receiver on 127.0.0.1 that answers 200 to every POST and keeps the JSON bodies. */

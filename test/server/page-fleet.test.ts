@@ -12,51 +12,19 @@ import { CHART_CSS } from '../../src/server/chart.js';
 import { buildStatusPage, fleetSection, type StatusPage } from '../../src/server/page.js';
 import type { StatusDocument } from '../../src/runner.js';
 import { repoRoot } from '../fixtures/stack.js';
-import { serviceStatus } from '../fixtures/status.js';
+import { fleetHost, fleetStatus, serviceStatus } from '../fixtures/status.js';
 
 const NOW = 1_700_000_100_000;
 
 const HOSTILE = 'nginx: [emerg] unknown directive "<script>alert(1)</script>" in /etc/nginx/nginx.conf:12\n& more';
 
-function host(over: Partial<FleetHostStatus> = {}): FleetHostStatus {
-  return {
-    host: 'edge-1',
-    live: true,
-    weights: { gateway: 15, api: 0 },
-    verified: 17,
-    lastSeen: NOW - 1200,
-    applyError: null,
-    differs: [],
-    localDrains: [],
-    ...over,
-  };
-}
-
-function fleet(over: Partial<FleetStatus> = {}): FleetStatus {
-  return {
-    host: 'edge-2',
-    prefix: '/nginx-canary/edge-prod',
-    leader: 'edge-1',
-    isLeader: false,
-    etcd: 'up',
-    desiredGeneration: 17,
-    hold: 'barrier: waiting for edge-3 (applying generation 17 (verified 16))',
-    hosts: [
-      host(),
-      host({ host: 'edge-2', lastSeen: NOW - 300 }),
-      host({ host: 'edge-3', weights: { gateway: 5, api: 0 }, verified: 16, applyError: HOSTILE }),
-      host({
-        host: 'edge-4',
-        live: false,
-        verified: null,
-        lastSeen: NOW - 4 * 60_000,
-        differs: ['gateway.gates differs', 'extra <web>'],
-        localDrains: ['gateway'],
-      }),
-    ],
-    ...over,
-  };
-}
+const host = (over: Partial<FleetHostStatus> = {}): FleetHostStatus => fleetHost(NOW, over);
+const fleet = (over: Partial<FleetStatus> = {}): FleetStatus =>
+  fleetStatus(
+    NOW,
+    { applyError: HOSTILE, edge4: { differs: ['gateway.gates differs', 'extra <web>'], localDrains: ['gateway'] } },
+    over,
+  );
 
 function doc(f?: FleetStatus): StatusDocument {
   const d: StatusDocument = {

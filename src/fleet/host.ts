@@ -25,7 +25,7 @@ import type { Notifier } from '../alerts/notifier.js';
 import type { Observer } from '../observe/aggregate.js';
 import type { FleetMetricsView } from '../server/metrics.js';
 import { decide, type DecideOptions } from '../rollout/decide.js';
-import type { Decision, GateResult, Observations, Page, RolloutEvent, ServiceState, State } from '../rollout/types.js';
+import type { Decision, GateResult, Observations, RolloutEvent, ServiceState, State } from '../rollout/types.js';
 import { releasedAt as releasedAtOf, type ProbeSource } from '../runner.js';
 import type { FleetEtcd, KeyValue } from './etcd.js';
 import { leaderStep, type PendingIntent } from './leader.js';
@@ -147,6 +147,10 @@ export class FleetHost {
   #stopWatch: (() => Promise<void>) | null = null;
   #closed = false;
 
+  /**
+   * Builds the host side of fleet mode; starts nothing (see {@link start}).
+   * @throws Error when `deps.config` has no `fleet:` section (the composition root only builds one with it).
+   */
   constructor(deps: FleetHostDeps) {
     if (!deps.config.fleet) throw new Error('FleetHost needs a config with a fleet section');
     this.#deps = deps;
@@ -325,7 +329,6 @@ export class FleetHost {
     // Local safety: this host's own evidence may drain (never raise).
     const local = decide(this.view(config), state, obs, now, opts);
     const localEvents: RolloutEvent[] = [];
-    const localPages: Page[] = [];
     for (const e of local.events) {
       if (e.kind !== 'drain' || this.#localDrains.has(e.service)) continue;
       const drain: LocalDrain = {
@@ -386,7 +389,8 @@ export class FleetHost {
       weights,
       changed,
       events: localEvents,
-      pages: localPages,
+      // The leader pages a fleet drain once; this host pages its own drain only when etcd cannot take it (above).
+      pages: [],
       gates: d ? d.gates : local.gates,
       summary,
     };

@@ -36,7 +36,7 @@ export interface PoolSnapshot {
   requests: number;
   /** Of those, the failed ones (status ≥ 500 or none; as PoolObservation.errors). */
   errors: number;
-  /** Bucket width, ms (`bucketWidthMs(gates.window)`, observe/window.ts); shared by every host of a service. */
+  /** Count-series bucket width, ms (`seriesWidthMs(gates.window)`, observe/window.ts); shared by every host of a service. */
   widthMs: number;
   /** Epoch ms start of `series[0]`'s bucket (its absolute index × `widthMs`); meaningless when `series` is empty. */
   seriesStartMs: number;
@@ -63,13 +63,14 @@ export type ObservationSnapshot = Record<string, ServiceSnapshot>;
 
 /**
  * Longest merged series, buckets. A host's own series is at most its ring
- * (≤ 62 buckets: observe/window.ts BUCKETS_PER_WINDOW + 2); hosts whose
- * clocks disagree by more than ~16 windows would ask for a longer union, which
+ * (≤ 917 buckets: observe/window.ts SERIES_BUCKETS_PER_WINDOW plus skew
+ * slots); hosts whose clocks disagree by more than ~1 window would ask for a
+ * longer union, which
  * is cut to its newest buckets with the older counts folded into the first
  * kept bucket (totals kept; the sequential test never rises from merging
  * buckets, so the cut errs towards holding). A chosen bound on memory.
  */
-export const MAX_SERIES_BUCKETS = 1024;
+export const MAX_SERIES_BUCKETS = 2048;
 
 /**
  * Longest serialized sketch accepted, characters. A legitimate sketch spans at

@@ -30,7 +30,7 @@ import type { Observations, PoolObservation, ServiceObservation, State } from '.
 import { buildAttribution, type AttributionMap, type AttributionOptions, type ServerAttribution } from './attribute.js';
 import { attemptFailed, parseLine, responseSample } from './parse.js';
 import type { LogRecord } from './types.js';
-import { bucketWidthMs, collectWindows, observeWindows, ServerWindow } from './window.js';
+import { collectWindows, observeWindows, seriesWidthMs, ServerWindow } from './window.js';
 import { snapshotOf, type PoolSnapshot } from '../fleet/snapshot.js';
 
 /** Label values of `nginx_canary_log_lines_total{result}` (see the module comment). */
@@ -201,7 +201,7 @@ export class Observer {
    * `judgedFrom`), the same buckets and the same series cut. `now` is epoch ms.
    * A service without windows, or a pool without servers, gets an empty
    * snapshot (requests 0, series empty, sketches null; width
-   * `bucketWidthMs(gates.window)`). `mergeSnapshots([o.snapshots(c, s, n)])`
+   * `seriesWidthMs(gates.window)`). `mergeSnapshots([o.snapshots(c, s, n)])`
    * equals `o.observations(c, s, n)`. Probes are not included (the runner adds
    * them, as for observations). Never throws.
    */
@@ -213,7 +213,7 @@ export class Observer {
     const out: Record<string, { primary: PoolSnapshot; canary: PoolSnapshot }> = {};
     for (const svc of config.services) {
       const from = judgedFrom(svc, state, now);
-      const width = bucketWidthMs(svc.gates.windowMs);
+      const width = seriesWidthMs(svc.gates.windowMs);
       const wins = this.#services.get(svc.name);
       out[svc.name] = {
         primary: snapshotOf(collectWindows(wins?.primary ?? [], from, now, width)),

@@ -1,8 +1,9 @@
 /**
  * The sliding window of one server (docs/design.md "Observations"): a ring of
  * short buckets, each holding the attempt count, the error count and two
- * DDSketches (connect times, response times); merged on read, or read bucket
- * by bucket as a count series for the sequential error test. Memory is
+ * DDSketches (connect times, response times), merged on read; beside it a
+ * ring of finer count buckets (≤ 1 s: attempts and errors only), read bucket
+ * by bucket as the count series of the sequential error test. Memory is
  * bounded whatever the traffic: the ring has a fixed number of buckets, a
  * bucket is recycled when its time has passed out of the window, and a sketch
  * has a bounded number of bins for a bounded value range (relative accuracy
@@ -26,9 +27,31 @@ export const SKETCH_RELATIVE_ACCURACY = 0.01;
 /** The quantile the gates read (docs/design.md "Gates": connect p95, and response p95 against 5 × the primary's). */
 export const GATE_QUANTILE = 0.95;
 
+/**
+ * Count-series buckets per window: 900, so the default 15 min window's series
+ * has 1 s buckets (docs/design.md "Gates": the error test's statistic moves
+ * per second, not per 15 s sketch bucket). A chosen value: it bounds the
+ * series a fleet host publishes (fleet/snapshot.ts MAX_SERIES_BUCKETS) and
+ * the error test's work per tick (one pass over ≤ 902 buckets per
+ * alternative).
+ */
+export const SERIES_BUCKETS_PER_WINDOW = 900;
+
 /** Bucket width for a window, ms: max(100 ms, windowMs / 60), rounded up to a whole ms. Never throws. */
 export function bucketWidthMs(windowMs: number): number {
   return Math.max(MIN_BUCKET_MS, Math.ceil(windowMs / BUCKETS_PER_WINDOW));
+}
+
+/**
+ * Width of the count-series buckets for a window, ms: max(100 ms, windowMs /
+ * 900), rounded up to a whole ms — 1 s for the default 15 min window, 100 ms
+ * for windows up to 90 s, never wider than {@link bucketWidthMs}. Each bucket
+ * boundary is a start point of the sequential error test (rollout/sequential.ts),
+ * so the number of start points a walk watches is its soak time / this width.
+ * Never throws.
+ */
+export function seriesWidthMs(windowMs: number): number {
+  return Math.max(MIN_BUCKET_MS, Math.ceil(windowMs / SERIES_BUCKETS_PER_WINDOW));
 }
 
 /** One bucket: the attempts whose time falls in `[index × width, (index + 1) × width)`. */
@@ -55,14 +78,23 @@ export interface DroppedCounts {
  * The ring of buckets of one (service, pool, server). Holds
  * `ceil(windowMs / width) + 2` buckets: the window, the bucket being filled,
  * and one bucket of tolerated future skew, so a query over
- * `[now - windowMs, now]` never sees a recycled bucket.
+ * `[now - windowMs, now]` never sees a recycled bucket. The count series has
+ * its own ring by the same rule: `ceil(windowMs / seriesWidth) +
+ * ceil(width / seriesWidth) + 2` buckets (917 for the default window, in
+ * three Float64Arrays: ~22 KB).
  */
 export class ServerWindow {
   /** Length of the window, ms. */
   readonly windowMs: number;
   /** Width of one bucket, ms ({@link bucketWidthMs}). */
   readonly widthMs: number;
+  /** Width of one count-series bucket, ms ({@link seriesWidthMs}). */
+  readonly seriesWidthMs: number;
   readonly #ring: Bucket[];
+  /** Absolute index of each count-series bucket (epoch ms / seriesWidthMs, floored); -Infinity while unused. */
+  readonly #fineIndex: Float64Array;
+  readonly #fineAttempts: Float64Array;
+  readonly #fineErrors: Float64Array;
   readonly #dropped: DroppedCounts = { old: 0, future: 0 };
 
   /** `windowMs` > 0 (gates.window). Throws RangeError otherwise. */
@@ -78,6 +110,17 @@ export class ServerWindow {
       sketch: null,
       response: null,
     }));
+    this.seriesWidthMs = seriesWidthMs(windowMs);
+    // The window, one sketch bucket of tolerated future skew (what `add` accepts), the bucket being filled and one more.
+    const f = Math.ceil(windowMs / this.seriesWidthMs) + Math.ceil(this.widthMs / this.seriesWidthMs) + 2;
+    this.#fineIndex = new Float64Array(f).fill(-Infinity);
+    this.#fineAttempts = new Float64Array(f);
+    this.#fineErrors = new Float64Array(f);
+  }
+
+  /** Number of count-series buckets in their ring; fixed at construction. */
+  get seriesBucketCount(): number {
+    return this.#fineIndex.length;
   }
 
   /** Number of buckets in the ring; fixed at construction, whatever the traffic. */
@@ -130,6 +173,11 @@ export class ServerWindow {
     }
     b.attempts++;
     if (failed) b.errors++;
+    const slot = this.#fineSlot(Math.floor(atMs / this.seriesWidthMs), true);
+    if (slot >= 0) {
+      this.#fineAttempts[slot] = (this.#fineAttempts[slot] as number) + 1;
+      if (failed) this.#fineErrors[slot] = (this.#fineErrors[slot] as number) + 1;
+    }
     if (connectMs !== null) {
       b.sketch ??= new DDSketch({ relativeAccuracy: SKETCH_RELATIVE_ACCURACY });
       b.sketch.accept(connectMs);
@@ -160,19 +208,22 @@ export class ServerWindow {
   }
 
   /**
-   * Adds this window's attempts and errors, bucket by bucket, into `out`,
-   * where `out[i]` stands for the bucket of absolute index `firstIndex + i`
-   * (bucket `[index × width, (index + 1) × width)`, epoch ms). Buckets of the
+   * Adds this window's attempts and errors, count-series bucket by bucket,
+   * into `out`, where `out[i]` stands for the bucket of absolute index
+   * `firstIndex + i` (bucket `[index × seriesWidthMs, (index + 1) ×
+   * seriesWidthMs)`, epoch ms). Buckets of the
    * ring outside that range are left out; a bucket of the range the ring does
    * not hold (no attempts, or recycled) adds nothing. See {@link countSeries}.
    */
   collectSeries(firstIndex: number, out: CountBucket[]): void {
     const end = firstIndex + out.length;
-    for (const b of this.#ring) {
-      if (b.attempts === 0 || b.index < firstIndex || b.index >= end) continue;
-      const slot = out[b.index - firstIndex] as CountBucket;
-      slot.attempts += b.attempts;
-      slot.errors += b.errors;
+    for (let i = 0; i < this.#fineIndex.length; i++) {
+      const index = this.#fineIndex[i] as number;
+      const attempts = this.#fineAttempts[i] as number;
+      if (attempts === 0 || index < firstIndex || index >= end) continue;
+      const slot = out[index - firstIndex] as CountBucket;
+      slot.attempts += attempts;
+      slot.errors += this.#fineErrors[i] as number;
     }
   }
 
@@ -207,6 +258,37 @@ export class ServerWindow {
         b.response.merge(src.response);
       }
     }
+    const fineOf = (i: number): number =>
+      Math.floor(((other.#fineIndex[i] as number) * other.seriesWidthMs) / this.seriesWidthMs);
+    let newestFine = -Infinity;
+    for (let i = 0; i < other.#fineIndex.length; i++) {
+      if ((other.#fineAttempts[i] as number) > 0) newestFine = Math.max(newestFine, fineOf(i));
+    }
+    const oldestFine = newestFine - this.#fineIndex.length + 1;
+    for (let i = 0; i < other.#fineIndex.length; i++) {
+      if ((other.#fineAttempts[i] as number) === 0 || fineOf(i) < oldestFine) continue;
+      const slot = this.#fineSlot(fineOf(i));
+      if (slot < 0) continue; // this ring already holds newer data in that slot
+      this.#fineAttempts[slot] = (this.#fineAttempts[slot] as number) + (other.#fineAttempts[i] as number);
+      this.#fineErrors[slot] = (this.#fineErrors[slot] as number) + (other.#fineErrors[i] as number);
+    }
+  }
+
+  /**
+   * The slot of count-series bucket `index` in its ring, recycled (zeroed) if
+   * it holds an older bucket; if it holds a newer one, recycled when
+   * `recycleNewer`, else -1. The same rule as {@link #bucket}.
+   */
+  #fineSlot(index: number, recycleNewer = false): number {
+    const n = this.#fineIndex.length;
+    const slot = ((index % n) + n) % n;
+    const held = this.#fineIndex[slot] as number;
+    if (held === index) return slot;
+    if (held > index && !recycleNewer) return -1;
+    this.#fineIndex[slot] = index;
+    this.#fineAttempts[slot] = 0;
+    this.#fineErrors[slot] = 0;
+    return slot;
   }
 
   /**
@@ -265,16 +347,17 @@ export function toObservation(acc: WindowAccumulator, series: CountBucket[]): Po
 }
 
 /**
- * Attempts and errors per bucket over `[fromMs, nowMs]` (epoch ms), summed
- * across `windows` bucket by bucket, oldest first: one entry per bucket
+ * Attempts and errors per count-series bucket (`seriesWidthMs` wide) over
+ * `[fromMs, nowMs]` (epoch ms), summed across `windows` bucket by bucket,
+ * oldest first: one entry per bucket
  * `[start, start + width)` with `start ≤ nowMs` and `start + width > fromMs`
  * (the overlap rule of {@link ServerWindow.collect}, so the first entry may
  * start up to one width before `fromMs`), zeros for a bucket without
  * attempts. Computed on read; at most the ring's length of entries (a longer
  * span — only a caller asking beyond the window does that — is cut to its
- * newest `bucketCount` buckets). Empty when `windows` is empty or the span
+ * newest `seriesBucketCount` buckets). Empty when `windows` is empty or the span
  * holds no bucket start (`fromMs` after the bucket holding `nowMs`).
- * Throws RangeError when the windows' bucket widths differ (the servers of one
+ * Throws RangeError when the windows' series widths differ (the servers of one
  * service share gates.window, hence the width).
  */
 export function countSeries(windows: Iterable<ServerWindow>, fromMs: number, nowMs: number): CountBucket[] {
@@ -297,10 +380,10 @@ function seriesSpan(
   let width = 0;
   let cap = 0;
   for (const w of list) {
-    if (width !== 0 && w.widthMs !== width)
-      throw new RangeError(`windows of one series must share a bucket width: ${width} ms and ${w.widthMs} ms`);
-    width = w.widthMs;
-    cap = Math.max(cap, w.bucketCount);
+    if (width !== 0 && w.seriesWidthMs !== width)
+      throw new RangeError(`windows of one series must share a bucket width: ${width} ms and ${w.seriesWidthMs} ms`);
+    width = w.seriesWidthMs;
+    cap = Math.max(cap, w.seriesBucketCount);
   }
   if (list.length === 0) return null;
   const last = Math.floor(nowMs / width);
@@ -340,7 +423,7 @@ export interface WindowSpan {
   acc: WindowAccumulator;
   /** The per-bucket counts, oldest first: the same array {@link countSeries} returns. */
   series: CountBucket[];
-  /** Bucket width, ms (the windows' own; `widthMs` as given when there are none). */
+  /** Count-series bucket width, ms (the windows' `seriesWidthMs`; `widthMs` as given when there are none). */
   widthMs: number;
   /**
    * Epoch ms start of `series[0]`'s bucket (its absolute index × width); when
@@ -355,9 +438,10 @@ export interface WindowSpan {
  * does — the same buckets, the same series cut — but keeps the accumulator
  * (counts and merged sketches) and the series' first bucket instead of taking
  * the p95s, so hosts' spans can be merged before any quantile is read.
- * `widthMs` is the bucket width of the service (`bucketWidthMs(gates.window)`):
- * reported as is when `windows` is empty. Throws RangeError when the windows'
- * widths differ from each other or from `widthMs`.
+ * `widthMs` is the count-series width of the service
+ * (`seriesWidthMs(gates.window)`): reported as is when `windows` is empty.
+ * Throws RangeError when the windows' series widths differ from each other or
+ * from `widthMs`.
  */
 export function collectWindows(
   windows: Iterable<ServerWindow>,

@@ -22,12 +22,14 @@ import {
   bucketWidthMs,
   collectWindows,
   observeWindows,
+  seriesWidthMs,
 } from '../../src/observe/window.js';
 import type { CountBucket, PoolObservation, ProbeObservation } from '../../src/rollout/types.js';
 
 const NOW = 1_763_744_700_000;
-const WINDOW_MS = 60_000; // 1 s buckets
-const WIDTH = bucketWidthMs(WINDOW_MS);
+const WINDOW_MS = 60_000; // 1 s sketch buckets, 100 ms series buckets
+/** A snapshot's width: the count series' (observe/window.ts seriesWidthMs), not the sketch buckets'. */
+const WIDTH = seriesWidthMs(WINDOW_MS);
 
 /** One upstream attempt as a window takes it: time (epoch ms), failed, connect and response ms or null. */
 interface Line {
@@ -199,13 +201,19 @@ t.test('series are aligned by bucket start: hosts whose spans start at different
   }));
   const snapA = snap([windowOf(lines)], NOW - 10_000, NOW);
   const snapB = snap([windowOf(lines, NOW + 3000)], NOW - 7_000, NOW + 3000);
-  t.not(snapA.seriesStartMs, snapB.seriesStartMs, 'the spans start at different buckets');
+  t.same([snapA.seriesStartMs, snapB.seriesStartMs], [NOW - 10_000, NOW - 7_000], 'the spans start 3 s apart');
   const merged = mergeSnapshots([{ gw: canaryOnly(snapA) }, { gw: canaryOnly(snapB) }]).gw?.canary;
-  t.equal(merged?.series.length, 14, 'the union of [now − 10 s, now] and [now − 7 s, now + 3 s] in 1 s buckets');
+  t.equal(merged?.series.length, 131, 'the union of [now − 10 s, now] and [now − 7 s, now + 3 s] in 100 ms buckets');
+  // Buckets 70, 80, 90, 100 of the union start at now − 3, 2, 1, 0 s; bucket 110 at now + 1 s.
   t.same(
-    merged?.series.slice(7, 12).map((b) => b.attempts),
+    [70, 80, 90, 100, 110].map((i) => merged?.series[i]?.attempts),
     [2, 2, 2, 2, 0],
     'the shared lines counted twice, in their own buckets',
+  );
+  t.equal(
+    merged?.series.reduce((n, b) => n + b.attempts, 0),
+    8,
+    'and nowhere else',
   );
   t.equal(
     merged?.series.reduce((n, b) => n + b.errors, 0),
@@ -219,7 +227,7 @@ t.test('a bucket width mismatch throws RangeError; so does a series off its grid
   t.throws(() => mergeSnapshots([{ gw: canaryOnly(a) }, { gw: canaryOnly(b) }]), RangeError);
   t.throws(
     () => mergeSnapshots([{ gw: canaryOnly(a) }, { gw: canaryOnly(b) }]),
-    /service gw: .*1000 ms and 2000 ms/,
+    /service gw: .*100 ms and 200 ms/,
     'the message names the service and both widths',
   );
   t.throws(
@@ -229,7 +237,7 @@ t.test('a bucket width mismatch throws RangeError; so does a series off its grid
   );
   t.throws(
     () => mergeSnapshots([{ gw: canaryOnly({ ...a, seriesStartMs: a.seriesStartMs + 1 }) }]),
-    /not on its 1000 ms bucket grid/,
+    /not on its 100 ms bucket grid/,
   );
   t.throws(() => mergeSnapshots([{ gw: canaryOnly({ ...a, connect: 'no!!' }) }]), /connect sketch not base64/);
   t.throws(
@@ -270,6 +278,79 @@ t.test('a union longer than MAX_SERIES_BUCKETS keeps its newest buckets, older c
     6,
     'totals kept',
   );
+});
+
+t.test(
+  'a snapshot carries the count series’ width (100 ms for a 60 s window, 1 s for 15 min), not the sketches’',
+  async (t) => {
+    const lines: Line[] = [{ at: NOW - 250, failed: true, connectMs: 1, responseMs: 2 }];
+    const s = snap([windowOf(lines)], NOW - WINDOW_MS);
+    t.same([s.widthMs, bucketWidthMs(WINDOW_MS)], [100, 1000]);
+    t.equal(s.series.length, 601, '[now − 60 s, now] in 100 ms buckets');
+    t.same(s.series[597], { attempts: 1, errors: 1 }, 'the line in the bucket holding now − 250 ms');
+    t.throws(
+      () => collectWindows([windowOf(lines)], NOW - WINDOW_MS, NOW, bucketWidthMs(WINDOW_MS)),
+      RangeError,
+      'a span asked on the sketch grid is refused',
+    );
+
+    const MIN15 = 15 * 60_000;
+    const w = new ServerWindow(MIN15);
+    t.equal(snapshotOf(collectWindows([w], NOW - MIN15, NOW, seriesWidthMs(MIN15))).widthMs, 1000);
+  },
+);
+
+t.test('MAX_SERIES_BUCKETS holds a 15 min window’s series and two hosts a whole window apart', async (t) => {
+  const MIN15 = 15 * 60_000;
+  const width = seriesWidthMs(MIN15);
+  const full = (now: number): PoolSnapshot => {
+    const w = new ServerWindow(MIN15);
+    for (let at = now - MIN15; at <= now; at += 1000) w.add(at, at === now, 1, 1, now);
+    return snapshotOf(collectWindows([w], now - MIN15, now, width));
+  };
+  t.ok(
+    2 * new ServerWindow(MIN15).seriesBucketCount <= MAX_SERIES_BUCKETS,
+    `two rings of ${new ServerWindow(MIN15).seriesBucketCount} ≤ ${MAX_SERIES_BUCKETS}`,
+  );
+  const a = full(NOW);
+  t.equal(a.series.length, 901, '[now − 15 min, now] in 1 s buckets');
+  const parsed = parseObservationSnapshot(viaJson({ gw: { primary: a, canary: a } }));
+  t.ok(parsed.ok, parsed.ok ? 'publishable' : parsed.error);
+  // Host B's clock (or its judged span) is a whole window ahead: the union is 1801 buckets, none folded.
+  const b = full(NOW + MIN15);
+  const merged = mergeSnapshots([{ gw: canaryOnly(a) }, { gw: canaryOnly(b) }]).gw?.canary;
+  t.equal(merged?.series.length, 1801);
+  t.same(merged?.series[900], { attempts: 2, errors: 1 }, 'the bucket both spans hold: now');
+  t.same(merged?.series[0], { attempts: 1, errors: 0 }, 'the oldest bucket kept as is, nothing folded into it');
+  t.equal(
+    merged?.series.reduce((n, x) => n + x.attempts, 0),
+    1802,
+  );
+});
+
+/**
+ * A bug in src/observe/window.ts (test/observe/window.test.ts SERIES_GRID_BUG): when the sketch width is not a
+ * multiple of the series width (here gates.window 5 min: 5 s sketch buckets, 334 ms series buckets), the series
+ * bucket holding the span's first sketch boundary starts before it and counts an attempt `requests` leaves out,
+ * so the host's own snapshot is refused and the leader ignores the host. Remove `todo` once fixed.
+ */
+const SERIES_GRID_BUG = 'src/observe/window.ts: series buckets straddle sketch-bucket boundaries';
+
+t.test('a host’s own snapshot parses for any gates.window (5 min: the series and sketch grids differ)', async (t) => {
+  const windowMs = 5 * 60_000;
+  const [width, s] = [bucketWidthMs(windowMs), seriesWidthMs(windowMs)];
+  // The span starts on a sketch boundary inside a series bucket (every tick whose now − window is just past one).
+  let from = Math.ceil(NOW / width) * width;
+  for (let k = 0; k < 1000 && from % s === 0; k++) from += width;
+  const now = from + windowMs;
+  const w = new ServerWindow(windowMs);
+  const before = Math.min(Math.floor(from / s) * s, from - 1);
+  w.add(before, false, 1, 1, before + 1); // taken while it was inside the window
+  w.add(now - 1, false, 1, 1, now);
+  const pool = snapshotOf(collectWindows([w], from, now, s));
+  t.equal(pool.requests, 1, 'the sketch span holds the one attempt inside it');
+  const parsed = parseObservationSnapshot(viaJson({ gw: { primary: pool, canary: pool } }));
+  t.ok(parsed.ok, parsed.ok ? 'publishable' : parsed.error, { todo: SERIES_GRID_BUG });
 });
 
 t.test('a snapshot survives JSON.stringify/parse unchanged and merges to the same observation', async (t) => {
@@ -366,7 +447,7 @@ t.test('parse rejects malformed documents with a message naming the field', asyn
         d.gateway!.canary.seriesStartMs = 0;
         return d;
       },
-      /^gateway\.canary\.widthMs: 2000 ms differs from the primary's 1000 ms$/,
+      /^gateway\.canary\.widthMs: 2000 ms differs from the primary's 100 ms$/,
     ],
     [
       'a series off its grid',
@@ -374,7 +455,7 @@ t.test('parse rejects malformed documents with a message naming the field', asyn
         d.gateway!.canary.seriesStartMs += 1;
         return d;
       },
-      /^gateway\.canary\.seriesStartMs: .* not a multiple of widthMs 1000$/,
+      /^gateway\.canary\.seriesStartMs: .* not a multiple of widthMs 100$/,
     ],
     [
       'errors above requests',

@@ -71,7 +71,8 @@ t.test('response p95 per pool: the baseline gate input (canary slow against the 
 
 t.test('series: per bucket over [from, now], cut at since, summed over a pool', async (t) => {
   const P2 = '127.0.0.1:18790';
-  const cfg = config([service('gateway', [PRIMARY, P2], [CANARY], { windowMs: 60_000 })]); // 1 s buckets
+  // The default 15 min window: 1 s series buckets (15 s sketch buckets).
+  const cfg = config([service('gateway', [PRIMARY, P2], [CANARY], { windowMs: 15 * 60_000 })]);
   const obs = new Observer(cfg);
   const base = Math.floor(NOW / 1000) * 1000;
   const now = base + 500;
@@ -114,7 +115,7 @@ t.test('series: per bucket over [from, now], cut at since, summed over a pool', 
   t.equal(cut?.primary.series.length, 4, 'since cuts the span: seconds -3..0');
   t.same(cut?.primary.series[0], { attempts: 2, errors: 0 });
   const full = obs.observations(cfg, stateSince({ gateway: 0 }), now).gateway;
-  t.equal(full?.canary.series.length, 61, 'the window: [now - 60 s, now] overlaps 61 one-second buckets');
+  t.equal(full?.canary.series.length, 901, 'the window: [now - 15 min, now] overlaps 901 one-second buckets');
   t.equal(
     full?.canary.series.reduce((n, b) => n + b.attempts, 0),
     full?.canary.requests,
@@ -187,7 +188,7 @@ t.test('line counters: every line counted exactly once by result', async (t) => 
 });
 
 t.test('only traffic since the live weight changed is judged: from = max(now - window, since)', async (t) => {
-  const cfg = gatewayConfig({ windowMs: 60_000 }); // 1 s buckets
+  const cfg = gatewayConfig({ windowMs: 60_000 }); // 1 s sketch buckets
   const obs = new Observer(cfg);
   const lines: string[] = [];
   for (let s = 1; s <= 50; s++)
@@ -304,7 +305,7 @@ t.test('addLines reads the clock once per batch when no now is given', async (t)
 t.test('snapshots: the span of observations, mergeable; one host merged gives its observations back', async (t) => {
   const P2 = '127.0.0.1:18790';
   const cfg = config([
-    service('gateway', [PRIMARY, P2], [CANARY], { windowMs: 60_000 }), // 1 s buckets
+    service('gateway', [PRIMARY, P2], [CANARY], { windowMs: 60_000 }), // 1 s sketch buckets, 100 ms series buckets
     service('lonely', ['127.0.0.1:7100'], []),
   ]);
   const obs = new Observer(cfg);
@@ -336,19 +337,20 @@ t.test('snapshots: the span of observations, mergeable; one host merged gives it
   }
   const snaps = obs.snapshots(bigger, stateSince({ gateway: base - 3_000 }), now);
   const gw = snaps.gateway?.primary;
-  t.equal(gw?.widthMs, 1000);
+  t.equal(gw?.widthMs, 100, 'the series width of a 60 s window (its sketch buckets are 1 s)');
   t.equal(gw?.seriesStartMs, base - 3_000, 'the series starts at the bucket holding since');
   t.same(
     gw?.series.map((b) => b.attempts),
-    [2, 2, 2, 2],
+    Array.from({ length: 36 }, (_, i) => (i % 10 === 0 ? 2 : 0)),
+    '[base − 3 s, base + 0.5 s] in 100 ms buckets: two attempts at the start of each second',
   );
   t.same(
     snaps.lonely?.canary,
     {
       requests: 0,
       errors: 0,
-      widthMs: 15_000,
-      seriesStartMs: Math.floor(now / 15_000) * 15_000,
+      widthMs: 1000,
+      seriesStartMs: Math.floor(now / 1000) * 1000,
       series: [],
       connect: null,
       response: null,
@@ -356,7 +358,7 @@ t.test('snapshots: the span of observations, mergeable; one host merged gives it
     'a pool without servers: an empty snapshot on the service’s grid',
   );
   t.equal(snaps.fresh?.primary.requests, 0, 'a service without windows: empty snapshots');
-  t.equal(snaps.fresh?.primary.widthMs, 15_000);
+  t.equal(snaps.fresh?.primary.widthMs, 1000, 'the series width of the default 15 min window');
 
   // Two hosts seeing the same traffic: the merge is what one window fed both hosts' lines observes.
   const state = stateSince({ gateway: base - 3_000 });

@@ -2,12 +2,14 @@ import t from 'tap';
 import {
   BUCKETS_PER_WINDOW,
   MIN_BUCKET_MS,
+  SERIES_BUCKETS_PER_WINDOW,
   ServerWindow,
   bucketWidthMs,
   collectWindows,
   countSeries,
   newAccumulator,
   observeWindows,
+  seriesWidthMs,
   toObservation,
 } from '../../src/observe/window.js';
 import type { CountBucket } from '../../src/rollout/types.js';
@@ -29,6 +31,39 @@ t.test('bucket width is max(100 ms, window / 60)', async (t) => {
   t.equal(w.widthMs, 15_000);
   t.equal(w.bucketCount, BUCKETS_PER_WINDOW + 2, 'the window, the bucket being filled, one bucket of future skew');
   t.equal(new ServerWindow(1000).bucketCount, 12);
+});
+
+t.test('series width is max(100 ms, window / 900), never wider than the sketch buckets', async (t) => {
+  t.equal(SERIES_BUCKETS_PER_WINDOW, 900);
+  t.equal(seriesWidthMs(MIN15), 1000, '1 s for the default 15 min window');
+  t.equal(seriesWidthMs(60_000), MIN_BUCKET_MS, '100 ms for a 60 s window');
+  t.equal(seriesWidthMs(90_000), MIN_BUCKET_MS, '100 ms up to 90 s');
+  t.equal(seriesWidthMs(90_001), 101, 'rounded up to a whole ms');
+  t.equal(seriesWidthMs(1000), MIN_BUCKET_MS);
+  for (const windowMs of [
+    1,
+    999,
+    1000,
+    6000,
+    6001,
+    10_000,
+    45_000,
+    90_001,
+    120_000,
+    300_000,
+    MIN15,
+    3_600_000,
+    86_400_000,
+  ])
+    t.ok(seriesWidthMs(windowMs) <= bucketWidthMs(windowMs), `${windowMs} ms: series ≤ sketch width`);
+  const w = new ServerWindow(MIN15);
+  t.equal(w.seriesWidthMs, 1000);
+  t.equal(w.widthMs, 15_000, 'the sketch buckets are unchanged');
+  // The window (900), one sketch width of tolerated future skew (15), the bucket being filled and one more.
+  t.equal(w.seriesBucketCount, 900 + 15 + 2);
+  const short = new ServerWindow(60_000);
+  t.same([short.widthMs, short.seriesWidthMs, short.seriesBucketCount], [1000, 100, 600 + 10 + 2]);
+  t.equal(new ServerWindow(1000).seriesBucketCount, 10 + 1 + 2, 'sketch and series widths both 100 ms');
 });
 
 t.test('a window length that is not positive and finite is refused', async (t) => {
@@ -79,7 +114,7 @@ t.test('no connect samples → connect p95 null; an empty window is all zero', a
   const w = new ServerWindow(60_000);
   const empty = w.observe(T0 - 60_000, T0);
   t.same({ ...empty, series: [] }, { requests: 0, errors: 0, connectP95Ms: null, responseP95Ms: null, series: [] });
-  t.equal(empty.series.length, 61, 'every bucket of the span is there: 60 s of 1 s buckets, both ends included');
+  t.equal(empty.series.length, 601, 'every bucket of the span is there: 60 s of 100 ms buckets, both ends included');
   t.ok(
     empty.series.every((b) => b.attempts === 0 && b.errors === 0),
     'all zero',
@@ -100,6 +135,32 @@ t.test('attempts older than the window or beyond one bucket in the future are dr
   t.equal(w.add(now + 1000, false, 1, 2, now), false);
   t.same(w.dropped, { old: 1, future: 1 });
 });
+
+t.test(
+  'a line accepted up to one sketch width ahead does not recycle a series bucket still in the window',
+  async (t) => {
+    for (const windowMs of [1000, 10_000, 60_000, 300_000, MIN15]) {
+      const w = new ServerWindow(windowMs);
+      const s = w.seriesWidthMs;
+      const now = T0 + 37; // not on any grid
+      const from = now - windowMs;
+      // One attempt in every series bucket overlapping [now - window, now] (at its start, or at `from` for the first).
+      const first = Math.floor(from / s);
+      const last = Math.floor(now / s);
+      for (let k = first; k <= last; k++) w.add(Math.max(from, k * s), k % 2 === 0, 1, 1, now);
+      const ones = countSeries([w], from, now);
+      t.equal(ones.length, last - first + 1, `${windowMs} ms: every series bucket of the span`);
+      t.ok(
+        ones.every((b) => b.attempts === 1),
+        `${windowMs} ms: one attempt in each`,
+      );
+      // The latest line `add` takes at this now: just under one sketch width ahead.
+      t.equal(w.add(now + w.widthMs - 1, true, 1, 1, now), true, `${windowMs} ms: accepted`);
+      t.same(countSeries([w], from, now), ones, `${windowMs} ms: the window's series is intact`);
+      t.same(w.dropped, { old: 0, future: 0 });
+    }
+  },
+);
 
 t.test('after the wall clock went back, a slot holding a newer bucket is recycled, not a reason to drop', async (t) => {
   const w = new ServerWindow(1000); // width 100, 12 buckets
@@ -126,31 +187,38 @@ t.test('a query merges exactly the buckets overlapping [from, now]', async (t) =
   t.equal(w.observe(base + 20_000, base + 30_000).requests, 0);
 });
 
-t.test('memory is bounded: 1e6 attempts over 100 windows leave the bucket count fixed', async (t) => {
-  const w = new ServerWindow(10_000); // width 167 ms, 62 buckets
+t.test('memory is bounded: 1e6 attempts over 100 windows leave the bucket counts fixed', async (t) => {
+  const w = new ServerWindow(10_000); // width 167 ms, 62 buckets; series width 100 ms, 104 buckets
   const before = w.bucketCount;
+  const seriesBefore = w.seriesBucketCount;
+  t.same([before, seriesBefore], [62, 104]);
   const span = 100 * 10_000;
   const n = 1_000_000;
   const step = span / n; // 1 ms apart
   let inLastWindow = 0;
+  let inSeriesSpan = 0;
   const end = T0 + span;
+  const seriesFrom = Math.floor((end - 10_000) / w.seriesWidthMs) * w.seriesWidthMs; // start of its first bucket
   for (let i = 0; i < n; i++) {
     const at = T0 + i * step;
     w.add(at, i % 100 === 0, 1 + (i % 40), 5 + (i % 40), at);
     if (at >= end - 10_000) inLastWindow++;
+    if (at >= seriesFrom) inSeriesSpan++;
   }
   t.equal(w.bucketCount, before);
+  t.equal(w.seriesBucketCount, seriesBefore, 'the series ring too, whatever the traffic');
   t.ok(w.sketchCount <= before, `${w.sketchCount} sketches ≤ ${before} buckets`);
   t.ok(w.responseSketchCount <= before, `${w.responseSketchCount} response sketches ≤ ${before} buckets`);
   t.same(w.dropped, { old: 0, future: 0 });
   const obs = w.observe(end - 10_000, end);
   // The first bucket may start up to one width before `from`: at most width extra attempts (1 per ms).
   t.ok(obs.requests >= inLastWindow && obs.requests <= inLastWindow + w.widthMs, `${obs.requests} ≈ ${inLastWindow}`);
-  t.ok(obs.series.length <= before, `series of ${obs.series.length} ≤ ${before} buckets`);
+  t.equal(obs.series.length, 101, '[end - 10 s, end] overlaps 101 series buckets of 100 ms');
+  t.ok(obs.series.length <= seriesBefore, `series of ${obs.series.length} ≤ ${seriesBefore} buckets`);
   t.equal(
     obs.series.reduce((n, b) => n + b.attempts, 0),
-    obs.requests,
-    'the series holds every attempt of the span',
+    inSeriesSpan,
+    'the series holds every attempt of its buckets',
   );
 });
 
@@ -213,7 +281,7 @@ function pairs(series: CountBucket[]): [number, number][] {
 }
 
 t.test('series: one entry per bucket of [from, now], oldest first, empty buckets as zeros', async (t) => {
-  const w = new ServerWindow(60_000); // width 1000 ms, 62 buckets
+  const w = new ServerWindow(MIN15); // series width 1 s, 917 series buckets (sketch buckets 15 s)
   const base = Math.floor(T0 / 1000) * 1000;
   const now = base + 9_500;
   // Seconds 0..9: second s gets s attempts (none in second 0), the odd ones all errors; nothing in seconds 4 and 5.
@@ -281,12 +349,18 @@ t.test('series: one entry per bucket of [from, now], oldest first, empty buckets
     'from after now but inside the same bucket: that bucket overlaps',
   );
   const far = w.observe(0, now).series;
-  t.equal(far.length, w.bucketCount, 'a span longer than the ring is cut to its newest bucketCount buckets');
+  t.equal(
+    far.length,
+    w.seriesBucketCount,
+    'a span longer than the ring is cut to its newest seriesBucketCount buckets',
+  );
+  t.equal(far.length, 917);
   t.same(pairs(far.slice(-10)), pairs(obs.series), 'the newest buckets are kept');
 });
 
 t.test('series: buckets recycled as time passes read as zeros, never as old data', async (t) => {
-  const w = new ServerWindow(1000); // width 100 ms, 12 buckets
+  const w = new ServerWindow(1000); // series width 100 ms, 13 series buckets (sketch: 100 ms, 12 buckets)
+  t.same([w.seriesWidthMs, w.seriesBucketCount], [100, 13]);
   const base = Math.floor(T0 / 100) * 100;
   for (let i = 0; i < 12; i++) w.add(base + i * 100, true, null, null, base + i * 100);
   t.same(pairs(w.observe(base + 200, base + 1100).series), Array(10).fill([1, 1]));
@@ -309,27 +383,28 @@ t.test('series: buckets recycled as time passes read as zeros, never as old data
     [1, 0],
     [0, 0],
   ]);
-  // Slot of bucket 20 was the slot of bucket 8 (20 mod 12): the old bucket's attempt must not show up anywhere.
+  // Slot of bucket 20 was the slot of bucket 7 (20 ≡ 7 mod 13): the old bucket's attempt must not show up anywhere.
   t.equal(
     s.reduce((n, b) => n + b.attempts, 0),
     2,
     'nothing of the first second leaks into the second one',
   );
   t.same(
-    pairs(w.observe(base + 700, base + 999).series),
+    pairs(w.observe(base + 600, base + 899).series),
     [
       [1, 1],
       [0, 0],
       [1, 1],
     ],
-    'looking back past the window: slot 8 now holds bucket 20, so bucket 8 reads as zeros (7 and 9 are still held)',
+    'looking back past the window: slot 7 now holds bucket 20, so bucket 7 reads as zeros (6 and 8 are still held)',
   );
 });
 
 t.test('series of a pool: several servers summed bucket by bucket', async (t) => {
-  const a = new ServerWindow(60_000);
-  const b = new ServerWindow(60_000);
-  const c = new ServerWindow(60_000);
+  // 15 min windows: 1 s series buckets (15 s sketch buckets).
+  const a = new ServerWindow(MIN15);
+  const b = new ServerWindow(MIN15);
+  const c = new ServerWindow(MIN15);
   const base = Math.floor(T0 / 1000) * 1000;
   const now = base + 3_999;
   a.add(base, false, 1, 1, now);
@@ -359,9 +434,15 @@ t.test('series of a pool: several servers summed bucket by bucket', async (t) =>
   t.throws(
     () => countSeries([a, new ServerWindow(120_000)], base, now),
     RangeError,
-    'windows of different widths cannot be summed bucket by bucket',
+    'windows of different series widths cannot be summed bucket by bucket',
   );
   t.throws(() => observeWindows([a, new ServerWindow(120_000)], base, now), RangeError);
+  // The rule is on the series width: a 90 s window has 1.5 s sketch buckets but the 100 ms series buckets of a 60 s one.
+  t.equal(
+    countSeries([new ServerWindow(60_000), new ServerWindow(90_000)], base, now).length,
+    40,
+    'different sketch widths, one series width: summed (base … base + 3.999 s in 100 ms buckets)',
+  );
 
   // collectWindows: the same buckets and series, before any quantile, with the series' first bucket.
   const span = collectWindows([a, b, c], base, now, 1000);
@@ -375,14 +456,20 @@ t.test('series of a pool: several servers summed bucket by bucket', async (t) =>
   t.same([none.acc.requests, none.series, none.widthMs, none.seriesStartMs], [0, [], 1000, base + 3_000]);
   t.throws(() => collectWindows([a, new ServerWindow(120_000)], base, now, 1000), RangeError);
   t.throws(() => collectWindows([a], base, now, 2000), RangeError, 'the given width must be the windows’ own');
+  t.throws(
+    () => collectWindows([a], base, now, bucketWidthMs(MIN15)),
+    RangeError,
+    'the sketch width (15 s) is not the series width',
+  );
 });
 
-t.test('series after absorb: re-bucketed to the new width', async (t) => {
-  const old = new ServerWindow(60_000); // width 1000
+t.test('series after absorb: the series ring is re-bucketed from the old series width to the new one', async (t) => {
+  const old = new ServerWindow(MIN15); // series width 1 s
   const base = Math.floor(T0 / 2000) * 2000;
   const now = base + 5_999;
   for (let s = 0; s < 6; s++) old.add(base + s * 1000, s === 3, 1, 1, now);
-  const wider = new ServerWindow(120_000); // width 2000
+  const wider = new ServerWindow(2 * MIN15); // series width 2 s
+  t.equal(wider.seriesWidthMs, 2000);
   wider.absorb(old);
   t.same(
     pairs(wider.observe(base, now).series),
@@ -405,6 +492,171 @@ t.test('series after absorb: re-bucketed to the new width', async (t) => {
     ],
     'the source is unchanged',
   );
+
+  // Coarse to fine: each 1 s bucket lands in the 100 ms bucket holding its start.
+  const short = new ServerWindow(60_000); // series width 100 ms
+  short.absorb(old);
+  const fine = short.observe(base, now).series;
+  t.equal(fine.length, 60);
+  t.same(
+    pairs(fine),
+    Array.from({ length: 60 }, (_, i) => (i % 10 !== 0 ? [0, 0] : i === 30 ? [1, 1] : [1, 0])),
+    'one attempt at the start of each second, nothing in between',
+  );
+
+  // Widths that do not divide: 100 ms buckets into 134 ms ones (a 2 min window), each at the bucket holding its start.
+  const w60 = new ServerWindow(60_000);
+  const at = Math.floor(T0 / 6700) * 6700; // on both grids (6.7 s = lcm(100, 134) ms)
+  for (let k = 0; k < 10; k++) w60.add(at + k * 100, k === 4, null, null, at + 999);
+  const w120 = new ServerWindow(120_000);
+  t.equal(w120.seriesWidthMs, 134);
+  w120.absorb(w60);
+  // Starts 0, 100, …, 900 ms fall in the 134 ms buckets 0, 0, 1, 2, 2, 3, 4, 5, 5, 6.
+  t.same(pairs(countSeries([w120], at, at + 999)), [
+    [2, 0],
+    [1, 0],
+    [2, 1],
+    [1, 0],
+    [1, 0],
+    [2, 0],
+    [1, 0],
+    [0, 0],
+  ]);
+});
+
+t.test(
+  'absorb into the series ring: what no longer fits is left out, a slot holding newer data keeps it',
+  async (t) => {
+    // Fine to a shorter ring: the 60 s window's 100 ms series into a 10 s window's 104 buckets of 100 ms.
+    const old = new ServerWindow(60_000);
+    const now = T0 + 60_000;
+    for (let s = 0; s <= 60; s++) old.add(T0 + s * 1000, false, null, null, now);
+    const narrow = new ServerWindow(10_000);
+    t.same([narrow.seriesWidthMs, narrow.seriesBucketCount], [100, 104]);
+    narrow.absorb(old);
+    t.equal(
+      countSeries([narrow], now - 60_000, now).reduce((n, b) => n + b.attempts, 0),
+      11,
+      'the newest 104 buckets (10.4 s) hold seconds 50..60',
+    );
+    t.same(countSeries([narrow], now - 9_000, now), countSeries([old], now - 9_000, now), 'the last 9 s are intact');
+
+    // A slot that already holds a newer bucket keeps it: 13 slots of 100 ms, bucket 13 shares bucket 0's slot.
+    const base = Math.floor(T0 / 100) * 100;
+    const busy = new ServerWindow(1000);
+    busy.add(base + 1300, true, null, null, base + 1300);
+    const src = new ServerWindow(1000);
+    for (let k = 0; k < 10; k++) src.add(base + k * 100, false, null, null, base + 999);
+    busy.absorb(src);
+    t.same(
+      pairs(countSeries([busy], base, base + 1399)),
+      [...Array<[number, number]>(9).fill([1, 0]), [0, 0], [0, 0], [0, 0], [1, 1]],
+      'bucket 13 kept; buckets 1..9 absorbed (the span is cut to the newest 13 buckets)',
+    );
+    t.same(
+      pairs(countSeries([busy], base, base + 1299)),
+      [[0, 0], ...Array<[number, number]>(9).fill([1, 0]), [0, 0], [0, 0], [0, 0]],
+      'bucket 0 reads as zeros: its slot holds bucket 13',
+    );
+  },
+);
+
+/** A deterministic stream of pseudo-random integers in [0, n) (a 31-bit LCG; the tests need spread, not quality). */
+function lcg(seed: number): (n: number) => number {
+  let x = seed;
+  return (n) => {
+    x = (x * 1_103_515_245 + 12_345) % 2_147_483_648;
+    return x % n;
+  };
+}
+
+t.test('series totals equal the sketch ring’s over a span starting on a sketch-bucket boundary', async (t) => {
+  for (const windowMs of [1000, 60_000, MIN15]) {
+    const w = new ServerWindow(windowMs);
+    const width = w.widthMs;
+    t.equal(width % w.seriesWidthMs, 0, `${windowMs} ms: every sketch boundary is a series boundary`);
+    const now = T0 + 12_345; // on no grid
+    const rand = lcg(windowMs);
+    for (let i = 0; i < 5000; i++) w.add(now - rand(windowMs + 1), rand(20) === 0, 1, 1, now);
+    let checked = 0;
+    for (let from = Math.ceil((now - windowMs) / width) * width; from <= now; from += width) {
+      const obs = w.observe(from, now);
+      const sum = obs.series.reduce(
+        (acc, b) => ({ attempts: acc.attempts + b.attempts, errors: acc.errors + b.errors }),
+        {
+          attempts: 0,
+          errors: 0,
+        },
+      );
+      if (sum.attempts !== obs.requests || sum.errors !== obs.errors)
+        t.fail(
+          `${windowMs} ms from ${from - now}: series ${JSON.stringify(sum)}, sketch ${obs.requests}/${obs.errors}`,
+        );
+      checked++;
+    }
+    t.equal(checked, Math.round(windowMs / width), `${windowMs} ms: every sketch boundary of the window checked`);
+    t.equal(
+      w.observe(now - windowMs, now).series.reduce((n, b) => n + b.attempts, 0),
+      5000,
+      `${windowMs} ms: the whole window's series holds all 5000 attempts`,
+    );
+
+    // A line stamped after `now` but inside the sketch bucket holding it: a request of the span, and in the series
+    // only if it falls in the series bucket holding `now` (the series ends there): so only when both are 100 ms.
+    const late = (Math.floor(now / width) + 1) * width - 1;
+    const from = Math.floor(now / width) * width;
+    const before = w.observe(from, now);
+    t.equal(w.add(late, true, 1, 1, now), true);
+    const after = w.observe(from, now);
+    t.equal(after.requests, before.requests + 1, `${windowMs} ms: counted in the sketch bucket holding now`);
+    const sameSeriesBucket = Math.floor(late / w.seriesWidthMs) === Math.floor(now / w.seriesWidthMs);
+    t.equal(
+      sameSeriesBucket,
+      windowMs === 1000,
+      `${windowMs} ms: in the series bucket holding now: ${sameSeriesBucket}`,
+    );
+    const last = before.series.at(-1) as CountBucket;
+    t.same(
+      after.series,
+      sameSeriesBucket
+        ? [...before.series.slice(0, -1), { attempts: last.attempts + 1, errors: last.errors + 1 }]
+        : before.series,
+      `${windowMs} ms: ${sameSeriesBucket ? 'in the last series bucket' : 'not in the series'}`,
+    );
+  }
+});
+
+/**
+ * A bug in src/observe/window.ts (found with these tests, reported, not fixed here): when the sketch width is not a
+ * multiple of the series width (gates.window 10 s: 167 / 100 ms; 45 s: 750 / 100; 2 min: 2000 / 134; 5 min:
+ * 5000 / 334; 10 min: 10,000 / 667), the series bucket holding a sketch boundary starts before it, so the series
+ * counts attempts (and errors) the sketch span leaves out: the series holds more attempts than `requests`, and
+ * fleet/snapshot.ts parseObservationSnapshot rejects the host's own snapshot. Remove `todo` once fixed.
+ */
+const SERIES_GRID_BUG = 'src/observe/window.ts: series buckets straddle sketch-bucket boundaries';
+
+t.test('series totals equal the sketch ring’s over a span starting on a sketch boundary, for any window', async (t) => {
+  for (const windowMs of [10_000, 45_000, 120_000, 300_000, 600_000]) {
+    const w = new ServerWindow(windowMs);
+    const [width, s] = [w.widthMs, w.seriesWidthMs];
+    // A sketch boundary after T0 that is not a series boundary, if the grids allow one (they do today: width % s ≠ 0).
+    let from = Math.ceil(T0 / width) * width;
+    for (let k = 0; k < 1000 && from % s === 0; k++) from += width;
+    // An instant before the sketch span: the start of the series bucket holding `from` (from − 1 ms if that is from).
+    const before = Math.min(Math.floor(from / s) * s, from - 1);
+    const now = from + windowMs;
+    // One attempt just before the boundary, taken while it was in the window; one inside the span.
+    t.equal(w.add(before, true, 1, 1, before + 1), true);
+    t.equal(w.add(now - 1, false, 1, 1, now), true);
+    const obs = w.observe(from, now);
+    t.same([obs.requests, obs.errors], [1, 0], `${windowMs} ms: the sketch span holds the attempt inside it`);
+    const attempts = obs.series.reduce((n, b) => n + b.attempts, 0);
+    const errors = obs.series.reduce((n, b) => n + b.errors, 0);
+    const grids = `sketch ${width} ms, series ${s} ms, the earlier attempt ${from - before} ms before from`;
+    t.same([attempts, errors], [obs.requests, obs.errors], `${windowMs} ms (${grids}): the series holds the same`, {
+      todo: SERIES_GRID_BUG,
+    });
+  }
 });
 
 t.test('toObservation keeps the series it is given; an empty accumulator has null p95s', async (t) => {

@@ -37,9 +37,16 @@ export const GATE_QUANTILE = 0.95;
  */
 export const SERIES_BUCKETS_PER_WINDOW = 900;
 
-/** Bucket width for a window, ms: max(100 ms, windowMs / 60), rounded up to a whole ms. Never throws. */
+/**
+ * Bucket width for a window, ms: max(100 ms, windowMs / 60), rounded up to a
+ * whole multiple of {@link seriesWidthMs} (so a span cut at a sketch-bucket
+ * boundary is also cut at a series-bucket boundary, and the series never
+ * counts an attempt the span's totals leave out): 15 s for 15 min, 200 ms for
+ * 10 s. Never throws.
+ */
 export function bucketWidthMs(windowMs: number): number {
-  return Math.max(MIN_BUCKET_MS, Math.ceil(windowMs / BUCKETS_PER_WINDOW));
+  const series = seriesWidthMs(windowMs);
+  return series * Math.ceil(Math.max(MIN_BUCKET_MS, Math.ceil(windowMs / BUCKETS_PER_WINDOW)) / series);
 }
 
 /**

@@ -2,12 +2,14 @@
 // keeps the worker that holds it in "shutting down" after a reload; two reloads
 // with one held request each make two generations; releasing them (the client
 // goes away, nginx aborts the upstream request) lets them exit well before
-// worker_shutdown_timeout (30 s here). Plus the parser on a hand-made /proc.
-import { mkdir, writeFile } from 'node:fs/promises';
+// worker_shutdown_timeout (30 s here). Plus the parser on a hand-made /proc, and
+// the reads behind the applier's proof that a reload is live (workerProcesses,
+// stillAccepting) on one.
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import type { Socket } from 'node:net';
 import path from 'node:path';
 import t from 'tap';
-import { countGenerations, oldWorkers, statFields } from '../../src/nginx/workers.js';
+import { countGenerations, oldWorkers, statFields, stillAccepting, workerProcesses } from '../../src/nginx/workers.js';
 import { waitFor } from '../../src/util/wait.js';
 import { holdRequest, reloadAndSettle, startTestNginx } from '../fixtures/nginx/harness.js';
 
@@ -152,3 +154,74 @@ t.test('oldWorkers on a real nginx: held requests keep old generations alive', a
     'they exited because the requests ended, not at worker_shutdown_timeout (30 s)',
   );
 });
+
+t.test('workerProcesses on a hand-made /proc: the workers of a master, draining or not', async (t) => {
+  const procs = [
+    { pid: 10, ppid: 1, start: 100, title: 'nginx: master process nginx -c x' },
+    { pid: 15, ppid: 10, start: 900, title: 'nginx: worker process' },
+    { pid: 11, ppid: 10, start: 900, title: 'nginx: worker process' },
+    { pid: 12, ppid: 10, start: 200, title: 'nginx: worker process is shutting down' },
+    { pid: 13, ppid: 10, start: 900, title: 'nginx: cache manager process' },
+    // Forked a moment ago: still the master's title (a new master of a binary upgrade looks the same).
+    { pid: 14, ppid: 10, start: 950, title: 'nginx: master process nginx -c x' },
+    { pid: 20, ppid: 1, start: 300, title: 'nginx: worker process' },
+  ];
+  const dir = t.testdir();
+  const expected = [
+    { pid: 11, startTicks: 900, shuttingDown: false },
+    { pid: 12, startTicks: 200, shuttingDown: true },
+    { pid: 15, startTicks: 900, shuttingDown: false },
+  ];
+  const listed = path.join(dir, 'a');
+  await fakeProc(listed, procs, true);
+  t.same(await workerProcesses(10, { procRoot: listed }), expected, 'via task/<pid>/children, sorted by pid');
+  const scan = path.join(dir, 'b');
+  await fakeProc(scan, procs, false);
+  t.same(await workerProcesses(10, { procRoot: scan }), expected, 'via a scan of every stat');
+
+  // The kernel's list skipped 15 because the child listed before it (99) was reaped mid-read: a listed
+  // pid gone afterwards means the list may be short, so it is read again and then the whole /proc scanned.
+  await writeFile(path.join(listed, '10', 'task', '10', 'children'), '11 12 13 99 14 ');
+  t.same(await workerProcesses(10, { procRoot: listed }), expected, 'a list with a vanished pid is not trusted');
+  // A listed pid that is alive but no longer the master's child (reused by another process) is not trusted either.
+  await mkdir(path.join(listed, '99'), { recursive: true });
+  await writeFile(path.join(listed, '99', 'stat'), statLine(99, 1, 5000));
+  t.same(await workerProcesses(10, { procRoot: listed }), expected, 'a listed pid now of another parent');
+
+  await writeFile(path.join(listed, '10', 'cmdline'), 'bash\0-c\0x\0');
+  t.equal(await workerProcesses(10, { procRoot: listed }), null, 'not an nginx master (another pid namespace)');
+  t.equal(await workerProcesses(4242, { procRoot: listed }), null, 'master gone');
+  t.equal(await workerProcesses(10, { procRoot: path.join(dir, 'no-proc') }), null, 'no /proc (not Linux)');
+});
+
+t.test(
+  'stillAccepting: gone, retitled or reused means it accepts no more; a half-written title still does',
+  async (t) => {
+    const procs = [
+      { pid: 10, ppid: 1, start: 100, title: 'nginx: master process nginx -c x' },
+      { pid: 11, ppid: 10, start: 900, title: 'nginx: worker process' },
+      { pid: 12, ppid: 10, start: 900, title: 'nginx: worker process' },
+      { pid: 13, ppid: 10, start: 200, title: 'nginx: worker process is shutting down' },
+    ];
+    const root = t.testdir();
+    await fakeProc(root, procs, true);
+    const before = await workerProcesses(10, { procRoot: root });
+    if (before === null) throw new Error('fake master not seen');
+    const pids = async (): Promise<number[]> => (await stillAccepting(before, { procRoot: root })).map((w) => w.pid);
+    t.same(await pids(), [11, 12], 'before the reload: both accepting workers (13 was draining already)');
+
+    const title = (pid: number, text: string): Promise<void> =>
+      writeFile(path.join(root, String(pid), 'cmdline'), `${text}\0\0\0\0\0\0\0\0`);
+    await title(11, 'nginx: worker process is sh');
+    t.same(await pids(), [11, 12], 'a title caught half-written counts as still accepting');
+    await title(11, 'nginx: worker process is shutting down');
+    t.same(await pids(), [12], 'retitled: accepts no more (it closes its listeners next, nginx ngx_process_cycle.c)');
+    await writeFile(path.join(root, '12', 'stat'), statLine(12, 10, 1700));
+    t.same(await pids(), [], 'pid 12 now a new worker (another start time): the old one is gone');
+    await writeFile(path.join(root, '12', 'stat'), statLine(12, 10, 900));
+    await rm(path.join(root, '11'), { recursive: true });
+    t.same(await pids(), [12], 'an exited worker is gone');
+    await rm(path.join(root, '12', 'cmdline'));
+    t.same(await pids(), [], 'one that exits between its stat and its cmdline is gone');
+  },
+);

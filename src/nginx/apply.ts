@@ -11,6 +11,19 @@
  * (and reload when nginx may have loaded the new file). Expected failures
  * come back as an {@link ApplyResult}; nothing is left half-changed.
  *
+ * Live means proven, not timed: the status server answered the new
+ * generation (a new worker serves the new file) and, on Linux, every worker
+ * that accepted connections before the reload signal has exited or retitled
+ * itself `nginx: worker process is shutting down`, which an nginx worker does
+ * just before it closes its listening sockets (workers.ts, from nginx's
+ * src/os/unix/ngx_process_cycle.c). From then on every new connection reaches
+ * the new configuration. The master retires the old workers only 100 ms after
+ * it forked the new ones (`ngx_msleep(100)` "allow new processes to start"),
+ * so that proof comes ~100 ms after the first answer at the earliest: nginx's
+ * cost, not the sidecar's. Without a /proc view of the master (not Linux, the
+ * pid file unreadable, nginx in another pid namespace) the proof falls back to
+ * a timer: every answer the new generation for `verifySettleMs`.
+ *
  * While the generation is verified, nginx's error log is read from where it
  * ended before the reload signal: an `[emerg]` line of the master (a reload
  * refused at apply time, e.g. a `listen` port taken — `nginx -t` does not
@@ -29,7 +42,7 @@ import { pidFileOf, readPidFile } from './process.js';
 import { parseHeader, renderUpstreams, type RenderedHeader } from './render.js';
 import type { SnapshotStore, VerifiedSnapshot } from './snapshot.js';
 import { writeFileAtomic } from '../util/atomic.js';
-import { oldWorkers } from './workers.js';
+import { oldWorkers, stillAccepting, workerProcesses, type WorkerProcess } from './workers.js';
 import { chooseRollback, describeRaises, raisesOf, type WeightRaise } from './rollback-choice.js';
 import {
   MIN_FREE_DISK_RATIO,
@@ -60,18 +73,27 @@ export interface ApplierOptions {
   snapshots: SnapshotStore;
   /** `monotonic()` spaces reloads and times applies. */
   clock: Clock;
-  /** Deadline for the status server to answer the new generation after a reload, ms (default 10 000). */
+  /** Deadline for the proof that the new generation serves after a reload, ms (default 10 000). */
   verifyTimeoutMs?: number;
-  /** Poll spacing of that check, ms (default 25). */
+  /**
+   * Poll spacing of that proof (status server, /proc, error logs), ms (default 5: a chosen bound; each
+   * poll is one loopback request and a few small /proc reads, and the spacing adds up to one interval
+   * to each of the two waits, first answer and old workers retired — see bench:apply).
+   */
   verifyIntervalMs?: number;
   /**
-   * How long every answer must stay the new generation before it counts as
-   * live, ms (default 150). After a reload the nginx master starts the new
-   * workers, sleeps 100 ms, and only then tells the old ones to stop
-   * accepting (src/os/unix/ngx_process_cycle.c, `ngx_msleep(100)` "allow new
-   * processes to start"); until then old and new workers both answer.
+   * Fallback only, without a /proc view of the nginx master (not Linux, no pid file, another pid
+   * namespace): how long every answer must stay the new generation before it counts as live, ms
+   * (default 150). After a reload the nginx master starts the new workers, sleeps 100 ms, and only then
+   * tells the old ones to stop accepting (src/os/unix/ngx_process_cycle.c, `ngx_msleep(100)` "allow new
+   * processes to start"); until then old and new workers both answer. On Linux the proof is exact
+   * instead (see the module comment) and this is not used.
    */
   verifySettleMs?: number;
+  /** Where procfs is mounted (default `/proc`; tests pass a missing directory to force the timer fallback). */
+  procRoot?: string;
+  /** Called after every apply and rollback that went live, with where its time went (bench:apply prints them). */
+  onTimings?: (timings: ApplyTimings) => void;
   /**
    * nginx's error log files, absolute paths, watched for `[emerg]` lines from
    * the master while a reload is verified: a reload that fails at apply time
@@ -89,6 +111,83 @@ export interface ApplierOptions {
    */
   oldGenerations?: () => Promise<number>;
   log?: ApplierLog;
+}
+
+/**
+ * Where the time of one apply or rollback that went live was spent, ms on the
+ * applier's monotonic clock (`Clock.monotonic()`); the stages run in this
+ * order and add up to `totalMs` (within the rounding of the clock).
+ */
+export interface ApplyStageTimings {
+  /** Reading the include file, the interval, disk and reload-rate guards, rendering (rollback: choosing and loading the snapshot too). */
+  guards: number;
+  /** The preflight `nginx -t` of the current config (0 when skipped: bootstrap, rollback). */
+  preflight: number;
+  /** The snapshot of the config directory (tarball, manifest). */
+  snapshot: number;
+  /** The atomic write of the include file (rollback: of the snapshot's files). */
+  write: number;
+  /** `nginx -t` of the written config. */
+  test: number;
+  /** Reading the master's workers from /proc and marking the error logs, then the reload signal (`NginxCtl.reload`). */
+  reload: number;
+  /** From the reload signal to the first answer of the new generation on the status server. */
+  answer: number;
+  /**
+   * From that answer to the proof that no worker from before the reload accepts connections any more
+   * (`proof: 'proc'`: nginx's own 100 ms `ngx_msleep` is in here), or to the end of the settle timer
+   * (`proof: 'timer'`).
+   */
+  retire: number;
+}
+
+/** `stages` with every figure rounded to 0.1 ms, for the log line. */
+function roundedStages(stages: ApplyStageTimings): Record<string, number> {
+  return Object.fromEntries(Object.entries(stages).map(([k, v]) => [k, Math.round(v * 10) / 10]));
+}
+
+/** What {@link ApplierOptions.onTimings} receives. */
+export interface ApplyTimings {
+  /** `apply` or `rollback`. */
+  kind: 'apply' | 'rollback';
+  /** The generation now live. */
+  generation: number;
+  /** The change lowered a canary weight and raised none (a drain, an abort): min_reload_interval did not hold it. */
+  lowersOnly: boolean;
+  /**
+   * How the reload was proven live: `proc` — the status server answered the generation and every worker
+   * that accepted connections before the signal has exited or is shutting down (exact); `timer` — no
+   * /proc view of the master, every answer was the generation for `verifySettleMs`.
+   */
+  proof: 'proc' | 'timer';
+  stages: ApplyStageTimings;
+  /** The whole call, as `durationMs` of the result. */
+  totalMs: number;
+}
+
+/** Records {@link ApplyStageTimings}: each `lap(stage)` charges the time since the previous lap to `stage`. */
+class Laps {
+  readonly stages: ApplyStageTimings = {
+    guards: 0,
+    preflight: 0,
+    snapshot: 0,
+    write: 0,
+    test: 0,
+    reload: 0,
+    answer: 0,
+    retire: 0,
+  };
+  readonly #clock: Clock;
+  #last: number;
+  constructor(clock: Clock) {
+    this.#clock = clock;
+    this.#last = clock.monotonic();
+  }
+  lap(stage: keyof ApplyStageTimings): void {
+    const now = this.#clock.monotonic();
+    this.stages[stage] += now - this.#last;
+    this.#last = now;
+  }
 }
 
 /**
@@ -191,6 +290,10 @@ export class Applier implements NginxPort {
   readonly #verifyTimeoutMs: number;
   readonly #verifyIntervalMs: number;
   readonly #verifySettleMs: number;
+  readonly #procRoot: string;
+  readonly #onTimings: ((timings: ApplyTimings) => void) | null;
+  /** The timer fallback was logged (once per applier). */
+  #warnedTimer = false;
   readonly #log: ApplierLog;
   #flavor: Promise<Flavor> | null = null;
   #errorLogs: Promise<readonly string[]> | null;
@@ -210,8 +313,10 @@ export class Applier implements NginxPort {
     this.#snapshots = opts.snapshots;
     this.#clock = opts.clock;
     this.#verifyTimeoutMs = opts.verifyTimeoutMs ?? 10_000;
-    this.#verifyIntervalMs = opts.verifyIntervalMs ?? 25;
+    this.#verifyIntervalMs = opts.verifyIntervalMs ?? 5;
     this.#verifySettleMs = opts.verifySettleMs ?? 150;
+    this.#procRoot = opts.procRoot ?? '/proc';
+    this.#onTimings = opts.onTimings ?? null;
     this.#log = opts.log ?? nopLog;
     this.#errorLogs = opts.errorLogs === undefined ? null : Promise.resolve(opts.errorLogs);
     // The pid file's path is resolved once (#masterPid): binary, conf and prefix cannot change (reconfigure).
@@ -482,43 +587,91 @@ export class Applier implements NginxPort {
   }
 
   /**
-   * Polls the status server until it has answered `want` on every poll for
-   * `verifySettleMs` (old workers answer the old generation until the master
-   * retires them), reading the error logs from `marks` on every poll.
-   * Returns null when live; the `[emerg]` line when the master logged one
-   * (the reload failed: nginx keeps the old config); else the last answer
-   * seen at the deadline.
+   * The worker processes of the master `pid` before a reload signal, the
+   * basis of the exact proof; null when there is none to be had (no pid, no
+   * /proc view of an nginx master): then the timer fallback is used, and
+   * said once in the log.
    */
-  async #verify(want: number, marks: LogMark[], pid: number | null, signalAt: number): Promise<string | Emerg | null> {
-    let last: number | null = null;
+  async #workersBefore(pid: number | null): Promise<WorkerProcess[] | null> {
+    const before = pid === null ? null : await workerProcesses(pid, { procRoot: this.#procRoot });
+    if (before === null && !this.#warnedTimer) {
+      this.#warnedTimer = true;
+      this.#log.warn(
+        { pid, procRoot: this.#procRoot, settleMs: this.#verifySettleMs },
+        'no /proc view of the nginx master: a reload counts as live once every answer of the status server was the new generation for settleMs, not on the proof that old workers stopped accepting',
+      );
+    }
+    return before;
+  }
+
+  /**
+   * Proves the reload live, polling every verifyIntervalMs until
+   * verifyTimeoutMs: the status server answered `want` once, and then, with
+   * `before` (the master's workers before the signal, see
+   * {@link #workersBefore}), none of those workers still accepts connections
+   * (workers.ts `stillAccepting`: each has exited or is titled
+   * `… is shutting down`); without it (null), every answer has been `want`
+   * for verifySettleMs. Reads the error logs from `marks` on every poll.
+   * Charges the wait to the laps `answer` and `retire`.
+   *
+   * @returns null when live; the `[emerg]` line when the master logged one
+   *   (the reload failed: nginx keeps the old config); else what was seen
+   *   last at the deadline (the last answer, or which old workers still accept).
+   */
+  async #verify(
+    want: number,
+    marks: LogMark[],
+    pid: number | null,
+    before: readonly WorkerProcess[] | null,
+    signalAt: number,
+    laps: Laps,
+  ): Promise<string | Emerg | null> {
+    let last: string | null = null;
+    let answered = false;
     let since: number | null = null;
     let emerg: Emerg | null = null;
+    const proven = async (): Promise<boolean> => {
+      if (!answered || before === null) {
+        const answer = await this.#ctl.generation();
+        last = answer === null ? 'no answer' : String(answer);
+        if (answer !== want) {
+          since = null;
+          return false;
+        }
+        if (!answered) laps.lap('answer');
+        answered = true;
+      }
+      if (before === null) {
+        // Timer fallback: old workers answer the old generation until the master retires them.
+        since ??= performance.now();
+        return performance.now() - since >= this.#verifySettleMs;
+      }
+      const left = await stillAccepting(before, { procRoot: this.#procRoot });
+      if (left.length === 0) return true;
+      last = `${want}, but worker(s) ${left.map((w) => w.pid).join(', ')} from before the reload still accept connections`;
+      return false;
+    };
     try {
       await waitFor(
         async () => {
-          // Both at once, so watching the error logs adds no latency to the generation check.
-          const [found, answer] = await Promise.all([
+          // Both at once, so watching the error logs adds no latency to the proof.
+          const [found, live] = await Promise.all([
             Promise.all(marks.map(async (m) => ({ file: m.file, message: await this.#newEmerg(m, pid) }))),
-            this.#ctl.generation(),
+            proven(),
           ]);
           for (const { file, message } of found) {
             if (message === null) continue;
             emerg = { file, message, afterMs: Math.round(performance.now() - signalAt) };
             return true;
           }
-          last = answer;
-          if (last !== want) {
-            since = null;
-            return false;
-          }
-          since ??= performance.now();
-          return performance.now() - since >= this.#verifySettleMs;
+          return live;
         },
         { timeoutMs: this.#verifyTimeoutMs, intervalMs: this.#verifyIntervalMs, what: `generation ${want}` },
       );
+      laps.lap('retire');
       return emerg;
     } catch (err) {
-      if (err instanceof WaitTimeoutError) return last === null ? 'no answer' : String(last);
+      if (err instanceof WaitTimeoutError) return last ?? 'no answer';
       throw err;
     }
   }
@@ -547,6 +700,7 @@ export class Applier implements NginxPort {
 
   async #apply(req: ApplyRequest, live: boolean): Promise<ApplyResult> {
     const t0 = this.#clock.monotonic();
+    const laps = new Laps(this.#clock);
     const fail = (stage: ApplyStage, error: CanaryError, restored: boolean): Failure => {
       const r: Failure = { ok: false, stage, error, restored, durationMs: this.#clock.monotonic() - t0 };
       this.#log.warn(
@@ -596,6 +750,7 @@ export class Applier implements NginxPort {
     const text = renderUpstreams(
       buildModel(this.#config, req.weights, req.generation, flavor, { drained: req.drained ?? [] }),
     );
+    laps.lap('guards');
 
     // Preflight guards what nginx serves, so only for a live apply. writeInitial runs before a managed
     // nginx starts (or when the include is missing): an include left by an older release can make the
@@ -613,9 +768,11 @@ export class Applier implements NginxPort {
         );
       }
     }
+    laps.lap('preflight');
 
     const snap = await this.#snapshotCurrent(cur, req.reason);
     if (snap instanceof CanaryError) return fail('snapshot', snap, false);
+    laps.lap('snapshot');
 
     try {
       const file = this.#config.nginx.upstreamsFile;
@@ -632,15 +789,33 @@ export class Applier implements NginxPort {
         await this.#restore(snap.id, false, 'write'),
       );
     }
+    laps.lap('write');
 
-    const failed = await this.#testReloadVerify(snap.id, req.generation, live, '');
-    if (failed) return fail(failed.stage, failed.error, failed.restored);
+    const done = await this.#testReloadVerify(snap.id, req.generation, live, '', laps);
+    if ('stage' in done) return fail(done.stage, done.error, done.restored);
 
     const durationMs = this.#clock.monotonic() - t0;
     this.#log.info(
-      { generation: req.generation, weights: req.weights, snapshot: snap.id, durationMs, reload: live },
+      {
+        generation: req.generation,
+        weights: req.weights,
+        snapshot: snap.id,
+        durationMs,
+        reload: live,
+        ...(done.proof === null ? {} : { proof: done.proof, stagesMs: roundedStages(laps.stages) }),
+      },
       live ? 'applied' : 'written',
     );
+    if (done.proof !== null) {
+      this.#onTimings?.({
+        kind: 'apply',
+        generation: req.generation,
+        lowersOnly: lowers && !raises,
+        proof: done.proof,
+        stages: laps.stages,
+        totalMs: durationMs,
+      });
+    }
     return { ok: true, generation: req.generation, snapshotId: snap.id, durationMs };
   }
 
@@ -651,14 +826,19 @@ export class Applier implements NginxPort {
    * reloads it when nginx may already have loaded the new config).
    *
    * @param label prefixed to nginx's output when `nginx -t` rejects the files.
-   * @returns null when everything passed, else the failed stage, its error and whether the restore succeeded.
+   * @param laps charged `test`, `reload`, `answer` and `retire`.
+   * @returns how the reload was proven live (`proof`, null when not `live`) when everything passed, else
+   *   the failed stage, its error and whether the restore succeeded.
    */
   async #testReloadVerify(
     restoreId: string,
     generation: number,
     live: boolean,
     label: string,
-  ): Promise<{ stage: 'test' | 'reload' | 'verify'; error: CanaryError; restored: boolean } | null> {
+    laps: Laps,
+  ): Promise<
+    { stage: 'test' | 'reload' | 'verify'; error: CanaryError; restored: boolean } | { proof: 'proc' | 'timer' | null }
+  > {
     let tested;
     try {
       tested = await this.#ctl.test();
@@ -670,16 +850,19 @@ export class Applier implements NginxPort {
       const error = errors.nginxRejectedRender(`${label}${tested.output}`);
       return { stage: 'test', error, restored: await this.#restore(restoreId, false, 'test') };
     }
-    if (!live) return null;
+    laps.lap('test');
+    if (!live) return { proof: null };
     const pid = await this.#masterPid();
-    const marks = await this.#markErrorLogs();
+    // Read before the signal: the master cannot fork the new generation before it gets it.
+    const [before, marks] = await Promise.all([this.#workersBefore(pid), this.#markErrorLogs()]);
     try {
       await this.#reload();
     } catch (err) {
       const error = asCanaryError(err, (c) => errors.reloadFailed(String(c)));
       return { stage: 'reload', error, restored: await this.#restore(restoreId, true, 'reload') };
     }
-    const seen = await this.#verify(generation, marks, pid, performance.now());
+    laps.lap('reload');
+    const seen = await this.#verify(generation, marks, pid, before, performance.now(), laps);
     if (seen !== null && typeof seen === 'object') {
       // nginx refused the new config at apply time and kept the old one; put the files back so they match.
       const error = errors.reloadFailed(
@@ -694,11 +877,12 @@ export class Applier implements NginxPort {
         restored: await this.#restore(restoreId, true, 'verify'),
       };
     }
-    return null;
+    return { proof: before === null ? 'timer' : 'proc' };
   }
 
   async #rollback(id: string | undefined): Promise<RollbackResult> {
     const t0 = this.#clock.monotonic();
+    const laps = new Laps(this.#clock);
     let target: SnapshotInfo | null = null;
     const fail = (stage: RollbackStage, error: CanaryError, restored: boolean): RollbackResult => {
       this.#log.warn(
@@ -740,9 +924,11 @@ export class Applier implements NginxPort {
     if (wait > 0) return fail('interval', errors.reloadTooSoon(wait), false);
     const low = await this.#lowDisk();
     if (low) return fail('disk', low, false);
+    laps.lap('guards');
 
     const before = await this.#snapshotCurrent(cur, `before rollback to ${target.id}`);
     if (before instanceof CanaryError) return fail('snapshot', before, false);
+    laps.lap('snapshot');
 
     try {
       await this.#snapshots.write(loaded);
@@ -753,14 +939,33 @@ export class Applier implements NginxPort {
         await this.#restore(before.id, false, 'write'),
       );
     }
-    const failed = await this.#testReloadVerify(before.id, target.generation, true, `snapshot ${target.id}: `);
-    if (failed) return fail(failed.stage, failed.error, failed.restored);
+    laps.lap('write');
+    const done = await this.#testReloadVerify(before.id, target.generation, true, `snapshot ${target.id}: `, laps);
+    if ('stage' in done) return fail(done.stage, done.error, done.restored);
 
     const durationMs = this.#clock.monotonic() - t0;
+    const proof = done.proof ?? 'timer';
     this.#log.info(
-      { snapshot: target.id, generation: target.generation, weights: target.weights, raises, durationMs },
+      {
+        snapshot: target.id,
+        generation: target.generation,
+        weights: target.weights,
+        raises,
+        durationMs,
+        proof,
+        stagesMs: roundedStages(laps.stages),
+      },
       'rolled back',
     );
+    this.#onTimings?.({
+      kind: 'rollback',
+      generation: target.generation,
+      lowersOnly:
+        raises.length === 0 && Object.entries(target.weights).some(([s, w]) => w < (cur.header.weights[s] ?? 0)),
+      proof,
+      stages: laps.stages,
+      totalMs: durationMs,
+    });
     return { ok: true, snapshot: target, generation: target.generation, raises, durationMs };
   }
 }

@@ -13,7 +13,7 @@
  *   (Flagger's `threshold: 1`); an interval without attempts counts as failed,
  *   as Flagger counts "no values".
  */
-import { alternativeRatio, errorTest, errorTestBound } from '../../src/rollout/sequential.js';
+import { errorTest } from '../../src/rollout/sequential.js';
 import type { ErrorTestOptions } from '../../src/rollout/sequential.js';
 import type { CountBucket } from '../../src/rollout/types.js';
 import type { Walk } from './walk.js';
@@ -35,31 +35,32 @@ function changesWeight(w: Walk, t: number): boolean {
   return t >= w.from && (t - w.from) % w.stageTicks === 0;
 }
 
+/** One alternative as the detectors need it: its 5xx ratio (ratio 0–1) and its bound (natural log). */
+export interface Alternative {
+  p1: number;
+  bound: number;
+}
+
 /** The CUSUM-of-SPRTs of sequential.ts, carried from tick to tick instead of rescanning the series. */
 export class SequentialDetector implements Detector {
   readonly name: string;
   readonly #up: Float64Array;
   readonly #down: Float64Array;
-  readonly #bound: number;
+  readonly #bounds: Float64Array;
 
-  constructor(threshold: number, opts: ErrorTestOptions, name = 'sequential') {
+  /** `alts`: sequential.ts `calibrateBounds(threshold, …)` (or any p1 and bound per alternative). */
+  constructor(threshold: number, alts: readonly Alternative[], name = 'sequential') {
     this.name = name;
-    const k = opts.multiples.length;
-    this.#up = new Float64Array(k);
-    this.#down = new Float64Array(k);
-    opts.multiples.forEach((m, i) => {
-      const p1 = alternativeRatio(threshold, m);
-      this.#up[i] = Math.log(p1 / threshold);
-      this.#down[i] = Math.log((1 - p1) / (1 - threshold));
-    });
-    this.#bound = errorTestBound(opts.alpha, k);
+    this.#up = Float64Array.from(alts, (a) => Math.log(a.p1 / threshold));
+    this.#down = Float64Array.from(alts, (a) => Math.log((1 - a.p1) / (1 - threshold)));
+    this.#bounds = Float64Array.from(alts, (a) => a.bound);
   }
 
   firstDrain(w: Walk): number {
     const up = this.#up;
     const down = this.#down;
     const k = up.length;
-    const bound = this.#bound;
+    const bounds = this.#bounds;
     // CUSUM at the end of the last complete bucket of the span, per alternative.
     const done = new Float64Array(k);
     let n = 0;
@@ -78,7 +79,8 @@ export class SequentialDetector implements Detector {
       e += w.errors[t] as number;
       if (t < w.from) continue;
       for (let i = 0; i < k; i++) {
-        if ((done[i] as number) + (e * (up[i] as number) + (n - e) * (down[i] as number)) >= bound) return t;
+        if ((done[i] as number) + (e * (up[i] as number) + (n - e) * (down[i] as number)) >= (bounds[i] as number))
+          return t;
       }
     }
     return -1;
@@ -89,9 +91,9 @@ export class SequentialDetector implements Detector {
 export class SeriesDetector implements Detector {
   readonly name = 'errorTest';
   readonly #threshold: number;
-  readonly #opts: ErrorTestOptions;
+  readonly #opts: Partial<ErrorTestOptions>;
 
-  constructor(threshold: number, opts: ErrorTestOptions) {
+  constructor(threshold: number, opts: Partial<ErrorTestOptions>) {
     this.#threshold = threshold;
     this.#opts = opts;
   }

@@ -25,7 +25,8 @@
  * failures than the threshold allows at the minimum probe count).
  */
 import type { ServiceConfig } from '../config/types.js';
-import { errorTest } from './sequential.js';
+import { seriesWidthMs } from '../observe/window.js';
+import { errorTest, walkExposureMs, walkStartPoints } from './sequential.js';
 import type {
   GateKind,
   GateName,
@@ -170,9 +171,11 @@ export const starvedGate: GateEvaluator = (svc, obs, ctx) => {
 /**
  * Drain gate `error_ratio`: canary 5xx attempts / attempts (ratio 0–1)
  * against gates.errorRatio (default 0.005 = 0.5 %, docs/design.md "Numbers"), judged by the
- * sequential test of sequential.ts on the per-bucket counts. Fails as soon
- * as the test crosses its bound, whatever the sample count (the bound is
- * what makes that safe); otherwise inconclusive below gates.minRequests
+ * sequential test of sequential.ts on the per-second counts, its bounds
+ * calibrated to the walk this service's rollout settings imply (soaks, steps
+ * to the target, the window's series width: `walkExposureMs`,
+ * `walkStartPoints`). Fails as soon as the test crosses a bound, whatever the
+ * sample count (the bound is what makes that safe); otherwise inconclusive below gates.minRequests
  * attempts or while the ratio is above the threshold without significance
  * (the walk holds, nothing drains), else pass.
  * `detail`: errors, statistic, bound, multiple (the alternative the statistic tests).
@@ -180,7 +183,11 @@ export const starvedGate: GateEvaluator = (svc, obs, ctx) => {
 export const errorRatioGate: GateEvaluator = (svc, obs) => {
   const canary = obs?.canary ?? NO_DATA;
   const { errorRatio: threshold, minRequests } = svc.gates;
-  const test = errorTest(canary.series, threshold);
+  const startPoints = walkStartPoints(
+    walkExposureMs(svc.rollout, svc.gates.windowMs),
+    seriesWidthMs(svc.gates.windowMs),
+  );
+  const test = errorTest(canary.series, threshold, { startPoints });
   const value = canary.requests > 0 ? canary.errors / canary.requests : null;
   let verdict: Verdict;
   if (test.crossed) verdict = 'fail';

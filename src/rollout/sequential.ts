@@ -1,84 +1,232 @@
 /**
  * The sequential test behind the `error_ratio` drain gate (docs/design.md
- * "Gates"): a decision on counts (attempts, 5xx
- * attempts) that stays valid when it is looked at on every tick, unlike a
- * fixed-sample ratio peeked at until it happens to exceed the threshold.
+ * "Gates"): a decision on counts (attempts, 5xx attempts) that stays valid
+ * when it is looked at on every tick, unlike a fixed-sample ratio peeked at
+ * until it happens to exceed the threshold.
  *
  * For each multiple `m` of {@link ERROR_TEST_MULTIPLES} it runs the one-sided
  * Bernoulli SPRT of H0 `p = threshold` against H1 `p = m × threshold` (Wald
- * 1945) as a CUSUM over the window's buckets (Page 1954): the statistic is the
- * largest log-likelihood ratio of any run of consecutive buckets of the judged
- * span, i.e. the SPRT started at the best bucket boundary, so good traffic
- * before an onset does not delay the drain. The gate drains when any
- * alternative's statistic reaches `ln(K / alpha)` (K alternatives, Bonferroni).
+ * 1945) as a CUSUM over the count series' buckets (≤ 1 s each, observe/window.ts
+ * `seriesWidthMs`; Page 1954): the statistic is the largest log-likelihood
+ * ratio of any run of consecutive buckets of the judged span, i.e. the SPRT
+ * started at the best bucket boundary, so good traffic before an onset does
+ * not delay the drain. The gate drains when any alternative's statistic
+ * reaches its own bound, and the bounds are calibrated to the walk the
+ * configuration implies ({@link calibrateBounds}; docs/design.md "Gates").
  *
  * Pure, dependency-free, allocation-free per bucket; never throws.
  */
 import type { CountBucket } from './types.js';
 
 /**
- * False-drain budget of the test, ratio 0–1: for one start point (a bucket
- * boundary), the probability that any alternative ever reaches its bound
- * while the true 5xx ratio is the threshold itself is ≤ alpha, at every
- * tick, however long it is watched. The bound of each of the K alternatives
- * is `h = ln(K / alpha)`: Wald's (1945) SPRT upper boundary `ln((1 − β) / α)`
- * at β → 0 with Bonferroni's alpha / K, valid under continuous monitoring by
- * Ville's inequality (Ville 1939: a nonnegative martingale of mean 1, here the
- * likelihood ratio under H0, ever exceeds 1/a with probability ≤ a). Taking
- * the best start point (the CUSUM, Page 1954) spends that budget once per
- * bucket: by Lorden (1971), the mean time to a false drain at
- * `p = threshold` is at least 1/alpha buckets (1,000 × 15 s ≈ 4.2 h with the
- * default 15 min window).
- *
- * Chosen with `npm run bench:gates` (bench/gates.ts: 20 canary attempts/s,
- * 0.5 s ticks, 15 s buckets, a 60 min walk of slice + 5 steps × 10 min, 10,000
- * walks per case, seed 3), with multiples {2, 6}:
- *
- * | alpha  | bound | false drains, p = thr/2 | at p = thr | 10× mid-soak, s median / p95 | 4× median | 2× median |
- * | 0.01   | 5.30  | 1.98 %                  | 50.6 %     | 6.0 / 13.0                   | 22.5 s    | 102 s     |
- * | 0.003  | 6.50  | 0.39 %                  | 19.9 %     | 7.0 / 14.5                   | 27.0 s    | 134 s     |
- * | 0.001  | 7.60  | 0.08 %                  | 7.1 %      | 7.5 / 15.5                   | 31.5 s    | 163 s     |
- * | 0.0001 | 9.90  | 0.00 %                  | 0.7 %      | 9.5 / 18.0                   | 41.0 s    | 221 s     |
- *
- * 0.001 keeps false drains an order of magnitude under the 1 % target
- * (docs/design.md "Targets") for a 60 min walk, leaving room for longer soaks (the rate grows
- * with the time watched: a 48 h slice soak is ~48 such hours), for about
- * half a second of median drain time against 0.003.
+ * False drains allowed per walk, ratio 0–1: 1 % (docs/design.md "Targets": a
+ * healthy canary survives the whole default walk with ≤ 1 % false drains).
  */
-export const ERROR_TEST_ALPHA = 0.001;
+export const FALSE_DRAIN_BUDGET = 0.01;
 
 /**
- * Multiples of the threshold p0 the alternatives H1 sit at. The SPRT for `m`
- * drifts upward only when the true ratio exceeds
- * `ln((1 − p0)/(1 − m·p0)) / ln(m·(1 − p0)/(1 − m·p0))` (the sign of its
- * expected increment, Wald 1945): 1.44 × p0 for m = 2, 2.80 × for m = 6,
- * 3.94 × for m = 10 at p0 = 0.5 %. So the small one catches a moderate
- * sustained excess the large one never crosses (same walks, alpha 0.001,
- * {10} alone: median 796 s to drain at 2 ×, against 163 s for {2, 6}), and
- * the large one reacts quickly to a gross failure.
- *
- * 6 rather than 10 for the large one: the bucket that holds an onset also
- * holds up to 15 s of good traffic before it, and each good attempt costs
- * `ln((1 − m·p0)/(1 − p0))`: −0.046 for m = 10 but −0.025 for m = 6. On the
- * same walks {2, 10} drains 10 × later (median / p95 8.0 / 17.5 s against
- * 7.5 / 15.5 s), 4 × later (40.0 s against 31.5 s) and false-drains more
- * (0.21 % against 0.08 % at threshold / 2) than {2, 6}.
+ * The healthy canary the budget is spent on: a true 5xx ratio of at most this
+ * fraction of the threshold, ratio 0–1 (0.5: "half the threshold",
+ * docs/design.md "Gates"). A canary between this and the threshold drains
+ * more often (`npm run bench:gates` prints the share at the threshold
+ * itself); above the threshold draining is the point.
  */
-export const ERROR_TEST_MULTIPLES: readonly number[] = Object.freeze([2, 6]);
+export const HEALTHY_FRACTION = 0.5;
+
+/**
+ * Multiples of the threshold p0 the alternatives H1 sit at (each capped by
+ * {@link alternativeRatio}). The SPRT for `m` drifts upward only when the true
+ * ratio exceeds `ln((1 − p0)/(1 − m·p0)) / ln(m·(1 − p0)/(1 − m·p0))` (the
+ * sign of its expected increment, Wald 1945): 1.44 × p0 for m = 2, 2.80 × for
+ * m = 6 at p0 = 0.5 %. So the small one catches a moderate sustained excess
+ * the others never cross, 6 reacts quickly to a gross failure (each good
+ * attempt costs it only `ln((1 − 6·p0)/(1 − p0))` = −0.025), and 100 (p1 =
+ * 50 % at the default threshold) is the canary that answers only 5xx: each
+ * error adds ln 100 = 4.6, so 4 consecutive errors cross its bound (15.1 for
+ * the default walk) where 6 would need 7. Chosen with `npm run bench:gates`
+ * (README "Benchmarks").
+ */
+export const ERROR_TEST_MULTIPLES: readonly number[] = Object.freeze([2, 6, 100]);
+
+/**
+ * Start points of the default walk (docs/design.md "Gates"): its soak time,
+ * 48 h at the slice plus 5 steps × 15 min from 5 to 50 (177,300 s), in the
+ * default 15 min window's 1 s count-series buckets (observe/window.ts
+ * `seriesWidthMs`). {@link walkStartPoints} computes it for any configuration.
+ */
+export const DEFAULT_START_POINTS = 177_300;
 
 /** Options of {@link errorTest}. */
 export interface ErrorTestOptions {
-  /** Nominal false-drain probability per start point at `p = threshold`, ratio in (0, 1); default {@link ERROR_TEST_ALPHA}. */
-  alpha: number;
+  /**
+   * Start points the gate watches over the walk ({@link walkStartPoints}), ≥ 1;
+   * default {@link DEFAULT_START_POINTS}. More start points → higher bounds.
+   */
+  startPoints: number;
+  /** False drains allowed per walk at the healthy ratio, ratio in (0, 1); default {@link FALSE_DRAIN_BUDGET}. */
+  budget: number;
   /** Multiples of the threshold the alternatives sit at, each > 1; default {@link ERROR_TEST_MULTIPLES}. */
   multiples: readonly number[];
+  /**
+   * Bounds given by hand, one per multiple (natural log), instead of the
+   * calibrated ones: for the exact tests and for exploring in bench:gates.
+   * Ignored unless it has one finite, positive entry per multiple.
+   */
+  bounds?: readonly number[];
 }
 
 /** The defaults of {@link errorTest}. */
 export const DEFAULT_ERROR_TEST_OPTIONS: Readonly<ErrorTestOptions> = Object.freeze({
-  alpha: ERROR_TEST_ALPHA,
+  startPoints: DEFAULT_START_POINTS,
+  budget: FALSE_DRAIN_BUDGET,
   multiples: ERROR_TEST_MULTIPLES,
 });
+
+/** The rollout settings {@link walkExposureMs} reads (config/types.ts RolloutConfig). */
+export interface WalkShape {
+  /** First slice, percent 0–100. */
+  slice: number;
+  /** Soak at the slice, ms. */
+  sliceSoakMs: number;
+  /** Increase per step, percentage points > 0. */
+  step: number;
+  /** Soak at each later step, ms. */
+  stepSoakMs: number;
+  /** The walk's target weight, percent 0–100. */
+  target: number;
+}
+
+/**
+ * Time the error gate watches over one walk, ms: the slice soak plus one step
+ * soak per step from the slice to the target (`ceil((target − slice) / step)`
+ * steps), and never less than one gate window (the gate keeps judging at the
+ * target, and a walk with 0 soaks is still watched for a window). The default
+ * walk (48 h slice soak, 15 min steps, 5 → 50) watches 49.25 h. Beyond the walk
+ * (a canary left at its target for days) the false-drain share grows in
+ * proportion to the time watched. Never throws; NaN or negative parts count as 0.
+ */
+export function walkExposureMs(walk: WalkShape, windowMs: number): number {
+  const pos = (x: number): number => (x > 0 && Number.isFinite(x) ? x : 0);
+  const steps = walk.step > 0 ? Math.ceil(Math.max(0, walk.target - walk.slice) / walk.step) : 0;
+  return Math.max(pos(walk.sliceSoakMs) + steps * pos(walk.stepSoakMs), pos(windowMs));
+}
+
+/**
+ * Start points of the CUSUM over `exposureMs` of watching in buckets of
+ * `seriesWidthMs` (observe/window.ts `seriesWidthMs(gates.window)`): every
+ * bucket boundary is one, so `ceil(exposureMs / seriesWidthMs)`, at least 1.
+ * The number of start points does not depend on the traffic: a bucket
+ * without attempts starts the same runs as the next bucket with some.
+ */
+export function walkStartPoints(exposureMs: number, seriesWidthMs: number): number {
+  if (!(seriesWidthMs > 0) || !(exposureMs > 0)) return 1;
+  return Math.max(1, Math.ceil(exposureMs / seriesWidthMs));
+}
+
+/**
+ * The exponent θ > 0 with `E_p[exp(θ·X)] = 1`, X the log-likelihood ratio of
+ * one attempt for H1 `p1` against H0 `p0` (`ln(p1/p0)` for a 5xx,
+ * `ln((1 − p1)/(1 − p0))` otherwise) when the true 5xx ratio is `p` < p0:
+ * `p·(p1/p0)^θ + (1 − p)·((1 − p1)/(1 − p0))^θ = 1`. Then `exp(θ·S)` (S the
+ * SPRT's sum from any start) is a nonnegative martingale of mean 1 under `p`
+ * — a supermartingale under any ratio below `p` — so by Ville's inequality
+ * (J. Ville 1939) S ever reaches h with probability ≤ `exp(−θ·h)` (Wald's
+ * fundamental identity, A. Wald, *Sequential Analysis*, 1947, ch. 3). θ = 1 at
+ * `p = p0` (the likelihood ratio itself) and θ > 1 below it. Found by
+ * bisection to 1e-12 relative. Requires 0 < p < p0 < p1 < 1 (not checked;
+ * returns 1 when `p ≥ p0`, Infinity when `p ≤ 0`: no error can occur).
+ */
+export function driftExponent(p: number, p0: number, p1: number): number {
+  if (!(p > 0)) return Infinity;
+  if (p >= p0) return 1;
+  const up = Math.log(p1 / p0);
+  const down = Math.log((1 - p1) / (1 - p0));
+  const f = (theta: number): number => p * Math.exp(theta * up) + (1 - p) * Math.exp(theta * down) - 1;
+  let lo = 1; // f(1) = E_p[LR] − 1 < 0 below p0
+  let hi = 2;
+  while (f(hi) <= 0 && hi < 1e6) {
+    lo = hi;
+    hi *= 2;
+  }
+  for (let i = 0; i < 200 && hi - lo > 1e-12 * hi; i++) {
+    const mid = (lo + hi) / 2;
+    if (f(mid) > 0) hi = mid;
+    else lo = mid;
+  }
+  return (lo + hi) / 2;
+}
+
+/** One alternative of the test with its calibrated bound (see {@link calibrateBounds}). */
+export interface CalibratedAlternative {
+  /** The configured multiple of the threshold. */
+  multiple: number;
+  /** Its 5xx ratio after the cap of {@link alternativeRatio}, ratio 0–1. */
+  p1: number;
+  /** {@link driftExponent} at the healthy ratio (threshold × {@link HEALTHY_FRACTION}). */
+  theta: number;
+  /** Its bound, natural log: `ln(K · n / budget) / θ`. */
+  bound: number;
+}
+
+/**
+ * The bound of each alternative, calibrated to the walk's exposure
+ * (docs/design.md "Gates", "the calibrated bound"):
+ *
+ *     h_k = ln(K · n / budget) / θ_k
+ *
+ * for K distinct alternatives, `n` start points ({@link walkStartPoints}) and
+ * θ_k the {@link driftExponent} of alternative k at the healthy ratio
+ * `threshold × HEALTHY_FRACTION`. The CUSUM of alternative k crosses h_k at
+ * some tick only if the SPRT from some start point does; each of those n·K
+ * SPRTs does with probability ≤ `exp(−θ_k·h_k)` = budget / (K·n) at any
+ * ratio ≤ the healthy one (Ville, see {@link driftExponent}), so the walk's
+ * false-drain probability is ≤ budget (Boole's inequality) — however often
+ * the gate looks, whatever the traffic. Monotone: more start points or a
+ * smaller budget give higher bounds. Alternatives whose capped p1 coincide
+ * count once. For threshold ≤ 0 or ≥ 1 there is no alternative ([]).
+ * Never throws; invalid n or budget fall back to the defaults.
+ */
+export function calibrateBounds(
+  threshold: number,
+  startPoints: number = DEFAULT_START_POINTS,
+  budget: number = FALSE_DRAIN_BUDGET,
+  multiples: readonly number[] = ERROR_TEST_MULTIPLES,
+): CalibratedAlternative[] {
+  if (!(threshold > 0) || !(threshold < 1)) return [];
+  const n = startPoints >= 1 && Number.isFinite(startPoints) ? startPoints : DEFAULT_START_POINTS;
+  const b = budget > 0 && budget < 1 ? budget : FALSE_DRAIN_BUDGET;
+  const seen = new Map<number, number>();
+  for (const m of multiples) {
+    const p1 = alternativeRatio(threshold, m);
+    if (p1 > threshold && !seen.has(p1)) seen.set(p1, m);
+  }
+  const k = seen.size;
+  const healthy = threshold * HEALTHY_FRACTION;
+  const spend = Math.log((k * n) / b);
+  return [...seen].map(([p1, multiple]) => {
+    const theta = driftExponent(healthy, threshold, p1);
+    return { multiple, p1, theta, bound: spend / theta };
+  });
+}
+
+/**
+ * The upper bound on the walk's false-drain probability the calibration
+ * guarantees at a true 5xx ratio `p` ≤ the healthy one, ratio 0–1:
+ * `min(1, Σ_k n · exp(−θ_k(p) · h_k))` with θ_k(p) the {@link driftExponent}
+ * at `p`. Equals the budget at the healthy ratio; at the threshold itself
+ * (θ = 1) it is usually ≥ 1, i.e. no guarantee (bench:gates measures the
+ * share there). Never throws.
+ */
+export function falseDrainBound(
+  alternatives: readonly CalibratedAlternative[],
+  threshold: number,
+  p: number,
+  startPoints: number,
+): number {
+  let sum = 0;
+  for (const a of alternatives) sum += startPoints * Math.exp(-driftExponent(p, threshold, a.p1) * a.bound);
+  return Math.min(1, sum);
+}
 
 /**
  * The answer of {@link errorTest}, with the numbers behind it (recorded with
@@ -97,7 +245,11 @@ export interface ErrorTestResult {
    * ≥ 0. For a threshold ≤ 0 it is the number of errors (see {@link errorTest}).
    */
   statistic: number;
-  /** The bound that statistic is compared with: `ln(K / alpha)`; 1 for a threshold ≤ 0. */
+  /**
+   * The bound that statistic is compared with (that alternative's calibrated
+   * bound, {@link calibrateBounds}); 1 for a threshold ≤ 0. The alternative
+   * reported is the one whose statistic is the largest share of its bound.
+   */
   bound: number;
   /**
    * The multiple of the threshold that alternative sits at, after the cap
@@ -105,7 +257,7 @@ export interface ErrorTestResult {
    * 0 when there is no alternative (threshold ≤ 0 or ≥ 1).
    */
   multiple: number;
-  /** statistic ≥ bound: the 5xx ratio is above the threshold (drain). */
+  /** Some alternative's statistic reached its bound: the 5xx ratio is above the threshold (drain). */
   crossed: boolean;
 }
 
@@ -131,23 +283,33 @@ export function alternativeRatio(threshold: number, multiple: number): number {
   return Math.min(multiple * threshold, (1 + threshold) / 2);
 }
 
-/**
- * The bound of each alternative: `ln(K / alpha)` for K alternatives (Wald's
- * upper boundary at β → 0 with Bonferroni's alpha / K; valid under
- * continuous monitoring by Ville's inequality). Natural log. Requires
- * 0 < alpha < 1, K ≥ 1 (not checked).
- */
-export function errorTestBound(alpha: number, alternatives: number): number {
-  return Math.log(alternatives / alpha);
-}
+/** Calibrations already computed, by threshold, start points, budget and multiples (a handful per process). */
+const calibrations = new Map<string, CalibratedAlternative[]>();
 
-/** The options actually used: invalid values fall back to the defaults (never throws). */
-function resolve(opts: Partial<ErrorTestOptions> | undefined): { alpha: number; multiples: readonly number[] } {
-  const alpha =
-    opts?.alpha !== undefined && opts.alpha > 0 && opts.alpha < 1 ? opts.alpha : DEFAULT_ERROR_TEST_OPTIONS.alpha;
+/** The alternatives and bounds actually used: invalid options fall back to the defaults (never throws). */
+function resolve(threshold: number, opts: Partial<ErrorTestOptions> | undefined): CalibratedAlternative[] {
   const given = opts?.multiples;
   const valid = given !== undefined && given.length > 0 && given.every((m) => m > 1 && Number.isFinite(m));
-  return { alpha, multiples: valid ? given : DEFAULT_ERROR_TEST_OPTIONS.multiples };
+  const multiples = valid ? given : ERROR_TEST_MULTIPLES;
+  const hand = opts?.bounds;
+  if (hand !== undefined && hand.length === multiples.length && hand.every((h) => h > 0 && Number.isFinite(h))) {
+    return multiples.map((m, i) => ({
+      multiple: m,
+      p1: alternativeRatio(threshold, m),
+      theta: NaN,
+      bound: hand[i] as number,
+    }));
+  }
+  const n = opts?.startPoints ?? DEFAULT_START_POINTS;
+  const budget = opts?.budget ?? FALSE_DRAIN_BUDGET;
+  const key = `${threshold}|${n}|${budget}|${multiples.join(',')}`;
+  let alts = calibrations.get(key);
+  if (alts === undefined) {
+    alts = calibrateBounds(threshold, n, budget, multiples);
+    if (calibrations.size >= 256) calibrations.clear(); // a bound on memory: configs change rarely
+    calibrations.set(key, alts);
+  }
+  return alts;
 }
 
 /**
@@ -166,8 +328,9 @@ function errorsOf(b: CountBucket): number {
 /**
  * The sequential error-ratio test over a judged span's buckets.
  *
- * - `series`: attempts and 5xx attempts per window bucket, oldest first,
- *   empty buckets included (PoolObservation.series).
+ * - `series`: attempts and 5xx attempts per count-series bucket (≤ 1 s,
+ *   observe/window.ts `seriesWidthMs`), oldest first, empty buckets included
+ *   (PoolObservation.series).
  * - `threshold`: gates.error_ratio, ratio 0–1 (default 0.005, docs/design.md "Numbers").
  * - `opts`: {@link ErrorTestOptions}; invalid values fall back to the defaults.
  *
@@ -176,8 +339,10 @@ function errorsOf(b: CountBucket): number {
  * the CUSUM `S = max(0, S + llr)` and its running maximum). So: no attempts →
  * 0; adding an error never lowers it; adding a good attempt never raises it;
  * empty buckets change nothing; splitting a bucket in two never lowers it
- * (more start points) and merging never raises it. The result reports the
- * alternative with the largest statistic (all share one bound).
+ * (more start points) and merging never raises it. It crosses when any
+ * alternative's statistic reaches that alternative's bound
+ * ({@link calibrateBounds}, or `opts.bounds`); the result reports the
+ * alternative whose statistic is the largest share of its bound.
  *
  * Edge thresholds: ≤ 0 (or NaN) means zero tolerance — under H0 `p = 0` an
  * error has likelihood 0, so the first error crosses with no false drain
@@ -197,30 +362,40 @@ export function errorTest(
     errors += errorsOf(b);
   }
   const ratio = attempts > 0 ? errors / attempts : null;
-  const { alpha, multiples } = resolve(opts);
   if (!(threshold > 0)) {
     return { attempts, errors, ratio, statistic: errors, bound: 1, multiple: 0, crossed: errors >= 1 };
   }
-  const bound = errorTestBound(alpha, multiples.length);
-  if (threshold >= 1) {
-    return { attempts, errors, ratio, statistic: 0, bound, multiple: 0, crossed: false };
+  const alts = resolve(threshold, opts);
+  if (threshold >= 1 || alts.length === 0) {
+    return { attempts, errors, ratio, statistic: 0, bound: alts[0]?.bound ?? 1, multiple: 0, crossed: false };
   }
-  // −1 so the first alternative always reports (every peak is ≥ 0; multiples is never empty).
-  let best = -1;
-  let bestMultiple = 0;
-  for (const m of multiples) {
-    const p1 = alternativeRatio(threshold, m);
+  // −1 so the first alternative always reports (every share is ≥ 0).
+  let bestShare = -1;
+  let statistic = 0;
+  let bound = 1;
+  let multiple = 0;
+  let crossed = false;
+  for (const alt of alts) {
+    const up = Math.log(alt.p1 / threshold);
+    const down = Math.log((1 - alt.p1) / (1 - threshold));
     let s = 0;
     let peak = 0;
     for (const b of series) {
-      s += bernoulliLlr(attemptsOf(b), errorsOf(b), threshold, p1);
+      const n = attemptsOf(b);
+      if (n === 0) continue;
+      const e = errorsOf(b);
+      s += e * up + (n - e) * down;
       if (s < 0) s = 0;
       if (s > peak) peak = s;
     }
-    if (peak > best) {
-      best = peak;
-      bestMultiple = p1 / threshold;
+    if (peak >= alt.bound) crossed = true;
+    const share = peak / alt.bound;
+    if (share > bestShare) {
+      bestShare = share;
+      statistic = peak;
+      bound = alt.bound;
+      multiple = alt.p1 / threshold;
     }
   }
-  return { attempts, errors, ratio, statistic: best, bound, multiple: bestMultiple, crossed: best >= bound };
+  return { attempts, errors, ratio, statistic, bound, multiple, crossed };
 }

@@ -102,6 +102,11 @@ export class ServerWindow {
   readonly #fineIndex: Float64Array;
   readonly #fineAttempts: Float64Array;
   readonly #fineErrors: Float64Array;
+  /** The bucket the last accepted line went into (see {@link add}). */
+  #lastBucket: Bucket | null = null;
+  /** The series bucket the last {@link #fineSlot} call returned and its slot: lines arrive in time order, so most adds hit it. */
+  #lastFineIndex = -Infinity;
+  #lastFineSlot = -1;
   readonly #dropped: DroppedCounts = { old: 0, future: 0 };
 
   /** `windowMs` > 0 (gates.window). Throws RangeError otherwise. */
@@ -173,14 +178,19 @@ export class ServerWindow {
     // A slot holding a newer bucket than a line inside the window can only hold data stamped after `nowMs`:
     // the wall clock went back. That data is from before the jump; recycle it rather than drop new lines
     // until the clock catches up (README "Faults, and what the sidecar does": clock jump).
-    const b = this.#bucket(Math.floor(atMs / this.widthMs), true);
+    const index = Math.floor(atMs / this.widthMs);
+    // Lines arrive in time order: most land in the bucket the last one did (checked by its index, so never stale).
+    const last = this.#lastBucket;
+    const b = last !== null && last.index === index ? last : this.#bucket(index, true);
     if (b === null) {
       this.#dropped.old++;
       return false;
     }
+    this.#lastBucket = b;
     b.attempts++;
     if (failed) b.errors++;
-    const slot = this.#fineSlot(Math.floor(atMs / this.seriesWidthMs), true);
+    const fine = Math.floor(atMs / this.seriesWidthMs);
+    const slot = fine === this.#lastFineIndex ? this.#lastFineSlot : this.#fineSlot(fine, true);
     if (slot >= 0) {
       this.#fineAttempts[slot] = (this.#fineAttempts[slot] as number) + 1;
       if (failed) this.#fineErrors[slot] = (this.#fineErrors[slot] as number) + 1;
@@ -290,11 +300,14 @@ export class ServerWindow {
     const n = this.#fineIndex.length;
     const slot = ((index % n) + n) % n;
     const held = this.#fineIndex[slot] as number;
-    if (held === index) return slot;
     if (held > index && !recycleNewer) return -1;
-    this.#fineIndex[slot] = index;
-    this.#fineAttempts[slot] = 0;
-    this.#fineErrors[slot] = 0;
+    if (held !== index) {
+      this.#fineIndex[slot] = index;
+      this.#fineAttempts[slot] = 0;
+      this.#fineErrors[slot] = 0;
+    }
+    this.#lastFineIndex = index;
+    this.#lastFineSlot = slot;
     return slot;
   }
 

@@ -5,35 +5,28 @@
  * one-attempt buckets — crosses its bound within N attempts. It is compared
  * with Ville's bound, with Wald's identity on the average sample number, and
  * with a seeded Monte Carlo of `errorTest` itself (within 4.5 binomial
- * standard errors).
+ * standard errors). The bound is given by hand (`opts.bounds`): these tests
+ * are about the SPRT and the CUSUM, not the calibration
+ * (sequential.calibration.test.ts). The generator, the tolerance and the
+ * CUSUM-state programme are shared with that file (fixtures/sequential-dp.ts).
  */
 import t from 'tap';
-import type { Test } from 'tap';
 import { errorTest } from '../../src/rollout/sequential.js';
+import type { ErrorTestOptions } from '../../src/rollout/sequential.js';
 import type { CountBucket } from '../../src/rollout/types.js';
+import { cusumCrossExact, mulberry32, within } from '../fixtures/sequential-dp.js';
 
 // A test with probabilities large enough to measure: threshold 5 %, one
-// alternative at 4× (20 %), alpha 5 % → bound ln 20.
+// alternative at 4× (20 %), a bound given by hand: ln(1/alpha) with alpha
+// 5 % → ln 20 (Wald's upper boundary at β → 0, valid under peeking by Ville).
 const P0 = 0.05;
 const M = 4;
 const P1 = M * P0;
 const ALPHA = 0.05;
-const OPTS = { alpha: ALPHA, multiples: [M] };
 const H = Math.log(1 / ALPHA);
+const OPTS: Partial<ErrorTestOptions> = { multiples: [M], bounds: [H] };
 const UP = Math.log(P1 / P0);
 const DOWN = Math.log((1 - P1) / (1 - P0));
-
-/** mulberry32 (Tommy Ettinger, public domain): uniform doubles in [0, 1). */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let z = a;
-    z = Math.imul(z ^ (z >>> 15), z | 1);
-    z ^= z + Math.imul(z ^ (z >>> 7), z | 61);
-    return ((z ^ (z >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /**
  * Exact law of the SPRT from a fixed start: `crossBy[n]` = P(llr(n', e) ≥ H
@@ -94,15 +87,6 @@ function cusumExact(p: number, n: number): number {
     states = next;
   }
   return crossed;
-}
-
-/** |estimate − exact| within 4.5 binomial standard errors of `runs` runs. */
-function within(t: Test, estimate: number, exact: number, runs: number, what: string): void {
-  const se = Math.sqrt(Math.max(exact * (1 - exact), 1e-6) / runs);
-  t.ok(
-    Math.abs(estimate - exact) <= 4.5 * se,
-    `${what}: Monte Carlo ${estimate.toFixed(4)} vs exact ${exact.toFixed(4)} (±${(4.5 * se).toFixed(4)})`,
-  );
 }
 
 t.test('fixed start: exact crossing probability ≤ alpha under H0 (Ville), for any horizon', async (t) => {
@@ -181,5 +165,18 @@ t.test('CUSUM: errorTest over one-attempt buckets matches the exact law', async 
       if (errorTest(series, P0, OPTS).crossed) hits++;
     }
     within(t, hits / runs, exact, runs, `p = ${p.toFixed(3)}, ${n} one-attempt buckets`);
+  }
+});
+
+t.test('the CUSUM-state programme (fixtures/sequential-dp.ts) agrees with the (errors, goods) programme', async (t) => {
+  // Two exact programmes built differently: cusumExact identifies a state by
+  // its counts since the last reset, cusumCrossExact by errorTest's own
+  // double. On one-attempt buckets they must give the same probability; the
+  // calibration tests lean on the second for buckets of several attempts.
+  for (const p of [P0 / 2, P0, 1.5 * P0]) {
+    const a = cusumExact(p, 150);
+    const b = cusumCrossExact(P0, p, 150, 1, [{ p1: P1, bound: H }]).crossed;
+    t.ok(Math.abs(a - b) <= 1e-12, `p = ${p.toFixed(3)}: ${a.toFixed(12)} vs ${b.toFixed(12)}`);
+    t.ok(a > 0.001, 'and the probability is not negligible');
   }
 });

@@ -1,14 +1,17 @@
 import t from 'tap';
 import {
   DEFAULT_ERROR_TEST_OPTIONS,
-  ERROR_TEST_ALPHA,
+  DEFAULT_START_POINTS,
   ERROR_TEST_MULTIPLES,
+  FALSE_DRAIN_BUDGET,
+  HEALTHY_FRACTION,
   alternativeRatio,
   bernoulliLlr,
   errorTest,
-  errorTestBound,
 } from '../../src/rollout/sequential.js';
+import type { ErrorTestOptions } from '../../src/rollout/sequential.js';
 import type { CountBucket } from '../../src/rollout/types.js';
+import { referenceBounds } from '../fixtures/sequential-dp.js';
 
 const THR = 0.005;
 const b = (attempts: number, errors: number): CountBucket => ({ attempts, errors });
@@ -19,7 +22,15 @@ const LN10 = 2.302585092994046;
 const GOOD_M2 = -0.005037794029957181; // ln(0.99 / 0.995)
 const GOOD_M6 = -0.025446665661164262; // ln(0.97 / 0.995)
 const GOOD_M10 = -0.04628075256400634; // ln(0.95 / 0.995)
+const GOOD_M100 = -0.6881346387364011; // ln(0.5 / 0.995)
+// The CUSUM mechanics below run on the test's former fixed setting, given by
+// hand: H1 at 2× and 6×, both with the bound ln(2 / 0.001) (Bonferroni over
+// two alternatives at alpha 0.1 %). With equal bounds the reported
+// alternative is the one with the largest statistic.
 const BOUND = 7.600902459542082; // ln(2 / 0.001)
+const FIXED: Partial<ErrorTestOptions> = { multiples: [2, 6], bounds: [BOUND, BOUND] };
+/** The default calibration (threshold 0.5 %, the default walk's 177,300 start points, 1 %), computed in the fixture. */
+const [H2, H6, H100] = referenceBounds(THR, 177_300, 0.01, [2, 6, 100]).map((a) => a.bound) as [number, number, number];
 
 t.test('bernoulliLlr: per-attempt increments and a bucket, by hand', async (t) => {
   t.equal(bernoulliLlr(1, 1, THR, 10 * THR), LN10, 'an error under H1 10x: ln 10');
@@ -56,28 +67,40 @@ t.test('Wald boundaries: the published sequential sampling plan (NIST/SEMATECH e
     if (d !== Math.min(want, n + 1)) disagree.push(`n=${n}: llr form rejects at ${d}, count form at ${want}`);
   }
   t.same(disagree, [], 'llr and count forms agree for n = 1…500');
-  // Our bound is Wald's upper boundary at β → 0 (Bonferroni over K alternatives).
-  t.equal(errorTestBound(alpha, 1), Math.log(1 / alpha), 'K = 1: ln(1/alpha)');
-  t.ok(errorTestBound(alpha, 1) > upper, 'β → 0 only raises the boundary');
-  t.ok(Math.abs(errorTestBound(ERROR_TEST_ALPHA, ERROR_TEST_MULTIPLES.length) - BOUND) < 1e-12, 'default ln(2000)');
+  // errorTest with this plan's alternative and Wald's boundary given by hand
+  // rejects one bucket of n attempts exactly where the published plan does.
+  const plan: Partial<ErrorTestOptions> = { multiples: [p2 / p1], bounds: [upper] };
+  t.equal(alternativeRatio(p1, p2 / p1), p2, "the alternative is the plan's LTPD");
+  const off: string[] = [];
+  for (let n = 1; n <= 500; n++) {
+    const want = Math.ceil(h2 + s * n);
+    for (const d of [want - 1, want]) {
+      if (d < 0 || d > n) continue;
+      if (errorTest([b(n, d)], p1, plan).crossed !== d >= want) off.push(`n=${n}, d=${d}`);
+    }
+  }
+  t.same(off, [], 'errorTest rejects at d = ceil(h2 + s·n) and not at d − 1, n = 1…500');
 });
 
 t.test('defaults', async (t) => {
-  t.equal(ERROR_TEST_ALPHA, 0.001);
-  t.same(ERROR_TEST_MULTIPLES, [2, 6]);
-  t.same(DEFAULT_ERROR_TEST_OPTIONS, { alpha: 0.001, multiples: [2, 6] });
+  t.same(ERROR_TEST_MULTIPLES, [2, 6, 100]);
+  t.ok(Object.isFrozen(ERROR_TEST_MULTIPLES));
+  t.equal(FALSE_DRAIN_BUDGET, 0.01, '≤ 1 % false drains per walk (docs/design.md "Targets")');
+  t.equal(HEALTHY_FRACTION, 0.5, 'healthy = half the threshold');
+  // 48 h slice soak + 5 steps × 15 min (5 → 50 by 10), in 1 s buckets.
+  t.equal(DEFAULT_START_POINTS, 48 * 3600 + 5 * 15 * 60);
+  t.same(DEFAULT_ERROR_TEST_OPTIONS, { startPoints: 177_300, budget: 0.01, multiples: [2, 6, 100] });
   t.ok(Object.isFrozen(DEFAULT_ERROR_TEST_OPTIONS));
 });
 
-t.test('errorTest on small hand series (threshold 0.5 %, defaults)', async (t) => {
-  const empty = errorTest([], THR);
-  t.same(empty, { attempts: 0, errors: 0, ratio: null, statistic: 0, bound: empty.bound, multiple: 2, crossed: false });
-  t.ok(Math.abs(empty.bound - BOUND) < 1e-12);
-  t.equal(errorTest([b(0, 0), b(0, 0)], THR).statistic, 0, 'empty buckets: 0');
-  t.equal(errorTest([b(100, 0)], THR).statistic, 0, 'good traffic floors at 0');
+t.test('errorTest on small hand series (threshold 0.5 %, fixed bounds given by hand)', async (t) => {
+  const empty = errorTest([], THR, FIXED);
+  t.same(empty, { attempts: 0, errors: 0, ratio: null, statistic: 0, bound: BOUND, multiple: 2, crossed: false });
+  t.equal(errorTest([b(0, 0), b(0, 0)], THR, FIXED).statistic, 0, 'empty buckets: 0');
+  t.equal(errorTest([b(100, 0)], THR, FIXED).statistic, 0, 'good traffic floors at 0');
 
   // 5 errors in 10: m = 6 gives 5 ln 6 + 5 ln(0.97/0.995) = 8.83 ≥ 7.60.
-  const burst = errorTest([b(10, 5)], THR);
+  const burst = errorTest([b(10, 5)], THR, FIXED);
   t.ok(Math.abs(burst.statistic - (5 * LN6 + 5 * GOOD_M6)) < 1e-12, `statistic ${burst.statistic}`);
   t.equal(burst.multiple, 6);
   t.equal(burst.crossed, true);
@@ -86,49 +109,146 @@ t.test('errorTest on small hand series (threshold 0.5 %, defaults)', async (t) =
   // CUSUM: good traffic between two bursts restarts the run. 2 errors, 200
   // good, 4 errors: the best run is the last bucket alone (4 ln 6 = 7.17 < 7.60),
   // not the SPRT from the start (2 ln 6 − 200·0.0254 + 4 ln 6 = 5.66).
-  const gap = errorTest([b(2, 2), b(200, 0), b(4, 4)], THR);
+  const gap = errorTest([b(2, 2), b(200, 0), b(4, 4)], THR, FIXED);
   t.ok(Math.abs(gap.statistic - 4 * LN6) < 1e-12, `statistic ${gap.statistic}`);
   t.equal(gap.crossed, false);
   t.equal(gap.attempts, 206);
   t.equal(gap.errors, 6);
 
   // A run that crossed earlier in the span still counts (sup over time, Ville).
-  const earlier = errorTest([b(5, 5), b(400, 0)], THR);
+  const earlier = errorTest([b(5, 5), b(400, 0)], THR, FIXED);
   t.ok(Math.abs(earlier.statistic - 5 * LN6) < 1e-12);
   t.equal(earlier.crossed, true);
 
-  // A sustained 10× in one 15 s bucket (300 attempts, 15 errors) crosses at once;
+  // A sustained 10× in one bucket (300 attempts, 15 errors) crosses at once;
   // 1 error in 300 (0.33 %) does not.
-  const tenX = errorTest([b(300, 0), b(300, 15)], THR);
+  const tenX = errorTest([b(300, 0), b(300, 15)], THR, FIXED);
   t.ok(Math.abs(tenX.statistic - (15 * LN6 + 285 * GOOD_M6)) < 1e-9, `statistic ${tenX.statistic}`);
   t.equal(tenX.crossed, true);
-  t.equal(errorTest([b(300, 1), b(300, 1)], THR).crossed, false);
+  t.equal(errorTest([b(300, 1), b(300, 1)], THR, FIXED).crossed, false);
 
   // 2× sustained (4 errors per 400): only the m = 2 alternative rises, by
   // 4 ln 2 + 396 ln(0.99/0.995) = 0.78 per bucket (m = 6: −2.91); 10 buckets cross.
   const twoX = (n: number): CountBucket[] => Array.from({ length: n }, () => b(400, 4));
-  t.equal(errorTest(twoX(10), THR).multiple, 2, 'the small multiple is the one closest to crossing');
-  t.ok(Math.abs(errorTest(twoX(10), THR).statistic - 10 * (4 * LN2 + 396 * GOOD_M2)) < 1e-9);
-  t.equal(errorTest(twoX(10), THR).crossed, true);
-  t.equal(errorTest(twoX(9), THR).crossed, false);
+  t.equal(errorTest(twoX(10), THR, FIXED).multiple, 2, 'the small multiple is the one closest to crossing');
+  t.ok(Math.abs(errorTest(twoX(10), THR, FIXED).statistic - 10 * (4 * LN2 + 396 * GOOD_M2)) < 1e-9);
+  t.equal(errorTest(twoX(10), THR, FIXED).crossed, true);
+  t.equal(errorTest(twoX(9), THR, FIXED).crossed, false);
 });
 
-t.test('errorTest options: a single alternative, and invalid values fall back to the defaults', async (t) => {
-  const one = errorTest([b(10, 5)], THR, { multiples: [10], alpha: 0.05 });
+t.test('errorTest with the default calibration: each alternative against its own bound', async (t) => {
+  // Bounds of the default walk, computed in the fixture: about 6.70 / 11.34 / 15.16.
+  t.ok(H2 < H6 && H6 < H100, `bounds ${H2.toFixed(2)} / ${H6.toFixed(2)} / ${H100.toFixed(2)}`);
+  const empty = errorTest([], THR);
+  t.equal(empty.multiple, 2, 'no evidence: the first alternative reports');
+  t.ok(Math.abs(empty.bound - H2) < 1e-9, `with its own bound ${empty.bound}`);
+  t.equal(empty.crossed, false);
+
+  // 5 errors in 10: m = 100 gives 5 ln 100 + 5 ln(0.5/0.995) = 19.58 ≥ 15.16.
+  const burst = errorTest([b(10, 5)], THR);
+  t.ok(Math.abs(burst.statistic - (5 * Math.log(100) + 5 * GOOD_M100)) < 1e-12, `statistic ${burst.statistic}`);
+  t.ok(Math.abs(burst.bound - H100) < 1e-9);
+  t.equal(burst.multiple, 100);
+  t.equal(burst.crossed, true);
+
+  // The gap series above: 4 errors in a row is 4 ln 100 = 18.42 ≥ 15.16 for the
+  // m = 100 alternative, though 4 ln 6 = 7.17 stays far below 11.34.
+  const gap = errorTest([b(2, 2), b(200, 0), b(4, 4)], THR);
+  t.equal(gap.crossed, true);
+  t.equal(gap.multiple, 100);
+  t.ok(Math.abs(gap.statistic - 4 * Math.log(100)) < 1e-9);
+
+  // The alternative reported is the one closest to its bound, not the largest
+  // statistic: 2 errors in 100 give m = 6 the larger statistic (2 ln 6 + 98
+  // ln(0.97/0.995) = 1.09) but m = 2 the larger share (0.89 / 6.70 > 1.09 / 11.34).
+  const s2 = 2 * LN2 + 98 * GOOD_M2;
+  const s6 = 2 * LN6 + 98 * GOOD_M6;
+  t.ok(s6 > s2 && s2 / H2 > s6 / H6, 'the case separates the two rules');
+  const near = errorTest([b(100, 2)], THR);
+  t.equal(near.multiple, 2);
+  t.ok(Math.abs(near.statistic - s2) < 1e-12, `statistic ${near.statistic}`);
+  t.ok(Math.abs(near.bound - H2) < 1e-9);
+  t.equal(near.crossed, false);
+
+  // Sustained traffic, one bucket per second: each alternative needs
+  // ceil(h / increment) buckets; the gate drains at the first alternative that
+  // gets there, not one bucket earlier.
+  const firstCross = (bucket: CountBucket): number => {
+    let best = Infinity;
+    for (const [m, h] of [
+      [2, H2],
+      [6, H6],
+      [100, H100],
+    ] as const) {
+      const inc = bernoulliLlr(bucket.attempts, bucket.errors, THR, m * THR);
+      if (inc > 0) best = Math.min(best, Math.ceil(h / inc));
+    }
+    return best;
+  };
+  for (const [bucket, want] of [
+    [b(20, 1), 6], // 10× at 20/s: m = 6 rises ln 6 − 19·0.0254 = 1.31 per second
+    [b(400, 4), 2], // 2× at 400/s: m = 2 rises 0.78 per second
+  ] as const) {
+    const k = firstCross(bucket);
+    t.ok(Number.isFinite(k) && k > 1, `${JSON.stringify(bucket)} per second crosses after ${k} s`);
+    const run = (n: number): CountBucket[] => Array.from({ length: n }, () => bucket);
+    t.equal(errorTest(run(k), THR).crossed, true, `crossed after ${k} buckets`);
+    t.equal(errorTest(run(k - 1), THR).crossed, false, `not after ${k - 1}`);
+    t.equal(errorTest(run(k), THR).multiple, want, `by the ${want}× alternative`);
+  }
+});
+
+t.test('errorTest options: bounds by hand, calibration options, and invalid values fall back', async (t) => {
+  // A single alternative with a bound given by hand.
+  const one = errorTest([b(10, 5)], THR, { multiples: [10], bounds: [Math.log(1 / 0.05)] });
   t.equal(one.bound, Math.log(1 / 0.05));
   t.equal(one.multiple, 10);
   t.ok(Math.abs(one.statistic - (5 * LN10 + 5 * GOOD_M10)) < 1e-12);
+  t.equal(one.crossed, true);
+  // A single calibrated alternative: K = 1, so ln(n / budget) / θ.
+  const [ref] = referenceBounds(THR, 1000, 0.05, [10]);
+  const cal = errorTest([b(10, 5)], THR, { multiples: [10], startPoints: 1000, budget: 0.05 });
+  t.ok(Math.abs(cal.bound - (ref?.bound ?? NaN)) < 1e-9, `calibrated ${cal.bound} vs ${ref?.bound}`);
+  // More start points or a smaller budget raise every bound.
+  const base = errorTest([], THR, { multiples: [2], startPoints: 1000, budget: 0.05 }).bound;
+  t.ok(errorTest([], THR, { multiples: [2], startPoints: 2000, budget: 0.05 }).bound > base);
+  t.ok(errorTest([], THR, { multiples: [2], startPoints: 1000, budget: 0.01 }).bound > base);
+  // Bounds by hand decide the crossing: the same series crosses a low bound and not a high one.
+  t.equal(errorTest([b(4, 4)], THR, { multiples: [6], bounds: [7] }).crossed, true, '4 ln 6 = 7.17 ≥ 7');
+  t.equal(errorTest([b(4, 4)], THR, { multiples: [6], bounds: [7.2] }).crossed, false, '7.17 < 7.2');
+  // Invalid options fall back to the defaults.
   const defaults = errorTest([b(10, 5)], THR);
   for (const opts of [
-    { alpha: 0 },
-    { alpha: 1 },
-    { alpha: NaN },
+    {},
+    { startPoints: 0 },
+    { startPoints: NaN },
+    { startPoints: -5 },
+    { startPoints: Infinity },
+    { budget: 0 },
+    { budget: 1 },
+    { budget: NaN },
     { multiples: [] },
     { multiples: [1] },
     { multiples: [2, Infinity] },
-  ]) {
-    t.same(errorTest([b(10, 5)], THR, opts), defaults, JSON.stringify(opts));
+    { bounds: [1, 2] },
+    { bounds: [1, 2, 0] },
+    { bounds: [1, 2, NaN] },
+    { bounds: [1, 2, Infinity] },
+    { multiples: [6], bounds: [] },
+  ] as Partial<ErrorTestOptions>[]) {
+    const r = errorTest([b(10, 5)], THR, opts);
+    // { multiples: [6], bounds: [] } keeps its valid multiples: compare with that calibration.
+    const want =
+      opts.multiples?.length === 1 && opts.multiples[0] === 6
+        ? errorTest([b(10, 5)], THR, { multiples: [6] })
+        : defaults;
+    t.same(r, want, JSON.stringify(opts));
   }
+  t.not(
+    errorTest([b(10, 5)], THR, { multiples: [6] }).bound,
+    defaults.bound,
+    'and a valid option does change the answer',
+  );
 });
 
 t.test('errorTest edge thresholds and malformed buckets never throw', async (t) => {
@@ -160,13 +280,18 @@ t.test('errorTest edge thresholds and malformed buckets never throw', async (t) 
     t.equal(r.statistic, 0);
     t.equal(r.multiple, 0);
   }
-  // Large thresholds: p1 capped half way to 1, so every multiple here sits at 0.8.
+  // Large thresholds: p1 capped half way to 1, so every multiple here sits at
+  // 0.8, and the three count as one alternative (K = 1 in the bound).
   t.equal(alternativeRatio(0.6, 2), 0.8);
   t.equal(alternativeRatio(0.6, 6), 0.8);
+  t.equal(alternativeRatio(0.6, 100), 0.8);
   t.equal(alternativeRatio(THR, 6), 6 * THR);
+  t.equal(alternativeRatio(THR, 100), 0.5, '100 × 0.5 % = 50 %, just under the cap 50.25 %');
   const high = errorTest([b(30, 30)], 0.6);
   t.ok(Math.abs(high.multiple - 0.8 / 0.6) < 1e-12, `multiple ${high.multiple}`);
   t.ok(Math.abs(high.statistic - 30 * Math.log(0.8 / 0.6)) < 1e-9);
+  const [once] = referenceBounds(0.6, DEFAULT_START_POINTS, 0.01, [2]);
+  t.ok(Math.abs(high.bound - (once?.bound ?? NaN)) < 1e-9, `bound ${high.bound}: ln(n / 1 %) / θ, K = 1`);
   t.equal(high.crossed, true);
   t.equal(errorTest([b(20, 12)], 0.6).crossed, false, '60 % errors at a 60 % threshold');
   // Malformed counts are clamped: errors within [0, attempts], negatives, NaN and Infinity as 0.

@@ -12,6 +12,7 @@ import type {
 } from '../../src/rollout/types.js';
 import type { ConfigOverrides } from '../fixtures/rollout/config.js';
 import { T0, deepFreeze, makeConfig, makeService, obs, stateWith, svcState } from '../fixtures/rollout/config.js';
+import { referenceBounds } from '../fixtures/sequential-dp.js';
 
 /** No access-log traffic yet; the probes see a healthy, ready canary. */
 const NO_TRAFFIC = obs({ requests: 0, errors: 0, connectP95Ms: null, responseP95Ms: null, series: [] });
@@ -541,9 +542,14 @@ t.test('events carry the numbers', async (t) => {
   const d = decide(makeConfig(), stateWith({ weight: 15, phase: 'step' }), { gateway: ERRORS }, T0 + 7);
   const [drain] = d.events;
   t.match(drain, { at: T0 + 7, service: 'gateway', kind: 'drain', from: 15, to: 0 });
+  // The error gate's bound for the test config's walk (soaks 1 s, a 10 s
+  // window: one window of 100 ms series buckets = 100 start points), 6×
+  // alternative: ln(3 · 100 / 1 %) / θ_6 = 6.57.
+  const bound = referenceBounds(0.005, 100, 0.01, [2, 6, 100])[1]?.bound ?? NaN;
+  t.equal(bound.toFixed(2), '6.57');
   t.match(
     drain?.reason,
-    /error_ratio fail: canary 5xx ratio 20\.00 % > 0\.50 % over 200 requests \(40 errors; sequential test \d+\.\d\d ≥ bound 7\.60 vs 6× threshold\)/,
+    /error_ratio fail: canary 5xx ratio 20\.00 % > 0\.50 % over 200 requests \(40 errors; sequential test \d+\.\d\d ≥ bound 6\.57 vs 6× threshold\)/,
   );
   t.match(
     drain?.gates.find((g) => g.gate === 'error_ratio'),

@@ -22,7 +22,9 @@ import {
   thresholdVerdict,
 } from '../../src/rollout/gates.js';
 import type { GateResult, ServiceObservation, Verdict } from '../../src/rollout/types.js';
+import { defaultGates, defaultRollout } from '../fixtures/config.js';
 import { makeService, obs, pool } from '../fixtures/rollout/config.js';
+import { referenceBounds } from '../fixtures/sequential-dp.js';
 
 const svc = makeService('gateway', {
   gates: { minRequests: 20, connectP95Ms: 120, errorRatio: 0.005, minProbes: 20, probeFailureRatio: 0.05 },
@@ -202,6 +204,56 @@ t.test(
     t.match(describeGate(errorRatioGate(svc, obs({ requests: 12, errors: 0 }), at(15))), /12 of 20 requests/);
   },
 );
+
+t.test("error_ratio: the bounds are calibrated to the service's own walk", async (t) => {
+  // The test service: soaks of 1 s and a 10 s window, so the walk is watched
+  // for one window: 10 s of 100 ms series buckets = 100 start points.
+  const short = referenceBounds(0.005, 100, 0.01, [2, 6, 100]);
+  // The default walk: 48 h + 5 × 15 min in 1 s buckets = 177,300 start points.
+  const long = referenceBounds(0.005, 177_300, 0.01, [2, 6, 100]);
+  const walked = makeService('gateway', {
+    rollout: { ...defaultRollout },
+    gates: { ...defaultGates, minRequests: 20 },
+  });
+  const boundOf = (s: typeof svc, canary: Partial<Parameters<typeof pool>[0]>): [number, number] => {
+    const r = errorRatioGate(s, obs(canary), at(15));
+    return [r.detail?.bound ?? NaN, r.detail?.multiple ?? NaN];
+  };
+  for (const [name, s, want] of [
+    ['10 s window, 1 s soaks', svc, short],
+    ['the default walk', walked, long],
+  ] as const) {
+    for (const canary of [
+      { requests: 100, errors: 0 },
+      { requests: 10, errors: 5 },
+    ]) {
+      const [bound, multiple] = boundOf(s, canary);
+      const alt = want.find((a) => a.multiple === multiple);
+      t.ok(
+        alt !== undefined && Math.abs(bound - alt.bound) < 1e-9,
+        `${name}, ${canary.errors} of ${canary.requests}: bound ${bound} of ${multiple}× vs ${alt?.bound}`,
+      );
+    }
+  }
+  // So the same evidence drains the short walk and not the long one: a dead
+  // canary's 3 attempts reach 3 ln 100 = 13.8, above the short walk's 100×
+  // bound (8.8) and below the default walk's (15.2); the 4th drains both.
+  for (const [errors, shortVerdict, longVerdict] of [
+    [2, 'fail', 'inconclusive'],
+    [3, 'fail', 'inconclusive'],
+    [4, 'fail', 'fail'],
+  ] as const) {
+    const o = obs({ requests: errors, errors });
+    t.equal(errorRatioGate(svc, o, at(15)).verdict, shortVerdict, `${errors} of ${errors}, short walk`);
+    t.equal(errorRatioGate(walked, o, at(15)).verdict, longVerdict, `${errors} of ${errors}, default walk`);
+  }
+  // A longer soak raises the bound the gate uses.
+  const longer = makeService('gateway', {
+    rollout: { ...defaultRollout, sliceSoakMs: 30 * 24 * 3_600_000 },
+    gates: { ...defaultGates },
+  });
+  t.ok(boundOf(longer, { requests: 10, errors: 5 })[0] > boundOf(walked, { requests: 10, errors: 5 })[0]);
+});
 
 t.test('probe_failure_ratio: over 5 % of max(probes, min_probes) drains', async (t) => {
   const rows: [string, number, number, Verdict][] = [

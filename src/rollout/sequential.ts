@@ -106,7 +106,7 @@ export interface WalkShape {
  * proportion to the time watched. Never throws; NaN or negative parts count as 0.
  */
 export function walkExposureMs(walk: WalkShape, windowMs: number): number {
-  const pos = (x: number): number => (x > 0 && Number.isFinite(x) ? x : 0);
+  const pos = (x: number): number => (x > 0 ? Math.min(x, Number.MAX_VALUE) : 0);
   const steps = walk.step > 0 ? Math.ceil(Math.max(0, walk.target - walk.slice) / walk.step) : 0;
   return Math.max(pos(walk.sliceSoakMs) + steps * pos(walk.stepSoakMs), pos(windowMs));
 }
@@ -336,10 +336,12 @@ function errorsOf(b: CountBucket): number {
  *
  * For each alternative the statistic is the maximum over runs of consecutive
  * buckets `i…j` of `Σ bernoulliLlr(bucket)`, floored at 0 (Kadane's scan of
- * the CUSUM `S = max(0, S + llr)` and its running maximum). So: no attempts →
- * 0; adding an error never lowers it; adding a good attempt never raises it;
- * empty buckets change nothing; splitting a bucket in two never lowers it
- * (more start points) and merging never raises it. It crosses when any
+ * the CUSUM `S = max(0, S + llr)` and its running maximum). So, for each
+ * alternative's statistic and for the reported share statistic / bound: no
+ * attempts → 0; adding an error never lowers it; adding a good attempt never
+ * raises it; empty buckets change nothing; splitting a bucket in two never
+ * lowers it (more start points) and merging never raises it. (The reported
+ * statistic alone can fall when the report moves to another alternative.) It crosses when any
  * alternative's statistic reaches that alternative's bound
  * ({@link calibrateBounds}, or `opts.bounds`); the result reports the
  * alternative whose statistic is the largest share of its bound.

@@ -28,7 +28,7 @@ import { systemClock, type Clock } from '../clock.js';
 import type { Config, Pool, ServiceConfig } from '../config/types.js';
 import type { Observations, PoolObservation, ServiceObservation, State } from '../rollout/types.js';
 import { buildAttribution, type AttributionMap, type AttributionOptions, type ServerAttribution } from './attribute.js';
-import { attemptFailed, parseLine, responseSample } from './parse.js';
+import { attemptFailed, LineCursor, parseLine, responseSample, statusFailed } from './parse.js';
 import type { LogRecord } from './types.js';
 import { collectWindows, observeWindows, seriesWidthMs, ServerWindow } from './window.js';
 import { snapshotOf, type PoolSnapshot } from '../fleet/snapshot.js';
@@ -73,6 +73,10 @@ interface ServiceWindows {
   canary: ServerWindow[];
 }
 
+/** Size of the Observer's scratch buffer for string lines, bytes; a longer line (nginx writes ~250) takes parseLine. */
+const SCRATCH_BYTES = 8192;
+const NEWLINE = 10;
+
 /** A pool without data (a fresh object each time: `series` is an array the caller may keep). */
 function emptyPool(): PoolObservation {
   return { requests: 0, errors: 0, connectP95Ms: null, responseP95Ms: null, series: [] };
@@ -89,6 +93,10 @@ export class Observer {
   #services = new Map<string, ServiceWindows>();
   readonly #lines: Record<LogLineResult, number> = { parsed: 0, invalid: 0, unattributed: 0 };
   readonly #attempts: AttemptCounts = { counted: 0, unattributed: 0, dropped: 0 };
+  /** Reader of the hot path (one per Observer, reused line after line). */
+  readonly #cursor = new LineCursor();
+  /** Where {@link addLine} copies a line's bytes for the cursor. */
+  readonly #scratch = Buffer.allocUnsafe(SCRATCH_BYTES);
 
   /** Builds the attribution table and one empty window per configured server. Never throws. */
   constructor(config: Config, opts: ObserverOptions = {}) {
@@ -106,14 +114,92 @@ export class Observer {
     for (const line of lines) this.addLine(line, nowMs);
   }
 
-  /** Parses and feeds one raw line, judged at `nowMs` (epoch ms); returns how it was counted. Never throws. */
+  /**
+   * Parses and feeds one raw line, judged at `nowMs` (epoch ms); returns how it was counted. Never throws.
+   * An ASCII line as nginx writes it is copied into a scratch buffer and read there by
+   * {@link LineCursor}; any other goes through parseLine and {@link addRecord}. Both count and charge
+   * exactly the same (test/observe/aggregate.test.ts compares them on random lines).
+   */
   addLine(line: string, nowMs: number): LogLineResult {
-    const rec = parseLine(line);
-    if (rec === null) {
-      this.#lines.invalid++;
-      return 'invalid';
+    // write() fills at most the scratch's length; written === length means every char was one byte
+    // (ASCII) or, if not, the cursor sees a byte ≥ 0x80 and declines.
+    if (line.length <= SCRATCH_BYTES) {
+      const n = this.#scratch.write(line, 0, 'utf8');
+      if (n === line.length) {
+        const c = this.#cursor;
+        const read = c.read(this.#scratch, 0, n);
+        if (read === 'ok') return this.#addCursor(c, nowMs);
+        if (read === 'invalid') return this.#invalid();
+      }
     }
-    return this.addRecord(rec, nowMs);
+    return this.#addReference(line, nowMs);
+  }
+
+  /**
+   * Feeds the lines of `buf[start, end)` — split on `\n`; the range does not hold the newline ending
+   * its last line — as {@link addLines} feeds strings, all judged at `nowMs` (epoch ms; default: the
+   * clock, read once), reading them in place: no string per line. Counts exactly as addLines would
+   * for the same lines decoded as UTF-8 (the follower's `onBytes`; test/observe/aggregate.test.ts).
+   * Never throws.
+   */
+  addBytes(buf: Buffer, start: number, end: number, nowMs: number = this.#clock.now()): void {
+    const c = this.#cursor;
+    let s = start;
+    for (;;) {
+      let e = buf.indexOf(NEWLINE, s);
+      if (e === -1 || e > end) e = end;
+      const read = c.read(buf, s, e);
+      if (read === 'ok') this.#addCursor(c, nowMs);
+      else if (read === 'invalid') this.#invalid();
+      else this.#addReference(buf.toString('utf8', s, e), nowMs);
+      if (e >= end) return;
+      s = e + 1;
+    }
+  }
+
+  /** Counts one invalid line. */
+  #invalid(): LogLineResult {
+    this.#lines.invalid++;
+    return 'invalid';
+  }
+
+  /** The reference path: parseLine, then {@link addRecord}. */
+  #addReference(line: string, nowMs: number): LogLineResult {
+    const rec = parseLine(line);
+    return rec === null ? this.#invalid() : this.addRecord(rec, nowMs);
+  }
+
+  /** {@link addRecord} for the line `c` has read (`ok`), attempt by attempt, in place. */
+  #addCursor(c: LineCursor, nowMs: number): LogLineResult {
+    let result: LogLineResult = 'parsed';
+    while (c.next()) {
+      const list = this.#attribution.serversInBytes(c.buf, c.addrStart, c.addrEnd);
+      const att =
+        list === undefined
+          ? null
+          : list.length === 1
+            ? (list[0] as ServerAttribution)
+            : this.#attribution.attribute(c.addr(), c.upstream());
+      const win = att === null ? undefined : this.#windowOf.get(att);
+      if (win === undefined) {
+        this.#attempts.unattributed++;
+        result = 'unattributed';
+      } else if (
+        win.add(
+          c.atMs,
+          statusFailed(c.attemptStatus, c.last && c.status === 499),
+          c.connectMs,
+          c.connectMs === null ? null : c.responseMs,
+          nowMs,
+        )
+      ) {
+        this.#attempts.counted++;
+      } else {
+        this.#attempts.dropped++;
+      }
+    }
+    this.#lines[result]++;
+    return result;
   }
 
   /**

@@ -48,6 +48,8 @@ export interface AttributionOptions {
 /** The lookup table built from a Config. Immutable once built. */
 export class AttributionMap {
   readonly #byAddr: Map<string, ServerAttribution[]>;
+  /** The ASCII addresses by {@link rangeHash}, as bytes, for {@link serversInBytes}. */
+  readonly #byHash = new Map<number, { addr: Uint8Array; list: ServerAttribution[] }[]>();
   /** Logged addresses that more than one configured server claims (resolved by upstream name, else unattributed). */
   readonly conflicts: readonly string[];
   /** Every configured server, in config order (services, then primary before canary). */
@@ -58,11 +60,39 @@ export class AttributionMap {
     this.#byAddr = byAddr;
     this.servers = servers;
     this.conflicts = [...byAddr].filter(([, list]) => list.length > 1).map(([addr]) => addr);
+    for (const [addr, list] of byAddr) {
+      // A non-ASCII address (a unix socket path) never meets the byte path: the cursor leaves such lines to parseLine.
+      const bytes = Buffer.from(addr, 'utf8');
+      if (bytes.length !== addr.length) continue;
+      const h = rangeHash(bytes, 0, bytes.length);
+      const bucket = this.#byHash.get(h);
+      if (bucket === undefined) this.#byHash.set(h, [{ addr: bytes, list }]);
+      else bucket.push({ addr: bytes, list });
+    }
   }
 
   /** Number of distinct logged addresses indexed. */
   get size(): number {
     return this.#byAddr.size;
+  }
+
+  /**
+   * Every configured server whose logged address is the ASCII `buf[start, end)`, or undefined when none:
+   * the list {@link attribute} picks from, found without making a string (the hot path of aggregate.ts).
+   * A list of one is the attribution; with more, ask {@link attribute} with the upstream. Never throws.
+   */
+  serversInBytes(buf: Uint8Array, start: number, end: number): readonly ServerAttribution[] | undefined {
+    const bucket = this.#byHash.get(rangeHash(buf, start, end));
+    if (bucket === undefined) return undefined;
+    const n = end - start;
+    for (const e of bucket) {
+      const a = e.addr;
+      if (a.length !== n) continue;
+      let i = 0;
+      while (i < n && a[i] === buf[start + i]) i++;
+      if (i === n) return e.list;
+    }
+    return undefined;
   }
 
   /**
@@ -141,6 +171,16 @@ export function normalizeHost(host: string): string {
   } catch {
     return bare;
   }
+}
+
+/**
+ * A 32-bit hash of the bytes `b[start, end)` (multiplier 31, as Java's String.hashCode), for
+ * {@link AttributionMap.serversInBytes}: equal ranges hash equal; collisions are resolved by comparing.
+ */
+function rangeHash(b: Uint8Array, start: number, end: number): number {
+  let h = 0;
+  for (let i = start; i < end; i++) h = (Math.imul(h, 31) + (b[i] as number)) | 0;
+  return h;
 }
 
 /** The service an upstream name belongs to: `gateway`, `gateway_primary` and `gateway_canary` → `gateway`. */

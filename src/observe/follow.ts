@@ -49,8 +49,18 @@ export interface LogFollowerOptions {
    * Receives complete lines (without `\n`), in file order, in batches of one
    * read. Called synchronously from the follower; an exception is counted in
    * `stats.errors` and passed to `onError`, and the lines are not redelivered.
+   * Required unless `onBytes` is given (then it is not called).
    */
-  onLines: (lines: string[]) => void;
+  onLines?: (lines: string[]) => void;
+  /**
+   * Receives the same lines as bytes, without a string per line (the sidecar's
+   * hot path: `Observer.addBytes`): `buf[start, end)` holds one or more
+   * complete lines separated by `\n` (its last line's newline left out; split
+   * on `\n` and decoded as UTF-8 they are exactly the lines `onLines` would
+   * get), in file order. `buf` is the follower's read buffer: valid only
+   * during the call. Errors as for `onLines`.
+   */
+  onBytes?: (buf: Buffer, start: number, end: number) => void;
   /** Where to start in a file present at start(): its end (default) or its start. A file appearing later is read from its start. */
   from?: 'end' | 'start';
   /** Poll period, ms > 0 (default 250; a chosen default, not a runbook number). */
@@ -82,7 +92,7 @@ export interface LogFollowerOptions {
 
 /** Counters of a {@link LogFollower} since it was built. */
 export interface FollowerStats {
-  /** Lines delivered to onLines. */
+  /** Lines delivered to onLines (or onBytes). */
   lines: number;
   /** Bytes read, all files. */
   bytes: number;
@@ -94,7 +104,7 @@ export interface FollowerStats {
   overlong: number;
   /** Unterminated last lines of rotated files discarded when their drain ended. */
   partialDropped: number;
-  /** I/O errors (other than a missing file) and onLines exceptions. */
+  /** I/O errors (other than a missing file) and onLines / onBytes exceptions. */
   errors: number;
   /** Rotated files still being drained now. */
   draining: number;
@@ -132,7 +142,8 @@ interface Reader {
 /** Follows one log file; see the module comment. */
 export class LogFollower {
   readonly #file: string;
-  readonly #onLines: (lines: string[]) => void;
+  readonly #onLines: ((lines: string[]) => void) | undefined;
+  readonly #onBytes: ((buf: Buffer, start: number, end: number) => void) | undefined;
   readonly #from: 'end' | 'start';
   readonly #pollMs: number;
   readonly #drainMs: number;
@@ -169,11 +180,14 @@ export class LogFollower {
 
   /**
    * Validates the options; throws RangeError for a non-positive pollMs or maxLineBytes, or a negative drainMs,
-   * reopenAfterMs or reopenIntervalMs.
+   * reopenAfterMs or reopenIntervalMs, and TypeError when neither onLines nor onBytes is given.
    */
   constructor(opts: LogFollowerOptions) {
     this.#file = opts.file;
     this.#onLines = opts.onLines;
+    this.#onBytes = opts.onBytes;
+    if (this.#onLines === undefined && this.#onBytes === undefined)
+      throw new TypeError('LogFollower: give onLines or onBytes');
     this.#from = opts.from ?? 'end';
     this.#pollMs = opts.pollMs ?? 250;
     this.#drainMs = opts.drainMs ?? 3000;
@@ -369,6 +383,10 @@ export class LogFollower {
 
   /** Splits a chunk into lines, joining the buffered partial line; buffers the new tail. */
   #consume(r: Reader, chunk: Buffer): void {
+    if (this.#onBytes !== undefined) {
+      this.#consumeBytes(r, chunk);
+      return;
+    }
     const out: string[] = [];
     let pos = 0;
     if (r.skipping || r.partial !== null) {
@@ -406,6 +424,48 @@ export class LogFollower {
     if (out.length > 0) this.#emit(out);
   }
 
+  /** {@link #consume} for `onBytes`: the same lines, handed over as ranges of the chunk. */
+  #consumeBytes(r: Reader, chunk: Buffer): void {
+    let pos = 0;
+    if (r.skipping || r.partial !== null) {
+      const nl = chunk.indexOf(NEWLINE);
+      if (nl === -1) {
+        this.#hold(r, chunk);
+        return;
+      }
+      if (r.skipping) {
+        r.skipping = false;
+      } else {
+        const head = r.partial as Buffer;
+        r.partial = null;
+        if (head.length + nl > this.#maxLine) this.#stats.overlong++;
+        else {
+          const line = Buffer.concat([head, chunk.subarray(0, nl)]);
+          this.#emitBytes(line, 0, line.length, 1);
+        }
+      }
+      pos = nl + 1;
+    }
+    const last = chunk.lastIndexOf(NEWLINE);
+    if (last >= pos) {
+      if (last - pos <= this.#maxLine) {
+        // Fast path: no line here can be over-long.
+        let lines = 1;
+        for (let i = chunk.indexOf(NEWLINE, pos); i !== -1 && i < last; i = chunk.indexOf(NEWLINE, i + 1)) lines++;
+        this.#emitBytes(chunk, pos, last, lines);
+      } else {
+        for (let start = pos; start <= last;) {
+          const nl = chunk.indexOf(NEWLINE, start);
+          if (nl - start > this.#maxLine) this.#stats.overlong++;
+          else this.#emitBytes(chunk, start, nl, 1);
+          start = nl + 1;
+        }
+      }
+      pos = last + 1;
+    }
+    if (pos < chunk.length) this.#hold(r, chunk.subarray(pos));
+  }
+
   /** Buffers an unterminated tail (copied), or drops it once the line exceeds maxLineBytes. */
   #hold(r: Reader, tail: Buffer): void {
     if (r.skipping) return;
@@ -422,7 +482,17 @@ export class LogFollower {
   #emit(lines: string[]): void {
     this.#stats.lines += lines.length;
     try {
-      this.#onLines(lines);
+      this.#onLines?.(lines);
+    } catch (err) {
+      this.#error(err);
+    }
+  }
+
+  /** Hands `buf[start, end)`, `lines` lines, to onBytes. */
+  #emitBytes(buf: Buffer, start: number, end: number, lines: number): void {
+    this.#stats.lines += lines;
+    try {
+      this.#onBytes?.(buf, start, end);
     } catch (err) {
       this.#error(err);
     }

@@ -33,11 +33,14 @@
  * How an attempt counts (see {@link attemptFailed}): an upstream status ≥ 500
  * or a missing (`-`) status is an error of the server it was sent to.
  *
- * The hot path is a fixed-order scan of the line as nginx writes it
- * ({@link scanFixed}, falling back to JSON.parse for anything else) plus
- * hand-written splitting and digit parsing, no regular expressions
- * (docs/design.md "Targets": ingest speed is a goal, ~0.6–0.8 M lines/s with JSON.parse and
- * aggregation on one core).
+ * {@link parseLine} is the reference: a fixed-order scan of the line as nginx
+ * writes it ({@link scanFixed}, falling back to JSON.parse for anything else)
+ * plus hand-written splitting and digit parsing, no regular expressions. The
+ * sidecar's hot path is {@link LineCursor}: the same reading done on the
+ * line's bytes in place (no string per line, field or attempt, no record),
+ * for the lines scanFixed accepts that are ASCII; it hands any other line to
+ * parseLine. Measured with `npm run bench:ingest`
+ * (bench/ingest.ts prints both paths and checks that they agree).
  */
 import type { Attempt, LogRecord } from './types.js';
 
@@ -187,8 +190,13 @@ export function scanFixed(line: string, out: FixedFields): boolean {
  * healthy canary.
  */
 export function attemptFailed(attempt: Attempt, clientGaveUp = false): boolean {
-  if (attempt.status === null) return !clientGaveUp;
-  return attempt.status >= 500;
+  return statusFailed(attempt.status, clientGaveUp);
+}
+
+/** {@link attemptFailed} of an attempt whose upstream status is `status` (null: none, `-`). */
+export function statusFailed(status: number | null, clientGaveUp = false): boolean {
+  if (status === null) return !clientGaveUp;
+  return status >= 500;
 }
 
 /**
@@ -305,4 +313,254 @@ function slowSecondsToMs(s: string): number | null {
   const n = Number(s);
   if (!Number.isFinite(n) || n < 0) return null;
   return Math.round(n * 1e6) / 1e3;
+}
+
+// ---------------------------------------------------------------- the hot path, on bytes
+
+/** `{"msec":"`, `,"status":"`, …: what precedes each value of format nginx_canary, as bytes. */
+const FIXED_KEY_BYTES: readonly Uint8Array[] = FIXED_KEYS.map((k, i) =>
+  Buffer.from(`${i === 0 ? '{' : ','}${k}`, 'latin1'),
+);
+
+/**
+ * What {@link LineCursor.read} made of a line: `ok`, a line scanFixed accepts, all ASCII, with a
+ * usable msec and status (its attempts can be walked); `invalid`, such a line whose msec or status
+ * is unusable (parseLine returns null for it too); `other`, any other line (another key order, an
+ * escape, a byte ≥ 0x80, garbage): read it with parseLine.
+ */
+export type CursorRead = 'ok' | 'invalid' | 'other';
+
+/**
+ * The entries of one list field (`addr`, `ustatus`, `connect`, `response`) by
+ * offsets, exactly as {@link splitList} splits the field's string, or the
+ * whole field as one entry (`whole`: the single-attempt case of
+ * parseAttempts). Allocates nothing.
+ */
+class ListCursor {
+  buf: Uint8Array = EMPTY;
+  /** Next offset to look at. */
+  pos = 0;
+  /** End (exclusive) of the field. */
+  end = 0;
+  /** The field is one entry. */
+  whole = false;
+  /** The entry found by the last successful {@link next}: `[start, stop)`. */
+  start = 0;
+  stop = 0;
+
+  reset(buf: Uint8Array, start: number, end: number, whole: boolean): void {
+    this.buf = buf;
+    this.pos = start;
+    this.end = end;
+    this.whole = whole || !hasSpace(buf, start, end);
+  }
+
+  /** Moves to the next entry; false when there is none. */
+  next(): boolean {
+    const buf = this.buf;
+    const end = this.end;
+    if (this.whole) {
+      if (this.pos > end) return false;
+      this.start = this.pos;
+      this.stop = end;
+      this.pos = end + 1;
+      return true;
+    }
+    // splitList: split on ' ', drop '' and ':' tokens, strip one trailing ','.
+    while (this.pos <= end) {
+      const start = this.pos;
+      let sp = start;
+      while (sp < end && buf[sp] !== 32) sp++;
+      this.pos = sp + 1;
+      if (sp === start) continue;
+      if (sp - start === 1 && buf[start] === 58 /* : */) continue;
+      this.start = start;
+      this.stop = buf[sp - 1] === 44 /* , */ ? sp - 1 : sp;
+      return true;
+    }
+    return false;
+  }
+}
+
+const EMPTY = new Uint8Array(0);
+
+/** True when `buf[start, end)` holds a space. */
+function hasSpace(buf: Uint8Array, start: number, end: number): boolean {
+  for (let i = start; i < end; i++) if (buf[i] === 32) return true;
+  return false;
+}
+
+/**
+ * A reusable, allocation-free reader of one access-log line held as bytes,
+ * the sidecar's hot path (aggregate.ts). {@link read} checks the line the way
+ * {@link scanFixed} does, on bytes, and reads msec and status; {@link next}
+ * then walks the attempts, setting the current one's fields. For a line
+ * `read` returns `ok` for, the values equal {@link parseLine}'s record of the
+ * same line (as UTF-8 text): `atMs`, `status`, and attempt by attempt
+ * `addr()`, `attemptStatus`, `connectMs`, `responseMs` (test/observe/
+ * parse.test.ts compares them on random lines); `invalid` exactly when
+ * parseLine returns null for such a line; `other` for any line it leaves to
+ * parseLine. Units as in parseLine: epoch ms, ms. The bytes must not change
+ * while the line is read.
+ */
+export class LineCursor {
+  /** The bytes of the line read last. */
+  buf: Uint8Array = EMPTY;
+  /** $msec, epoch ms (after an `ok` read). */
+  atMs = 0;
+  /** $status (after an `ok` read). */
+  status = 0;
+  /** Offsets of the current attempt's address in `buf`: `[addrStart, addrEnd)`. */
+  addrStart = 0;
+  addrEnd = 0;
+  /** The current attempt's upstream status, or null (`-`, empty, or no entry). */
+  attemptStatus: number | null = null;
+  /** The current attempt's connect time, ms, or null. */
+  connectMs: number | null = null;
+  /** The current attempt's response time, ms, or null. */
+  responseMs: number | null = null;
+  /** The current attempt is the line's last. */
+  last = false;
+  /** Start and end offsets of the values, in {@link FixedFields} order (header left out). */
+  readonly #at = new Int32Array(16);
+  readonly #addr = new ListCursor();
+  readonly #ustatus = new ListCursor();
+  readonly #connect = new ListCursor();
+  readonly #response = new ListCursor();
+  /** `#addr` holds an entry not handed out yet. */
+  #pending = false;
+
+  /** Starts reading the line `buf[start, end)` (no newline in it); see the class comment. Never throws. */
+  read(buf: Uint8Array, start: number, end: number): CursorRead {
+    const at = this.#at;
+    this.#pending = false;
+    if (!scanFixedBytes(buf, start, end, at)) return 'other';
+    this.buf = buf;
+    const atMs = bytesToMs(buf, at[0] as number, at[1] as number);
+    const code = bytesToStatus(buf, at[2] as number, at[3] as number);
+    if (atMs === null || code === null) return 'invalid';
+    this.atMs = atMs;
+    this.status = code;
+    const a0 = at[6] as number;
+    const a1 = at[7] as number;
+    // parseAttempts: an empty or `-` addr has no attempts; one without a space is one attempt with whole fields.
+    if (a1 === a0 || (a1 - a0 === 1 && buf[a0] === 45) /* - */) return 'ok';
+    const single = !hasSpace(buf, a0, a1);
+    this.#addr.reset(buf, a0, a1, single);
+    this.#ustatus.reset(buf, at[8] as number, at[9] as number, single);
+    this.#connect.reset(buf, at[10] as number, at[11] as number, single);
+    this.#response.reset(buf, at[12] as number, at[13] as number, single);
+    this.#pending = this.#addr.next();
+    return 'ok';
+  }
+
+  /** Moves to the next attempt of the line read last; false when there is none. */
+  next(): boolean {
+    if (!this.#pending) return false;
+    const buf = this.buf;
+    const addr = this.#addr;
+    this.addrStart = addr.start;
+    this.addrEnd = addr.stop;
+    const u = this.#ustatus;
+    const c = this.#connect;
+    const r = this.#response;
+    this.attemptStatus = u.next() ? bytesToStatus(buf, u.start, u.stop) : null;
+    this.connectMs = c.next() ? bytesToMs(buf, c.start, c.stop) : null;
+    this.responseMs = r.next() ? bytesToMs(buf, r.start, r.stop) : null;
+    this.#pending = addr.next();
+    this.last = !this.#pending;
+    return true;
+  }
+
+  /** The current attempt's address (allocates; the hot path compares bytes instead). */
+  addr(): string {
+    return ascii(this.buf, this.addrStart, this.addrEnd);
+  }
+
+  /** $proxy_host of the line read last (allocates; needed only for an address several services share). */
+  upstream(): string {
+    return ascii(this.buf, this.#at[4] as number, this.#at[5] as number);
+  }
+}
+
+/** `buf[start, end)` as a string, its bytes taken as char codes (exact for ASCII). */
+function ascii(buf: Uint8Array, start: number, end: number): string {
+  return Buffer.from(buf.buffer, buf.byteOffset + start, end - start).toString('latin1');
+}
+
+/**
+ * {@link scanFixed} on bytes, for an ASCII line: true when `buf[start, end)` is
+ * `{"msec":"…",…,"request_time":"…"}` with the keys in the log_format's order,
+ * no backslash and no byte ≥ 0x80 anywhere, and only whitespace after the
+ * `}`; then `out[2i]`, `out[2i + 1]` are the start and end offsets of value
+ * `i` in {@link FixedFields} order (header left out). Allocates nothing.
+ */
+export function scanFixedBytes(buf: Uint8Array, start: number, end: number, out: Int32Array): boolean {
+  let pos = start;
+  let o = 0;
+  for (let k = 0; k < FIXED_KEY_BYTES.length; k++) {
+    const key = FIXED_KEY_BYTES[k] as Uint8Array;
+    const n = key.length;
+    if (pos + n > end) return false;
+    for (let j = 0; j < n; j++) if (buf[pos + j] !== key[j]) return false;
+    pos += n;
+    const from = pos;
+    for (;;) {
+      if (pos >= end) return false;
+      const c = buf[pos] as number;
+      if (c === 34 /* " */) break;
+      if (c === 92 /* \ */ || c >= 128) return false;
+      pos++;
+    }
+    if (k !== 6) {
+      out[o++] = from;
+      out[o++] = pos;
+    }
+    pos++;
+  }
+  if (pos >= end || buf[pos] !== 125 /* } */) return false;
+  for (pos++; pos < end; pos++) {
+    const c = buf[pos];
+    if (c !== 32 && c !== 10 && c !== 13 && c !== 9) return false;
+  }
+  return true;
+}
+
+/** {@link parseStatus} of the ASCII `buf[start, end)`. */
+export function bytesToStatus(buf: Uint8Array, start: number, end: number): number | null {
+  const n = end - start;
+  if (n === 3) {
+    const a = (buf[start] as number) - 48;
+    const b = (buf[start + 1] as number) - 48;
+    const c = (buf[start + 2] as number) - 48;
+    if (a >= 0 && a <= 9 && b >= 0 && b <= 9 && c >= 0 && c <= 9) return a * 100 + b * 10 + c;
+    return null;
+  }
+  return parseStatus(ascii(buf, start, end));
+}
+
+/** {@link secondsToMs} of the ASCII `buf[start, end)`, the same digits read by hand. */
+export function bytesToMs(buf: Uint8Array, start: number, end: number): number | null {
+  const n = end - start;
+  let whole = 0;
+  let i = start;
+  for (; i < end; i++) {
+    const c = (buf[i] as number) - 48;
+    if (c < 0 || c > 9) break;
+    whole = whole * 10 + c;
+  }
+  const digits = i - start;
+  if (digits === n && n > 0 && n <= 12) return whole * 1000;
+  if (digits > 0 && digits <= 12 && digits < n - 1 && n - digits - 1 <= 6 && buf[i] === 46 /* . */) {
+    let micros = 0;
+    let scale = 1_000_000;
+    for (i++; i < end; i++) {
+      const c = (buf[i] as number) - 48;
+      if (c < 0 || c > 9) return secondsToMs(ascii(buf, start, end));
+      scale /= 10;
+      micros += c * scale;
+    }
+    return whole * 1000 + micros / 1000;
+  }
+  return secondsToMs(ascii(buf, start, end));
 }

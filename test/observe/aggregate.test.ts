@@ -1,7 +1,10 @@
 import t from 'tap';
+import fc from 'fast-check';
+import assert from 'node:assert';
 import { ManualClock } from '../../src/clock.js';
 import { mergeSnapshots, parseObservationSnapshot } from '../../src/fleet/snapshot.js';
 import { LOG_LINE_RESULTS, Observer } from '../../src/observe/aggregate.js';
+import { parseLine } from '../../src/observe/parse.js';
 import { config, gatewayConfig, logLine, service, stateSince } from '../fixtures/observe/config.js';
 
 const NOW = 1_763_744_700_000;
@@ -373,3 +376,97 @@ t.test('snapshots: the span of observations, mergeable; one host merged gives it
   );
   t.ok(Math.abs((obs.observations(bigger, state, now).gateway?.canary.connectP95Ms ?? 0) - 4) < 0.1);
 });
+
+t.test(
+  'addLine, addLines, addBytes and the reference path (parseLine + addRecord) count and charge alike',
+  async (t) => {
+    // Shared addresses (picked by the upstream), IPv6, a unix socket (non-ASCII too), localhost, unknown ones.
+    const cfg = config([
+      service('alpha', ['127.0.0.1:7000', '[::1]:7003'], ['127.0.0.1:7001', 'unix:/run/é.sock'], { windowMs: 60_000 }),
+      service('beta', ['127.0.0.1:7000', 'localhost:7004'], ['127.0.0.1:7002', 'unix:/run/b.sock'], {
+        windowMs: 60_000,
+      }),
+    ]);
+    const addr = fc.constantFrom(
+      '127.0.0.1:7000',
+      '127.0.0.1:7001',
+      '127.0.0.1:7002',
+      '[::1]:7003',
+      '[::1]:7004',
+      '127.0.0.1:7004',
+      'unix:/run/é.sock',
+      'unix:/run/b.sock',
+      '10.0.0.9:80',
+      'alpha',
+      '-',
+      '',
+    );
+    const time = fc.constantFrom('-', '', '0.000', '0.001', '0.250', '1.5', 'x');
+    const status = fc.constantFrom('200', '404', '499', '500', '502', '504', '-', '', '2x0');
+    const sep = fc.constantFrom(', ', ' : ');
+    const list = <T extends string>(item: fc.Arbitrary<T>, n: number): fc.Arbitrary<string> =>
+      fc
+        .tuple(fc.array(item, { minLength: n, maxLength: n }), fc.array(sep, { minLength: n, maxLength: n }))
+        .map(([items, seps]) => items.map((x, i) => (i === 0 ? x : `${seps[i] ?? ', '}${x}`)).join(''));
+    const line = fc
+      .record({
+        n: fc.integer({ min: 1, max: 3 }),
+        atMs: fc.integer({ min: NOW - 90_000, max: NOW + 5000 }),
+        status: fc.constantFrom(200, 404, 499, 502),
+        upstream: fc.constantFrom('alpha', 'beta_primary', 'beta_canary', 'gamma', ''),
+        escape: fc.boolean(),
+        garbage: fc.constantFrom('', '', '', '', '', 'x', '\n'),
+      })
+      .chain((f) =>
+        fc
+          .record({
+            addr: list(addr, f.n),
+            ustatus: list(status, f.n),
+            connect: list(time, f.n),
+            response: list(time, f.n),
+          })
+          .map((l) => {
+            const text = logLine({ ...f, ...l, header: f.escape ? 'a"b' : '-' });
+            // An escaped value, or a line that is not one at all, takes the reference path in every variant.
+            return f.garbage === 'x' ? text.slice(0, 40) : f.garbage === '\n' ? '' : text;
+          }),
+      );
+    const state = stateSince({ alpha: NOW - 60_000, beta: NOW - 30_000 });
+    let charged = 0;
+    fc.assert(
+      fc.property(fc.array(line, { minLength: 1, maxLength: 40 }), fc.nat(), (lines, cut) => {
+        const one = new Observer(cfg);
+        const many = new Observer(cfg);
+        const bytes = new Observer(cfg);
+        const ref = new Observer(cfg);
+        for (const l of lines) {
+          const rec = parseLine(l);
+          const want = rec === null ? 'invalid' : ref.addRecord(rec, NOW);
+          // An invalid line is counted by addLine alone; a leading space keeps it off the fast path (JSON.parse says the same).
+          if (rec === null) ref.addLine(` ${l}`, NOW);
+          assert.equal(one.addLine(l, NOW), want, l);
+        }
+        many.addLines(lines, NOW);
+        // Two batches cut anywhere between lines, inside a buffer with bytes around them, as the follower hands them.
+        const k = cut % (lines.length + 1);
+        for (const part of [lines.slice(0, k), lines.slice(k)]) {
+          if (part.length === 0) continue;
+          const body = Buffer.from(part.join('\n'));
+          bytes.addBytes(Buffer.concat([Buffer.from('junk\n'), body, Buffer.from('\nmore')]), 5, 5 + body.length, NOW);
+        }
+        const view = (o: Observer): unknown => [
+          o.lineCounts(),
+          o.attemptCounts(),
+          o.observations(cfg, state, NOW),
+          o.serverObservations(cfg, state, NOW),
+        ];
+        charged += ref.attemptCounts().counted;
+        assert.deepStrictEqual(view(one), view(ref));
+        assert.deepStrictEqual(view(many), view(ref));
+        assert.deepStrictEqual(view(bytes), view(ref));
+      }),
+      { numRuns: 400, seed: 20_261_202 },
+    );
+    t.ok(charged > 1000, `${charged} attempts charged to windows (the property is not vacuous)`);
+  },
+);

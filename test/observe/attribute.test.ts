@@ -126,3 +126,29 @@ t.test(
     );
   },
 );
+
+t.test('serversInBytes finds by bytes what attribute finds by string, hash collisions included', async (t) => {
+  // 'Aa' and 'BB' hash alike (31 × 65 + 97 = 31 × 66 + 66), so these two socket paths share a bucket.
+  const cfg = config([
+    service('alpha', ['127.0.0.1:7000', 'unix:/run/Aa'], ['[::1]:7001']),
+    service('beta', ['127.0.0.1:7000', 'unix:/run/BB'], ['localhost:7002']),
+  ]);
+  const map = buildAttribution(cfg);
+  const inBytes = (addr: string) => {
+    const buf = Buffer.from(`"${addr}",`);
+    return map.serversInBytes(buf, 1, buf.length - 2);
+  };
+  for (const addr of ['unix:/run/Aa', 'unix:/run/BB', '[::1]:7001', '127.0.0.1:7002', '[::1]:7002', 'localhost:7002']) {
+    const list = inBytes(addr);
+    t.equal(list?.length, 1, addr);
+    t.equal(list?.[0], map.attribute(addr), `${addr}: the same server`);
+  }
+  t.same(
+    inBytes('127.0.0.1:7000')?.map((a) => a.service),
+    ['alpha', 'beta'],
+    'a shared address gives every server: attribute() picks by upstream',
+  );
+  t.equal(inBytes('127.0.0.1:7003'), undefined, 'unknown');
+  t.equal(inBytes('unix:/run/A'), undefined, 'a prefix is not a match');
+  t.equal(inBytes(''), undefined);
+});

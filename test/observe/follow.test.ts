@@ -280,6 +280,7 @@ t.test('options are validated; start twice throws; stop is idempotent', async (t
   t.throws(() => new LogFollower({ file: '/x', onLines, drainMs: -1 }), RangeError);
   t.throws(() => new LogFollower({ file: '/x', onLines, maxLineBytes: 0 }), RangeError);
   const dir = await tempDir(t);
+  t.throws(() => new LogFollower({ file: '/x' }), TypeError, 'neither onLines nor onBytes');
   const f = new LogFollower({ file: path.join(dir, 'none.json'), onLines });
   await f.start();
   await t.rejects(f.start(), /already started/);
@@ -296,3 +297,55 @@ t.test('options are validated; start twice throws; stop is idempotent', async (t
     draining: 0,
   });
 });
+
+t.test(
+  'onBytes hands over exactly the lines onLines gets: partial, empty, over-long, non-ASCII, rotated',
+  async (t) => {
+    const dir = await tempDir(t);
+    const file = path.join(dir, 'canary.json');
+    await fs.writeFile(file, '');
+    const str = await follow(t, { file, maxLineBytes: 100 });
+    const byBytes: string[] = [];
+    const calls: number[] = [];
+    const b = new LogFollower({
+      file,
+      pollMs: 20,
+      maxLineBytes: 100,
+      drainMs: 200,
+      onBytes: (buf, start, end) => {
+        calls.push(end - start);
+        byBytes.push(...buf.toString('utf8', start, end).split('\n'));
+      },
+    });
+    await b.start();
+    t.teardown(() => b.stop());
+    const writes = [
+      'a\n\nb\n', // an empty line between two
+      'c1', // a partial line, completed by the next write
+      '2\nd é ☃\n',
+      `${'y'.repeat(300)}\ne\n`, // an over-long line inside one read
+      'z'.repeat(60), // a partial line growing past the cap
+      'z'.repeat(60),
+      'z\nf\n',
+    ];
+    for (const w of writes) {
+      appendFileSync(file, w);
+      const bytes = Buffer.byteLength(writes.slice(0, writes.indexOf(w) + 1).join(''));
+      await waitFor(() => b.stats.bytes === bytes && str.f.stats.bytes === bytes, { what: 'both read the write' });
+    }
+    await fs.rename(file, `${file}.1`);
+    appendFileSync(`${file}.1`, 'g (written to the rotated file)\n');
+    appendFileSync(file, 'h (the new file)\n');
+    const want = ['a', '', 'b', 'c12', 'd é ☃', 'e', 'f', 'g (written to the rotated file)', 'h (the new file)'];
+    await waitFor(() => byBytes.length === want.length && str.lines.length === want.length, {
+      what: 'every line on both',
+    });
+    t.same([...byBytes].sort(), [...want].sort(), 'onBytes: every line once');
+    t.same([...str.lines].sort(), [...want].sort(), 'onLines: the same lines');
+    t.same(byBytes.slice(0, 7), want.slice(0, 7), 'in file order within a file');
+    t.equal(b.stats.lines, str.f.stats.lines, 'stats.lines counts them alike');
+    t.equal(b.stats.overlong, 2);
+    t.equal(str.f.stats.overlong, 2);
+    t.ok(calls.every((n) => n >= 0));
+  },
+);

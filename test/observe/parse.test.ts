@@ -3,14 +3,20 @@ import fc from 'fast-check';
 import assert from 'node:assert';
 import {
   attemptFailed,
+  bytesToMs,
+  bytesToStatus,
+  LineCursor,
   parseLine,
   parseStatus,
   responseSample,
   scanFixed,
+  scanFixedBytes,
   secondsToMs,
   splitList,
+  statusFailed,
   type FixedFields,
 } from '../../src/observe/parse.js';
+import type { Attempt, LogRecord } from '../../src/observe/types.js';
 
 t.test('a retried attempt: one line, two attempts, the first refused', async (t) => {
   const rec = parseLine(
@@ -272,6 +278,10 @@ t.test('attemptFailed: ≥ 500 and no status are errors, below 500 is not', asyn
     true,
     'a real 5xx stays an error',
   );
+  t.equal(statusFailed(null, true), false, 'statusFailed is attemptFailed on the status alone');
+  t.equal(statusFailed(null), true);
+  t.equal(statusFailed(500), true);
+  t.equal(statusFailed(404), false);
 });
 
 const KEYS = [
@@ -369,4 +379,154 @@ t.test('the fast path declines anything but the exact shape', async (t) => {
   t.equal(scanFixed(good.slice(0, 60), out), false, 'cut short inside a value');
   t.equal(scanFixed(good.slice(0, 40), out), false, 'cut short after a key');
   t.equal(parseLine(` ${good}`)?.status, 200, 'the JSON.parse path still reads the declined line');
+});
+
+/** What {@link LineCursor} reads from `line` (as UTF-8 bytes at an offset), in parseLine's shape; 'other' when it declines. */
+function viaCursor(c: LineCursor, line: string): Omit<LogRecord, 'requestMs'> | null | 'other' {
+  // At an offset inside a larger buffer, with bytes around it, as the follower hands lines over.
+  const body = Buffer.from(line, 'utf8');
+  const buf = Buffer.concat([Buffer.from('x\n'), body, Buffer.from('\n{"msec":"1"')]);
+  const r = c.read(buf, 2, 2 + body.length);
+  if (r === 'other') return 'other';
+  if (r === 'invalid') return null;
+  const attempts: Attempt[] = [];
+  const lasts: boolean[] = [];
+  while (c.next()) {
+    attempts.push({ addr: c.addr(), status: c.attemptStatus, connectMs: c.connectMs, responseMs: c.responseMs });
+    lasts.push(c.last);
+  }
+  assert.deepStrictEqual(
+    lasts,
+    attempts.map((_, i) => i === attempts.length - 1),
+    'only the last attempt is last',
+  );
+  return { atMs: c.atMs, status: c.status, upstream: c.upstream(), attempts };
+}
+
+/** parseLine's record without requestMs (the cursor does not read request_time). */
+function reference(line: string): Omit<LogRecord, 'requestMs'> | null {
+  const r = parseLine(line);
+  if (r === null) return null;
+  const { requestMs: _unused, ...rest } = r;
+  return rest;
+}
+
+t.test(
+  'LineCursor reads every line as parseLine does, and declines only what scanFixed or ASCII rule out',
+  async (t) => {
+    const piece = fc.constantFrom(
+      '-',
+      '',
+      '200',
+      '502',
+      '499',
+      '0.000',
+      '0.012',
+      '1.5',
+      '12',
+      '1e3',
+      '0.1234567',
+      ', ',
+      ' : ',
+      ',',
+      ' ',
+      ':',
+      '127.0.0.1:8080',
+      '[::1]:80',
+      'unix:/run/a.sock',
+      'gateway',
+    );
+    const value = fc.oneof(
+      { weight: 30, arbitrary: fc.array(piece, { maxLength: 6 }).map((a) => a.join('')) },
+      { weight: 2, arbitrary: fc.string({ unit: 'binary-ascii', maxLength: 12 }) },
+      { weight: 1, arbitrary: fc.string({ unit: 'binary', maxLength: 12 }) },
+      { weight: 1, arbitrary: fc.constantFrom('"', '\\', 'é', '\u{1F600}', '1763744701.123', ' 12', '0x1F') },
+    );
+    const rec = fc.record({
+      msec: fc.oneof(
+        { weight: 8, arbitrary: fc.constantFrom('1763744701.123', '1763744701', '1.5', '-1', '', '1234567890123') },
+        { weight: 1, arbitrary: value },
+      ),
+      status: fc.oneof(
+        { weight: 8, arbitrary: fc.constantFrom('200', '502', '499', '-', '1000', '99') },
+        { weight: 1, arbitrary: value },
+      ),
+      upstream: value,
+      addr: value,
+      ustatus: value,
+      connect: value,
+      header: value,
+      response: value,
+      request_time: fc.oneof(fc.constantFrom('0.002', '-'), value),
+    });
+    const c = new LineCursor();
+    const out: FixedFields = ['', '', '', '', '', '', '', ''];
+    let ok = 0;
+    let declined = 0;
+    fc.assert(
+      fc.property(rec, fc.constantFrom('', ' ', '\t\r'), (v, tail) => {
+        const line = lineOf(v, 'nginx') + tail;
+        const got = viaCursor(c, line);
+        // eslint-disable-next-line no-control-regex
+        const ascii = /^[\x00-\x7f]*$/.test(line);
+        if (got === 'other') {
+          assert.ok(!ascii || !scanFixed(line, out), `declined a line the fast path takes: ${line}`);
+          declined++;
+          return;
+        }
+        if (got !== null) ok++;
+        assert.deepStrictEqual(got, reference(line));
+      }),
+      { numRuns: 20_000, seed: 20_261_202 },
+    );
+    t.ok(ok > 2000, `${ok} of 20,000 random lines read by the cursor (the property is not vacuous)`);
+    t.ok(declined > 1000, `${declined} declined (escapes, bytes ≥ 0x80: left to parseLine)`);
+  },
+);
+
+t.test('LineCursor on damaged real lines: the same record as parseLine, or declined', async (t) => {
+  const real =
+    '{"msec":"1763744701.123","status":"200","upstream":"gateway","addr":"127.0.0.1:18890, 127.0.0.1:18789 : 127.0.0.1:1","ustatus":"502, 200 : -","connect":"-, 0.000 : 0.001","header":"-, 0.001 : -","response":"0.000, 0.001 : 0.5","request_time":"0.002"}';
+  const c = new LineCursor();
+  let ok = 0;
+  fc.assert(
+    fc.property(
+      fc.nat({ max: real.length }),
+      fc.nat({ max: real.length }),
+      fc.string({ unit: 'binary-ascii', maxLength: 8 }),
+      (at, cut, insert) => {
+        const line = real.slice(0, at) + insert + real.slice(Math.min(real.length, at + (cut % 4)));
+        const got = viaCursor(c, line);
+        if (got === 'other') return;
+        if (got !== null) ok++;
+        assert.deepStrictEqual(got, reference(line));
+      },
+    ),
+    { numRuns: 10_000, seed: 20_261_203 },
+  );
+  t.ok(ok > 100, `${ok} damaged lines still read by the cursor`);
+});
+
+t.test('LineCursor: the shapes nginx writes, read in place', async (t) => {
+  const c = new LineCursor();
+  const line =
+    '{"msec":"1763744701.5","status":"200","upstream":"gateway","addr":"127.0.0.1:1, 127.0.0.1:2 : 127.0.0.1:3","ustatus":"502, 504 : 200","connect":"-, 0.012 : 0.003","header":"-, - : 0.004","response":"0.000, 1.000 : 0.2345","request_time":"1.250"}';
+  t.same(viaCursor(c, line), reference(line));
+  t.equal((viaCursor(c, line) as { attempts: Attempt[] }).attempts.length, 3);
+  const none =
+    '{"msec":"1","status":"404","upstream":"","addr":"","ustatus":"","connect":"","header":"","response":"","request_time":"0"}';
+  t.same(viaCursor(c, none), { atMs: 1000, status: 404, upstream: '', attempts: [] }, 'no upstream: no attempts');
+  t.equal(viaCursor(c, none.replace('"status":"404"', '"status":"OK"')), null, 'unusable status: invalid');
+  t.equal(viaCursor(c, none.replace('"msec":"1"', '"msec":"x"')), null, 'unusable msec: invalid');
+  t.equal(viaCursor(c, none.replace('"upstream":""', '"upstream":"é"')), 'other', 'a byte ≥ 0x80: parseLine reads it');
+  t.equal(viaCursor(c, none.replace('"upstream":""', '"upstream":"a\\"b"')), 'other', 'an escape: parseLine reads it');
+  t.equal(viaCursor(c, ` ${none}`), 'other', 'another shape: parseLine reads it');
+  t.equal(viaCursor(c, ''), 'other', 'an empty line: parseLine says invalid');
+  t.equal(bytesToMs(Buffer.from('x0.0015y'), 1, 7), 1.5);
+  t.equal(bytesToMs(Buffer.from('1e3'), 0, 3), 1_000_000, 'odd forms go through secondsToMs');
+  t.equal(bytesToStatus(Buffer.from('-'), 0, 1), null);
+  t.equal(bytesToStatus(Buffer.from('1000'), 0, 4), 1000);
+  const at = new Int32Array(16);
+  t.equal(scanFixedBytes(Buffer.from(`${line}\r\n`), 0, line.length + 2, at), true, 'trailing whitespace');
+  t.equal(Buffer.from(line).toString('latin1', at[6], at[7]), '127.0.0.1:1, 127.0.0.1:2 : 127.0.0.1:3', 'addr offsets');
 });

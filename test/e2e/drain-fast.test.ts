@@ -19,6 +19,7 @@ import t from 'tap';
 import { seriesWidthMs } from '../../src/observe/window.js';
 import { calibrateBounds, errorTest, walkExposureMs, walkStartPoints } from '../../src/rollout/sequential.js';
 import type { CountBucket } from '../../src/rollout/types.js';
+import { waitFor } from '../../src/util/wait.js';
 import { sample, startStack, type Stack } from '../fixtures/stack.js';
 
 const RELOADS_OK = 'nginx_canary_reloads_total{result="ok"}';
@@ -123,9 +124,12 @@ t.test('a canary answering only 5xx drains after a few attempts and one apply, r
     const faultWall = Date.now();
 
     // The last reload was a moment ago: the slice's, its signal sent < 2 s before the fault.
-    const slice = appliedLines(stack.output()).find((a) => a.weights['gateway'] === 5);
-    t.ok(slice, 'the slice was applied (its log line)');
-    const signalAt = (slice?.time ?? 0) - (slice?.stagesMs['answer'] ?? 0) - (slice?.stagesMs['retire'] ?? 0);
+    // The sidecar's log reaches us through a pipe, possibly after the status showed the weight: wait for the line.
+    const slice = await waitFor(() => appliedLines(stack.output()).find((a) => a.weights['gateway'] === 5), {
+      timeoutMs: 10_000,
+      what: "the slice's applied line in the sidecar log",
+    });
+    const signalAt = slice.time - (slice.stagesMs['answer'] ?? 0) - (slice.stagesMs['retire'] ?? 0);
     t.ok(
       faultWall - signalAt < 2000,
       `the slice's reload was signalled ${faultWall - signalAt} ms before the fault (< 2 s)`,
@@ -140,6 +144,10 @@ t.test('a canary answering only 5xx drains after a few attempts and one apply, r
     t.equal(drained.drainReason, 'error_ratio', 'drained by the error gate');
     // Exactly one reload between the fault and the drained state: the slice's reload came before the fault
     // (above), and every reload counted ok is an apply in the log, the drain's the only one after the slice's.
+    await waitFor(() => appliedLines(stack.output()).some((a) => a.weights['gateway'] === 0), {
+      timeoutMs: 10_000,
+      what: "the drain's applied line in the sidecar log",
+    });
     const applies = appliedLines(stack.output());
     t.equal(
       sample(await stack.metrics(), RELOADS_OK),
@@ -149,7 +157,7 @@ t.test('a canary answering only 5xx drains after a few attempts and one apply, r
     const sinceSlice = applies.slice(applies.findIndex((a) => a.weights['gateway'] === 5) + 1);
     t.same(
       sinceSlice.map((a) => [a.generation, a.weights['gateway']]),
-      [[(slice?.generation ?? NaN) + 1, 0]],
+      [[slice.generation + 1, 0]],
       "exactly one reload after the slice's: the drain to 0, the next generation",
     );
 

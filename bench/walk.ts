@@ -17,8 +17,17 @@
  * - WALK: rollout slice 5, step 10, 1 s soaks, min_reload_interval 1 s, gates
  *   loosened so a healthy canary under saturation cannot drain (connect_p95
  *   2 s, baseline_p95_factor 1000, probes every 500 ms with 50 % failures
- *   allowed). The run lasts from the sidecar's API answering until weight 100,
- *   phase complete. Reloads are `nginx_canary_reloads_total{result="ok"}`.
+ *   allowed). The run lasts from the sidecar's API answering until it logs its
+ *   walk complete (a `"kind":"complete"` event on its stdout; the status is
+ *   then read once to check weight 100, phase complete): the bench does not
+ *   poll the sidecar's API while it measures it. Reloads are
+ *   `nginx_canary_reloads_total{result="ok"}`.
+ * - FIXED (issue 13: the sidecar's CPU at a fixed weight, apart from reloads):
+ *   the shipped config with target 50, walked there the same way under the
+ *   same wrk; once complete and no old worker is left, CPU of the sidecar and
+ *   of nginx over 15 s with no reload and no request to the sidecar,
+ *   requests counted by the backends. Runs right after the shipped pair, and
+ *   counts for the exit code as the walk's ratio does.
  * - CONTROL: the same nginx.conf with the include rendered once at weight 50
  *   (both backends busy, as in the middle of the walk), the same wrk, the walk's
  *   duration, and the walk's number of bare `nginx -s reload`s evenly spaced.
@@ -45,7 +54,8 @@
  * Knobs for digging: BENCH_WALK_TRACE=1 prints CPU and RSS once a second;
  * BENCH_WALK_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/p" is passed to the
  * sidecar's node, after the flags of bin/nginx-canary's shebang (the node
- * flags the shipped units run it with).
+ * flags the shipped units run it with); `--fixed-only` runs the FIXED run
+ * alone (~35 s).
  *
  * CPU: `/proc/<pid>/stat` utime+stime (fields 14, 15) in clock ticks
  * (`getconf CLK_TCK`). nginx's CPU is the master's utime+stime+cutime+cstime
@@ -54,8 +64,9 @@
  * lost between samples; read at the start and end of the run. The sidecar's is
  * its own utime+stime; the `nginx -t` / `nginx -s reload` children it waited
  * for (its cutime+cstime) are printed apart, and so is its CPU over 3 s after
- * the walk with no traffic (the fixed cost: probes, ticks, the bench's status
- * polls every 250 ms). RSS: VmRSS and RssAnon (private memory: RSS less the
+ * the walk with no traffic (the fixed cost: probes, ticks). Both ratios are
+ * sidecar CPU / nginx CPU over the same span, against 5 % (docs/design.md
+ * "Targets", issue 13). RSS: VmRSS and RssAnon (private memory: RSS less the
  * mapped node binary and libraries) sampled every 200 ms, VmHWM (peak) from
  * /proc/<pid>/status.
  *
@@ -76,7 +87,7 @@ import { buildModel } from '../src/nginx/model.js';
 import { renderUpstreams } from '../src/nginx/render.js';
 import { oldWorkers, statFields } from '../src/nginx/workers.js';
 import { waitFor } from '../src/util/wait.js';
-import { repoRoot, startStack, userEnv, type Stack } from '../test/fixtures/stack.js';
+import { repoRoot, sample, startStack, userEnv, type Stack } from '../test/fixtures/stack.js';
 
 const run = promisify(execFile);
 
@@ -97,6 +108,10 @@ const IDLE_MS = 3000;
 const LOG_BUFFER = 'buffer=64k flush=250ms';
 /** The load targets of docs/design.md "Targets". */
 const TARGET_CPU_RATIO = 0.05;
+/** Canary weight of the FIXED run, % (both pools busy, as in the middle of the walk). */
+const FIXED_WEIGHT = 50;
+/** Length of the FIXED run's measurement window, ms (issue 13: 15 s of wrk -c64 at a fixed weight). */
+const FIXED_MS = 15_000;
 const TARGET_RSS_MIB = 80;
 
 const LUA = `-- counts responses by class per thread; done() sums the threads
@@ -366,8 +381,11 @@ function loosenGates(yaml: string): string {
   return out;
 }
 
-/** A fresh stack (nginx, backends; no sidecar) of variant `v` in `dir`, stopped when `sc` closes. */
-async function newStack(sc: Scope, dir: string, v: Variant): Promise<Stack> {
+/**
+ * A fresh stack (nginx, backends; no sidecar) of variant `v` in `dir`, stopped when `sc` closes; the
+ * sidecar's rollout target is `target` (canary %, 0–100).
+ */
+async function newStack(sc: Scope, dir: string, v: Variant, target = 100): Promise<Stack> {
   const teardowns: (() => unknown)[] = [];
   sc.add(async () => {
     for (const fn of teardowns.reverse()) await fn();
@@ -376,7 +394,7 @@ async function newStack(sc: Scope, dir: string, v: Variant): Promise<Stack> {
     { teardown: (fn) => teardowns.push(fn) },
     {
       dir,
-      target: 100,
+      target,
       soak: '1s',
       window: '5s',
       minRequests: 20,
@@ -497,6 +515,83 @@ async function drainOld(master: number): Promise<{ ms: number | null; left: numb
   }
 }
 
+/** A sidecar child started by {@link startSidecar}. */
+interface Sidecar {
+  pid: number;
+  /** SIGTERM, then SIGKILL after 10 s; resolves once it exited. */
+  stop(): Promise<void>;
+  /** The tail of its output, for error messages. */
+  tail(): string;
+  /** The event kinds (`complete`, `drain`, …) its JSON log lines have reported so far. */
+  events: ReadonlySet<string>;
+}
+
+/**
+ * Starts `bin/nginx-canary -c <weights.yaml> run` for `stack` with the shipped node flags (plus
+ * BENCH_WALK_NODE_ARGS) and waits for its API to answer /healthz (15 s deadline).
+ */
+async function startSidecar(sc: Scope, dir: string, stack: Stack, bin: string): Promise<Sidecar> {
+  const nodeArgs = [
+    ...(await shippedNodeFlags(bin)),
+    ...(process.env['BENCH_WALK_NODE_ARGS'] ?? '').split(/\s+/).filter(Boolean),
+  ];
+  const child = spawn(process.execPath, [...nodeArgs, bin, '-c', stack.configFile, 'run'], {
+    cwd: dir,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: userEnv(),
+  });
+  let out = '';
+  let partial = '';
+  const events = new Set<string>();
+  child.stdout.on('data', (d: Buffer) => {
+    const text = d.toString();
+    out = (out + text).slice(-20_000);
+    // Its log is JSON lines (stdout is a pipe): every rollout event carries "kind" (runner.ts #afterEvents).
+    const lines = (partial + text).split('\n');
+    partial = lines.pop() ?? '';
+    for (const l of lines) {
+      const kind = /"kind":"([a-z_]+)"/.exec(l)?.[1];
+      if (kind !== undefined) events.add(kind);
+    }
+  });
+  child.stderr.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-20_000)));
+  const stop = sc.add(() => stopChild(child, 'SIGTERM', 10_000));
+  const pid = child.pid;
+  if (pid === undefined) throw new Error('the sidecar did not start');
+  const tail = (): string => `\n--- sidecar output (tail) ---\n${out.split('\n').slice(-30).join('\n')}`;
+  await waitFor(
+    async () => {
+      if (child.exitCode !== null) throw new Error(`sidecar exited ${child.exitCode}`);
+      const r = await request(`${stack.api}/healthz`);
+      await r.body.dump();
+      return r.statusCode === 200;
+    },
+    { timeoutMs: 15_000, what: 'the sidecar API' },
+  ).catch((err: unknown) => {
+    throw new Error(`${(err as Error).message}${tail()}`);
+  });
+  return { pid, stop, tail, events };
+}
+
+/**
+ * Waits (WALK_TIMEOUT_MS) for the sidecar to log its walk's `complete` event, then checks once that its
+ * status says `weight` %, phase complete. Watching its own log instead of polling its API keeps the
+ * bench's requests out of the sidecar CPU it measures (each status answer costs the sidecar some ms of
+ * CPU: at the 250 ms polls this bench used to make, a few % of nginx's CPU). Throws on a `drain` event.
+ */
+async function completion(sidecar: Sidecar, stack: Stack, weight: number): Promise<void> {
+  await waitFor(
+    () => {
+      if (sidecar.events.has('drain')) throw new Error('the walk drained (a drain event in the sidecar log)');
+      return sidecar.events.has('complete');
+    },
+    { timeoutMs: WALK_TIMEOUT_MS, intervalMs: 20, what: `the sidecar to log its walk complete at ${weight} %` },
+  );
+  const s = (await stack.status()).services[0];
+  if (s?.weight !== weight || s.phase !== 'complete')
+    throw new Error(`the sidecar logged complete, but its status says ${s?.weight ?? '?'} %, ${s?.phase ?? '?'}`);
+}
+
 /** WALK of variant `v` with the sidecar at `bin` (see the file comment). */
 async function walkRun(v: Variant, bin: string): Promise<RunResult> {
   const dir = await mkdtemp(path.join(tmpdir(), 'nginx-canary-bench-walk-'));
@@ -513,45 +608,14 @@ async function walkRun(v: Variant, bin: string): Promise<RunResult> {
     const wrk = startWrk(sc, stack.url, lua);
     await loaded(stack);
 
-    const nodeArgs = [
-      ...(await shippedNodeFlags(bin)),
-      ...(process.env['BENCH_WALK_NODE_ARGS'] ?? '').split(/\s+/).filter(Boolean),
-    ];
-    const sidecar = spawn(process.execPath, [...nodeArgs, bin, '-c', stack.configFile, 'run'], {
-      cwd: dir,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: userEnv(),
-    });
-    let out = '';
-    sidecar.stdout.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-20_000)));
-    sidecar.stderr.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-20_000)));
-    const stopSidecar = sc.add(() => stopChild(sidecar, 'SIGTERM', 10_000));
-    const pid = sidecar.pid;
-    if (pid === undefined) throw new Error('the sidecar did not start');
-    const tail = (): string => `\n--- sidecar output (tail) ---\n${out.split('\n').slice(-30).join('\n')}`;
-    await waitFor(
-      async () => {
-        if (sidecar.exitCode !== null) throw new Error(`sidecar exited ${sidecar.exitCode}`);
-        const r = await request(`${stack.api}/healthz`);
-        await r.body.dump();
-        return r.statusCode === 200;
-      },
-      { timeoutMs: 15_000, what: 'the sidecar API' },
-    ).catch((err: unknown) => {
-      throw new Error(`${(err as Error).message}${tail()}`);
-    });
+    const sidecar = await startSidecar(sc, dir, stack, bin);
+    const { pid } = sidecar;
+    const tail = (): string => sidecar.tail();
 
     const t0 = performance.now();
     const [n0, s0, h0] = [await nginxCpu(master), await cpuOf(pid), await hostCpu()];
     const samples = sampler(master, pid);
-    await waitFor(
-      async () => {
-        const s = (await stack.status()).services[0];
-        if (s?.phase === 'drained') throw new Error(`the walk drained: ${s.drainReason ?? '?'}`);
-        return s?.weight === 100 && s.phase === 'complete';
-      },
-      { timeoutMs: WALK_TIMEOUT_MS, intervalMs: 250, what: 'weight 100, phase complete' },
-    ).catch(async (err: unknown) => {
+    await completion(sidecar, stack, 100).catch(async (err: unknown) => {
       const s = (await stack.status().catch(() => null))?.services[0];
       throw new Error(`${(err as Error).message}; last status: ${s?.summary ?? '?'}${tail()}`);
     });
@@ -563,7 +627,7 @@ async function walkRun(v: Variant, bin: string): Promise<RunResult> {
     const i0 = await cpuOf(pid);
     await delay(IDLE_MS); // a measurement window: the sidecar's idle CPU over IDLE_MS, not a settle wait
     const i1 = await cpuOf(pid);
-    await stopSidecar();
+    await sidecar.stop();
     if (!s0 || !s1 || !i0 || !i1) throw new Error('the sidecar vanished from /proc');
     return {
       name: `walk, ${v.name}`,
@@ -580,6 +644,88 @@ async function walkRun(v: Variant, bin: string): Promise<RunResult> {
         anonMaxMiB: Math.max(end.anonMax, mem.anon),
         hwmMiB: mem.hwm,
       },
+    };
+  } finally {
+    await sc.close();
+  }
+}
+
+/** What {@link fixedRun} measured over its FIXED_MS window. */
+interface FixedResult {
+  /** Length of the measurement window, s. */
+  durationS: number;
+  /** Requests the two backends answered in the window. */
+  requests: number;
+  /** Access-log lines the sidecar counted in the window (`nginx_canary_log_lines_total`, all results). */
+  lines: number;
+  /** Reloads the sidecar made in the window (0: the weight stayed fixed). */
+  reloads: number;
+  /** Sidecar utime+stime in the window, s (its `nginx -t` children apart: none without reloads). */
+  sidecarCpuS: number;
+  /** nginx master and workers, utime+stime (see the file comment), s. */
+  nginxCpuS: number;
+  /** Busy share of the whole host in the window, 0–1 (/proc/stat). */
+  hostBusy: number;
+  wrk: WrkResult;
+}
+
+/** Sum of every `nginx_canary_log_lines_total{result=…}` sample of a /metrics text. */
+function logLines(metrics: string): number {
+  let n = 0;
+  for (const m of metrics.matchAll(/^nginx_canary_log_lines_total\{result="[a-z]+"\} (\d+)/gm)) n += Number(m[1]);
+  return n;
+}
+
+/**
+ * FIXED: the shipped config with target FIXED_WEIGHT (the same walk there: slice 5, step 10, 1 s soaks),
+ * under the same wrk; once the sidecar reports the target reached (phase complete) and no old worker is
+ * left, CPU of the sidecar and of nginx over FIXED_MS with no reload, no bench request to the sidecar
+ * (the status is not polled in the window), requests from the backends' counters.
+ */
+async function fixedRun(bin: string): Promise<FixedResult> {
+  const v = VARIANTS['shipped'] as Variant;
+  const dir = await mkdtemp(path.join(tmpdir(), 'nginx-canary-bench-fixed-'));
+  const sc = scope();
+  sc.add(() => rm(dir, { recursive: true, force: true }));
+  try {
+    const stack = await newStack(sc, dir, v, FIXED_WEIGHT);
+    await writeFile(stack.configFile, loosenGates(await readFile(stack.configFile, 'utf8')));
+    const lua = path.join(dir, 'count.lua');
+    await writeFile(lua, LUA);
+    const master = stack.nginx.pid;
+    const wrk = startWrk(sc, stack.url, lua);
+    await loaded(stack);
+    const sidecar = await startSidecar(sc, dir, stack, bin);
+    await completion(sidecar, stack, FIXED_WEIGHT).catch((err: unknown) => {
+      throw new Error(`${(err as Error).message}${sidecar.tail()}`);
+    });
+    await waitFor(async () => (await oldWorkers(master)).shuttingDown === 0, {
+      timeoutMs: SHUTDOWN_TIMEOUT_MS + 3000,
+      intervalMs: 100,
+      what: 'no old nginx worker before the fixed-weight window',
+    });
+    const m0 = await stack.metrics();
+    const hits0 = stack.primary.hits + stack.canary.hits;
+    const t0 = performance.now();
+    const [n0, s0, h0] = [await nginxCpu(master), await cpuOf(sidecar.pid), await hostCpu()];
+    await delay(FIXED_MS); // the measurement window itself, not a settle wait
+    const [n1, s1, h1] = [await nginxCpu(master), await cpuOf(sidecar.pid), await hostCpu()];
+    const t1 = performance.now();
+    const hits1 = stack.primary.hits + stack.canary.hits;
+    const m1 = await stack.metrics();
+    const w = await wrk.stop();
+    await sidecar.stop();
+    if (!s0 || !s1) throw new Error('the sidecar vanished from /proc');
+    const reloads = (m: string): number => sample(m, 'nginx_canary_reloads_total{result="ok"}');
+    return {
+      durationS: (t1 - t0) / 1000,
+      requests: hits1 - hits0,
+      lines: logLines(m1) - logLines(m0),
+      reloads: reloads(m1) - reloads(m0),
+      sidecarCpuS: s1.self - s0.self,
+      nginxCpuS: n1 - n0,
+      hostBusy: (h1.busy - h0.busy) / (h1.total - h0.total),
+      wrk: w,
     };
   } finally {
     await sc.close();
@@ -731,6 +877,7 @@ const extra = (variantArg ?? 'no-keepalive,buffer').split(',').filter(Boolean);
 for (const x of extra)
   if (!(x in VARIANTS) || x === 'shipped') await abort(`unknown variant "${x}" (known: no-keepalive, buffer)`, 2);
 const variants = [VARIANTS['shipped'], ...extra.map((x) => VARIANTS[x])].filter((v): v is Variant => v !== undefined);
+const fixedOnly = process.argv.includes('--fixed-only');
 
 if (process.platform !== 'linux' || !existsSync('/proc/self/stat'))
   await abort('needs Linux /proc (CPU, RSS and old workers are read there)', 2);
@@ -746,8 +893,14 @@ console.log(
 );
 const started = performance.now();
 const runs: RunResult[] = [];
+let fixed: FixedResult | null = null;
+const bin = path.join(repoRoot, 'bin', 'nginx-canary');
 try {
-  for (const v of variants) {
+  if (fixedOnly) {
+    fixed = await fixedRun(bin);
+    console.log(`  fixed weight ${FIXED_WEIGHT}: ${fixed.durationS.toFixed(1)} s, ${int(fixed.requests)} requests`);
+  }
+  for (const v of fixedOnly ? [] : variants) {
     // A pair takes about two walks plus ~15 s of setup; skip variants that would not fit the budget.
     const last = runs[runs.length - 2];
     const elapsed = performance.now() - started;
@@ -755,12 +908,17 @@ try {
       console.log(`  skipping variant ${v.name}: it would not fit the ${BENCH_BUDGET_MS / 1000} s budget`);
       continue;
     }
-    const walk = await walkRun(v, path.join(repoRoot, 'bin', 'nginx-canary'));
+    const walk = await walkRun(v, bin);
     runs.push(walk);
     console.log(`  ${walk.name}: ${walk.durationS.toFixed(1)} s, ${walk.reloads} reloads`);
     const control = await controlRun(v, walk.durationS, walk.reloads);
     runs.push(control);
     console.log(`  ${control.name}: ${control.durationS.toFixed(1)} s, ${control.reloads} reloads`);
+    if (fixed === null) {
+      // Right after the shipped pair, before the variants (which the budget may skip): its figure counts.
+      fixed = await fixedRun(bin);
+      console.log(`  fixed weight ${FIXED_WEIGHT}: ${fixed.durationS.toFixed(1)} s, ${int(fixed.requests)} requests`);
+    }
   }
 } catch (err) {
   console.error(`bench:walk failed: ${(err as Error).stack ?? String(err)}`);
@@ -825,7 +983,9 @@ for (let i = 0; i < runs.length; i += 2) {
   );
   check(
     ratio <= TARGET_CPU_RATIO,
-    `sidecar CPU ≤ ${100 * TARGET_CPU_RATIO} % of nginx's (${(100 * ratio).toFixed(1)} %)`,
+    `sidecar CPU ≤ ${100 * TARGET_CPU_RATIO} % of nginx's in the walk (${(100 * ratio).toFixed(1)} %: ` +
+      `${Math.round(s.cpuS * clkTck)} vs ${Math.round(walk.nginxCpuS * clkTck)} ticks over ${walk.durationS.toFixed(1)} s, ` +
+      `${walk.reloads} reloads, ${int(walk.wrk.requests)} requests in wrk's whole run)`,
   );
   check(
     s.hwmMiB <= TARGET_RSS_MIB,
@@ -842,6 +1002,49 @@ for (let i = 0; i < runs.length; i += 2) {
   );
 }
 console.log(table(sideRows));
+if (fixed !== null) {
+  const f = fixed;
+  const ratio = f.sidecarCpuS / f.nginxCpuS;
+  const ticks = (sec: number): string => int(sec * clkTck);
+  console.log(
+    `\nSidecar at a fixed weight (${FIXED_WEIGHT} %, target reached, no reload, no status poll) over ` +
+      `${(FIXED_MS / 1000).toFixed(0)} s of the same wrk (CPU in clock ticks of 1/${clkTck} s)\n`,
+  );
+  console.log(
+    table([
+      [
+        'window s',
+        'requests',
+        'req/s',
+        'log lines',
+        'reloads',
+        'sidecar CPU',
+        'nginx CPU',
+        'sidecar / nginx',
+        'host busy',
+      ],
+      [
+        f.durationS.toFixed(1),
+        int(f.requests),
+        int(f.requests / f.durationS),
+        int(f.lines),
+        String(f.reloads),
+        `${ticks(f.sidecarCpuS)} ticks = ${((100 * f.sidecarCpuS) / f.durationS).toFixed(1)} % of a core`,
+        `${ticks(f.nginxCpuS)} ticks = ${(f.nginxCpuS / f.durationS).toFixed(2)} cores`,
+        `${(100 * ratio).toFixed(1)} %`,
+        `${(100 * f.hostBusy).toFixed(0)} %`,
+      ],
+    ]),
+  );
+  checks.push({
+    ok: ratio <= TARGET_CPU_RATIO && f.reloads === 0,
+    counts: true,
+    line:
+      `sidecar CPU ≤ ${100 * TARGET_CPU_RATIO} % of nginx's at a fixed weight ${FIXED_WEIGHT} ` +
+      `(${(100 * ratio).toFixed(1)} %: ${ticks(f.sidecarCpuS)} vs ${ticks(f.nginxCpuS)} ticks over ` +
+      `${f.durationS.toFixed(1)} s, ${int(f.requests)} requests${f.reloads === 0 ? '' : `; ${f.reloads} reloads in the window: not fixed`})`,
+  });
+}
 console.log(
   '\nVmRSS and VmHWM include ~40–46 MiB of the mapped node binary, shared with every Node process on the host;\n' +
     'RssAnon is the private part (heap, stacks). The RSS target is judged on VmHWM; RssAnon is shown against it too.',

@@ -33,6 +33,13 @@ import { locateIn } from './config/load.js';
 import { FleetHost } from './fleet/host.js';
 import { packageVersion } from './cli/version.js';
 
+/**
+ * How often the access-log follower reads while lines flow, ms (observe/follow.ts `pollMs`). 50 ms: a
+ * canary failure reaches the gate within ~50 ms (then Runner.nudge judges it at once), at 20 reads/s —
+ * a chosen value; the follower's own default of 250 ms let a failing canary take 5 more attempts at
+ * 20/s before its drain (test/e2e/drain-fast.test.ts).
+ */
+export const ACCESS_LOG_POLL_MS = 50;
 /** Options of {@link startSidecar}. */
 export interface SidecarOptions {
   log: Logger;
@@ -372,7 +379,13 @@ async function startServing(config: Config, opts: SidecarOptions, parts: Started
   const follower = new LogFollower({
     file: config.nginx.accessLog,
     from: 'end',
-    onLines: (lines) => observer.addLines(lines),
+    pollMs: ACCESS_LOG_POLL_MS,
+    onLines: (lines) => {
+      const failures = observer.canaryFailures();
+      observer.addLines(lines);
+      // Canary failures in this batch: judge them now rather than at the next tick (a drain waits for evidence only).
+      if (observer.canaryFailures() > failures) runner.nudge();
+    },
     // A deleted or moved-away access log that nginx keeps writing elsewhere: ask nginx to reopen it
     // (what logrotate does with USR1); the follower rate-limits this to once a minute.
     reopen: async (why) => {

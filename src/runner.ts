@@ -258,6 +258,10 @@ export class Runner {
   #lastSaveAt = 0;
   #timer: NodeJS.Timeout | undefined;
   #running = false;
+  /** A nudge arrived since the current tick started: the next one runs at once. */
+  #nudged = false;
+  /** The loop {@link start} runs (for {@link nudge}). */
+  #loop: (() => Promise<void>) | null = null;
   #ticking: Promise<unknown> = Promise.resolve();
   /** The last failed apply: its weights, how many times in a row, and when (monotonic ms). */
   #failed: { key: string; count: number; atMono: number; why: string } | null = null;
@@ -370,16 +374,42 @@ export class Runner {
     return p;
   }
 
-  /** Starts the loop: a tick every `intervalMs` (default: half of min_reload_interval, at most 1 s). */
+  /**
+   * Starts the loop: a tick every `intervalMs` (default: half of min_reload_interval, at most 1 s), or
+   * sooner after {@link nudge}.
+   */
   start(intervalMs = Math.min(1000, Math.max(50, this.#config.nginx.minReloadIntervalMs / 2))): void {
     if (this.#running) return;
     this.#running = true;
     const loop = async (): Promise<void> => {
       if (!this.#running) return;
+      this.#timer = undefined;
+      this.#nudged = false;
       await this.tick();
-      if (this.#running) this.#timer = setTimeout(() => void loop(), intervalMs);
+      if (this.#running) this.#timer = setTimeout(() => void loop(), this.#nudged ? 0 : intervalMs);
     };
+    this.#loop = loop;
     void loop();
+  }
+
+  /**
+   * Runs the next tick now instead of at the next interval — at once when the
+   * loop is waiting, right after the tick in progress otherwise. The sidecar
+   * calls it when the access log brought canary failures (Observer
+   * canaryFailures), so a drain waits for evidence, not for the clock: with
+   * ticks every 1 s, a canary answering only 5xx at 20 attempts/s would
+   * otherwise get up to 20 more attempts before the tick that drains it.
+   * No-op when the loop is not running; several nudges before the tick runs
+   * are one.
+   */
+  nudge(): void {
+    if (!this.#running || this.#nudged) return;
+    this.#nudged = true;
+    if (this.#timer !== undefined) {
+      clearTimeout(this.#timer);
+      const loop = this.#loop;
+      this.#timer = setTimeout(() => void loop?.(), 0);
+    }
   }
 
   /** Stops the loop and waits for a tick in progress. Never touches nginx. */

@@ -13,6 +13,7 @@ import type { SnapshotStore } from '../src/nginx/snapshot.js';
 import type { StateStore } from '../src/rollout/store.js';
 import type { State } from '../src/rollout/types.js';
 import { makeConfig, probePool } from './fixtures/rollout/config.js';
+import { waitFor } from '../src/util/wait.js';
 
 /** The fake: remembers what it serves; `fail` makes the next applies fail at `reload`. */
 class FakeNginx implements NginxPort {
@@ -85,3 +86,54 @@ t.test('a fake NginxPort drives the runner: slice, reconcile, hold on failure', 
   );
   t.equal(runner.state.services['gateway']?.weight, 5, 'a failed apply commits nothing');
 });
+
+t.test(
+  'nudge runs the next tick now instead of at the interval; a nudge during a tick runs one right after it',
+  async (t) => {
+    const config = makeConfig();
+    const clock = new ManualClock();
+    let ticks = 0;
+    let hold: Promise<void> | null = null;
+    const prober: ProbeSource = {
+      observations: () => {
+        ticks++;
+        return { gateway: { primary: probePool(), canary: probePool() } };
+      },
+      reconfigure: () => undefined,
+    };
+    const nginx = new FakeNginx();
+    const slow = nginx.apply.bind(nginx);
+    nginx.apply = async (req) => {
+      if (hold !== null) await hold;
+      return slow(req);
+    };
+    const store = { load: () => Promise.resolve(null), save: () => Promise.resolve() };
+    const runner = await Runner.open({
+      config,
+      store: store as unknown as StateStore,
+      nginx,
+      observer: new Observer(config),
+      prober,
+      snapshots: { list: () => Promise.resolve([]) } as unknown as SnapshotStore,
+      notifier: nopNotifier,
+      clock,
+      log: silentLogger,
+    });
+    runner.nudge();
+    t.equal(ticks, 0, 'not running: a nudge runs nothing');
+    let release: () => void = () => undefined;
+    hold = new Promise((r) => (release = r));
+    runner.start(3_600_000); // an hour between ticks: every later tick here is a nudge's
+    t.teardown(() => runner.stop());
+    await waitFor(() => ticks === 1, { timeoutMs: 10_000, what: 'the first tick' });
+    runner.nudge(); // while the first tick waits in its apply
+    runner.nudge(); // several nudges before the tick are one
+    release();
+    hold = null;
+    await waitFor(() => ticks === 2, { timeoutMs: 10_000, what: 'a tick right after the one in progress' });
+    runner.nudge(); // the loop waits for its hour now
+    await waitFor(() => ticks === 3, { timeoutMs: 10_000, what: 'a tick at once' });
+    await runner.tick(); // let a possible extra tick show
+    t.equal(ticks, 4, 'one tick per nudge, none more: the two nudges during a tick were one');
+  },
+);

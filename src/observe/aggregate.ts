@@ -93,6 +93,10 @@ export class Observer {
   #services = new Map<string, ServiceWindows>();
   readonly #lines: Record<LogLineResult, number> = { parsed: 0, invalid: 0, unattributed: 0 };
   readonly #attempts: AttemptCounts = { counted: 0, unattributed: 0, dropped: 0 };
+  /** Windows of canary servers (so a failed attempt can be told apart by pool without a lookup per attempt). */
+  #canaryWindows = new WeakSet<ServerWindow>();
+  /** Failed attempts counted into a canary server's window since the Observer was built. */
+  #canaryFailures = 0;
   /** Reader of the hot path (one per Observer, reused line after line). */
   readonly #cursor = new LineCursor();
   /** Where {@link addLine} copies a line's bytes for the cursor. */
@@ -184,18 +188,14 @@ export class Observer {
       if (win === undefined) {
         this.#attempts.unattributed++;
         result = 'unattributed';
-      } else if (
-        win.add(
-          c.atMs,
-          statusFailed(c.attemptStatus, c.last && c.status === 499),
-          c.connectMs,
-          c.connectMs === null ? null : c.responseMs,
-          nowMs,
-        )
-      ) {
-        this.#attempts.counted++;
       } else {
-        this.#attempts.dropped++;
+        const failed = statusFailed(c.attemptStatus, c.last && c.status === 499);
+        if (win.add(c.atMs, failed, c.connectMs, c.connectMs === null ? null : c.responseMs, nowMs)) {
+          this.#attempts.counted++;
+          if (failed && this.#canaryWindows.has(win)) this.#canaryFailures++;
+        } else {
+          this.#attempts.dropped++;
+        }
       }
     }
     this.#lines[result]++;
@@ -216,12 +216,14 @@ export class Observer {
       if (win === undefined) {
         this.#attempts.unattributed++;
         result = 'unattributed';
-      } else if (
-        win.add(rec.atMs, attemptFailed(a, i === last && rec.status === 499), a.connectMs, responseSample(a), nowMs)
-      ) {
-        this.#attempts.counted++;
       } else {
-        this.#attempts.dropped++;
+        const failed = attemptFailed(a, i === last && rec.status === 499);
+        if (win.add(rec.atMs, failed, a.connectMs, responseSample(a), nowMs)) {
+          this.#attempts.counted++;
+          if (failed && this.#canaryWindows.has(win)) this.#canaryFailures++;
+        } else {
+          this.#attempts.dropped++;
+        }
       }
     }
     this.#lines[result]++;
@@ -236,6 +238,16 @@ export class Observer {
   /** Attempts seen so far by fate (a copy). */
   attemptCounts(): AttemptCounts {
     return { ...this.#attempts };
+  }
+
+  /**
+   * Failed attempts (5xx, or no answer: parse.ts `attemptFailed`) counted into
+   * a canary server's window since the Observer was built; only grows. The
+   * sidecar compares it before and after a batch of lines to run the next
+   * tick at once when the canary failed (Runner.nudge).
+   */
+  canaryFailures(): number {
+    return this.#canaryFailures;
   }
 
   /**
@@ -334,6 +346,7 @@ export class Observer {
     const windowMsOf = new Map(config.services.map((s) => [s.name, s.gates.windowMs]));
     this.#windowOf = new Map();
     this.#services = new Map();
+    this.#canaryWindows = new WeakSet();
     for (const att of this.#attribution.servers) {
       const windowMs = windowMsOf.get(att.service) as number;
       const prev = old.get(windowKey(att.service, att.pool, att.server));
@@ -351,6 +364,7 @@ export class Observer {
         this.#services.set(att.service, wins);
       }
       wins[att.pool].push(win);
+      if (att.pool === 'canary') this.#canaryWindows.add(win);
     }
   }
 }

@@ -55,7 +55,8 @@
  * BENCH_WALK_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/p" is passed to the
  * sidecar's node, after the flags of bin/nginx-canary's shebang (the node
  * flags the shipped units run it with); `--fixed-only` runs the FIXED run
- * alone (~35 s).
+ * alone (~35 s); BENCH_WALK_SIDECAR=<checkout>/bin/nginx-canary runs another
+ * build's sidecar (its own dist/) in the same bench, to compare builds.
  *
  * CPU: `/proc/<pid>/stat` utime+stime (fields 14, 15) in clock ticks
  * (`getconf CLK_TCK`). nginx's CPU is the master's utime+stime+cutime+cstime
@@ -246,6 +247,11 @@ async function memOf(pid: number): Promise<{ rss: number; hwm: number; anon: num
   const s = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
   const kb = (k: string): number => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(s)?.[1] ?? 0);
   return { rss: kb('VmRSS') / 1024, hwm: kb('VmHWM') / 1024, anon: kb('RssAnon') / 1024 };
+}
+
+/** The 1, 5 and 15 min load averages of /proc/loadavg, as printed there ('?' when unreadable). */
+async function loadAverage(): Promise<string> {
+  return (await readFile('/proc/loadavg', 'utf8').catch(() => '?')).split(' ').slice(0, 3).join(' ');
 }
 
 /** Busy and total jiffies of the whole host (first line of /proc/stat). */
@@ -882,19 +888,21 @@ const fixedOnly = process.argv.includes('--fixed-only');
 if (process.platform !== 'linux' || !existsSync('/proc/self/stat'))
   await abort('needs Linux /proc (CPU, RSS and old workers are read there)', 2);
 if (!existsSync(WRK)) await abort(`needs ${WRK} (Debian: apt-get install wrk)`, 2);
-if (!existsSync(path.join(repoRoot, 'dist', 'cli', 'main.js'))) await abort('needs dist/: run `npm run build`', 2);
+if (process.env['BENCH_WALK_SIDECAR'] === undefined && !existsSync(path.join(repoRoot, 'dist', 'cli', 'main.js')))
+  await abort('needs dist/: run `npm run build`', 2);
 clkTck = Number((await run('getconf', ['CLK_TCK']).catch(() => ({ stdout: '100' }))).stdout.trim()) || 100;
 const nginxV = (await run('nginx', ['-v']).catch(() => ({ stderr: '?' }))).stderr.trim();
 const nproc = (await run('nproc')).stdout.trim();
 console.log(
   `bench:walk — ${nginxV}, node ${process.version}, ${nproc} CPUs, CLK_TCK ${clkTck}; ` +
     `wrk -t${WRK_THREADS} -c${WRK_CONNECTIONS} --latency on 127.0.0.1; walk: slice 5, step 10, 1 s soaks, ` +
-    `min_reload_interval 1 s; variants: ${variants.map((v) => v.name).join(', ')}`,
+    `min_reload_interval 1 s; variants: ${variants.map((v) => v.name).join(', ')}; load average ${await loadAverage()}` +
+    (process.env['BENCH_WALK_SIDECAR'] === undefined ? '' : `; sidecar ${process.env['BENCH_WALK_SIDECAR']}`),
 );
 const started = performance.now();
 const runs: RunResult[] = [];
 let fixed: FixedResult | null = null;
-const bin = path.join(repoRoot, 'bin', 'nginx-canary');
+const bin = process.env['BENCH_WALK_SIDECAR'] ?? path.join(repoRoot, 'bin', 'nginx-canary');
 try {
   if (fixedOnly) {
     fixed = await fixedRun(bin);
@@ -1051,5 +1059,8 @@ console.log(
 );
 console.log('\nTargets (docs/design.md "Targets"; the shipped config decides the exit code)\n');
 console.log(checks.map((c) => `${c.ok ? 'PASS' : 'FAIL'}  ${c.line}`).join('\n'));
-console.log(`\nbench:walk took ${((performance.now() - started) / 1000).toFixed(0)} s`);
+console.log(
+  `\nbench:walk took ${((performance.now() - started) / 1000).toFixed(0)} s; load average ${await loadAverage()} ` +
+    '(the box is shared: CPU ratios move with what else runs)',
+);
 process.exitCode = checks.some((c) => c.counts && !c.ok) ? 1 : 0;

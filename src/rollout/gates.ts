@@ -169,13 +169,28 @@ export const starvedGate: GateEvaluator = (svc, obs, ctx) => {
 };
 
 /**
+ * Fewest canary failures in the judged span the `error_ratio` gate drains on
+ * (unless the threshold is 0: zero tolerance). The calibrated bound assumes
+ * independent attempts; real failures come in bursts (one reload, one
+ * connection reset, one restart of the canary's process can fail two or
+ * three attempts together), and a short walk's bound can be crossed by two
+ * (10 s window and 1 s soaks: 100 start points, 2 × ln 100 = 9.2 ≥ 8.8). Four
+ * is what the default walk's bound needs anyway (a canary answering only 5xx
+ * crosses 15.16 on its 4th), so this floor changes nothing there and keeps a
+ * short or test walk from draining on a burst. A chosen value (docs/design.md
+ * "Gates").
+ */
+export const MIN_DRAIN_ERRORS = 4;
+
+/**
  * Drain gate `error_ratio`: canary 5xx attempts / attempts (ratio 0–1)
  * against gates.errorRatio (default 0.005 = 0.5 %, docs/design.md "Numbers"), judged by the
  * sequential test of sequential.ts on the per-second counts, its bounds
  * calibrated to the walk this service's rollout settings imply (soaks, steps
  * to the target, the window's series width: `walkExposureMs`,
- * `walkStartPoints`). Fails as soon as the test crosses a bound, whatever the
- * sample count (the bound is what makes that safe); otherwise inconclusive below gates.minRequests
+ * `walkStartPoints`). Fails as soon as the test crosses a bound and at least
+ * {@link MIN_DRAIN_ERRORS} canary attempts failed, whatever the sample count
+ * (the bound is what makes that safe); otherwise inconclusive below gates.minRequests
  * attempts or while the ratio is above the threshold without significance
  * (the walk holds, nothing drains), else pass.
  * `detail`: errors, statistic, bound, multiple (the alternative the statistic tests).
@@ -190,7 +205,7 @@ export const errorRatioGate: GateEvaluator = (svc, obs) => {
   const test = errorTest(canary.series, threshold, { startPoints });
   const value = canary.requests > 0 ? canary.errors / canary.requests : null;
   let verdict: Verdict;
-  if (test.crossed) verdict = 'fail';
+  if (test.crossed && (canary.errors >= MIN_DRAIN_ERRORS || !(threshold > 0))) verdict = 'fail';
   else if (value === null || canary.requests < minRequests || value > threshold) verdict = 'inconclusive';
   else verdict = 'pass';
   return {

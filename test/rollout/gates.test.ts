@@ -10,6 +10,7 @@ import {
   crashLoopGate,
   describeGate,
   errorRatioGate,
+  MIN_DRAIN_ERRORS,
   evaluateGates,
   firstFailing,
   firstNotPassing,
@@ -235,18 +236,32 @@ t.test("error_ratio: the bounds are calibrated to the service's own walk", async
       );
     }
   }
-  // So the same evidence drains the short walk and not the long one: a dead
-  // canary's 3 attempts reach 3 ln 100 = 13.8, above the short walk's 100×
-  // bound (8.8) and below the default walk's (15.2); the 4th drains both.
-  for (const [errors, shortVerdict, longVerdict] of [
-    [2, 'fail', 'inconclusive'],
-    [3, 'fail', 'inconclusive'],
-    [4, 'fail', 'fail'],
+  // A dead canary's 2 or 3 attempts reach 2 or 3 × ln 100 = 9.2 or 13.8, above the short walk's 100× bound
+  // (8.8) and below the default walk's (15.2): the short walk's test crosses, yet the gate waits for
+  // MIN_DRAIN_ERRORS (a burst is not a dead canary); the 4th drains both.
+  for (const [errors, shortCrossed, shortVerdict, longVerdict] of [
+    [2, true, 'inconclusive', 'inconclusive'],
+    [3, true, 'inconclusive', 'inconclusive'],
+    [4, true, 'fail', 'fail'],
   ] as const) {
     const o = obs({ requests: errors, errors });
-    t.equal(errorRatioGate(svc, o, at(15)).verdict, shortVerdict, `${errors} of ${errors}, short walk`);
+    const r = errorRatioGate(svc, o, at(15));
+    t.equal(
+      (r.detail?.statistic ?? 0) >= (r.detail?.bound ?? Infinity),
+      shortCrossed,
+      `${errors} of ${errors}: the short walk's test crosses`,
+    );
+    t.equal(r.verdict, shortVerdict, `${errors} of ${errors}, short walk`);
     t.equal(errorRatioGate(walked, o, at(15)).verdict, longVerdict, `${errors} of ${errors}, default walk`);
   }
+  t.equal(MIN_DRAIN_ERRORS, 4);
+  // Zero tolerance (threshold 0) keeps its first-error drain.
+  const zero = makeService('gateway', { rollout: { ...defaultRollout }, gates: { ...defaultGates, errorRatio: 0 } });
+  t.equal(
+    errorRatioGate(zero, obs({ requests: 5, errors: 1 }), at(15)).verdict,
+    'fail',
+    'threshold 0: one error drains',
+  );
   // A longer soak raises the bound the gate uses.
   const longer = makeService('gateway', {
     rollout: { ...defaultRollout, sliceSoakMs: 30 * 24 * 3_600_000 },

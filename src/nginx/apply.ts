@@ -5,7 +5,8 @@
  *   → `nginx -t` → reload → verify the generation is live
  *
  * (the interval — min_reload_interval since the last reload — is skipped for a change that only
- * lowers canary weights: a drain never waits for it),
+ * lowers canary weights: a drain never waits for it; the preflight is skipped when the config
+ * directory is byte for byte what the last passing `nginx -t` of this applier tested),
  *
  * and on any failure after the write: restore the snapshot byte for byte
  * (and reload when nginx may have loaded the new file). Expected failures
@@ -40,7 +41,7 @@ import { errorLogsOf } from './ctl.js';
 import { buildModel } from './model.js';
 import { pidFileOf, readPidFile } from './process.js';
 import { parseHeader, renderUpstreams, type RenderedHeader } from './render.js';
-import type { SnapshotStore, VerifiedSnapshot } from './snapshot.js';
+import { manifestOf, type ManifestFile, type SnapshotStore, type VerifiedSnapshot } from './snapshot.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { oldWorkers, stillAccepting, workerProcesses, type WorkerProcess } from './workers.js';
 import { chooseRollback, describeRaises, raisesOf, type WeightRaise } from './rollback-choice.js';
@@ -121,7 +122,10 @@ export interface ApplierOptions {
 export interface ApplyStageTimings {
   /** Reading the include file, the interval, disk and reload-rate guards, rendering (rollback: choosing and loading the snapshot too). */
   guards: number;
-  /** The preflight `nginx -t` of the current config (0 when skipped: bootstrap, rollback). */
+  /**
+   * The preflight: hashing the config directory and, unless it is byte for byte what the last passing
+   * `nginx -t` tested, `nginx -t` of the current config (0 for a bootstrap and a rollback, which have none).
+   */
   preflight: number;
   /** The snapshot of the config directory (tarball, manifest). */
   snapshot: number;
@@ -139,6 +143,24 @@ export interface ApplyStageTimings {
    * (`proof: 'timer'`).
    */
   retire: number;
+}
+
+/** True when two manifests list the same files and links with the same bytes (sha256, size), modes and targets. */
+function sameFiles(a: readonly ManifestFile[], b: readonly ManifestFile[]): boolean {
+  return (
+    a.length === b.length &&
+    a.every((f, i) => {
+      const g = b[i];
+      return (
+        g !== undefined &&
+        f.path === g.path &&
+        f.sha256 === g.sha256 &&
+        f.size === g.size &&
+        f.mode === g.mode &&
+        f.link === g.link
+      );
+    })
+  );
 }
 
 /** `stages` with every figure rounded to 0.1 ms, for the log line. */
@@ -160,6 +182,11 @@ export interface ApplyTimings {
    * /proc view of the master, every answer was the generation for `verifySettleMs`.
    */
   proof: 'proc' | 'timer';
+  /**
+   * The preflight `nginx -t` was not run: the config directory was byte for byte what the last passing
+   * `nginx -t` of this applier tested (stage `preflight` is then the time to hash the directory).
+   */
+  preflightSkipped: boolean;
   stages: ApplyStageTimings;
   /** The whole call, as `durationMs` of the result. */
   totalMs: number;
@@ -294,6 +321,12 @@ export class Applier implements NginxPort {
   readonly #onTimings: ((timings: ApplyTimings) => void) | null;
   /** The timer fallback was logged (once per applier). */
   #warnedTimer = false;
+  /**
+   * The config directory (its manifest: every file's sha256, size and mode) as the last `nginx -t`
+   * that passed saw it, or null when unknown (start, or any failure since). A preflight on the same
+   * bytes is redundant.
+   */
+  #tested: ManifestFile[] | null = null;
   readonly #log: ApplierLog;
   #flavor: Promise<Flavor> | null = null;
   #errorLogs: Promise<readonly string[]> | null;
@@ -404,7 +437,10 @@ export class Applier implements NginxPort {
    * the error log during verify fails it at stage `reload`, NC_RELOAD_FAILED
    * with the line); restores the snapshot on any failure after the write.
    * Preflight is skipped when the include file does not exist yet (bootstrap:
-   * nginx.conf cannot pass without it).
+   * nginx.conf cannot pass without it), and when the config directory is byte
+   * for byte what the last passing `nginx -t` of this applier tested (then a
+   * rejection after the write is told apart by testing the restored directory:
+   * stage `preflight`, NC_NGINX_CONFIG_BROKEN, restored, when that fails too).
    *
    * @returns ok with the snapshot id and duration (ms, monotonic clock), or the failed stage, its CanaryError and whether the snapshot was restored.
    * @throws RangeError when `req.generation` equals the generation of the file on disk (a reload could not be proven live),
@@ -500,6 +536,11 @@ export class Applier implements NginxPort {
     } catch (err) {
       return asCanaryError(err, (c) => errors.snapshotFailed(this.#snapshots.dir, c));
     }
+  }
+
+  /** The config directory's manifest now (the snapshot store's own excluded), or null when it cannot be read. Never throws. */
+  #confManifest(): Promise<ManifestFile[] | null> {
+    return manifestOf(this.#snapshots.confDir, [this.#snapshots.dir]).catch(() => null);
   }
 
   /** Milliseconds until the next reload is allowed (0 = now). */
@@ -678,6 +719,8 @@ export class Applier implements NginxPort {
 
   /** Restores snapshot `id` (and reloads when nginx may hold the new file). Returns whether the files were restored. */
   async #restore(id: string, reload: boolean, why: ApplyStage): Promise<boolean> {
+    // Whatever the directory holds after this, no passing nginx -t has seen it.
+    this.#tested = null;
     try {
       await this.#snapshots.restore(id);
     } catch (err) {
@@ -756,16 +799,29 @@ export class Applier implements NginxPort {
     // nginx starts (or when the include is missing): an include left by an older release can make the
     // current config fail (e.g. nginx.conf already routes to a variable only the new file defines), and
     // the new file is what repairs it. The candidate is still tested below and restored on failure.
+    // The preflight is skipped when it is redundant: the config directory is byte for byte (sha256, size,
+    // mode of every file and link) what the last passing `nginx -t` of this applier tested. What that does
+    // not cover — a change outside the directory (an included file elsewhere, a certificate, a module,
+    // the binary) — fails the test after the write instead, and is told apart there (#testReloadVerify).
+    let preflightSkipped = false;
     if (cur.exists && live) {
-      try {
-        const pre = await this.#ctl.test();
-        if (!pre.ok) return fail('preflight', errors.nginxConfigBroken(pre.output), false);
-      } catch (err) {
-        return fail(
-          'preflight',
-          asCanaryError(err, (c) => errors.nginxBinary(this.#config.nginx.binary, c)),
-          false,
-        );
+      const seen = await this.#confManifest();
+      preflightSkipped = seen !== null && this.#tested !== null && sameFiles(seen, this.#tested);
+      if (!preflightSkipped) {
+        try {
+          const pre = await this.#ctl.test();
+          if (!pre.ok) {
+            this.#tested = null;
+            return fail('preflight', errors.nginxConfigBroken(pre.output), false);
+          }
+          this.#tested = seen;
+        } catch (err) {
+          return fail(
+            'preflight',
+            asCanaryError(err, (c) => errors.nginxBinary(this.#config.nginx.binary, c)),
+            false,
+          );
+        }
       }
     }
     laps.lap('preflight');
@@ -791,7 +847,7 @@ export class Applier implements NginxPort {
     }
     laps.lap('write');
 
-    const done = await this.#testReloadVerify(snap.id, req.generation, live, '', laps);
+    const done = await this.#testReloadVerify(snap.id, req.generation, live, '', laps, preflightSkipped);
     if ('stage' in done) return fail(done.stage, done.error, done.restored);
 
     const durationMs = this.#clock.monotonic() - t0;
@@ -802,7 +858,7 @@ export class Applier implements NginxPort {
         snapshot: snap.id,
         durationMs,
         reload: live,
-        ...(done.proof === null ? {} : { proof: done.proof, stagesMs: roundedStages(laps.stages) }),
+        ...(done.proof === null ? {} : { proof: done.proof, preflightSkipped, stagesMs: roundedStages(laps.stages) }),
       },
       live ? 'applied' : 'written',
     );
@@ -812,6 +868,7 @@ export class Applier implements NginxPort {
         generation: req.generation,
         lowersOnly: lowers && !raises,
         proof: done.proof,
+        preflightSkipped,
         stages: laps.stages,
         totalMs: durationMs,
       });
@@ -827,6 +884,10 @@ export class Applier implements NginxPort {
    *
    * @param label prefixed to nginx's output when `nginx -t` rejects the files.
    * @param laps charged `test`, `reload`, `answer` and `retire`.
+   * @param preflightSkipped the caller skipped its preflight (the directory was what the last passing
+   *   `nginx -t` tested): when `nginx -t` now rejects the files, the restored directory is tested too, and
+   *   a failure there is reported as stage `preflight` (NC_NGINX_CONFIG_BROKEN: something outside the
+   *   directory broke the config nginx runs), not as a rejected render.
    * @returns how the reload was proven live (`proof`, null when not `live`) when everything passed, else
    *   the failed stage, its error and whether the restore succeeded.
    */
@@ -836,10 +897,14 @@ export class Applier implements NginxPort {
     live: boolean,
     label: string,
     laps: Laps,
+    preflightSkipped = false,
   ): Promise<
-    { stage: 'test' | 'reload' | 'verify'; error: CanaryError; restored: boolean } | { proof: 'proc' | 'timer' | null }
+    | { stage: 'preflight' | 'test' | 'reload' | 'verify'; error: CanaryError; restored: boolean }
+    | { proof: 'proc' | 'timer' | null }
   > {
     let tested;
+    // The directory's manifest is taken while nginx -t runs: if it passes, these are the bytes it passed.
+    const manifest = this.#confManifest();
     try {
       tested = await this.#ctl.test();
     } catch (err) {
@@ -847,9 +912,16 @@ export class Applier implements NginxPort {
       return { stage: 'test', error, restored: await this.#restore(restoreId, false, 'test') };
     }
     if (!tested.ok) {
-      const error = errors.nginxRejectedRender(`${label}${tested.output}`);
-      return { stage: 'test', error, restored: await this.#restore(restoreId, false, 'test') };
+      const restored = await this.#restore(restoreId, false, 'test');
+      if (preflightSkipped && restored) {
+        const base = await this.#ctl.test().catch(() => null);
+        if (base !== null && !base.ok) {
+          return { stage: 'preflight', error: errors.nginxConfigBroken(base.output), restored };
+        }
+      }
+      return { stage: 'test', error: errors.nginxRejectedRender(`${label}${tested.output}`), restored };
     }
+    this.#tested = await manifest;
     laps.lap('test');
     if (!live) return { proof: null };
     const pid = await this.#masterPid();
@@ -960,6 +1032,7 @@ export class Applier implements NginxPort {
     this.#onTimings?.({
       kind: 'rollback',
       generation: target.generation,
+      preflightSkipped: false,
       lowersOnly:
         raises.length === 0 && Object.entries(target.weights).some(([s, w]) => w < (cur.header.weights[s] ?? 0)),
       proof,

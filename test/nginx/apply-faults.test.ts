@@ -52,7 +52,9 @@ t.test('apply: nginx -t cannot run after the write → stage test, restored', as
   let ctl: ReturnType<typeof faulty> | undefined;
   const h = await startTestNginx(t, { wrapCtl: (real) => (ctl = faulty(real)) });
   if (!ctl) throw new Error('no ctl');
-  ctl.failTestAfter = ctl.tests + 1; // preflight runs, the test after the write throws
+  // The next nginx -t throws, and it is the one after the write: the preflight is skipped, the directory
+  // being byte for byte what the harness's writeInitial tested (apply-preflight.test.ts).
+  ctl.failTestAfter = ctl.tests;
   const before = await manifestOf(path.dirname(h.config.nginx.conf));
   const r = await h.applier.apply({ weights: { gateway: 30 }, generation: 2, reason: 'x' });
   t.match(r, { ok: false, stage: 'test', restored: true, error: { code: 'NC_NGINX_BINARY' } });

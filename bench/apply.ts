@@ -3,13 +3,16 @@
  *
  * One run interleaves, on one nginx (the repo's nginx/nginx.conf, worker_processes 2), n rounds of:
  *
- * - a step: apply gateway 0 → 50 through the one safe path (guards → preflight `nginx -t` → snapshot →
- *   write → `nginx -t` → reload → proof), retried while min_reload_interval (100 ms) holds it;
+ * - a step: apply gateway 0 → 50 through the one safe path (guards → preflight `nginx -t`, skipped when
+ *   the directory is what the last passing nginx -t tested → snapshot → write → `nginx -t` → reload →
+ *   proof), retried while min_reload_interval (100 ms) holds it;
  * - a drain: apply 50 → 0 at once (a change that only lowers is never held by min_reload_interval);
  * - a bare cycle: the include rewritten with a new generation (not timed), then `nginx -t` +
  *   `nginx -s reload` + polling the status server until it answers that generation, the same poll
  *   the applier uses at the same spacing; then, for reference, polling /proc until no worker from
- *   before the reload accepts connections (the applier's proof, workers.ts `stillAccepting`).
+ *   before the reload accepts connections (the applier's proof, workers.ts `stillAccepting`); then
+ *   the applier's include put back byte for byte (not timed), so the next apply meets the directory
+ *   its last nginx -t passed, as it does in production.
  *
  * It prints apply, step and drain median/p95, the bare figures, the ratio against the issue's target
  * (apply median ≤ 3 × bare median, bare = `nginx -t` + reload + first answer of the new generation),
@@ -79,6 +82,8 @@ export interface ApplyBench {
   stages: { step: ApplyStageTimings; drain: ApplyStageTimings; bare: BareStages };
   /** How the applies were proven live (`proc` on Linux). */
   proofs: Record<string, number>;
+  /** Applies whose preflight `nginx -t` was skipped (the directory was what the last passing nginx -t tested). */
+  preflightsSkipped: number;
   /** The applier's (and the bare cycle's) poll spacing, ms. */
   intervalMs: number;
   /** `/proc/loadavg` at the start and at the end. */
@@ -159,6 +164,9 @@ export async function benchApply(n = 50, opts: ApplyBenchOptions = {}): Promise<
     const bareCycle = async (): Promise<BareStages & { total: number }> => {
       generation++;
       const g = generation;
+      // The applier's last include, put back after the cycle: its directory is then again what its last
+      // nginx -t passed, as in production, where nothing else writes it between two applies.
+      const applied = await readFile(config.nginx.upstreamsFile);
       await writeFile(
         config.nginx.upstreamsFile,
         renderUpstreams(buildModel(config, { gateway: 0 }, g, flavor, { drained: [] })),
@@ -178,6 +186,7 @@ export async function benchApply(n = 50, opts: ApplyBenchOptions = {}): Promise<
         what: 'old workers retired',
       });
       const t4 = performance.now();
+      await writeFile(config.nginx.upstreamsFile, applied);
       return { test: t1 - t0, reload: t2 - t1, answer: t3 - t2, retire: t4 - t3, total: t3 - t0 };
     };
 
@@ -218,6 +227,7 @@ export async function benchApply(n = 50, opts: ApplyBenchOptions = {}): Promise<
         bare: stageMedians(bares, BARE_KEYS),
       },
       proofs,
+      preflightsSkipped: all.filter((t) => t.preflightSkipped).length,
       intervalMs,
       load,
     };
@@ -243,7 +253,7 @@ export function formatApplyBench(a: ApplyBench): string {
       a.proofs,
     )
       .map(([k, v]) => `${k} ×${v}`)
-      .join(', ')}; load ${a.load.start} → ${a.load.end}`,
+      .join(', ')}; preflight nginx -t skipped ×${a.preflightsSkipped}; load ${a.load.start} → ${a.load.end}`,
     `  ${''.padEnd(52)} median    p95 (ms)`,
     q('apply, all', a.apply),
     q('  steps (0 → 50)', a.step),

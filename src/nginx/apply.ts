@@ -19,11 +19,16 @@
  * just before it closes its listening sockets (workers.ts, from nginx's
  * src/os/unix/ngx_process_cycle.c). From then on every new connection reaches
  * the new configuration. The master retires the old workers only 100 ms after
- * it forked the new ones (`ngx_msleep(100)` "allow new processes to start"),
- * so that proof comes ~100 ms after the first answer at the earliest: nginx's
- * cost, not the sidecar's. Without a /proc view of the master (not Linux, the
- * pid file unreadable, nginx in another pid namespace) the proof falls back to
- * a timer: every answer the new generation for `verifySettleMs`.
+ * it forked the new ones (`ngx_msleep(100)` "allow new processes to start",
+ * its signals blocked meanwhile), so that proof comes ~100 ms after the fork
+ * at the earliest: nginx's cost, not the sidecar's (bench:apply, stage
+ * `retire`). The one case it does not cover: an old worker that crashes and is
+ * respawned by the master between the /proc read before the signal and the
+ * master's handling of it counts as new (nginx logs `worker process … exited
+ * on signal`); the master retires it with the others 100 ms later. Without a
+ * /proc view of the master (not Linux, the pid file unreadable, nginx in
+ * another pid namespace) the proof falls back to a timer: every answer the
+ * new generation for `verifySettleMs`.
  *
  * While the generation is verified, nginx's error log is read from where it
  * ended before the reload signal: an `[emerg]` line of the master (a reload

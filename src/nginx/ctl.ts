@@ -1,8 +1,7 @@
 /**
  * The real {@link NginxCtl}: runs the nginx binary with `execFile` (no shell,
- * bounded by a timeout), signals a reload to the master itself when /proc
- * shows it (see {@link NginxCommand.reload}), and reads the generation from
- * the loopback status server the include file renders.
+ * bounded by a timeout) and reads the generation from the loopback status
+ * server the include file renders.
  */
 import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
@@ -12,8 +11,6 @@ import { errors } from '../errors.js';
 import type { NginxConfig } from '../config/types.js';
 import { parseVersion } from './flavor.js';
 import { formatListen } from './model.js';
-import { pidFileOf, readPidFile } from './process.js';
-import { isNginxMaster } from './workers.js';
 import type { NginxCtl, NginxVersion, TestResult } from './types.js';
 
 /** Options of {@link NginxCommand}. */
@@ -47,8 +44,6 @@ export class NginxCommand implements NginxCtl {
   readonly #commandTimeoutMs: number;
   readonly #statusTimeoutMs: number;
   readonly #dispatcher: Dispatcher | undefined;
-  /** The master's pid file, resolved on the first reload (null when it cannot be: then `nginx -s reload`). */
-  #pidFile: Promise<string | null> | null = null;
 
   /**
    * @param nginx the `nginx` section of the config (binary, conf, prefix, statusListen are read).
@@ -110,45 +105,12 @@ export class NginxCommand implements NginxCtl {
   }
 
   /**
-   * Tells the running master to load its config again. SIGHUP straight to the
-   * master (nginx docs "Controlling nginx": HUP = "changing configuration …")
-   * when the pid file (process.ts `pidFileOf`, its path resolved on the first
-   * call) names a process that /proc shows as `nginx: master process …`:
-   * that is what `nginx -s reload` does, without starting a process that
-   * parses the whole config again first (that costs as much as an `nginx -t`;
-   * bench:apply, stage `reload`), and without signalling whatever process a
-   * stale pid file names. Otherwise — no /proc (not Linux), no pid file,
-   * not a master, or the signal refused (EPERM: nginx runs as another user,
-   * and `nginx.binary` may be a wrapper allowed to signal it) —
-   * `nginx [-p prefix] -c <conf> -s reload`, whose errors are nginx's own.
-   *
-   * @throws NC_RELOAD_FAILED with nginx's stderr when `nginx -s reload` exits non-zero or runs past
-   *   commandTimeoutMs; NC_NGINX_BINARY when the binary cannot run.
+   * `nginx [-p prefix] -c <conf> -s reload`. Throws NC_RELOAD_FAILED with nginx's stderr when it exits
+   * non-zero or runs past commandTimeoutMs; NC_NGINX_BINARY when the binary cannot run.
    */
   async reload(): Promise<void> {
-    const pid = await this.#master();
-    if (pid !== null) {
-      try {
-        process.kill(pid, 'SIGHUP');
-        return;
-      } catch {
-        // EPERM, or gone since: nginx -s reload below says what is wrong in nginx's words.
-      }
-    }
     const r = await this.#run([...this.#base(), '-s', 'reload']);
     if (r.code !== 0) throw errors.reloadFailed(`${r.stderr}${r.stdout}`.trim() || `exit code ${r.code}`);
-  }
-
-  /** The master's pid when the pid file names a live nginx master (workers.ts `isNginxMaster`), else null. Never throws. */
-  async #master(): Promise<number | null> {
-    // A failure is not kept: nginx.conf may be readable on the next reload.
-    this.#pidFile ??= pidFileOf(this.#nginx).catch(() => {
-      this.#pidFile = null;
-      return null;
-    });
-    const file = await this.#pidFile;
-    const pid = file === null ? null : await readPidFile(file);
-    return pid !== null && (await isNginxMaster(pid)) ? pid : null;
   }
 
   /**

@@ -59,7 +59,7 @@
  * build's sidecar (its own dist/) in the same bench, to compare builds.
  *
  * CPU: `/proc/<pid>/stat` utime+stime (fields 14, 15) in clock ticks
- * (`getconf CLK_TCK`). nginx's CPU is the master's utime+stime+cutime+cstime
+ * (`getconf CLK_TCK`), read with bench/lib/proc.ts. nginx's CPU is the master's utime+stime+cutime+cstime
  * plus utime+stime of its live children: an exited (old) worker's whole CPU
  * lands in the master's cutime+cstime when the master reaps it, so nothing is
  * lost between samples; read at the start and end of the run. The sidecar's is
@@ -86,9 +86,11 @@ import { request } from 'undici';
 import { NginxCommand } from '../src/nginx/ctl.js';
 import { buildModel } from '../src/nginx/model.js';
 import { renderUpstreams } from '../src/nginx/render.js';
-import { oldWorkers, statFields } from '../src/nginx/workers.js';
+import { oldWorkers } from '../src/nginx/workers.js';
 import { waitFor } from '../src/util/wait.js';
 import { repoRoot, sample, startStack, userEnv, type Stack } from '../test/fixtures/stack.js';
+import * as proc from './lib/proc.js';
+import type { ProcessCpu } from './lib/proc.js';
 
 const run = promisify(execFile);
 
@@ -218,49 +220,24 @@ async function shippedNodeFlags(bin: string): Promise<string[]> {
 
 let clkTck = 100;
 
-/** utime+stime and cutime+cstime of one process, seconds; null when it is gone. */
-async function cpuOf(pid: number): Promise<{ self: number; children: number } | null> {
-  try {
-    const f = statFields(await readFile(`/proc/${pid}/stat`, 'utf8'));
-    if (!f) return null;
-    const n = (i: number): number => Number(f[i - 3]);
-    return { self: (n(14) + n(15)) / clkTck, children: (n(16) + n(17)) / clkTck };
-  } catch {
-    return null;
-  }
-}
+/** utime+stime and cutime+cstime of one process, seconds; null when it is gone (bench/lib/proc.ts). */
+const cpuOf = (pid: number): Promise<ProcessCpu | null> => proc.cpuOf(pid, clkTck);
 
-/** CPU seconds of an nginx master and all its workers ever (see the file comment). */
-async function nginxCpu(master: number): Promise<number> {
-  const kids = (await readFile(`/proc/${master}/task/${master}/children`, 'utf8').catch(() => ''))
-    .split(/\s+/)
-    .filter(Boolean)
-    .map(Number);
-  let sum = 0;
-  for (const k of kids) sum += (await cpuOf(k))?.self ?? 0;
-  const m = await cpuOf(master);
-  return sum + (m ? m.self + m.children : 0);
-}
+/** CPU seconds of an nginx master and all its workers ever (see the file comment; bench/lib/proc.ts). */
+const nginxCpu = (master: number): Promise<number> => proc.nginxCpu(master, clkTck);
 
-/** VmRSS, VmHWM (peak RSS) and RssAnon (private: heap, stacks; RSS less the mapped node binary and libraries) of a process, MiB (0 when gone). */
+/** VmRSS, VmHWM (peak RSS) and RssAnon (private memory) of a process, MiB; zeros when it is gone. */
 async function memOf(pid: number): Promise<{ rss: number; hwm: number; anon: number }> {
-  const s = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
-  const kb = (k: string): number => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(s)?.[1] ?? 0);
-  return { rss: kb('VmRSS') / 1024, hwm: kb('VmHWM') / 1024, anon: kb('RssAnon') / 1024 };
+  return (await proc.memOf(pid)) ?? { rss: 0, hwm: 0, anon: 0 };
 }
 
-/** The 1, 5 and 15 min load averages of /proc/loadavg, as printed there ('?' when unreadable). */
+/** The 1, 5 and 15 min load averages of /proc/loadavg ('?' when unreadable). */
 async function loadAverage(): Promise<string> {
-  return (await readFile('/proc/loadavg', 'utf8').catch(() => '?')).split(' ').slice(0, 3).join(' ');
+  return (await proc.loadAverage())?.map((x) => x.toFixed(2)).join(' ') ?? '?';
 }
 
 /** Busy and total jiffies of the whole host (first line of /proc/stat). */
-async function hostCpu(): Promise<{ busy: number; total: number }> {
-  const line = (await readFile('/proc/stat', 'utf8')).split('\n')[0] ?? '';
-  const v = line.trim().split(/\s+/).slice(1).map(Number);
-  const total = v.reduce((a, b) => a + b, 0);
-  return { busy: total - (v[3] ?? 0) - (v[4] ?? 0), total };
-}
+const hostCpu = proc.hostCpu;
 
 // ---------------------------------------------------------------- wrk
 
@@ -890,7 +867,7 @@ if (process.platform !== 'linux' || !existsSync('/proc/self/stat'))
 if (!existsSync(WRK)) await abort(`needs ${WRK} (Debian: apt-get install wrk)`, 2);
 if (process.env['BENCH_WALK_SIDECAR'] === undefined && !existsSync(path.join(repoRoot, 'dist', 'cli', 'main.js')))
   await abort('needs dist/: run `npm run build`', 2);
-clkTck = Number((await run('getconf', ['CLK_TCK']).catch(() => ({ stdout: '100' }))).stdout.trim()) || 100;
+clkTck = await proc.clockTicks();
 const nginxV = (await run('nginx', ['-v']).catch(() => ({ stderr: '?' }))).stderr.trim();
 const nproc = (await run('nproc')).stdout.trim();
 console.log(

@@ -380,9 +380,11 @@ async function startServing(config: Config, opts: SidecarOptions, parts: Started
     file: config.nginx.accessLog,
     from: 'end',
     pollMs: ACCESS_LOG_POLL_MS,
-    onLines: (lines) => {
+    // The byte path: lines are read in place, no string per line (observe/parse.ts LineCursor; the
+    // CPU target in README "Benchmarks", bench:walk).
+    onBytes: (buf, start, end) => {
       const failures = observer.canaryFailures();
-      observer.addLines(lines);
+      observer.addBytes(buf, start, end);
       // Canary failures in this batch: judge them now rather than at the next tick (a drain waits for evidence only).
       if (observer.canaryFailures() > failures) runner.nudge();
     },

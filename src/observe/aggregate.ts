@@ -185,18 +185,9 @@ export class Observer {
             ? (list[0] as ServerAttribution)
             : this.#attribution.attribute(c.addr(), c.upstream());
       const win = att === null ? undefined : this.#windowOf.get(att);
-      if (win === undefined) {
-        this.#attempts.unattributed++;
+      const failed = win !== undefined && statusFailed(c.attemptStatus, c.last && c.status === 499);
+      if (!this.#charge(win, c.atMs, failed, c.connectMs, c.connectMs === null ? null : c.responseMs, nowMs))
         result = 'unattributed';
-      } else {
-        const failed = statusFailed(c.attemptStatus, c.last && c.status === 499);
-        if (win.add(c.atMs, failed, c.connectMs, c.connectMs === null ? null : c.responseMs, nowMs)) {
-          this.#attempts.counted++;
-          if (failed && this.#canaryWindows.has(win)) this.#canaryFailures++;
-        } else {
-          this.#attempts.dropped++;
-        }
-      }
     }
     this.#lines[result]++;
     return result;
@@ -213,21 +204,37 @@ export class Observer {
       const a = rec.attempts[i] as (typeof rec.attempts)[number];
       const att = this.#attribution.attribute(a.addr, rec.upstream);
       const win = att === null ? undefined : this.#windowOf.get(att);
-      if (win === undefined) {
-        this.#attempts.unattributed++;
-        result = 'unattributed';
-      } else {
-        const failed = attemptFailed(a, i === last && rec.status === 499);
-        if (win.add(rec.atMs, failed, a.connectMs, responseSample(a), nowMs)) {
-          this.#attempts.counted++;
-          if (failed && this.#canaryWindows.has(win)) this.#canaryFailures++;
-        } else {
-          this.#attempts.dropped++;
-        }
-      }
+      const failed = win !== undefined && attemptFailed(a, i === last && rec.status === 499);
+      if (!this.#charge(win, rec.atMs, failed, a.connectMs, responseSample(a), nowMs)) result = 'unattributed';
     }
     this.#lines[result]++;
     return result;
+  }
+
+  /**
+   * Charges one attempt to its server's window (`undefined`: no configured server) and counts its
+   * fate: counted, dropped (outside the window, ServerWindow.add) or unattributed — the latter is the
+   * one case it returns false for. `atMs` epoch ms, `connectMs`/`responseMs` ms or null (as add takes).
+   */
+  #charge(
+    win: ServerWindow | undefined,
+    atMs: number,
+    failed: boolean,
+    connectMs: number | null,
+    responseMs: number | null,
+    nowMs: number,
+  ): boolean {
+    if (win === undefined) {
+      this.#attempts.unattributed++;
+      return false;
+    }
+    if (win.add(atMs, failed, connectMs, responseMs, nowMs)) {
+      this.#attempts.counted++;
+      if (failed && this.#canaryWindows.has(win)) this.#canaryFailures++;
+    } else {
+      this.#attempts.dropped++;
+    }
+    return true;
   }
 
   /** Lines seen so far by result (a copy; what `nginx_canary_log_lines_total` exports). */

@@ -14,7 +14,13 @@
  *
  * Timeouts (docs/design.md "Numbers": the cutover playbook's TCP connect
  * "within 2 seconds"): connect = min(probe.timeout, 2 s), for a unix socket
- * too; headers, body and the whole probe = probe.timeout.
+ * too; headers, body and the whole probe = probe.timeout. A timeout is judged
+ * only after the I/O already waiting has been read ({@link probe}): when the
+ * sidecar itself was stalled (CPU starvation, a GC pause) past the deadline,
+ * Node runs the expired timer before it reads the answer that came in time,
+ * and a healthy backend would be charged a failed probe for the sidecar's own
+ * stall — enough of those drain a healthy canary (probe_failure_ratio,
+ * crash_loop).
  *
  * Scheduling uses real timers (unref'd); the timestamps recorded (`at`) come
  * from the injected Clock's `now()`. Durations are measurements of real I/O and
@@ -115,15 +121,24 @@ export async function probe(target: ProbeTarget, req: ProbeRequest): Promise<Pro
         callback(...args);
       });
     },
-    headersTimeout: req.timeoutMs,
-    bodyTimeout: req.timeoutMs,
+    // Our own timer below decides the timeout; undici's would destroy the socket before its waiting answer is read.
+    headersTimeout: 2 * req.timeoutMs,
+    bodyTimeout: 2 * req.timeoutMs,
     pipelining: 1,
   });
   const ac = new AbortController();
   let timedOut = false;
+  let answered = false;
+  // Expired timers run before the event loop reads sockets: let two turns of I/O (the poll phase) read an answer
+  // that is already waiting before calling it a timeout — as undici's connect timeout does for socket events.
   const timer = setTimeout(() => {
-    timedOut = true;
-    ac.abort(new ProbeTimeoutError(req.timeoutMs));
+    setImmediate(() =>
+      setImmediate(() => {
+        if (answered) return;
+        timedOut = true;
+        ac.abort(new ProbeTimeoutError(req.timeoutMs));
+      }),
+    );
   }, req.timeoutMs);
   timer.unref();
   const onOuterAbort = (): void => ac.abort(req.signal?.reason);
@@ -144,6 +159,7 @@ export async function probe(target: ProbeTarget, req: ProbeRequest): Promise<Pro
     status = res.statusCode;
     // Read the body to its end (discarding it), so the connection closes cleanly and totalMs ends at the last byte.
     for await (const chunk of res.body) void chunk;
+    answered = true;
     const totalMs = performance.now() - t0;
     const ok = req.kind === 'ready' ? status === 200 : status >= 200 && status < 300;
     result = { at: clock.now(), kind: req.kind, ok, status, connectMs, totalMs };

@@ -1,5 +1,11 @@
 import t, { type Test } from 'tap';
+import { spawn } from 'node:child_process';
+import diagnostics from 'node:diagnostics_channel';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
 import http from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { AddressInfo, Socket } from 'node:net';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
@@ -589,4 +595,54 @@ t.test('probe(): abort, IPv6, error reasons', async (t) => {
     ],
     'probed over IPv6',
   );
+});
+
+t.test('an answer that came in time is no timeout when the sidecar itself stalled past the deadline', async (t) => {
+  // The backend runs in its own process, so it answers while this process is stalled; it drops a marker file once
+  // its answer is handed to the kernel.
+  const dir = await mkdtemp(join(tmpdir(), 'nc-stall-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const marker = join(dir, 'answered');
+  const child = spawn(
+    process.execPath,
+    [
+      '-e',
+      `const fs = require('node:fs');
+       require('node:http').createServer((req, res) => {
+         res.end('ok', () => fs.writeFileSync(${JSON.stringify(marker)}, ''));
+       }).listen(0, '127.0.0.1', function () { process.stdout.write(this.address().port + '\\n'); });`,
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  t.teardown(() => {
+    child.kill('SIGKILL');
+  });
+  const port = await new Promise<number>((resolve, reject) => {
+    child.stdout.once('data', (d: Buffer) => resolve(Number(d.toString().trim())));
+    child.once('exit', (code) => reject(new Error(`backend exited ${code}`)));
+  });
+
+  // Stall this process (as CPU starvation or a GC pause would) from the moment the request is written until the
+  // answer is waiting in the socket and the probe's deadline has passed.
+  const timeoutMs = 50;
+  let stalledMs = 0;
+  let answeredInStall = false;
+  const stall = (): void => {
+    const t0 = performance.now();
+    const cap = t0 + 10_000;
+    while (performance.now() < cap && !(answeredInStall = existsSync(marker))) {
+      /* busy: the backend answers meanwhile */
+    }
+    while (performance.now() < t0 + timeoutMs + 100) {
+      /* past the deadline */
+    }
+    stalledMs = performance.now() - t0;
+  };
+  diagnostics.subscribe('undici:request:bodySent', stall);
+  t.teardown(() => diagnostics.unsubscribe('undici:request:bodySent', stall));
+  const r = await probe({ host: '127.0.0.1', port }, { kind: 'health', path: '/health', timeoutMs });
+  diagnostics.unsubscribe('undici:request:bodySent', stall);
+  t.ok(answeredInStall, 'the backend answered while the sidecar was stalled');
+  t.ok(stalledMs > timeoutMs, `stalled ${stalledMs.toFixed(0)} ms, past the ${timeoutMs} ms deadline`);
+  t.same([r.ok, r.status, r.error], [true, 200, undefined], 'the answer that came in time counts');
 });

@@ -91,14 +91,23 @@ console.log(
     `false drains per walk; ticks every ${PARAMS.tickMs / 1000} s`,
 );
 console.log('');
-console.log('1. calibrated bounds (src/rollout/sequential.ts calibrateBounds: h = ln(K n / budget) / theta)');
-const CW = [10, 10, 12, 8, 22];
-console.log(row(['multiple', 'p1', 'theta', 'bound', '5xx in a row to cross'], CW));
+console.log(
+  '1. calibrated bounds (src/rollout/sequential.ts calibrateBounds: h = ln(K n (1 + c) / budget) / theta; c = tailCost for the alternative that also starts at trailing 5xx runs, else 0)',
+);
+const CW = [10, 10, 12, 8, 22, 16];
+console.log(row(['multiple', 'p1', 'theta', 'bound', '5xx in a row to cross', 'trailing runs'], CW));
 for (const a of alts) {
   const perError = Math.log(a.p1 / THRESHOLD);
   console.log(
     row(
-      [`${a.multiple}x`, pct(a.p1, 2), a.theta.toFixed(4), a.bound.toFixed(2), String(Math.ceil(a.bound / perError))],
+      [
+        `${a.multiple}x`,
+        pct(a.p1, 2),
+        a.theta.toFixed(4),
+        a.bound.toFixed(2),
+        String(Math.ceil(a.bound / perError)),
+        a.tails ? 'yes' : 'no',
+      ],
       CW,
     ),
   );

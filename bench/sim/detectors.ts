@@ -35,10 +35,15 @@ function changesWeight(w: Walk, t: number): boolean {
   return t >= w.from && (t - w.from) % w.stageTicks === 0;
 }
 
-/** One alternative as the detectors need it: its 5xx ratio (ratio 0–1) and its bound (natural log). */
+/**
+ * One alternative as the detectors need it: its 5xx ratio (ratio 0–1), its
+ * bound (natural log), and whether it also starts at each bucket's trailing
+ * run of 5xx (sequential.ts CalibratedAlternative.tails).
+ */
 export interface Alternative {
   p1: number;
   bound: number;
+  tails?: boolean;
 }
 
 /** The CUSUM-of-SPRTs of sequential.ts, carried from tick to tick instead of rescanning the series. */
@@ -47,6 +52,8 @@ export class SequentialDetector implements Detector {
   readonly #up: Float64Array;
   readonly #down: Float64Array;
   readonly #bounds: Float64Array;
+  /** 1 where the alternative also starts at trailing runs, else 0. */
+  readonly #tails: Uint8Array;
 
   /** `alts`: sequential.ts `calibrateBounds(threshold, …)` (or any p1 and bound per alternative). */
   constructor(threshold: number, alts: readonly Alternative[], name = 'sequential') {
@@ -54,6 +61,7 @@ export class SequentialDetector implements Detector {
     this.#up = Float64Array.from(alts, (a) => Math.log(a.p1 / threshold));
     this.#down = Float64Array.from(alts, (a) => Math.log((1 - a.p1) / (1 - threshold)));
     this.#bounds = Float64Array.from(alts, (a) => a.bound);
+    this.#tails = Uint8Array.from(alts, (a) => (a.tails === true ? 1 : 0));
   }
 
   firstDrain(w: Walk): number {
@@ -61,27 +69,35 @@ export class SequentialDetector implements Detector {
     const down = this.#down;
     const k = up.length;
     const bounds = this.#bounds;
+    const tails = this.#tails;
     // CUSUM at the end of the last complete bucket of the span, per alternative.
     const done = new Float64Array(k);
+    // The bucket being filled: attempts, 5xx, and its trailing run of 5xx so far.
     let n = 0;
     let e = 0;
+    let tail = 0;
+    /** Alternative i's CUSUM over the complete buckets and the one being filled (errorTest's `s`). */
+    const cusum = (i: number): number => {
+      let s = (done[i] as number) + (e * (up[i] as number) + (n - e) * (down[i] as number));
+      if (s < 0) s = 0;
+      if (tails[i] === 1 && tail * (up[i] as number) > s) s = tail * (up[i] as number);
+      return s;
+    };
     for (let t = w.start; t < w.end; t++) {
       if (opensBucket(w, t)) {
-        for (let i = 0; i < k; i++) {
-          const s = (done[i] as number) + (e * (up[i] as number) + (n - e) * (down[i] as number));
-          done[i] = s < 0 ? 0 : s;
-        }
+        for (let i = 0; i < k; i++) done[i] = cusum(i);
         n = 0;
         e = 0;
+        tail = 0;
       }
       if (changesWeight(w, t)) done.fill(0);
-      n += w.attempts[t] as number;
-      e += w.errors[t] as number;
+      const tn = w.attempts[t] as number;
+      const te = w.errors[t] as number;
+      if (tn > 0) tail = te === tn ? tail + tn : (w.tails[t] as number);
+      n += tn;
+      e += te;
       if (t < w.from) continue;
-      for (let i = 0; i < k; i++) {
-        if ((done[i] as number) + (e * (up[i] as number) + (n - e) * (down[i] as number)) >= (bounds[i] as number))
-          return t;
-      }
+      for (let i = 0; i < k; i++) if (cusum(i) >= (bounds[i] as number)) return t;
     }
     return -1;
   }
@@ -104,8 +120,11 @@ export class SeriesDetector implements Detector {
       if (opensBucket(w, t)) series.push({ attempts: 0, errors: 0 });
       if (changesWeight(w, t)) series = series.slice(-1);
       const b = series[series.length - 1] as CountBucket;
-      b.attempts += w.attempts[t] as number;
-      b.errors += w.errors[t] as number;
+      const tn = w.attempts[t] as number;
+      const te = w.errors[t] as number;
+      if (tn > 0) b.tail = te === tn ? (b.tail ?? 0) + tn : w.tails[t];
+      b.attempts += tn;
+      b.errors += te;
       if (t >= w.from && errorTest(series, this.#threshold, this.#opts).crossed) return t;
     }
     return -1;

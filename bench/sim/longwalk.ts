@@ -7,7 +7,9 @@
  *
  * Traffic: Poisson arrivals at `ratePerS`, each a 5xx with probability `p`;
  * by Poisson thinning a tick's 5xx and good attempts are independent Poisson
- * counts (means rate·tick·p and rate·tick·(1 − p)), one uniform each.
+ * counts (means rate·tick·p and rate·tick·(1 − p)), one uniform each; a
+ * tick's trailing run of 5xx is drawn from a uniformly random order of them
+ * (walk.ts trailingRun), for the alternative that starts there too.
  * The detector is sequential.ts's CUSUM over `bucketMs` buckets, judged at
  * every tick on the complete buckets plus the one being filled (as
  * detectors.ts SequentialDetector), restarted at every weight change (each
@@ -17,6 +19,7 @@
  */
 import { Rng, Samplers } from './prng.js';
 import type { Alternative } from './detectors.js';
+import { trailingRun } from './walk.js';
 
 /** A long walk. */
 export interface LongWalk {
@@ -53,6 +56,7 @@ export function falseDrains(
   const up = Float64Array.from(alts, (a) => Math.log(a.p1 / threshold));
   const down = Float64Array.from(alts, (a) => Math.log((1 - a.p1) / (1 - threshold)));
   const bounds = Float64Array.from(alts, (a) => a.bound);
+  const tails = Uint8Array.from(alts, (a) => (a.tails === true ? 1 : 0));
   const done = new Float64Array(k);
   let drained = 0;
   for (let i = 0; i < walks; i++) {
@@ -63,22 +67,30 @@ export function falseDrains(
       done.fill(0);
       let n = 0;
       let e = 0;
+      let tail = 0;
+      /** Alternative j's CUSUM over the complete buckets and the one being filled (errorTest's `s`). */
+      const cusum = (j: number): number => {
+        let s = (done[j] as number) + e * (up[j] as number) + (n - e) * (down[j] as number);
+        if (s < 0) s = 0;
+        if (tails[j] === 1 && tail * (up[j] as number) > s) s = tail * (up[j] as number);
+        return s;
+      };
       const ticks = Math.round(soakMs / walk.tickMs);
       for (let t = 0; t < ticks && !hit; t++) {
         if ((t + phase) % bucketTicks === 0 && n > 0) {
-          for (let j = 0; j < k; j++) {
-            const s = (done[j] as number) + e * (up[j] as number) + (n - e) * (down[j] as number);
-            done[j] = s < 0 ? 0 : s;
-          }
+          for (let j = 0; j < k; j++) done[j] = cusum(j);
           n = 0;
           e = 0;
+          tail = 0;
         }
         const errs = bad.sample(rng);
-        n += errs + good.sample(rng);
+        const tn = errs + good.sample(rng);
+        if (tn > 0) tail = errs === tn ? tail + tn : trailingRun(rng, tn, errs);
+        n += tn;
         e += errs;
         if (e === 0) continue; // good attempts alone only lower every statistic
         for (let j = 0; j < k; j++) {
-          if ((done[j] as number) + e * (up[j] as number) + (n - e) * (down[j] as number) >= (bounds[j] as number)) {
+          if (cusum(j) >= (bounds[j] as number)) {
             hit = true;
             break;
           }

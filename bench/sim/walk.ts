@@ -48,6 +48,8 @@ export interface Walk {
   attempts: Int32Array;
   /** 5xx attempts per tick. */
   errors: Int32Array;
+  /** The tick's trailing run of 5xx (its attempts in a uniformly random order): observe/window.ts's bucket tail. */
+  tails: Int32Array;
   /** First simulated tick. */
   start: number;
   /** First judged tick (a weight change happens at its start). */
@@ -89,6 +91,7 @@ export function drawWalk(params: SimParams, scenario: Scenario, rng: Rng, sample
   const w: Walk = buf ?? {
     attempts: new Int32Array(end),
     errors: new Int32Array(end),
+    tails: new Int32Array(end),
     start,
     from,
     end,
@@ -104,9 +107,24 @@ export function drawWalk(params: SimParams, scenario: Scenario, rng: Rng, sample
   for (let t = start; t < end; t++) {
     const n = arrivals.sample(rng);
     w.attempts[t] = n;
-    w.errors[t] = (t >= onset ? bad : good).sample(rng, n);
+    const e = (t >= onset ? bad : good).sample(rng, n);
+    w.errors[t] = e;
+    w.tails[t] = trailingRun(rng, n, e);
   }
   return w;
+}
+
+/**
+ * The trailing run of 5xx among `n` attempts of which `e` are 5xx, in a
+ * uniformly random order: each attempt from the end is a 5xx with
+ * probability (5xx left) / (attempts left). Draws only when 0 < e < n.
+ */
+export function trailingRun(rng: Rng, n: number, e: number): number {
+  if (e <= 0) return 0;
+  if (e >= n) return n;
+  let r = 0;
+  while (r < e && rng.next() * (n - r) < e - r) r++;
+  return r;
 }
 
 /** What happened to one detector in one walk. */

@@ -184,6 +184,8 @@ export function snapshotOf(span: WindowSpan): PoolSnapshot {
  *   bucket, oldest first, covering the union of the hosts' spans (zeros where
  *   no host has a bucket; empty when every host's is), at most
  *   {@link MAX_SERIES_BUCKETS} (older counts folded into the first bucket);
+ *   a bucket keeps its `tail` (trailing failure run) only when one host
+ *   alone had attempts in it;
  * - `connectP95Ms`, `responseP95Ms`: the hosts' sketches merged
  *   (DDSketch.merge, exact bin by bin) and the p95 (GATE_QUANTILE) read after
  *   the merge, as observe/window.ts `toObservation` does — never an average of
@@ -282,7 +284,14 @@ function mergeSeries(service: string, pools: readonly PoolSnapshot[], widthMs: n
   for (const p of pools) {
     const start = p.seriesStartMs / widthMs;
     p.series.forEach((b, i) => {
+      if (b.attempts === 0) return;
       const slot = out[Math.max(0, start + i - first)] as CountBucket;
+      // A trailing failure run survives only in a bucket one host alone filled (the interleaving is lost).
+      if (slot.attempts === 0) {
+        if (b.tail !== undefined && b.tail > 0) slot.tail = b.tail;
+      } else if (slot.tail !== undefined) {
+        delete slot.tail;
+      }
       slot.attempts += b.attempts;
       slot.errors += b.errors;
     });
@@ -454,7 +463,10 @@ const Sketch = Type.Union([Type.String({ maxLength: MAX_SKETCH_CHARS }), Type.Nu
 const Ms = Type.Union([Type.Number({ minimum: 0 }), Type.Null()]);
 const MaybeBool = Type.Union([Type.Boolean(), Type.Null()]);
 
-const CountBucketSchema = Type.Object({ attempts: Count, errors: Count }, { additionalProperties: false });
+const CountBucketSchema = Type.Object(
+  { attempts: Count, errors: Count, tail: Type.Optional(Count) },
+  { additionalProperties: false },
+);
 
 const PoolSnapshotSchema = Type.Object(
   {
@@ -517,7 +529,7 @@ function fieldOf(pointer: string): string {
  * ({@link ObservationSnapshotSchema}: every count a whole number ≥ 0, widths
  * ≥ 1 ms, at most {@link MAX_SERIES_BUCKETS} buckets, no unknown key), then
  * the rules between fields — service names as weights.yaml allows them,
- * errors ≤ requests, each bucket's errors ≤ its attempts, the series' attempts
+ * errors ≤ requests, each bucket's errors ≤ its attempts (and its tail ≤ its errors), the series' attempts
  * ≤ requests, `seriesStartMs` a multiple of `widthMs`, both pools of a service
  * one width, each sketch decodable as the windows write it (see
  * {@link SKETCH_KEY_RANGE}) with no more samples than requests, probe failures
@@ -567,6 +579,8 @@ function poolProblem(p: PoolSnapshot): string | null {
   let attempts = 0;
   for (const [i, b] of p.series.entries()) {
     if (b.errors > b.attempts) return `series[${i}].errors: ${b.errors} errors exceed ${b.attempts} attempts`;
+    if (b.tail !== undefined && b.tail > b.errors)
+      return `series[${i}].tail: a trailing run of ${b.tail} failures exceeds the bucket's ${b.errors} errors`;
     attempts += b.attempts;
   }
   if (attempts > p.requests) return `series: ${attempts} attempts in the buckets exceed ${p.requests} requests`;

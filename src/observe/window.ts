@@ -102,6 +102,8 @@ export class ServerWindow {
   readonly #fineIndex: Float64Array;
   readonly #fineAttempts: Float64Array;
   readonly #fineErrors: Float64Array;
+  /** Each series bucket's trailing run of failed attempts, in the order they were added (CountBucket.tail). */
+  readonly #fineTail: Float64Array;
   /** The bucket the last accepted line went into (see {@link add}). */
   #lastBucket: Bucket | null = null;
   /** The series bucket the last {@link #fineSlot} call returned and its slot: lines arrive in time order, so most adds hit it. */
@@ -128,6 +130,7 @@ export class ServerWindow {
     this.#fineIndex = new Float64Array(f).fill(-Infinity);
     this.#fineAttempts = new Float64Array(f);
     this.#fineErrors = new Float64Array(f);
+    this.#fineTail = new Float64Array(f);
   }
 
   /** Number of count-series buckets in their ring; fixed at construction. */
@@ -193,7 +196,12 @@ export class ServerWindow {
     const slot = fine === this.#lastFineIndex ? this.#lastFineSlot : this.#fineSlot(fine, true);
     if (slot >= 0) {
       this.#fineAttempts[slot] = (this.#fineAttempts[slot] as number) + 1;
-      if (failed) this.#fineErrors[slot] = (this.#fineErrors[slot] as number) + 1;
+      if (failed) {
+        this.#fineErrors[slot] = (this.#fineErrors[slot] as number) + 1;
+        this.#fineTail[slot] = (this.#fineTail[slot] as number) + 1;
+      } else {
+        this.#fineTail[slot] = 0;
+      }
     }
     if (connectMs !== null) {
       b.sketch ??= new DDSketch({ relativeAccuracy: SKETCH_RELATIVE_ACCURACY });
@@ -230,7 +238,10 @@ export class ServerWindow {
    * `firstIndex + i` (bucket `[index × seriesWidthMs, (index + 1) ×
    * seriesWidthMs)`, epoch ms). Buckets of the
    * ring outside that range are left out; a bucket of the range the ring does
-   * not hold (no attempts, or recycled) adds nothing. See {@link countSeries}.
+   * not hold (no attempts, or recycled) adds nothing. A bucket's `tail` is set
+   * when this window is the first to add attempts to it (and > 0), and removed
+   * when a second one adds some: the order across windows is not known. See
+   * {@link countSeries}.
    */
   collectSeries(firstIndex: number, out: CountBucket[]): void {
     const end = firstIndex + out.length;
@@ -239,6 +250,12 @@ export class ServerWindow {
       const attempts = this.#fineAttempts[i] as number;
       if (attempts === 0 || index < firstIndex || index >= end) continue;
       const slot = out[index - firstIndex] as CountBucket;
+      const tail = this.#fineTail[i] as number;
+      if (slot.attempts === 0) {
+        if (tail > 0) slot.tail = tail;
+      } else if (slot.tail !== undefined) {
+        delete slot.tail;
+      }
       slot.attempts += attempts;
       slot.errors += this.#fineErrors[i] as number;
     }
@@ -288,6 +305,7 @@ export class ServerWindow {
       if (slot < 0) continue; // this ring already holds newer data in that slot
       this.#fineAttempts[slot] = (this.#fineAttempts[slot] as number) + (other.#fineAttempts[i] as number);
       this.#fineErrors[slot] = (this.#fineErrors[slot] as number) + (other.#fineErrors[i] as number);
+      this.#fineTail[slot] = 0; // re-bucketed: the order of its attempts is not kept (CountBucket.tail 0 = unknown)
     }
   }
 
@@ -305,6 +323,7 @@ export class ServerWindow {
       this.#fineIndex[slot] = index;
       this.#fineAttempts[slot] = 0;
       this.#fineErrors[slot] = 0;
+      this.#fineTail[slot] = 0;
     }
     this.#lastFineIndex = index;
     this.#lastFineSlot = slot;

@@ -174,9 +174,9 @@ export const starvedGate: GateEvaluator = (svc, obs, ctx) => {
  * independent attempts; real failures come in bursts (one reload, one
  * connection reset, one restart of the canary's process can fail two or
  * three attempts together), and a short walk's bound can be crossed by two
- * (10 s window and 1 s soaks: 100 start points, 2 × ln 100 = 9.2 ≥ 8.8). Four
+ * (10 s window and 1 s soaks: 100 start points, 3 × ln 100 = 13.8 ≥ 9.8). Four
  * is what the default walk's bound needs anyway (a canary answering only 5xx
- * crosses 15.16 on its 4th), so this floor changes nothing there and keeps a
+ * crosses 16.17 on its 4th), so this floor changes nothing there and keeps a
  * short or test walk from draining on a burst. A chosen value (docs/design.md
  * "Gates").
  */

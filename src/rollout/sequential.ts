@@ -10,9 +10,13 @@
  * `seriesWidthMs`; Page 1954): the statistic is the largest log-likelihood
  * ratio of any run of consecutive buckets of the judged span, i.e. the SPRT
  * started at the best bucket boundary, so good traffic before an onset does
- * not delay the drain. The gate drains when any alternative's statistic
- * reaches its own bound, and the bounds are calibrated to the walk the
- * configuration implies ({@link calibrateBounds}; docs/design.md "Gates").
+ * not delay the drain. The alternative with the largest p1 (the canary that
+ * answers only 5xx) also starts at each bucket's trailing run of failures
+ * (`CountBucket.tail`), so a fault that begins inside a busy bucket is not
+ * diluted by the good attempts before it in that bucket. The gate drains when
+ * any alternative's statistic reaches its own bound, and the bounds are
+ * calibrated to the walk the configuration implies ({@link calibrateBounds};
+ * docs/design.md "Gates").
  *
  * Pure, dependency-free, allocation-free per bucket; never throws.
  */
@@ -42,7 +46,7 @@ export const HEALTHY_FRACTION = 0.5;
  * the others never cross, 6 reacts quickly to a gross failure (each good
  * attempt costs it only `ln((1 − 6·p0)/(1 − p0))` = −0.025), and 100 (p1 =
  * 50 % at the default threshold) is the canary that answers only 5xx: each
- * error adds ln 100 = 4.6, so 4 consecutive errors cross its bound (15.1 for
+ * error adds ln 100 = 4.6, so 4 consecutive errors cross its bound (16.2 for
  * the default walk) where 6 would need 7. Chosen with `npm run bench:gates`
  * (README "Benchmarks").
  */
@@ -162,25 +166,48 @@ export interface CalibratedAlternative {
   multiple: number;
   /** Its 5xx ratio after the cap of {@link alternativeRatio}, ratio 0–1. */
   p1: number;
-  /** {@link driftExponent} at the healthy ratio (threshold × {@link HEALTHY_FRACTION}). */
+  /** {@link driftExponent} at the healthy ratio (threshold × {@link HEALTHY_FRACTION}); NaN for bounds given by hand. */
   theta: number;
-  /** Its bound, natural log: `ln(K · n / budget) / θ`. */
+  /**
+   * Its bound, natural log: `ln(K · n · (1 + c) / budget) / θ`, c = {@link tailCost}
+   * when it starts at trailing failure runs, else 0 ({@link calibrateBounds}).
+   */
   bound: number;
+  /** It also starts at each bucket's trailing run of failures (`CountBucket.tail`): the alternative with the largest p1 only. */
+  tails: boolean;
+}
+
+/**
+ * What the trailing-run start points cost an alternative, as a multiple of
+ * one bucket-boundary start point: `c = ((1 − p0)/(1 − p1))^θ`, θ its
+ * {@link driftExponent}. A bucket's trailing failure run T (attempts
+ * independent, 5xx ratio p) has `P(T = r) ≤ p^r·(1 − p)`, so the SPRT started
+ * at its first failure is worth `E[exp(θ·T·ln(p1/p0))] ≤ (1 − p)/(1 −
+ * p·(p1/p0)^θ)` in Ville's inequality instead of 1 — and by θ's own equation
+ * `p·(p1/p0)^θ + (1 − p)·((1 − p1)/(1 − p0))^θ = 1` that is exactly c (finite:
+ * the first term is < 1). 2.24 for the 100 × alternative at the default
+ * threshold, about 1.0 for 2 × and 6 ×. Requires 0 < p0 < p1 < 1 (not checked).
+ */
+export function tailCost(p0: number, p1: number, theta: number): number {
+  return Math.pow((1 - p0) / (1 - p1), theta);
 }
 
 /**
  * The bound of each alternative, calibrated to the walk's exposure
  * (docs/design.md "Gates", "the calibrated bound"):
  *
- *     h_k = ln(K · n / budget) / θ_k
+ *     h_k = ln(K · n · (1 + c_k) / budget) / θ_k
  *
- * for K distinct alternatives, `n` start points ({@link walkStartPoints}) and
+ * for K distinct alternatives, `n` start points ({@link walkStartPoints}),
  * θ_k the {@link driftExponent} of alternative k at the healthy ratio
- * `threshold × HEALTHY_FRACTION`. The CUSUM of alternative k crosses h_k at
- * some tick only if the SPRT from some start point does; each of those n·K
- * SPRTs does with probability ≤ `exp(−θ_k·h_k)` = budget / (K·n) at any
- * ratio ≤ the healthy one (Ville, see {@link driftExponent}), so the walk's
- * false-drain probability is ≤ budget (Boole's inequality) — however often
+ * `threshold × HEALTHY_FRACTION`, and c_k = {@link tailCost} for the one
+ * alternative that also starts at trailing failure runs (the largest p1),
+ * 0 for the others. The CUSUM of alternative k crosses h_k at some tick only
+ * if the SPRT from some start point does; each of the n bucket-boundary SPRTs
+ * does with probability ≤ `exp(−θ_k·h_k)` at any ratio ≤ the healthy one
+ * (Ville, see {@link driftExponent}), each of the n trailing-run ones with ≤
+ * `c_k·exp(−θ_k·h_k)` — together budget / K per alternative — so the walk's
+ * false-drain probability is ≤ budget (Boole's inequality), however often
  * the gate looks, whatever the traffic. Monotone: more start points or a
  * smaller budget give higher bounds. Alternatives whose capped p1 coincide
  * count once. For threshold ≤ 0 or ≥ 1 there is no alternative ([]).
@@ -202,18 +229,21 @@ export function calibrateBounds(
   }
   const k = seen.size;
   const healthy = threshold * HEALTHY_FRACTION;
-  const spend = Math.log((k * n) / b);
+  const top = Math.max(...seen.keys());
   return [...seen].map(([p1, multiple]) => {
     const theta = driftExponent(healthy, threshold, p1);
-    return { multiple, p1, theta, bound: spend / theta };
+    const tails = p1 === top;
+    const c = tails ? tailCost(threshold, p1, theta) : 0;
+    return { multiple, p1, theta, bound: Math.log((k * n * (1 + c)) / b) / theta, tails };
   });
 }
 
 /**
  * The upper bound on the walk's false-drain probability the calibration
  * guarantees at a true 5xx ratio `p` ≤ the healthy one, ratio 0–1:
- * `min(1, Σ_k n · exp(−θ_k(p) · h_k))` with θ_k(p) the {@link driftExponent}
- * at `p`. Equals the budget at the healthy ratio; at the threshold itself
+ * `min(1, Σ_k n · (1 + c_k(p)) · exp(−θ_k(p) · h_k))` with θ_k(p) the
+ * {@link driftExponent} at `p` and c_k(p) its {@link tailCost} (0 for an
+ * alternative without trailing-run start points). Equals the budget at the healthy ratio; at the threshold itself
  * (θ = 1) it is usually ≥ 1, i.e. no guarantee (bench:gates measures the
  * share there). Never throws.
  */
@@ -224,7 +254,11 @@ export function falseDrainBound(
   startPoints: number,
 ): number {
   let sum = 0;
-  for (const a of alternatives) sum += startPoints * Math.exp(-driftExponent(p, threshold, a.p1) * a.bound);
+  for (const a of alternatives) {
+    const theta = driftExponent(p, threshold, a.p1);
+    const c = a.tails ? tailCost(threshold, a.p1, theta) : 0;
+    sum += startPoints * (1 + c) * Math.exp(-theta * a.bound);
+  }
   return Math.min(1, sum);
 }
 
@@ -293,11 +327,13 @@ function resolve(threshold: number, opts: Partial<ErrorTestOptions> | undefined)
   const multiples = valid ? given : ERROR_TEST_MULTIPLES;
   const hand = opts?.bounds;
   if (hand !== undefined && hand.length === multiples.length && hand.every((h) => h > 0 && Number.isFinite(h))) {
+    const top = Math.max(...multiples.map((m) => alternativeRatio(threshold, m)));
     return multiples.map((m, i) => ({
       multiple: m,
       p1: alternativeRatio(threshold, m),
       theta: NaN,
       bound: hand[i] as number,
+      tails: alternativeRatio(threshold, m) === top,
     }));
   }
   const n = opts?.startPoints ?? DEFAULT_START_POINTS;
@@ -325,6 +361,12 @@ function errorsOf(b: CountBucket): number {
   return b.errors > 0 ? Math.min(b.errors, attemptsOf(b)) : 0;
 }
 
+/** A bucket's trailing failure run made safe: within [0, errors], absent or NaN as 0. */
+function tailOf(b: CountBucket): number {
+  const t = b.tail;
+  return t !== undefined && t > 0 ? Math.min(t, errorsOf(b)) : 0;
+}
+
 /**
  * The sequential error-ratio test over a judged span's buckets.
  *
@@ -336,7 +378,11 @@ function errorsOf(b: CountBucket): number {
  *
  * For each alternative the statistic is the maximum over runs of consecutive
  * buckets `i…j` of `Σ bernoulliLlr(bucket)`, floored at 0 (Kadane's scan of
- * the CUSUM `S = max(0, S + llr)` and its running maximum). So, for each
+ * the CUSUM `S = max(0, S + llr)` and its running maximum); for the
+ * alternative with `tails`, a run may also begin at bucket i's trailing
+ * failure run (`tail` errors worth `tail·ln(p1/p0)`, then buckets i+1…j:
+ * `S = max(0, S + llr, tail·ln(p1/p0))`). A bucket's `tail` is clamped to
+ * [0, its errors]; without `tail` fields the statistic is the plain one. So, for each
  * alternative's statistic and for the reported share statistic / bound: no
  * attempts → 0; adding an error never lowers it; adding a good attempt never
  * raises it; empty buckets change nothing; splitting a bucket in two never
@@ -388,6 +434,10 @@ export function errorTest(
       const e = errorsOf(b);
       s += e * up + (n - e) * down;
       if (s < 0) s = 0;
+      if (alt.tails) {
+        const t = tailOf(b) * up;
+        if (t > s) s = t;
+      }
       if (s > peak) peak = s;
     }
     if (peak >= alt.bound) crossed = true;

@@ -165,6 +165,15 @@ export interface CountBucket {
   attempts: number;
   /** Of those, the failed ones (status ≥ 500 or none; see observe/parse.ts `attemptFailed`). */
   errors: number;
+  /**
+   * Of those, the failed attempts at the bucket's end in a row (its trailing
+   * failure run, in the order the sidecar read them), ≤ errors; absent or 0
+   * when unknown — a bucket summed from several servers or hosts, whose
+   * interleaving is lost. The sequential test starts a run there too
+   * (rollout/sequential.ts), so a fault that begins inside a busy bucket is
+   * judged on its own attempts.
+   */
+  tail?: number;
 }
 
 /**

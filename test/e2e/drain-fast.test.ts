@@ -3,7 +3,7 @@
 // min_reload_interval (60 s here, so waiting for it would be plain to see).
 //
 // Production gates and bounds: window 15 min, slice soak 48 h, step soak 15 min, target 50 (the
-// default walk, so the error gate's 100× bound is 15.16: sequential.ts calibrateBounds). The walk
+// default walk, so the error gate's 100× bound is 16.17: sequential.ts calibrateBounds). The walk
 // reaches the slice (5 %), and at once after that reload the canary answers every request with 500
 // (its /health stays 200, so the drain is the error gate's alone, not the probes'). Traffic is the
 // fixture's 800 requests/s, about 40 canary attempts/s at 5 % (10–44 measured on a loaded 2-CPU box:
@@ -12,8 +12,9 @@
 // The access log says what happened attempt by attempt: each canary attempt's end ($msec), so the
 // canary attempts are split into those before the drain's decision, during its apply, and after it
 // was live; and a replay of the gate's own test (errorTest over the same 1 s buckets, on the
-// production walk's start points) says at which 5xx the statistic crossed. The "at most 5 attempts"
-// checks are `todo`: at 40 canary attempts/s they do not hold today (see the comments there).
+// production walk's start points) says at which 5xx the statistic crossed: the 4th, whichever
+// attempt of its 1 s bucket the fault begins at (the 100× alternative also starts at the bucket's
+// trailing run of failures). What the sidecar had read when it decided is 4–6 (`todo`, see there).
 import { readFile } from 'node:fs/promises';
 import t from 'tap';
 import { seriesWidthMs } from '../../src/observe/window.js';
@@ -90,8 +91,13 @@ function replayCrossing(
   let errors = 0;
   for (const a of [...attempts].sort((x, y) => x.atMs - y.atMs)) {
     const index = Math.floor(a.atMs / widthMs);
-    const b = buckets.get(index) ?? { attempts: 0, errors: 0 };
-    buckets.set(index, { attempts: b.attempts + 1, errors: b.errors + (a.failed ? 1 : 0) });
+    const b = buckets.get(index) ?? { attempts: 0, errors: 0, tail: 0 };
+    // The trailing failure run as the window keeps it (observe/window.ts), in the log's order.
+    buckets.set(index, {
+      attempts: b.attempts + 1,
+      errors: b.errors + (a.failed ? 1 : 0),
+      tail: a.failed ? (b.tail ?? 0) + 1 : 0,
+    });
     if (!a.failed || a.atMs < fromMs) continue;
     errors++;
     // Empty buckets change nothing in the test (sequential.ts errorTest), so only the used ones are passed.
@@ -186,7 +192,7 @@ t.test('a canary answering only 5xx drains after a few attempts and one apply, r
     );
     t.equal(detail['multiple'], 100, 'the alternative of a canary answering only 5xx (100 × the threshold)');
     t.ok(
-      Math.abs((detail['bound'] ?? 0) - bound100) < 1e-9 && Math.abs(bound100 - 15.16) < 0.01,
+      Math.abs((detail['bound'] ?? 0) - bound100) < 1e-9 && Math.abs(bound100 - 16.17) < 0.01,
       `the bound is the default walk's (${bound100.toFixed(2)}, ${startPoints} start points)`,
     );
     t.notMatch(stack.output(), /apply stopped at interval/, 'no apply was held for min_reload_interval');
@@ -234,14 +240,16 @@ t.test('a canary answering only 5xx drains after a few attempts and one apply, r
       ].join('\n'),
     );
 
-    // The acceptance proper. Not met at ~40 canary attempts/s today, for two reasons measured here:
-    // the gate is judged once per tick (half of min_reload_interval, at most 1 s) on lines the follower
-    // reads every 250 ms, so it decides on every 5xx of up to ~1.25 s; and the statistic's start points are
-    // 1 s bucket boundaries, so good attempts earlier in the fault's second count against it (4 to 7
-    // errors needed at 40 attempts/s, depending on where in its second the fault starts: errorTest on
-    // evenly spaced attempts; ≤ 5 always only up to 10 attempts/s).
-    const todo = 'the gate is judged once per tick on 1 s buckets: see the comment above';
-    t.ok((crossing?.errors ?? Infinity) <= MAX_ATTEMPTS, `the statistic crossed by 5xx #${MAX_ATTEMPTS}`, { todo });
+    // The acceptance proper. The gate's test needs the 4th 5xx (measured: 10 of 10 runs, 20–63 canary
+    // attempts/s, plain and beside two busy loops). What the sidecar has read when it decides is 4–6: the
+    // follower reads every 50 ms (ACCESS_LOG_POLL_MS), the whole batch is added before the nudged tick
+    // runs, and at 40–60 attempts/s a batch holds 2–3 of them. Deciding mid-batch (pausing the batch at
+    // the first canary failure until the tick has judged) would close that; not built: `todo`.
+    t.ok(
+      (crossing?.errors ?? Infinity) <= MAX_ATTEMPTS,
+      `the gate's test crossed by 5xx #${MAX_ATTEMPTS} (at #${crossing?.errors})`,
+    );
+    const todo = 'the decision sees the follower batch that holds the crossing 5xx: see the comment above';
     t.ok(errorsAtDecision <= MAX_ATTEMPTS, `decided on ${errorsAtDecision} ≤ ${MAX_ATTEMPTS} canary 5xx`, { todo });
     t.ok(
       hits - late <= MAX_ATTEMPTS + during,

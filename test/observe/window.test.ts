@@ -621,7 +621,10 @@ t.test('series totals equal the sketch ring’s over a span starting on a sketch
     t.same(
       after.series,
       sameSeriesBucket
-        ? [...before.series.slice(0, -1), { attempts: last.attempts + 1, errors: last.errors + 1 }]
+        ? [
+            ...before.series.slice(0, -1),
+            { attempts: last.attempts + 1, errors: last.errors + 1, tail: (last.tail ?? 0) + 1 },
+          ]
         : before.series,
       `${windowMs} ms: ${sameSeriesBucket ? 'in the last series bucket' : 'not in the series'}`,
     );
@@ -668,3 +671,73 @@ t.test('toObservation keeps the series it is given; an empty accumulator has nul
   });
   t.equal(obs.series, series);
 });
+
+t.test(
+  'series tail: each bucket’s trailing run of failures, in the order added; unknown once servers are summed',
+  async (t) => {
+    const w = new ServerWindow(MIN15);
+    const base = Math.floor(T0 / 1000) * 1000;
+    const now = base + 3_999;
+    // Bucket 0: good, fail, fail → tail 2. Bucket 1: fail, good → none. Bucket 2: fail, fail, fail → 3 (= errors).
+    // Bucket 3: fail, then a good attempt stamped earlier in the bucket but read later → none (order read, not stamped).
+    for (const [dt, failed] of [
+      [10, false],
+      [20, true],
+      [30, true],
+      [1_010, true],
+      [1_020, false],
+      [2_010, true],
+      [2_020, true],
+      [2_030, true],
+      [3_500, true],
+      [3_100, false],
+    ] as const)
+      t.ok(w.add(base + dt, failed, 1, 1, now));
+    const series = w.observe(base, now).series;
+    t.same(series, [
+      { attempts: 3, errors: 2, tail: 2 },
+      { attempts: 2, errors: 1 },
+      { attempts: 3, errors: 3, tail: 3 },
+      { attempts: 2, errors: 1 },
+    ]);
+    // The tail goes on with the next failure into the same bucket, and restarts at a good one.
+    w.add(base + 1_030, true, 1, 1, now);
+    t.same(w.observe(base, now).series[1], { attempts: 3, errors: 2, tail: 1 });
+
+    // Two servers in one bucket: the interleaving is lost, so no tail; a bucket only one server filled keeps its own.
+    const other = new ServerWindow(MIN15);
+    other.add(base + 40, false, 1, 1, now);
+    other.add(base + 2_040, true, 1, 1, now);
+    const pool = observeWindows([w, other], base, now).series;
+    t.same(pool[0], { attempts: 4, errors: 2 }, 'bucket 0: both servers → no tail (the good attempt may be last)');
+    t.same(pool[1], { attempts: 3, errors: 2, tail: 1 }, 'bucket 1: this server alone → its tail');
+    t.same(
+      pool[2],
+      { attempts: 4, errors: 4 },
+      'bucket 2: both → no tail, even all failures (its start is a boundary)',
+    );
+    t.same(observeWindows([other, w], base, now).series, pool, 'the same whichever server comes first');
+
+    // A recycled bucket starts its run over; an absorbed (re-bucketed) window keeps counts but no tails.
+    const r = new ServerWindow(MIN15);
+    r.add(base + 10, true, 1, 1, base + 100);
+    const slots = r.seriesBucketCount;
+    r.add(base + 10 + slots * 1000, false, 1, 1, base + 10 + slots * 1000);
+    t.same(
+      r.observe(base + slots * 1000, base + slots * 1000 + 999).series,
+      [{ attempts: 1, errors: 0 }],
+      'the slot’s old run is gone with its bucket',
+    );
+    const wide = new ServerWindow(MIN15); // absorb is how a config reload carries a window over
+    wide.absorb(w);
+    t.same(
+      pairs(wide.observe(base, now).series),
+      pairs(series.map((s, i) => (i === 1 ? { attempts: 3, errors: 2 } : s))),
+      'absorbed counts',
+    );
+    t.ok(
+      wide.observe(base, now).series.every((s) => s.tail === undefined),
+      'absorbed buckets carry no tail (the order is not kept)',
+    );
+  },
+);

@@ -22,6 +22,7 @@ import {
   driftExponent,
   errorTest,
   falseDrainBound,
+  tailCost,
   walkExposureMs,
   walkStartPoints,
 } from '../../src/rollout/sequential.js';
@@ -124,11 +125,17 @@ t.test('calibrateBounds for the default walk, computed in the test', async (t) =
   // The figures docs/design.md "The calibrated bound" and README quote.
   t.same(
     want.map((a) => a.bound.toFixed(2)),
-    ['6.70', '11.34', '15.16'],
+    ['6.70', '11.34', '16.17'],
   );
+  t.same(
+    got.map((a) => a.tails),
+    [false, false, true],
+    'only the largest alternative (100×) starts at trailing failure runs',
+  );
+  t.ok(close(tailCost(THR, 0.5, got[2]?.theta ?? NaN), want[2]?.c ?? NaN), `tailCost ${want[2]?.c.toFixed(3)}`);
   t.same(calibrateBounds(THR, DEFAULT_START_POINTS, FALSE_DRAIN_BUDGET, ERROR_TEST_MULTIPLES), got, 'the defaults');
-  // The budget is spent exactly: n · Σ exp(−θ_k h_k) = 1 %, with θ from the fixture.
-  const spent = want.reduce((s, w, k) => s + 177_300 * Math.exp(-w.theta * (got[k]?.bound ?? NaN)), 0);
+  // The budget is spent exactly: n · Σ (1 + c_k) exp(−θ_k h_k) = 1 %, with θ and c from the fixture.
+  const spent = want.reduce((s, w, k) => s + 177_300 * (1 + w.c) * Math.exp(-w.theta * (got[k]?.bound ?? NaN)), 0);
   t.ok(close(spent, 0.01, 1e-9), `spent ${spent}`);
   t.ok(close(falseDrainBound(got, THR, THR / 2, 177_300), 0.01, 1e-9), 'falseDrainBound at the healthy ratio');
   t.ok(falseDrainBound(got, THR, THR / 4, 177_300) < 0.001, 'a tenth of it at a quarter of the threshold');
@@ -177,18 +184,21 @@ t.test('calibrateBounds spends the budget exactly, over distinct alternatives, a
           const alts = calibrateBounds(thr, n, budget, ms);
           const ref = referenceBounds(thr, n, budget, ms);
           const distinct = new Set(ms.map((m) => alternativeRatio(thr, m))).size;
-          const spent = ref.reduce((s, r, k) => s + n * Math.exp(-r.theta * (alts[k]?.bound ?? NaN)), 0);
+          // The fixture's c = (1 − p)/(1 − p·(p1/p0)^θ) cancels as the threshold nears 1 (1 − p·(p1/p0)^θ is
+          // 1e-8 at 0.94, 1e-11 at 0.96): compare to its precision there, ~1e-16 / (1 − p·(p1/p0)^θ).
+          const tol = Math.max(1e-9, ...ref.map((r) => (r.c > 0 ? 1e-15 * r.c : 0)));
+          const spent = ref.reduce((s, r, k) => s + n * (1 + r.c) * Math.exp(-r.theta * (alts[k]?.bound ?? NaN)), 0);
           return (
             alts.length === distinct &&
             alts.length === ref.length &&
             alts.every((a, k) => a.multiple === ref[k]?.multiple && a.p1 === ref[k]?.p1) &&
-            alts.every((a, k) => close(a.bound, ref[k]?.bound ?? NaN)) &&
-            close(spent, budget, 1e-9) &&
+            alts.every((a, k) => close(a.bound, ref[k]?.bound ?? NaN, tol) && a.tails === ref[k]?.tails) &&
+            close(spent, budget, tol) &&
             close(falseDrainBound(alts, thr, thr / 2, n), budget, 1e-9)
           );
         }),
       ),
-    'n · Σ exp(−θ_k h_k) = budget; K = distinct capped p1',
+    'n · Σ (1 + c_k) exp(−θ_k h_k) = budget; K = distinct capped p1; trailing runs for the largest p1',
   );
 });
 
@@ -196,7 +206,8 @@ t.test(
   'calibrateBounds: duplicates count once; no alternative outside (0, 1); invalid n or budget → defaults',
   async (t) => {
     // Duplicated multiples and caps that merge alternatives: K counts each p1 once.
-    const spendOf = (k: number, n: number, b: number): number => Math.log((k * n) / b);
+    // The last (largest) alternative also pays for its trailing-run start points: (1 + c) (tailCost).
+    const spendOf = (k: number, n: number, b: number, c = 0): number => Math.log((k * n * (1 + c)) / b);
     const twice = calibrateBounds(THR, 1000, 0.01, [2, 2, 6]);
     t.same(
       twice.map((a) => a.multiple),
@@ -212,11 +223,13 @@ t.test(
         [6, 0.55],
       ],
     );
-    t.ok(close((capped[1]?.bound ?? NaN) * (capped[1]?.theta ?? NaN), spendOf(2, 1000, 0.01)), 'K = 2');
+    const cappedCost = tailCost(0.1, 0.55, capped[1]?.theta ?? NaN);
+    t.ok(close((capped[1]?.bound ?? NaN) * (capped[1]?.theta ?? NaN), spendOf(2, 1000, 0.01, cappedCost)), 'K = 2');
     // At 60 % all three sit at 80 %: one alternative, as errorTest reports it.
     const one = calibrateBounds(0.6, 1000, 0.01);
     t.equal(one.length, 1);
-    t.ok(close((one[0]?.bound ?? NaN) * (one[0]?.theta ?? NaN), spendOf(1, 1000, 0.01)), 'K = 1');
+    const oneCost = tailCost(0.6, 0.8, one[0]?.theta ?? NaN);
+    t.ok(close((one[0]?.bound ?? NaN) * (one[0]?.theta ?? NaN), spendOf(1, 1000, 0.01, oneCost)), 'K = 1');
     t.ok(close(errorTest([], 0.6, { startPoints: 1000 }).bound, one[0]?.bound ?? NaN), 'errorTest uses it');
 
     for (const thr of [0, -0.01, 1, 1.5, NaN, Infinity]) t.same(calibrateBounds(thr), [], `threshold ${thr}: []`);
@@ -371,7 +384,7 @@ const P0 = 0.05;
 const BUCKETS = 40;
 const ATTEMPTS = 3;
 
-/** Monte Carlo of errorTest itself: `runs` walks of `buckets` buckets, peeked after every bucket. */
+/** Monte Carlo of errorTest itself: `runs` walks of `buckets` buckets (each with its trailing failure run), peeked after every bucket. */
 function monteCarlo(p: number, opts: Partial<ErrorTestOptions>, runs: number, seed: number): number {
   const rnd = mulberry32(seed);
   let hits = 0;
@@ -379,8 +392,16 @@ function monteCarlo(p: number, opts: Partial<ErrorTestOptions>, runs: number, se
     const series: CountBucket[] = [];
     for (let k = 0; k < BUCKETS; k++) {
       let e = 0;
-      for (let i = 0; i < ATTEMPTS; i++) if (rnd() < p) e++;
-      series.push({ attempts: ATTEMPTS, errors: e });
+      let tail = 0;
+      for (let i = 0; i < ATTEMPTS; i++) {
+        if (rnd() < p) {
+          e++;
+          tail++;
+        } else {
+          tail = 0;
+        }
+      }
+      series.push({ attempts: ATTEMPTS, errors: e, tail });
       if (errorTest(series, P0, opts).crossed) {
         hits++;
         break;

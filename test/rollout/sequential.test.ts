@@ -137,21 +137,21 @@ t.test('errorTest on small hand series (threshold 0.5 %, fixed bounds given by h
 });
 
 t.test('errorTest with the default calibration: each alternative against its own bound', async (t) => {
-  // Bounds of the default walk, computed in the fixture: about 6.70 / 11.34 / 15.16.
+  // Bounds of the default walk, computed in the fixture: about 6.70 / 11.34 / 16.17.
   t.ok(H2 < H6 && H6 < H100, `bounds ${H2.toFixed(2)} / ${H6.toFixed(2)} / ${H100.toFixed(2)}`);
   const empty = errorTest([], THR);
   t.equal(empty.multiple, 2, 'no evidence: the first alternative reports');
   t.ok(Math.abs(empty.bound - H2) < 1e-9, `with its own bound ${empty.bound}`);
   t.equal(empty.crossed, false);
 
-  // 5 errors in 10: m = 100 gives 5 ln 100 + 5 ln(0.5/0.995) = 19.58 ≥ 15.16.
+  // 5 errors in 10: m = 100 gives 5 ln 100 + 5 ln(0.5/0.995) = 19.58 ≥ 16.17.
   const burst = errorTest([b(10, 5)], THR);
   t.ok(Math.abs(burst.statistic - (5 * Math.log(100) + 5 * GOOD_M100)) < 1e-12, `statistic ${burst.statistic}`);
   t.ok(Math.abs(burst.bound - H100) < 1e-9);
   t.equal(burst.multiple, 100);
   t.equal(burst.crossed, true);
 
-  // The gap series above: 4 errors in a row is 4 ln 100 = 18.42 ≥ 15.16 for the
+  // The gap series above: 4 errors in a row is 4 ln 100 = 18.42 ≥ 16.17 for the
   // m = 100 alternative, though 4 ln 6 = 7.17 stays far below 11.34.
   const gap = errorTest([b(2, 2), b(200, 0), b(4, 4)], THR);
   t.equal(gap.crossed, true);
@@ -298,4 +298,54 @@ t.test('errorTest edge thresholds and malformed buckets never throw', async (t) 
   t.same(errorTest([b(10, 50)], THR), errorTest([b(10, 10)], THR));
   t.same(errorTest([b(-5, -1), b(NaN, NaN), b(Infinity, 3)], THR), errorTest([], THR));
   t.equal(errorTest([b(10, -3)], THR).errors, 0);
+});
+
+t.test('trailing failure runs: the 100× alternative also starts at a bucket’s last failures', async (t) => {
+  const LN100 = Math.log(100);
+  // 36 good attempts, then the canary turns to all 5xx: 4 failures end the 1 s bucket. As one bucket it weighs
+  // 4·ln 100 + 36·ln(0.5/0.995) = −6.4 under 100×: the good attempts before the onset hide the fault.
+  const plain = errorTest([b(40, 4)], THR);
+  t.notOk(plain.crossed, `without tail: ${plain.statistic.toFixed(2)} (2×/6× see 4 of 40 as no proof yet)`);
+  // Its trailing run starts a new SPRT at the first failure: 4·ln 100 = 18.42 ≥ the 100× bound.
+  const tail = errorTest([{ attempts: 40, errors: 4, tail: 4 }], THR);
+  t.ok(tail.crossed, `with tail 4: ${tail.statistic.toFixed(2)} ≥ ${tail.bound.toFixed(2)}`);
+  t.ok(Math.abs(tail.statistic - 4 * LN100) < 1e-12, '= 4·ln 100');
+  t.equal(tail.multiple, 100);
+  t.ok(Math.abs(tail.bound - H100) < 1e-9, 'against the 100× bound (with its trailing-run cost)');
+  // Three are not enough (13.8 < 16.2), whatever came before.
+  t.notOk(errorTest([b(50, 0), { attempts: 40, errors: 3, tail: 3 }], THR).crossed, 'tail 3: not yet');
+  // The run goes on into the next bucket: tail 3, then 1 of 1 → 4·ln 100.
+  const across = errorTest(
+    [
+      { attempts: 40, errors: 3, tail: 3 },
+      { attempts: 1, errors: 1, tail: 1 },
+    ],
+    THR,
+  );
+  t.ok(across.crossed && Math.abs(across.statistic - 4 * LN100) < 1e-12, 'a run that spans two buckets adds up');
+  // Good attempts after it weigh against it (each −0.69 under 100×): 3·ln 100 − 10·0.69 + ln 100 = 11.5.
+  const broken = errorTest(
+    [
+      { attempts: 40, errors: 3, tail: 3 },
+      { attempts: 11, errors: 1, tail: 1 },
+    ],
+    THR,
+  );
+  t.notOk(broken.crossed, `broken by 10 good attempts: ${broken.statistic.toFixed(2)}`);
+  t.ok(Math.abs(broken.statistic - 3 * LN100) < 1e-12, 'the peak stays the 3 failures’ 13.8');
+  // A tail is clamped to the bucket’s errors, and a negative, NaN or absent one is 0.
+  t.same(errorTest([{ attempts: 40, errors: 4, tail: 40 }], THR), tail, 'tail 40 of 4 errors reads as 4');
+  for (const bad of [-3, NaN, 0, undefined]) {
+    t.same(errorTest([{ attempts: 40, errors: 4, tail: bad }], THR), plain, `tail ${bad}: as without`);
+  }
+  // The largest alternative of the set uses it: with [2, 6], 6× sees 4·ln 6 = 7.17 instead of the bucket's 6.25.
+  const small = { multiples: [2, 6], bounds: [50, 50] };
+  t.ok(Math.abs(errorTest([b(40, 4)], THR, small).statistic - (4 * LN6 + 36 * GOOD_M6)) < 1e-12, 'plain: 6.25');
+  t.ok(Math.abs(errorTest([{ attempts: 40, errors: 4, tail: 4 }], THR, small).statistic - 4 * LN6) < 1e-12, '4·ln 6');
+  // 2× alone (then the largest) too: 4·ln 2.
+  const two = errorTest([{ attempts: 40, errors: 4, tail: 4 }], THR, { multiples: [2], bounds: [50] });
+  t.ok(Math.abs(two.statistic - 4 * LN2) < 1e-12, `2× alone: ${two.statistic.toFixed(3)} = 4·ln 2`);
+  // Bounds by hand: the largest alternative of the hand set uses tails too.
+  const hand = errorTest([{ attempts: 40, errors: 4, tail: 4 }], THR, { multiples: [2, 100], bounds: [50, 18] });
+  t.ok(hand.crossed, 'hand bounds: 18.42 ≥ 18');
 });

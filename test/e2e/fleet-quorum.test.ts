@@ -12,8 +12,12 @@ import { startFleet, type Fleet, type FleetHostHandle } from '../fixtures/fleet.
 import { allAt, allVerified, load, recordWeights, served, stopwatch, until } from '../fixtures/fleet-wait.js';
 import { sample } from '../fixtures/stack.js';
 
-/** Soak of every slice and step (weights.yaml), ms. */
-const SOAK_MS = 1000;
+/**
+ * Soak of every slice and step (weights.yaml), ms. 3 s, not 1: the test must see every host at 40 before the
+ * walk moves on, and one look at three hosts (their nginx, then a status) took over a second on a loaded
+ * machine — the walk had reached 60 before the test saw 40.
+ */
+const SOAK_MS = 3000;
 /** fleet.lease_ttl, ms. */
 const LEASE_TTL_MS = 2000;
 
@@ -38,7 +42,7 @@ t.test('one etcd member down: the walk goes on; two down: nothing rises, no lead
   const cluster = await startEtcdCluster({ members: 3, t });
   const [m0, m1] = cluster.members;
   if (!m0 || !m1) throw new Error('no etcd members');
-  const fleet = await startFleet(t, { hosts: 3, etcd: () => cluster.endpoints, target: 30, soak: '1s' });
+  const fleet = await startFleet(t, { hosts: 3, etcd: () => cluster.endpoints, target: 30, soak: `${SOAK_MS}ms` });
   const [first, ...rest] = fleet.hosts as [FleetHostHandle, FleetHostHandle, FleetHostHandle];
   await first.startSidecar();
   await until(fleet, `${first.name} to lead`, async () => (await first.status()).fleet?.isLeader === true, 15_000);

@@ -8,7 +8,9 @@ import { sample, spawnCli, startStack } from '../fixtures/stack.js';
 t.test('a new canary build walks from the slice; promote ends the release', async (t) => {
   // Probes every second with a 1 s bound and a connect_p95 hold far above loopback: on a busy machine a
   // slow probe must not pause the walk just before promote (this test is about releases, not the gates).
-  const stack = await startStack(t, { target: 35, probeInterval: '1s', minProbes: 2 });
+  // A 15 s slice soak (steps 1 s): the early promote below must land while the walk is still at the slice,
+  // and spawning the CLI takes seconds on a loaded machine (with 1 s soaks the walk reached 35 first).
+  const stack = await startStack(t, { target: 35, probeInterval: '1s', minProbes: 2, soak: '15s', stepSoak: '1s' });
   await writeFile(
     stack.configFile,
     (await readFile(stack.configFile, 'utf8')).replace('connect_p95: 120ms', 'connect_p95: 5s'),

@@ -25,6 +25,8 @@
  */
 import {
   calibrateBounds,
+  CURRENT_RUN_SHARE,
+  currentRunMinimum,
   DEFAULT_START_POINTS,
   ERROR_TEST_MULTIPLES,
   FALSE_DRAIN_BUDGET,
@@ -92,7 +94,7 @@ console.log(
 );
 console.log('');
 console.log(
-  '1. calibrated bounds (src/rollout/sequential.ts calibrateBounds: h = ln(K n (1 + c) / budget) / theta; c = tailCost for the alternative that also starts at trailing 5xx runs, else 0)',
+  '1. calibrated bounds (src/rollout/sequential.ts calibrateBounds: h = ln(K n (1 + c) / (s budget)) / theta; c = tailCost and s = 1 - CURRENT_RUN_SHARE for the alternative that also starts at trailing 5xx runs, else c = 0, s = 1)',
 );
 const CW = [10, 10, 12, 8, 22, 16];
 console.log(row(['multiple', 'p1', 'theta', 'bound', '5xx in a row to cross', 'trailing runs'], CW));
@@ -117,6 +119,16 @@ console.log(
     `at ${pct(healthy)}; ${pct(falseDrainBound(alts, THRESHOLD, healthy / 2, startPoints), 4)} at ${pct(healthy / 2)}; ` +
     `at the threshold itself no guarantee (bound ${pct(falseDrainBound(alts, THRESHOLD, THRESHOLD * 0.999999, startPoints), 0)}).`,
 );
+console.log(
+  `  plus runs inside the bucket being filled (sequential.ts currentRunMinimum, at most ${pct((CURRENT_RUN_SHARE * FALSE_DRAIN_BUDGET) / alts.length, 3)}): ` +
+    [20, 100, 1000]
+      .map((rate) => {
+        const n = (rate * exposureMs) / 1000;
+        const r = currentRunMinimum(THRESHOLD, n);
+        return `${rate}/s: runs of ${r}, ${pct(n * healthy ** r, 4)}`;
+      })
+      .join('; '),
+);
 
 // 2. False drains over whole default walks.
 console.log('');
@@ -133,7 +145,8 @@ const RATES: readonly [string, number][] = [
 for (const [ri, [label, rate]] of RATES.entries()) {
   for (const [pi, p] of [healthy, THRESHOLD].entries()) {
     const walk = { ratePerS: rate, tickMs: PARAMS.tickMs, bucketMs: seriesWidthMs(WINDOW_MS), soaksMs };
-    const k = falseDrains(walk, THRESHOLD, alts, p, LONG_WALKS, SEED * 100 + ri * 10 + pi);
+    const runMin = currentRunMinimum(THRESHOLD, (rate * exposureMs) / 1000);
+    const k = falseDrains(walk, THRESHOLD, alts, p, LONG_WALKS, SEED * 100 + ri * 10 + pi, runMin);
     const share = k / LONG_WALKS;
     const atHealthy = pi === 0;
     const ok = !atHealthy || share <= FALSE_DRAIN_BUDGET;
@@ -167,7 +180,16 @@ for (const [ri, [, rate]] of RATES.entries()) {
   const params: SimParams = { ...PARAMS, ratePerS: rate };
   for (const [ci, scenario] of CASES.entries()) {
     const seed = SEED * 1000 + ri * 100 + ci;
-    const [outcomes] = runCase(params, scenario, [new SequentialDetector(THRESHOLD, alts)], WALKS, seed);
+    // The gate's own estimate: the attempt rate times the exposure (rollout/gates.ts).
+    const walkAttempts = (rate * exposureMs) / 1000;
+    const runMin = currentRunMinimum(THRESHOLD, walkAttempts);
+    const [outcomes] = runCase(
+      params,
+      scenario,
+      [new SequentialDetector(THRESHOLD, alts, 'sequential', runMin)],
+      WALKS,
+      seed,
+    );
     const s = summarize(outcomes ?? []);
     const floor = floorOf({
       threshold: THRESHOLD,
@@ -192,11 +214,11 @@ for (const [ri, [, rate]] of RATES.entries()) {
     );
     if (ri === 0) {
       // errorTest itself, on the series the gate would get, must agree tick for tick.
-      const opts = { startPoints };
+      const opts = { startPoints, walkAttempts };
       const check = runCase(
         params,
         scenario,
-        [new SequentialDetector(THRESHOLD, alts), new SeriesDetector(THRESHOLD, opts)],
+        [new SequentialDetector(THRESHOLD, alts, 'sequential', runMin), new SeriesDetector(THRESHOLD, opts)],
         VERIFY_WALKS,
         seed,
       );

@@ -54,10 +54,16 @@ export class SequentialDetector implements Detector {
   readonly #bounds: Float64Array;
   /** 1 where the alternative also starts at trailing runs, else 0. */
   readonly #tails: Uint8Array;
+  /** The shortest trailing run the bucket being filled counts from (sequential.ts currentRunMinimum). */
+  readonly #runMin: number;
 
-  /** `alts`: sequential.ts `calibrateBounds(threshold, …)` (or any p1 and bound per alternative). */
-  constructor(threshold: number, alts: readonly Alternative[], name = 'sequential') {
+  /**
+   * `alts`: sequential.ts `calibrateBounds(threshold, …)` (or any p1 and bound per alternative);
+   * `runMin`: sequential.ts `currentRunMinimum` for the walk's attempts (1: every run counts).
+   */
+  constructor(threshold: number, alts: readonly Alternative[], name = 'sequential', runMin = 1) {
     this.name = name;
+    this.#runMin = runMin;
     this.#up = Float64Array.from(alts, (a) => Math.log(a.p1 / threshold));
     this.#down = Float64Array.from(alts, (a) => Math.log((1 - a.p1) / (1 - threshold)));
     this.#bounds = Float64Array.from(alts, (a) => a.bound);
@@ -76,16 +82,17 @@ export class SequentialDetector implements Detector {
     let n = 0;
     let e = 0;
     let tail = 0;
+    const runMin = this.#runMin;
     /** Alternative i's CUSUM over the complete buckets and the one being filled (errorTest's `s`). */
-    const cusum = (i: number): number => {
+    const cusum = (i: number, filling: boolean): number => {
       let s = (done[i] as number) + (e * (up[i] as number) + (n - e) * (down[i] as number));
       if (s < 0) s = 0;
-      if (tails[i] === 1 && tail * (up[i] as number) > s) s = tail * (up[i] as number);
+      if (tails[i] === 1 && (!filling || tail >= runMin) && tail * (up[i] as number) > s) s = tail * (up[i] as number);
       return s;
     };
     for (let t = w.start; t < w.end; t++) {
       if (opensBucket(w, t)) {
-        for (let i = 0; i < k; i++) done[i] = cusum(i);
+        for (let i = 0; i < k; i++) done[i] = cusum(i, false);
         n = 0;
         e = 0;
         tail = 0;
@@ -97,7 +104,7 @@ export class SequentialDetector implements Detector {
       n += tn;
       e += te;
       if (t < w.from) continue;
-      for (let i = 0; i < k; i++) if (cusum(i) >= (bounds[i] as number)) return t;
+      for (let i = 0; i < k; i++) if (cusum(i, true) >= (bounds[i] as number)) return t;
     }
     return -1;
   }

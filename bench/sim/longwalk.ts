@@ -36,7 +36,9 @@ export interface LongWalk {
 const samplers = new Samplers();
 
 /**
- * Walks of `walk` at true 5xx ratio `p` drained by the detector (`alts`
+ * Walks of `walk` at true 5xx ratio `p` drained by the detector (`alts`,
+ * `runMin` the shortest trailing run the bucket being filled counts from:
+ * sequential.ts currentRunMinimum
  * against `threshold`), out of `walks`; walk i from seed (seed, i). The
  * bucket grid sits at a uniform random offset per walk.
  */
@@ -47,6 +49,7 @@ export function falseDrains(
   p: number,
   walks: number,
   seed: number,
+  runMin = 1,
 ): number {
   const tickS = walk.tickMs / 1000;
   const bad = samplers.poisson(walk.ratePerS * tickS * p);
@@ -69,16 +72,17 @@ export function falseDrains(
       let e = 0;
       let tail = 0;
       /** Alternative j's CUSUM over the complete buckets and the one being filled (errorTest's `s`). */
-      const cusum = (j: number): number => {
+      const cusum = (j: number, filling: boolean): number => {
         let s = (done[j] as number) + e * (up[j] as number) + (n - e) * (down[j] as number);
         if (s < 0) s = 0;
-        if (tails[j] === 1 && tail * (up[j] as number) > s) s = tail * (up[j] as number);
+        if (tails[j] === 1 && (!filling || tail >= runMin) && tail * (up[j] as number) > s)
+          s = tail * (up[j] as number);
         return s;
       };
       const ticks = Math.round(soakMs / walk.tickMs);
       for (let t = 0; t < ticks && !hit; t++) {
         if ((t + phase) % bucketTicks === 0 && n > 0) {
-          for (let j = 0; j < k; j++) done[j] = cusum(j);
+          for (let j = 0; j < k; j++) done[j] = cusum(j, false);
           n = 0;
           e = 0;
           tail = 0;
@@ -90,7 +94,7 @@ export function falseDrains(
         e += errs;
         if (e === 0) continue; // good attempts alone only lower every statistic
         for (let j = 0; j < k; j++) {
-          if (cusum(j) >= (bounds[j] as number)) {
+          if (cusum(j, true) >= (bounds[j] as number)) {
             hit = true;
             break;
           }

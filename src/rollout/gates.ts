@@ -174,9 +174,9 @@ export const starvedGate: GateEvaluator = (svc, obs, ctx) => {
  * independent attempts; real failures come in bursts (one reload, one
  * connection reset, one restart of the canary's process can fail two or
  * three attempts together), and a short walk's bound can be crossed by two
- * (10 s window and 1 s soaks: 100 start points, 3 × ln 100 = 13.8 ≥ 9.8). Four
+ * (10 s window and 1 s soaks: 100 start points, 3 × ln 100 = 13.8 ≥ 10.0). Four
  * is what the default walk's bound needs anyway (a canary answering only 5xx
- * crosses 16.17 on its 4th), so this floor changes nothing there and keeps a
+ * crosses 16.41 on its 4th), so this floor changes nothing there and keeps a
  * short or test walk from draining on a burst. A chosen value (docs/design.md
  * "Gates").
  */
@@ -188,7 +188,8 @@ export const MIN_DRAIN_ERRORS = 4;
  * sequential test of sequential.ts on the per-second counts, its bounds
  * calibrated to the walk this service's rollout settings imply (soaks, steps
  * to the target, the window's series width: `walkExposureMs`,
- * `walkStartPoints`). Fails as soon as the test crosses a bound and at least
+ * `walkStartPoints`; the canary's observed attempt rate × that exposure for
+ * `walkAttempts`). Fails as soon as the test crosses a bound and at least
  * {@link MIN_DRAIN_ERRORS} canary attempts failed, whatever the sample count
  * (the bound is what makes that safe); otherwise inconclusive below gates.minRequests
  * attempts or while the ratio is above the threshold without significance
@@ -198,11 +199,15 @@ export const MIN_DRAIN_ERRORS = 4;
 export const errorRatioGate: GateEvaluator = (svc, obs) => {
   const canary = obs?.canary ?? NO_DATA;
   const { errorRatio: threshold, minRequests } = svc.gates;
-  const startPoints = walkStartPoints(
-    walkExposureMs(svc.rollout, svc.gates.windowMs),
-    seriesWidthMs(svc.gates.windowMs),
-  );
-  const test = errorTest(canary.series, threshold, { startPoints });
+  const exposureMs = walkExposureMs(svc.rollout, svc.gates.windowMs);
+  const widthMs = seriesWidthMs(svc.gates.windowMs);
+  const startPoints = walkStartPoints(exposureMs, widthMs);
+  // Attempts the walk will see at the rate observed now (sets the run a bucket being filled must show).
+  let attempts = 0;
+  for (const b of canary.series) attempts += b.attempts > 0 ? b.attempts : 0;
+  const spanMs = canary.series.length * widthMs;
+  const walkAttempts = spanMs > 0 ? (attempts / spanMs) * exposureMs : 0;
+  const test = errorTest(canary.series, threshold, { startPoints, walkAttempts });
   const value = canary.requests > 0 ? canary.errors / canary.requests : null;
   let verdict: Verdict;
   if (test.crossed && (canary.errors >= MIN_DRAIN_ERRORS || !(threshold > 0))) verdict = 'fail';

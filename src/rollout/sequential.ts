@@ -46,11 +46,24 @@ export const HEALTHY_FRACTION = 0.5;
  * the others never cross, 6 reacts quickly to a gross failure (each good
  * attempt costs it only `ln((1 − 6·p0)/(1 − p0))` = −0.025), and 100 (p1 =
  * 50 % at the default threshold) is the canary that answers only 5xx: each
- * error adds ln 100 = 4.6, so 4 consecutive errors cross its bound (16.2 for
+ * error adds ln 100 = 4.6, so 4 consecutive errors cross its bound (16.4 for
  * the default walk) where 6 would need 7. Chosen with `npm run bench:gates`
  * (README "Benchmarks").
  */
 export const ERROR_TEST_MULTIPLES: readonly number[] = Object.freeze([2, 6, 100]);
+
+/**
+ * Share of the trailing-run alternative's budget kept for runs of failures
+ * inside the bucket being filled, ratio 0–1: 25 %, a chosen value — about the
+ * largest that keeps a canary answering only 5xx crossing on its 4th attempt
+ * for walks up to 10 × the default (the 100 × bound there is 18.37 < 4·ln 100
+ * = 18.42), and it admits runs of 4 up to ~120 canary attempts/s. That
+ * bucket is judged at every tick — and a canary failure nudges a tick — so
+ * every run of failures in it is a start point, not only its last; their
+ * number grows with the traffic, so they get their own share and a minimum
+ * run length ({@link currentRunMinimum}) instead of a place in the bound.
+ */
+export const CURRENT_RUN_SHARE = 0.25;
 
 /**
  * Start points of the default walk (docs/design.md "Gates"): its soak time,
@@ -77,6 +90,14 @@ export interface ErrorTestOptions {
    * Ignored unless it has one finite, positive entry per multiple.
    */
   bounds?: readonly number[];
+  /**
+   * Canary attempts the walk is expected to see (the observed attempt rate ×
+   * the exposure, rollout/gates.ts): sets the shortest run of failures the
+   * last bucket's trailing run counts from ({@link currentRunMinimum}).
+   * Absent, 0 or invalid: every run counts (the exact tests, which judge
+   * complete buckets only).
+   */
+  walkAttempts?: number;
 }
 
 /** The defaults of {@link errorTest}. */
@@ -193,16 +214,49 @@ export function tailCost(p0: number, p1: number, theta: number): number {
 }
 
 /**
+ * The shortest run of failures the trailing-run alternative may start from
+ * in the bucket being filled, ≥ 1: the smallest r with `N · p^r ≤
+ * CURRENT_RUN_SHARE · budget / K`, p = threshold × HEALTHY_FRACTION, N =
+ * `walkAttempts`, K = `alternatives` (distinct ones; 3 by default). A run of r
+ * failures in a row begins at a given attempt with probability ≤ p^r (at any
+ * ratio ≤ p, attempts independent), so over N attempts the runs this admits
+ * come with probability ≤ that share (Boole's inequality), however often the
+ * bucket is judged. The default walk at 20 canary attempts/s (3.5 M) gives 4,
+ * which is what 100 × needs anyway (4 · ln 100 ≥ its bound); at 1,000/s,
+ * 5. 1 when N ≤ 0 or not finite, or the threshold is outside (0, 1).
+ * Never throws.
+ */
+export function currentRunMinimum(
+  threshold: number,
+  walkAttempts: number,
+  budget: number = FALSE_DRAIN_BUDGET,
+  alternatives: number = ERROR_TEST_MULTIPLES.length,
+): number {
+  if (!(threshold > 0 && threshold < 1) || !(walkAttempts > 0) || !Number.isFinite(walkAttempts)) return 1;
+  const b = budget > 0 && budget < 1 ? budget : FALSE_DRAIN_BUDGET;
+  const k = alternatives >= 1 ? alternatives : 1;
+  const p = threshold * HEALTHY_FRACTION;
+  // r = ceil(ln(share / N) / ln p), then nudged by the exact inequality (floating point).
+  const share = (CURRENT_RUN_SHARE * b) / k;
+  let r = Math.max(1, Math.ceil(Math.log(share / walkAttempts) / Math.log(p)));
+  while (r > 1 && walkAttempts * p ** (r - 1) <= share) r--;
+  while (walkAttempts * p ** r > share) r++;
+  return r;
+}
+
+/**
  * The bound of each alternative, calibrated to the walk's exposure
  * (docs/design.md "Gates", "the calibrated bound"):
  *
- *     h_k = ln(K · n · (1 + c_k) / budget) / θ_k
+ *     h_k = ln(K · n · (1 + c_k) / (s_k · budget)) / θ_k
  *
  * for K distinct alternatives, `n` start points ({@link walkStartPoints}),
  * θ_k the {@link driftExponent} of alternative k at the healthy ratio
  * `threshold × HEALTHY_FRACTION`, and c_k = {@link tailCost} for the one
  * alternative that also starts at trailing failure runs (the largest p1),
- * 0 for the others. The CUSUM of alternative k crosses h_k at some tick only
+ * 0 for the others, and s_k = 1 − {@link CURRENT_RUN_SHARE} for that
+ * alternative (the rest is kept for {@link currentRunMinimum}), 1 for the
+ * others. The CUSUM of alternative k crosses h_k at some tick only
  * if the SPRT from some start point does; each of the n bucket-boundary SPRTs
  * does with probability ≤ `exp(−θ_k·h_k)` at any ratio ≤ the healthy one
  * (Ville, see {@link driftExponent}), each of the n trailing-run ones with ≤
@@ -234,7 +288,8 @@ export function calibrateBounds(
     const theta = driftExponent(healthy, threshold, p1);
     const tails = p1 === top;
     const c = tails ? tailCost(threshold, p1, theta) : 0;
-    return { multiple, p1, theta, bound: Math.log((k * n * (1 + c)) / b) / theta, tails };
+    const spend = tails ? (1 - CURRENT_RUN_SHARE) * b : b;
+    return { multiple, p1, theta, bound: Math.log((k * n * (1 + c)) / spend) / theta, tails };
   });
 }
 
@@ -243,7 +298,9 @@ export function calibrateBounds(
  * guarantees at a true 5xx ratio `p` ≤ the healthy one, ratio 0–1:
  * `min(1, Σ_k n · (1 + c_k(p)) · exp(−θ_k(p) · h_k))` with θ_k(p) the
  * {@link driftExponent} at `p` and c_k(p) its {@link tailCost} (0 for an
- * alternative without trailing-run start points). Equals the budget at the healthy ratio; at the threshold itself
+ * alternative without trailing-run start points). Without the runs inside
+ * the bucket being filled ({@link currentRunMinimum}, at most
+ * CURRENT_RUN_SHARE of that alternative's share more). Equals the budget at the healthy ratio; at the threshold itself
  * (θ = 1) it is usually ≥ 1, i.e. no guarantee (bench:gates measures the
  * share there). Never throws.
  */
@@ -382,7 +439,9 @@ function tailOf(b: CountBucket): number {
  * alternative with `tails`, a run may also begin at bucket i's trailing
  * failure run (`tail` errors worth `tail·ln(p1/p0)`, then buckets i+1…j:
  * `S = max(0, S + llr, tail·ln(p1/p0))`). A bucket's `tail` is clamped to
- * [0, its errors]; without `tail` fields the statistic is the plain one. So, for each
+ * [0, its errors]; the last bucket's (the one being filled) counts only from
+ * {@link currentRunMinimum} failures for `opts.walkAttempts`; without `tail`
+ * fields the statistic is the plain one. So, for each
  * alternative's statistic and for the reported share statistic / bound: no
  * attempts → 0; adding an error never lowers it; adding a good attempt never
  * raises it; empty buckets change nothing; splitting a bucket in two never
@@ -417,6 +476,9 @@ export function errorTest(
   if (threshold >= 1 || alts.length === 0) {
     return { attempts, errors, ratio, statistic: 0, bound: alts[0]?.bound ?? 1, multiple: 0, crossed: false };
   }
+  // The bucket being filled: its trailing run counts only from this many failures (see currentRunMinimum).
+  const runMin = currentRunMinimum(threshold, opts?.walkAttempts ?? 0, opts?.budget, alts.length);
+  const last = series.length - 1;
   // −1 so the first alternative always reports (every share is ≥ 0).
   let bestShare = -1;
   let statistic = 0;
@@ -428,15 +490,19 @@ export function errorTest(
     const down = Math.log((1 - alt.p1) / (1 - threshold));
     let s = 0;
     let peak = 0;
-    for (const b of series) {
+    for (let i = 0; i <= last; i++) {
+      const b = series[i] as CountBucket;
       const n = attemptsOf(b);
       if (n === 0) continue;
       const e = errorsOf(b);
       s += e * up + (n - e) * down;
       if (s < 0) s = 0;
       if (alt.tails) {
-        const t = tailOf(b) * up;
-        if (t > s) s = t;
+        const r = tailOf(b);
+        if (i < last || r >= runMin) {
+          const t = r * up;
+          if (t > s) s = t;
+        }
       }
       if (s > peak) peak = s;
     }

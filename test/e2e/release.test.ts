@@ -8,9 +8,7 @@ import { sample, spawnCli, startStack } from '../fixtures/stack.js';
 t.test('a new canary build walks from the slice; promote ends the release', async (t) => {
   // Probes every second with a 1 s bound and a connect_p95 hold far above loopback: on a busy machine a
   // slow probe must not pause the walk just before promote (this test is about releases, not the gates).
-  // A 15 s slice soak (steps 1 s): the early promote below must land while the walk is still at the slice,
-  // and spawning the CLI takes seconds on a loaded machine (with 1 s soaks the walk reached 35 first).
-  const stack = await startStack(t, { target: 35, probeInterval: '1s', minProbes: 2, soak: '15s', stepSoak: '1s' });
+  const stack = await startStack(t, { target: 35, probeInterval: '1s', minProbes: 2 });
   await writeFile(
     stack.configFile,
     (await readFile(stack.configFile, 'utf8')).replace('connect_p95: 120ms', 'connect_p95: 5s'),
@@ -21,14 +19,18 @@ t.test('a new canary build walks from the slice; promote ends the release', asyn
   const traffic = stack.traffic();
   t.teardown(() => traffic.stop());
 
-  // promote before the target: refused with the reason, nothing changed.
+  // promote before the target: refused with the reason, nothing changed. The canary's /ready answers 503 meanwhile
+  // (the ready gate holds the walk at the slice): spawning the CLI takes seconds on a loaded machine, and with 1 s
+  // soaks the walk had reached its target before the promote landed.
   await stack.until('the slice', (s) => s.weight >= 5, 60_000);
+  stack.canary.setReady(false);
   const early = spawnCli(stack.dir, stack.configFile, ['promote', 'gateway']);
   t.equal((await early.exited).code, 1, 'promote before the target exits 1');
   t.match(
     early.stderr(),
     /cannot promote gateway: the walk has not reached its target: [\d.]+ % of 35 % \(phase \w+\); nothing was changed\. Wait until/,
   );
+  stack.canary.setReady(true);
 
   await stack.until('the walk complete at 35', (s) => s.weight === 35 && s.phase === 'complete', 90_000);
 

@@ -236,8 +236,8 @@ t.test("error_ratio: the bounds are calibrated to the service's own walk", async
       );
     }
   }
-  // A dead canary's 3 attempts reach 3 × ln 100 = 13.8, above the short walk's 100× bound (9.8) and below
-  // the default walk's (16.2): the short walk's test crosses, yet the gate waits for MIN_DRAIN_ERRORS (a
+  // A dead canary's 3 attempts reach 3 × ln 100 = 13.8, above the short walk's 100× bound (10.0) and below
+  // the default walk's (16.4): the short walk's test crosses, yet the gate waits for MIN_DRAIN_ERRORS (a
   // burst is not a dead canary); the 4th drains both. 2 × ln 100 = 9.2 crosses neither.
   for (const [errors, shortCrossed, shortVerdict, longVerdict] of [
     [2, false, 'inconclusive', 'inconclusive'],
@@ -268,6 +268,23 @@ t.test("error_ratio: the bounds are calibrated to the service's own walk", async
     gates: { ...defaultGates },
   });
   t.ok(boundOf(longer, { requests: 10, errors: 5 })[0] > boundOf(walked, { requests: 10, errors: 5 })[0]);
+});
+
+t.test('error_ratio: the bucket being filled needs a longer run of failures when the canary is busy', async (t) => {
+  // The default walk judged on 1 s buckets: 60 good seconds, then the bucket being filled ends in a run of 5xx.
+  const walked = makeService('gateway', { rollout: { ...defaultRollout }, gates: { ...defaultGates } });
+  const canaryAt = (perS: number, run: number): Parameters<typeof obs>[0] => {
+    const series = [
+      ...Array.from({ length: 60 }, () => ({ attempts: perS, errors: 0 })),
+      { attempts: perS, errors: run, tail: run },
+    ];
+    return { requests: 61 * perS, errors: run, series };
+  };
+  // 20 canary attempts/s: runs of 4 count (what 100× needs anyway): the 4th drains.
+  t.equal(errorRatioGate(walked, obs(canaryAt(20, 4)), at(15)).verdict, 'fail', '20/s: 4 in a row drain');
+  // 1,000/s: 4 in a row happen by chance too often over 177 million attempts; the 5th drains.
+  t.equal(errorRatioGate(walked, obs(canaryAt(1000, 4)), at(15)).verdict, 'pass', '1,000/s: 4 in a row do not');
+  t.equal(errorRatioGate(walked, obs(canaryAt(1000, 5)), at(15)).verdict, 'fail', '1,000/s: 5 in a row drain');
 });
 
 t.test('probe_failure_ratio: over 5 % of max(probes, min_probes) drains', async (t) => {

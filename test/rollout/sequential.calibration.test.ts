@@ -14,6 +14,7 @@ import fc from 'fast-check';
 
 import { seriesWidthMs } from '../../src/observe/window.js';
 import {
+  CURRENT_RUN_SHARE,
   DEFAULT_START_POINTS,
   ERROR_TEST_MULTIPLES,
   FALSE_DRAIN_BUDGET,
@@ -125,7 +126,7 @@ t.test('calibrateBounds for the default walk, computed in the test', async (t) =
   // The figures docs/design.md "The calibrated bound" and README quote.
   t.same(
     want.map((a) => a.bound.toFixed(2)),
-    ['6.70', '11.34', '16.17'],
+    ['6.70', '11.34', '16.41'],
   );
   t.same(
     got.map((a) => a.tails),
@@ -136,8 +137,11 @@ t.test('calibrateBounds for the default walk, computed in the test', async (t) =
   t.same(calibrateBounds(THR, DEFAULT_START_POINTS, FALSE_DRAIN_BUDGET, ERROR_TEST_MULTIPLES), got, 'the defaults');
   // The budget is spent exactly: n · Σ (1 + c_k) exp(−θ_k h_k) = 1 %, with θ and c from the fixture.
   const spent = want.reduce((s, w, k) => s + 177_300 * (1 + w.c) * Math.exp(-w.theta * (got[k]?.bound ?? NaN)), 0);
-  t.ok(close(spent, 0.01, 1e-9), `spent ${spent}`);
-  t.ok(close(falseDrainBound(got, THR, THR / 2, 177_300), 0.01, 1e-9), 'falseDrainBound at the healthy ratio');
+  // The bounds spend 1 % less the share kept for runs inside the bucket being filled (a quarter of a third).
+  const bounded = want.reduce((s, w) => s + w.spend, 0);
+  t.ok(close(bounded, 0.01 * (1 - CURRENT_RUN_SHARE / 3), 1e-12), `the bounds' share ${bounded}`);
+  t.ok(close(spent, bounded, 1e-9), `spent ${spent}`);
+  t.ok(close(falseDrainBound(got, THR, THR / 2, 177_300), bounded, 1e-9), 'falseDrainBound at the healthy ratio');
   t.ok(falseDrainBound(got, THR, THR / 4, 177_300) < 0.001, 'a tenth of it at a quarter of the threshold');
   t.equal(falseDrainBound(got, THR, THR, 177_300), 1, 'no guarantee at the threshold itself (θ = 1)');
 });
@@ -193,8 +197,8 @@ t.test('calibrateBounds spends the budget exactly, over distinct alternatives, a
             alts.length === ref.length &&
             alts.every((a, k) => a.multiple === ref[k]?.multiple && a.p1 === ref[k]?.p1) &&
             alts.every((a, k) => close(a.bound, ref[k]?.bound ?? NaN, tol) && a.tails === ref[k]?.tails) &&
-            close(spent, budget, tol) &&
-            close(falseDrainBound(alts, thr, thr / 2, n), budget, 1e-9)
+            close(spent, budget * (1 - CURRENT_RUN_SHARE / distinct), tol) &&
+            close(falseDrainBound(alts, thr, thr / 2, n), budget * (1 - CURRENT_RUN_SHARE / distinct), 1e-9)
           );
         }),
       ),
@@ -206,8 +210,10 @@ t.test(
   'calibrateBounds: duplicates count once; no alternative outside (0, 1); invalid n or budget → defaults',
   async (t) => {
     // Duplicated multiples and caps that merge alternatives: K counts each p1 once.
-    // The last (largest) alternative also pays for its trailing-run start points: (1 + c) (tailCost).
-    const spendOf = (k: number, n: number, b: number, c = 0): number => Math.log((k * n * (1 + c)) / b);
+    // The last (largest) alternative also pays for its trailing-run start points, (1 + c) (tailCost), and keeps
+    // CURRENT_RUN_SHARE of its budget for runs inside the bucket being filled.
+    const spendOf = (k: number, n: number, b: number, c = 0): number =>
+      Math.log((k * n * (1 + c)) / (c > 0 ? (1 - CURRENT_RUN_SHARE) * b : b));
     const twice = calibrateBounds(THR, 1000, 0.01, [2, 2, 6]);
     t.same(
       twice.map((a) => a.multiple),
@@ -451,7 +457,7 @@ t.test('exact DP: within the budget for every exposure, and lower for a longer c
 
 t.test('exact DP agrees with a seeded Monte Carlo of errorTest, peeked after every bucket', async (t) => {
   const cases: [string, Partial<ErrorTestOptions>, number, number, number][] = [
-    ['100× alone', { multiples: [100], startPoints: BUCKETS, budget: 0.2 }, P0 / 2, 8000, 11],
+    ['100× alone', { multiples: [100], startPoints: BUCKETS, budget: 0.5 }, P0 / 2, 8000, 11],
     ['all three', { startPoints: BUCKETS, budget: 0.2 }, P0 / 2, 20_000, 12],
     ['all three at the threshold', { startPoints: BUCKETS, budget: 0.2 }, P0, 8000, 13],
   ];

@@ -1,5 +1,6 @@
 import t from 'tap';
 import {
+  CURRENT_RUN_SHARE,
   DEFAULT_ERROR_TEST_OPTIONS,
   DEFAULT_START_POINTS,
   ERROR_TEST_MULTIPLES,
@@ -7,6 +8,7 @@ import {
   HEALTHY_FRACTION,
   alternativeRatio,
   bernoulliLlr,
+  currentRunMinimum,
   errorTest,
 } from '../../src/rollout/sequential.js';
 import type { ErrorTestOptions } from '../../src/rollout/sequential.js';
@@ -137,21 +139,21 @@ t.test('errorTest on small hand series (threshold 0.5 %, fixed bounds given by h
 });
 
 t.test('errorTest with the default calibration: each alternative against its own bound', async (t) => {
-  // Bounds of the default walk, computed in the fixture: about 6.70 / 11.34 / 16.17.
+  // Bounds of the default walk, computed in the fixture: about 6.70 / 11.34 / 16.41.
   t.ok(H2 < H6 && H6 < H100, `bounds ${H2.toFixed(2)} / ${H6.toFixed(2)} / ${H100.toFixed(2)}`);
   const empty = errorTest([], THR);
   t.equal(empty.multiple, 2, 'no evidence: the first alternative reports');
   t.ok(Math.abs(empty.bound - H2) < 1e-9, `with its own bound ${empty.bound}`);
   t.equal(empty.crossed, false);
 
-  // 5 errors in 10: m = 100 gives 5 ln 100 + 5 ln(0.5/0.995) = 19.58 ≥ 16.17.
+  // 5 errors in 10: m = 100 gives 5 ln 100 + 5 ln(0.5/0.995) = 19.58 ≥ 16.41.
   const burst = errorTest([b(10, 5)], THR);
   t.ok(Math.abs(burst.statistic - (5 * Math.log(100) + 5 * GOOD_M100)) < 1e-12, `statistic ${burst.statistic}`);
   t.ok(Math.abs(burst.bound - H100) < 1e-9);
   t.equal(burst.multiple, 100);
   t.equal(burst.crossed, true);
 
-  // The gap series above: 4 errors in a row is 4 ln 100 = 18.42 ≥ 16.17 for the
+  // The gap series above: 4 errors in a row is 4 ln 100 = 18.42 ≥ 16.41 for the
   // m = 100 alternative, though 4 ln 6 = 7.17 stays far below 11.34.
   const gap = errorTest([b(2, 2), b(200, 0), b(4, 4)], THR);
   t.equal(gap.crossed, true);
@@ -312,7 +314,7 @@ t.test('trailing failure runs: the 100× alternative also starts at a bucket’s
   t.ok(Math.abs(tail.statistic - 4 * LN100) < 1e-12, '= 4·ln 100');
   t.equal(tail.multiple, 100);
   t.ok(Math.abs(tail.bound - H100) < 1e-9, 'against the 100× bound (with its trailing-run cost)');
-  // Three are not enough (13.8 < 16.2), whatever came before.
+  // Three are not enough (13.8 < 16.4), whatever came before.
   t.notOk(errorTest([b(50, 0), { attempts: 40, errors: 3, tail: 3 }], THR).crossed, 'tail 3: not yet');
   // The run goes on into the next bucket: tail 3, then 1 of 1 → 4·ln 100.
   const across = errorTest(
@@ -348,4 +350,42 @@ t.test('trailing failure runs: the 100× alternative also starts at a bucket’s
   // Bounds by hand: the largest alternative of the hand set uses tails too.
   const hand = errorTest([{ attempts: 40, errors: 4, tail: 4 }], THR, { multiples: [2, 100], bounds: [50, 18] });
   t.ok(hand.crossed, 'hand bounds: 18.42 ≥ 18');
+});
+
+t.test('the bucket being filled: its trailing run counts from currentRunMinimum failures', async (t) => {
+  const p = THR * HEALTHY_FRACTION;
+  const share = (CURRENT_RUN_SHARE * FALSE_DRAIN_BUDGET) / 3;
+  // The defining inequality, at the rates of a 1-host walk, the e2e test's, a fleet's and a busy site's.
+  for (const rate of [1, 20, 63, 100, 150, 1000, 10_000]) {
+    const n = rate * DEFAULT_START_POINTS;
+    const r = currentRunMinimum(THR, n);
+    t.ok(
+      n * p ** r <= share && (r === 1 || n * p ** (r - 1) > share),
+      `${rate} canary attempts/s over the default walk: runs of ${r} (N·p^r = ${(n * p ** r).toExponential(2)} ≤ ${share.toExponential(2)})`,
+    );
+  }
+  t.equal(currentRunMinimum(THR, 20 * DEFAULT_START_POINTS), 4, '20/s: 4, what 100× needs anyway');
+  t.equal(currentRunMinimum(THR, 1000 * DEFAULT_START_POINTS), 5, '1,000/s: 5');
+  // Monotone in N; unknown or no traffic, or an edge threshold: 1 (every run counts).
+  let last = 0;
+  for (let n = 1; n < 1e12; n *= 7) {
+    const r = currentRunMinimum(THR, n);
+    t.ok(r >= last, `N = ${n}: ${r} ≥ ${last}`);
+    last = r;
+  }
+  for (const n of [0, -5, NaN, Infinity]) t.equal(currentRunMinimum(THR, n), 1, `N = ${n}: 1`);
+  for (const thr of [0, 1, NaN]) t.equal(currentRunMinimum(thr, 1e6), 1, `threshold ${thr}: 1`);
+
+  // errorTest: 4 failures ending the bucket being filled cross at 20/s; at 1,000/s the run must be 5.
+  const busy = 1000 * DEFAULT_START_POINTS;
+  const four = { attempts: 40, errors: 4, tail: 4 };
+  t.ok(errorTest([four], THR, { walkAttempts: 20 * DEFAULT_START_POINTS }).crossed, '20/s: the 4th crosses');
+  t.notOk(errorTest([four], THR, { walkAttempts: busy }).crossed, '1,000/s: 4 in a row are not yet enough');
+  t.ok(
+    errorTest([{ attempts: 41, errors: 5, tail: 5 }], THR, { walkAttempts: busy }).crossed,
+    '1,000/s: the 5th crosses',
+  );
+  // Once the bucket is complete (a newer one follows) its last run is its only one: it counts as any tail.
+  t.ok(errorTest([four, b(0, 0)], THR, { walkAttempts: busy }).crossed, 'a complete bucket’s run of 4 counts');
+  t.ok(errorTest([four, b(3, 0)], THR, { walkAttempts: busy }).statistic > 3 * Math.log(100), 'and carries on');
 });

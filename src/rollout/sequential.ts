@@ -13,7 +13,8 @@
  * not delay the drain. The alternative with the largest p1 (the canary that
  * answers only 5xx) also starts at each bucket's trailing run of failures
  * (`CountBucket.tail`), so a fault that begins inside a busy bucket is not
- * diluted by the good attempts before it in that bucket. The gate drains when
+ * diluted by the good attempts before it in that bucket (in the bucket being
+ * filled, only a run of {@link currentRunMinimum} failures). The gate drains when
  * any alternative's statistic reaches its own bound, and the bounds are
  * calibrated to the walk the configuration implies ({@link calibrateBounds};
  * docs/design.md "Gates").

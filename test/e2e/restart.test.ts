@@ -1,6 +1,7 @@
 // Acceptance 5: sidecar SIGKILLed at 15 %: restarted, it reports 15 and walks
 // on to the target. Stopping the sidecar never changes nginx.
 import t from 'tap';
+import { readFile } from 'node:fs/promises';
 import { request } from 'undici';
 import { startStack } from '../fixtures/stack.js';
 import { waitFor } from '../../src/util/wait.js';
@@ -25,6 +26,19 @@ t.test('SIGKILL at 15 % resumes at 15 and walks on', async (t) => {
   );
   const genBefore = await liveGeneration(genUrl);
   t.equal(genBefore, String(at15.generation), 'nginx serves the generation the sidecar reports');
+  // The status shows a step as soon as it is applied; state.json has it once the tick's save returns (a moment
+  // later: on a loaded machine the kill landed in between, and the restart rightly resumed from the saved 5).
+  // Kill at 15 % means: once 15 % is on disk.
+  await waitFor(
+    async () => {
+      const saved = JSON.parse(await readFile(stack.config.sidecar.stateFile, 'utf8')) as {
+        generation?: number;
+        services?: Record<string, { weight?: number }>;
+      };
+      return saved.generation === at15.generation && saved.services?.['gateway']?.weight === 15;
+    },
+    { timeoutMs: 10_000, intervalMs: 20, what: 'state.json at 15 %' },
+  );
 
   t.equal(await stack.stopSidecar('SIGKILL'), null, 'killed');
   t.equal(await liveGeneration(genUrl), genBefore, 'killing the sidecar did not change nginx');

@@ -23,10 +23,15 @@ t.test('a canary ejected by max_fails holds the walk (starved)', async (t) => {
     10_000,
   );
   await stack.canary.setFault({ kind: 'none' });
-  // While it refused, /ready failed too (a hold of its own); wait for the starved verdict itself.
+  // While it refused, /ready failed too (a hold of its own, named first in the summary: it comes before starved):
+  // wait for the starved verdict itself with /ready answering again (on a loaded machine the probe that sees
+  // /ready recover can come after the starved verdict).
   const paused = await stack.until(
-    'the walk paused by the starved gate',
-    (s) => s.phase === 'paused' && s.gates.find((x) => x.gate === 'starved')?.verdict === 'fail',
+    'the walk paused by the starved gate alone',
+    (s) =>
+      s.phase === 'paused' &&
+      s.gates.find((x) => x.gate === 'starved')?.verdict === 'fail' &&
+      s.gates.find((x) => x.gate === 'ready')?.verdict === 'pass',
   );
   t.equal(paused.weight, 25, 'held at its weight, not drained');
   t.equal(paused.pausedBy, 'gate');

@@ -21,7 +21,13 @@ import { DDSketch } from '@datadog/sketches-js';
 import { Type, type Static } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { SERVICE_NAME_RE } from '../config/validate.js';
-import { newAccumulator, SKETCH_RELATIVE_ACCURACY, toObservation, type WindowSpan } from '../observe/window.js';
+import {
+  addToBucket,
+  newAccumulator,
+  SKETCH_RELATIVE_ACCURACY,
+  toObservation,
+  type WindowSpan,
+} from '../observe/window.js';
 import type {
   CountBucket,
   Observations,
@@ -285,15 +291,8 @@ function mergeSeries(service: string, pools: readonly PoolSnapshot[], widthMs: n
     const start = p.seriesStartMs / widthMs;
     p.series.forEach((b, i) => {
       if (b.attempts === 0) return;
-      const slot = out[Math.max(0, start + i - first)] as CountBucket;
       // A trailing failure run survives only in a bucket one host alone filled (the interleaving is lost).
-      if (slot.attempts === 0) {
-        if (b.tail !== undefined && b.tail > 0) slot.tail = b.tail;
-      } else if (slot.tail !== undefined) {
-        delete slot.tail;
-      }
-      slot.attempts += b.attempts;
-      slot.errors += b.errors;
+      addToBucket(out[Math.max(0, start + i - first)] as CountBucket, b.attempts, b.errors, b.tail);
     });
   }
   return out;

@@ -250,14 +250,7 @@ export class ServerWindow {
       const attempts = this.#fineAttempts[i] as number;
       if (attempts === 0 || index < firstIndex || index >= end) continue;
       const slot = out[index - firstIndex] as CountBucket;
-      const tail = this.#fineTail[i] as number;
-      if (slot.attempts === 0) {
-        if (tail > 0) slot.tail = tail;
-      } else if (slot.tail !== undefined) {
-        delete slot.tail;
-      }
-      slot.attempts += attempts;
-      slot.errors += this.#fineErrors[i] as number;
+      addToBucket(slot, attempts, this.#fineErrors[i] as number, this.#fineTail[i]);
     }
   }
 
@@ -428,6 +421,24 @@ function seriesSpan(
   const last = Math.floor(nowMs / width);
   const first = Math.max(Math.floor(fromMs / width), last - cap + 1);
   return { widthMs: width, firstIndex: first, length: last - first + 1 };
+}
+
+/**
+ * Adds one source's counts for a bucket into `slot` (attempts > 0): the sums
+ * of attempts and errors, and the trailing failure run `tail` kept only while
+ * one source alone filled the bucket — set from the first source (when > 0),
+ * dropped when a second one adds attempts, since their interleaving is not
+ * known (CountBucket.tail). Used for servers of a pool here and for fleet
+ * hosts (fleet/snapshot.ts).
+ */
+export function addToBucket(slot: CountBucket, attempts: number, errors: number, tail: number | undefined): void {
+  if (slot.attempts === 0) {
+    if (tail !== undefined && tail > 0) slot.tail = tail;
+  } else if (slot.tail !== undefined) {
+    delete slot.tail;
+  }
+  slot.attempts += attempts;
+  slot.errors += errors;
 }
 
 /** The series of `length` buckets from absolute index `firstIndex`, summed over `list` (empty when length ≤ 0). */

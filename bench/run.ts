@@ -3,15 +3,31 @@
  * here, never in a timed test.
  *
  * - access-log ingest: 1,000,000 lines parsed, attributed and windowed on one core;
+ * - follower reads: the sidecar's CPU following an access log at 13,000 lines/s with a 50, 20 and 10 ms
+ *   poll (bench/follow.ts), and so what one read costs;
  * - apply latency median / p95 over 100 applies (50 steps, 50 drains) on the real nginx, beside bare
  *   `nginx -t` + `nginx -s reload` timed in the same run.
  */
 import { benchIngest } from './ingest.js';
 import { benchApply } from './apply.js';
+import { benchFollowerReads } from './follow.js';
 
 const ingest = await benchIngest(1_000_000);
 console.log(
   `ingest: ${ingest.lines.toLocaleString('en')} lines in ${ingest.seconds.toFixed(2)} s = ${Math.round(ingest.linesPerSecond).toLocaleString('en')} lines/s (one core), rss ${ingest.rssMiB.toFixed(0)} MiB`,
+);
+const reads = await benchFollowerReads([50, 20, 10, 50, 20, 10]);
+for (const r of reads)
+  console.log(
+    `follower reads: poll ${r.pollMs} ms at ${Math.round(r.linesPerS).toLocaleString('en')} lines/s: ${r.cpuMsPerS.toFixed(1)} ms CPU/s`,
+  );
+const mean = (ms: number): number => {
+  const xs = reads.filter((r) => r.pollMs === ms).map((r) => r.cpuMsPerS);
+  return xs.reduce((a, b) => a + b, 0) / xs.length;
+};
+console.log(
+  `follower reads: one read costs ${(((mean(20) - mean(50)) / (1000 / 20 - 1000 / 50)) * 1000).toFixed(0)} µs (20 vs 50 ms), ` +
+    `${(((mean(10) - mean(20)) / (1000 / 10 - 1000 / 20)) * 1000).toFixed(0)} µs (10 vs 20 ms)`,
 );
 const a = await benchApply(50);
 console.log(

@@ -34,12 +34,18 @@ import { FleetHost } from './fleet/host.js';
 import { packageVersion } from './cli/version.js';
 
 /**
- * How often the access-log follower reads while lines flow, ms (observe/follow.ts `pollMs`). 50 ms: a
- * canary failure reaches the gate within ~50 ms (then Runner.nudge judges it at once), at 20 reads/s —
- * a chosen value; the follower's own default of 250 ms let a failing canary take 5 more attempts at
- * 20/s before its drain (test/e2e/drain-fast.test.ts).
+ * How often the access-log follower reads while lines flow, ms (observe/follow.ts `pollMs`). 20 ms: a
+ * canary failure reaches the gate within ~20 ms (then Runner.nudge judges it at once), and after one the
+ * follower reads every 10 ms for 500 ms (LogFollower.hurry). A chosen value, by measurement
+ * (test/e2e/drain-fast.test.ts, issue 13: a canary answering only 5xx drains after at most 5 of its
+ * attempts): at 50 ms the fault's first 4 failures at 40–60 canary attempts/s often fell in one poll, and
+ * the decision saw 4–6 of them; at 20 ms it saw 4–5. The cost is the reads: +6 ms CPU/s at 13,000
+ * lines/s against 50 ms (a follower alone, 50 vs 20 reads/s: ~200 µs per read; `npm run bench`,
+ * "follower reads"), about +0.9 points of
+ * the sidecar / nginx CPU ratio at nginx's saturation in `npm run bench:walk`. The follower's own
+ * default of 250 ms let a failing canary take 5 more attempts at 20/s before its drain.
  */
-export const ACCESS_LOG_POLL_MS = 50;
+export const ACCESS_LOG_POLL_MS = 20;
 /** Options of {@link startSidecar}. */
 export interface SidecarOptions {
   log: Logger;
@@ -385,8 +391,13 @@ async function startServing(config: Config, opts: SidecarOptions, parts: Started
     onBytes: (buf, start, end) => {
       const failures = observer.canaryFailures();
       observer.addBytes(buf, start, end);
-      // Canary failures in this batch: judge them now rather than at the next tick (a drain waits for evidence only).
-      if (observer.canaryFailures() > failures) runner.nudge();
+      // Canary failures in this batch: judge them now rather than at the next tick (a drain waits for evidence
+      // only), and read the next lines sooner (every 10 ms for 500 ms: LogFollower.hurry), so the attempts a
+      // failing canary takes between the crossing 5xx and the decision stay few.
+      if (observer.canaryFailures() > failures) {
+        runner.nudge();
+        follower.hurry();
+      }
     },
     // A deleted or moved-away access log that nginx keeps writing elsewhere: ask nginx to reopen it
     // (what logrotate does with USR1); the follower rate-limits this to once a minute.

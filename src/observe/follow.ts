@@ -125,11 +125,25 @@ const CHUNK_BYTES = 1024 * 1024;
  * and the gates act once per runner tick (half of min_reload_interval, at most 1 s).
  */
 const WAKE_DELAY_MS = 100;
+/**
+ * Poll period while {@link LogFollower.hurry} holds, ms: how late the consumer sees a line that must be
+ * judged at once (the sidecar: a canary failure; issue 13 — a canary answering only 5xx drains after at
+ * most 5 of its attempts, so at 60 attempts/s a read may lag by less than one attempt, ~16 ms). 10 ms: an
+ * average lag of 5 ms at 100 reads/s, only while such lines flow (chosen; a read costs ~200 µs of CPU
+ * while lines flow: `npm run bench`, "follower reads").
+ */
+export const HURRY_POLL_MS = 10;
+/**
+ * How long one {@link LogFollower.hurry} keeps the poll at {@link HURRY_POLL_MS}, ms: 500, so a failing
+ * canary at ≥ 2 attempts/s keeps it from one failure to the next (chosen; a failure every 500 ms is
+ * already slower than the sidecar's 20 ms poll matters for).
+ */
+export const HURRY_HOLD_MS = 500;
 const NEWLINE = 10;
 /**
  * How often the size (truncation) and the path (rotation) are checked, ms, counted in polls: every
  * poll when pollMs ≥ 250, else every round(250 / pollMs)th. 250 ms was the poll and so the check
- * period before the sidecar polled every 50 ms (main.ts ACCESS_LOG_POLL_MS); checking at every 50 ms
+ * period before the sidecar polled every 50 ms, now 20 (main.ts ACCESS_LOG_POLL_MS); checking at every 50 ms
  * poll tripled the async calls of a poll (measured: ~10 ms CPU/s more at ~13,000 lines/s; issue 13).
  * A rotation or truncation is seen up to this much later; no line is lost meanwhile (the old file is
  * read on, as between two polls).
@@ -195,6 +209,10 @@ export class LogFollower {
   /** Whether a read of the current tick returned data (then the loop polls without the watch). */
   #readData = false;
   #wake: (() => void) | null = null;
+  /** Cuts the current sleep to HURRY_POLL_MS (set while sleeping). */
+  #hurryWake: (() => void) | null = null;
+  /** Monotonic ms until which the loop polls every HURRY_POLL_MS ({@link hurry}); -Infinity: not hurried. */
+  #hurryUntil = -Infinity;
 
   /**
    * Validates the options; throws RangeError for a non-positive pollMs or maxLineBytes, or a negative drainMs,
@@ -231,6 +249,23 @@ export class LogFollower {
   /** True while fs.watch is armed (the log was quiet at the last poll); false while lines flow and the loop only polls. */
   get watching(): boolean {
     return this.#watcher !== null;
+  }
+
+  /**
+   * Reads every {@link HURRY_POLL_MS} (10 ms) instead of every pollMs for the next {@link HURRY_HOLD_MS}
+   * (500 ms): the consumer calls it from onBytes / onLines when a batch held lines that must be judged
+   * without waiting a whole poll (the sidecar: a canary failure, so that the attempts nginx sends a failing
+   * canary before its drain is decided stay few; issue 13, test/e2e/drain-fast.test.ts). Each call
+   * extends the hold; a sleep already begun is cut short to HURRY_POLL_MS. Never throws.
+   */
+  hurry(): void {
+    this.#hurryUntil = this.#clock.monotonic() + HURRY_HOLD_MS;
+    this.#hurryWake?.();
+  }
+
+  /** True while {@link hurry} holds: the loop polls every HURRY_POLL_MS. */
+  get hurried(): boolean {
+    return this.#clock.monotonic() < this.#hurryUntil;
   }
 
   /** Counters (a copy). */
@@ -279,20 +314,26 @@ export class LogFollower {
     }
   }
 
-  /** Waits pollMs, or less when fs.watch reports a change. */
+  /** Waits pollMs (HURRY_POLL_MS while {@link hurry} holds), or less when fs.watch reports a change or hurry() is called. */
   #sleep(): Promise<void> {
     return new Promise((resolve) => {
       let early: NodeJS.Timeout | undefined;
+      let hurried: NodeJS.Timeout | undefined;
       const done = (): void => {
         clearTimeout(timer);
         clearTimeout(early);
+        clearTimeout(hurried);
         this.#wake = null;
+        this.#hurryWake = null;
         resolve();
       };
-      const timer = setTimeout(done, this.#pollMs);
+      const timer = setTimeout(done, this.hurried ? Math.min(HURRY_POLL_MS, this.#pollMs) : this.#pollMs);
       this.#wake = (): void => {
         if (this.#stopped) done();
         else early ??= setTimeout(done, WAKE_DELAY_MS);
+      };
+      this.#hurryWake = (): void => {
+        hurried ??= setTimeout(done, Math.min(HURRY_POLL_MS, this.#pollMs));
       };
       if (this.#pendingWake) this.#wake();
       this.#pendingWake = false;

@@ -145,6 +145,76 @@ t.test('while lines flow it polls without fs.watch; once quiet, a line wakes it 
   t.same(lines, ['one', 'two']);
 });
 
+t.test(
+  'hurry(): after a line that must be judged at once, the next lines are read within ~10 ms, not at the poll',
+  async (t) => {
+    const dir = await tempDir(t);
+    const file = path.join(dir, 'canary.json');
+    await fs.writeFile(file, '');
+    const pollMs = 4000;
+    const clock = new ManualClock();
+    const lines: string[] = [];
+    const f = new LogFollower({
+      file,
+      pollMs,
+      clock,
+      // The sidecar's use: a batch with a line that matters (here "fail") hurries the reads after it.
+      onLines: (batch) => {
+        lines.push(...batch);
+        if (batch.includes('fail')) f.hurry();
+      },
+    });
+    await f.start();
+    t.teardown(() => f.stop());
+    t.equal(f.hurried, false, 'not hurried before any call');
+    await waitFor(() => f.watching, { what: 'the watch on a quiet log' });
+    appendFileSync(file, 'ok\n');
+    await waitFor(() => lines.length === 1, { timeoutMs: pollMs * 0.6, what: 'a wake-up by fs.watch' });
+    await waitFor(() => !f.watching, { timeoutMs: pollMs / 4, what: 'the watch closed' });
+    // Lines flow and nothing hurried: a write waits for the poll.
+    appendFileSync(file, 'fail\n');
+    await t.rejects(
+      waitFor(() => lines.length === 2, { timeoutMs: pollMs / 4 }),
+      WaitTimeoutError,
+      'not hurried: a write waits for the poll',
+    );
+    await waitFor(() => lines.length === 2, { timeoutMs: pollMs * 2, what: 'the poll' });
+    t.equal(f.hurried, true, 'the batch with "fail" hurried the follower');
+    // Hurried: the next line is read at the 10 ms poll, far before the 4 s one (a quarter of it is the bound,
+    // so a busy machine cannot fail this, while the poll it replaces cannot pass it).
+    appendFileSync(file, 'next\n');
+    await t.resolves(
+      waitFor(() => lines.length === 3, { timeoutMs: pollMs / 4, what: 'the hurried read' }),
+      'hurried: the next line is read long before the poll',
+    );
+    // The hold is 500 ms on the follower's clock, counted from the last hurry().
+    clock.advance(499);
+    t.equal(f.hurried, true, 'still hurried 499 ms after the call');
+    clock.advance(1);
+    t.equal(f.hurried, false, 'no longer hurried 500 ms after it');
+    t.same(lines, ['ok', 'fail', 'next']);
+  },
+);
+
+t.test('hurry() cuts a sleep already begun', async (t) => {
+  const dir = await tempDir(t);
+  const file = path.join(dir, 'canary.json');
+  await fs.writeFile(file, '');
+  const pollMs = 4000;
+  const { f, lines } = await follow(t, { file, pollMs });
+  await waitFor(() => f.watching, { what: 'the watch on a quiet log' });
+  appendFileSync(file, 'one\n');
+  await waitFor(() => lines.length === 1, { timeoutMs: pollMs * 0.6, what: 'a wake-up by fs.watch' });
+  await waitFor(() => !f.watching, { timeoutMs: pollMs / 4, what: 'the watch closed' });
+  // The loop now sleeps the whole 4 s poll with no watch; a line waits for it unless hurry() cuts the sleep.
+  appendFileSync(file, 'two\n');
+  f.hurry();
+  await t.resolves(
+    waitFor(() => lines.length === 2, { timeoutMs: pollMs / 4, what: 'the read after hurry()' }),
+    'hurry() woke the sleeping loop',
+  );
+});
+
 t.test('a partial line is held until its newline arrives, never emitted half', async (t) => {
   const dir = await tempDir(t);
   const file = path.join(dir, 'canary.json');

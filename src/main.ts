@@ -41,9 +41,9 @@ import { packageVersion } from './cli/version.js';
  * attempts): at 50 ms the fault's first 4 failures at 40–60 canary attempts/s often fell in one poll, and
  * the decision saw 4–6 of them; at 20 ms it saw 4–5. The cost is the reads: +6 ms CPU/s at 13,000
  * lines/s against 50 ms (a follower alone, 50 vs 20 reads/s: ~200 µs per read; `npm run bench`,
- * "follower reads"), about +0.9 points of
- * the sidecar / nginx CPU ratio at nginx's saturation in `npm run bench:walk`. The follower's own
- * default of 250 ms let a failing canary take 5 more attempts at 20/s before its drain.
+ * "follower reads"), +0.85 points of the sidecar / nginx CPU ratio at a fixed weight in
+ * `npm run bench:walk` (an A/B of the two builds). The follower's own default of 250 ms let a failing
+ * canary take 5 more attempts at 20/s before its drain.
  */
 export const ACCESS_LOG_POLL_MS = 20;
 /** Options of {@link startSidecar}. */

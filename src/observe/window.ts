@@ -428,8 +428,10 @@ function seriesSpan(
  * of attempts and errors, and the trailing failure run `tail` kept only while
  * one source alone filled the bucket — set from the first source (when > 0),
  * dropped when a second one adds attempts, since their interleaving is not
- * known (CountBucket.tail). Used for servers of a pool here and for fleet
- * hosts (fleet/snapshot.ts).
+ * known (CountBucket.tail). Counts are attempts (integers ≥ 0) of one
+ * series bucket; `tail` ≤ `errors`, undefined or 0 for none. Mutates `slot`;
+ * never throws. Used for servers of a pool here and for fleet hosts
+ * (fleet/snapshot.ts).
  */
 export function addToBucket(slot: CountBucket, attempts: number, errors: number, tail: number | undefined): void {
   if (slot.attempts === 0) {

@@ -20,6 +20,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { Agent, request } from 'undici';
 import { startEtcdCluster } from '../fixtures/etcd.js';
 import { startFleet, type Fleet, type FleetHostHandle } from '../fixtures/fleet.js';
+import { QUIET_GATES } from '../fixtures/stack.js';
 import type { RolloutEvent } from '../../src/rollout/types.js';
 import { waitFor } from '../../src/util/wait.js';
 
@@ -205,13 +206,6 @@ async function sameHistory(fleet: Fleet): Promise<RolloutEvent[]> {
   });
 }
 
-/**
- * Gates these tests are not about, kept from draining on a busy machine: probes every second (a second's
- * timeout; a 200 ms probe timing out reads as a canary restart, crash_loop) and a response p95 allowed
- * 100 × the primary's (the canary's few samples made a p95 over 5 × on a 2-CPU machine at load 17).
- */
-const QUIET = { probeInterval: '1s', minProbes: 2, baselineFactor: 100 } as const;
-
 // ---- the tests ----------------------------------------------------------------------------------------
 
 t.test('fleet drains: one decision, every host at 0, one page', async (t) => {
@@ -224,7 +218,7 @@ t.test('fleet drains: one decision, every host at 0, one page', async (t) => {
       etcd: () => cluster.endpoints,
       target: 30,
       leaseTtl: '2s',
-      ...QUIET,
+      ...QUIET_GATES,
       webhookUrl: `${hook.url}/fleet-gate`,
     });
     t.teardown(() => canaryFault(fleet, null));
@@ -305,7 +299,7 @@ t.test('fleet drains: one decision, every host at 0, one page', async (t) => {
       etcd: () => cluster.endpoints,
       target: 30,
       leaseTtl: '2s',
-      ...QUIET,
+      ...QUIET_GATES,
       window: '10s',
       webhookUrl: `${hook.url}/host-drain`,
     });

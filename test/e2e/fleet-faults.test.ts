@@ -13,7 +13,7 @@ import { appendFile, readFile, writeFile } from 'node:fs/promises';
 import { startEtcdCluster } from '../fixtures/etcd.js';
 import { startFleet, type Fleet, type FleetHostHandle } from '../fixtures/fleet.js';
 import { allAt, allVerified, load, maxOf, recordWeights, served, stopwatch, until } from '../fixtures/fleet-wait.js';
-import { sample } from '../fixtures/stack.js';
+import { QUIET_GATES, sample } from '../fixtures/stack.js';
 import { startTcpProxy } from '../fixtures/tcp-proxy.js';
 import type { Teardown } from '../fixtures/nginx/harness.js';
 import { waitFor } from '../../src/util/wait.js';
@@ -73,16 +73,9 @@ async function startReceiver(t: Teardown): Promise<{ url: string; posts: { summa
 
 // ---- 1. barrier --------------------------------------------------------------------------------------------
 
-/**
- * Gates these faults are not about, loosened as in the other fleet tests: on a loaded machine a healthy canary's
- * p95 over its first 20 requests at the slice can be one slow answer (74 ms against 5 × 10 ms drained one in CI),
- * and a 200 ms probe can time out.
- */
-const QUIET = { probeInterval: '1s', minProbes: 2, baselineFactor: 100 } as const;
-
 t.test('a hand-broken nginx.conf on one host holds the fleet; fixed, the walk goes on', async (t) => {
   const lap = stopwatch(t);
-  const fleet = await startFleet(t, { hosts: 3, etcd: () => cluster.endpoints, target: 30, soak: '1s', ...QUIET });
+  const fleet = await startFleet(t, { hosts: 3, etcd: () => cluster.endpoints, target: 30, soak: '1s', ...QUIET_GATES });
   await startLedByFirst(fleet);
   const traffic = load(t, fleet.hosts);
   const [leader, broken] = fleet.hosts as [FleetHostHandle, FleetHostHandle, FleetHostHandle];
@@ -199,7 +192,7 @@ t.test('a follower cut from etcd keeps its weights, never raises, drains on its 
     target: 30,
     soak: '1s',
     webhookUrl: hook.url,
-    ...QUIET,
+    ...QUIET_GATES,
   });
   await startLedByFirst(fleet);
   const [leader, other, cut] = fleet.hosts as [FleetHostHandle, FleetHostHandle, FleetHostHandle];
@@ -324,7 +317,7 @@ t.test('a follower cut from etcd keeps its weights, never raises, drains on its 
 
 t.test('a host with another gates.window holds the walk; status says which and how; fixed, it goes on', async (t) => {
   const lap = stopwatch(t);
-  const fleet = await startFleet(t, { hosts: 3, etcd: () => cluster.endpoints, target: 30, soak: '1s', ...QUIET });
+  const fleet = await startFleet(t, { hosts: 3, etcd: () => cluster.endpoints, target: 30, soak: '1s', ...QUIET_GATES });
   const [leader, follower, odd] = fleet.hosts as [FleetHostHandle, FleetHostHandle, FleetHostHandle];
   const yaml = await readFile(odd.configFile, 'utf8');
   const oddYaml = yaml.replace(/^(\s+window:) 5s$/m, '$1 6s');

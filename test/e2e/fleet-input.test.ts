@@ -19,7 +19,7 @@ import path from 'node:path';
 import { request } from 'undici';
 import { startEtcdCluster } from '../fixtures/etcd.js';
 import { startFleet, type FleetHostHandle } from '../fixtures/fleet.js';
-import { freePort, spawnCli, type CliChild } from '../fixtures/stack.js';
+import { QUIET_GATES, freePort, spawnCli, type CliChild } from '../fixtures/stack.js';
 import { FleetEtcd } from '../../src/fleet/etcd.js';
 import { waitFor } from '../../src/util/wait.js';
 
@@ -28,13 +28,6 @@ const LEASE_TTL_MS = 2000;
 
 /** How long a refused `run` may take from spawn to exit, ms: lease_ttl + 18 s (see the duplicate-name case). */
 const REFUSE_WITHIN_MS = LEASE_TTL_MS + 18_000;
-
-/**
- * Gates kept from draining a running host on a busy machine (these tests need its weights to stay put):
- * probes every second with a second's timeout (a 200 ms probe timing out reads as a canary restart,
- * crash_loop) and a response p95 allowed 100 × the primary's.
- */
-const QUIET = { probeInterval: '1s', minProbes: 2, baselineFactor: 100 } as const;
 
 /**
  * Every file under `dir` (recursively) with the sha256 of its content, sorted: what "nothing written"
@@ -200,7 +193,7 @@ t.test('bad fleet input is refused with file, line, key and fix; nothing is writ
   });
 
   await t.test('two running hosts with one host name', async (t) => {
-    const fleet = await startFleet(t, { hosts: 2, names: ['dup', 'dup-2'], target: 5, ...QUIET, etcd: () => live });
+    const fleet = await startFleet(t, { hosts: 2, names: ['dup', 'dup-2'], target: 5, ...QUIET_GATES, etcd: () => live });
     const [first, second] = fleet.hosts as [FleetHostHandle, FleetHostHandle];
     // The fixture names each host's dir after the host, so both are written apart and the second one
     // then takes the first's name.
@@ -263,8 +256,8 @@ t.test('bad fleet input is refused with file, line, key and fix; nothing is writ
   });
 
   const nested = async (t: Test, running: string, second: string): Promise<void> => {
-    const a = await startFleet(t, { hosts: 1, names: ['a-1'], prefix: running, target: 5, ...QUIET, etcd: () => live });
-    const b = await startFleet(t, { hosts: 1, names: ['b-1'], prefix: second, target: 5, ...QUIET, etcd: () => live });
+    const a = await startFleet(t, { hosts: 1, names: ['a-1'], prefix: running, target: 5, ...QUIET_GATES, etcd: () => live });
+    const b = await startFleet(t, { hosts: 1, names: ['b-1'], prefix: second, target: 5, ...QUIET_GATES, etcd: () => live });
     const [ha, hb] = [a.hosts[0]!, b.hosts[0]!];
     const prefixLine = lineOf(await readFile(hb.configFile, 'utf8'), /^ {2}prefix: \//);
     await ha.startSidecar();

@@ -7,7 +7,7 @@ import t from 'tap';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { chromium, type Page } from 'playwright-core';
-import { repoRoot, startStack } from '../fixtures/stack.js';
+import { QUIET_GATES, repoRoot, startStack } from '../fixtures/stack.js';
 import { waitFor } from '../../src/util/wait.js';
 
 /** Where test artifacts go: `NGINX_CANARY_ARTIFACTS`, else `<repo>/artifacts`. */
@@ -61,7 +61,10 @@ const RED = 'rgb(198, 40, 40)';
 
 t.test('the status page in headless Chromium: a walk, then a drain', async (t) => {
   const started = performance.now();
-  const stack = await startStack(t, { target: 30 });
+  // The page is the subject, not the gates: on a busy machine a 200 ms probe timing out (crash_loop) or one
+  // slow answer among the slice's first (baseline_p95) drained or held the walk short of 15 % (CI, beside
+  // two CPU hogs). The drain at the end is error_ratio's, which QUIET_GATES leaves as it is.
+  const stack = await startStack(t, { target: 30, ...QUIET_GATES });
   const browser = await chromium.launch(launchOptions);
   t.teardown(() => within(20_000, 'browser.close', browser.close()));
   await stack.startSidecar();

@@ -1,12 +1,14 @@
 import t from 'tap';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { chmod, rm, writeFile } from 'node:fs/promises';
+import { chmod, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { MockAgent } from 'undici';
 import { NginxCommand } from '../../src/nginx/ctl.js';
 import { CanaryError } from '../../src/errors.js';
-import { freePort, tempDir } from '../fixtures/nginx/harness.js';
+import { spawn } from 'node:child_process';
+import { freePort, nginxChildren, startTestNginx, tempDir } from '../fixtures/nginx/harness.js';
+import { waitFor } from '../../src/util/wait.js';
 
 async function dir(t: { teardown(fn: () => unknown): void }): Promise<string> {
   const d = await tempDir();
@@ -104,6 +106,48 @@ t.test('reload() with no nginx running is NC_RELOAD_FAILED with nginx stderr', a
   await writeFile(conf, 'pid nginx.pid;\nerror_log stderr;\nevents {}\nhttp {}\n');
   const ctl = new NginxCommand({ binary: 'nginx', conf, prefix: d, statusListen: { host: '127.0.0.1', port: 1 } });
   await t.rejects(ctl.reload(), { code: 'NC_RELOAD_FAILED', message: /nginx\.pid/ });
+});
+
+t.test('reload() signals the running master itself: no nginx process is spawned for it', async (t) => {
+  const h = await startTestNginx(t);
+  const d = await dir(t);
+  // A binary that cannot reload: were `nginx -s reload` run, reload() would reject (exit 4) and leave a mark.
+  const ran = path.join(d, 'ran');
+  const fake = path.join(d, 'fake-nginx');
+  await writeFile(fake, `#!/bin/sh\necho "$@" >> ${ran}\nexit 4\n`);
+  await chmod(fake, 0o755);
+  const before = (await nginxChildren(h.nginx.pid)).map((c) => c.pid);
+  await new NginxCommand({ ...h.config.nginx, binary: fake }).reload();
+  const fresh = await waitFor(
+    async () => {
+      const now = await nginxChildren(h.nginx.pid);
+      const started = now.filter((c) => c.title === 'nginx: worker process' && !before.includes(c.pid));
+      return started.length > 0 ? started : null;
+    },
+    { what: 'a worker started by the reload' },
+  );
+  t.ok(fresh.length > 0, 'the master started new workers: it got SIGHUP');
+  await t.rejects(readFile(ran, 'utf8'), { code: 'ENOENT' }, 'the nginx binary was not run');
+});
+
+t.test('reload() runs nginx -s reload when the pid file names no nginx master (stale pid, reused)', async (t) => {
+  const d = await dir(t);
+  // A live process that is not nginx holds the pid the pid file names: it must not get SIGHUP.
+  const other = spawn('sleep', ['30'], { stdio: 'ignore' });
+  t.teardown(() => other.kill('SIGKILL'));
+  const pid = other.pid;
+  if (pid === undefined) throw new Error('sleep did not start');
+  await writeFile(path.join(d, 'nginx.pid'), `${pid}\n`);
+  const conf = path.join(d, 'nginx.conf');
+  await writeFile(conf, 'pid nginx.pid;\nerror_log stderr;\nevents {}\nhttp {}\n');
+  const ran = path.join(d, 'ran');
+  const fake = path.join(d, 'fake-nginx');
+  await writeFile(fake, `#!/bin/sh\necho "$@" >> ${ran}\nexit 0\n`);
+  await chmod(fake, 0o755);
+  await new NginxCommand({ binary: fake, conf, prefix: d, statusListen: { host: '127.0.0.1', port: 1 } }).reload();
+  t.equal((await readFile(ran, 'utf8')).trim(), `-p ${d} -c ${conf} -s reload`, 'nginx -s reload ran instead');
+  t.equal(other.exitCode, null, 'the other process is alive');
+  t.equal(other.signalCode, null, 'and got no signal');
 });
 
 t.test('a silent failing reload names the exit code', async (t) => {

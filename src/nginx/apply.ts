@@ -44,7 +44,7 @@ import { CanaryError, ConfigError, errors } from '../errors.js';
 import { waitFor, WaitTimeoutError } from '../util/wait.js';
 import { errorLogsOf } from './ctl.js';
 import { buildModel } from './model.js';
-import { pidFileOf, readPidFile } from './process.js';
+import { masterPidReader } from './process.js';
 import { parseHeader, renderUpstreams, type RenderedHeader } from './render.js';
 import { manifestOf, type ManifestFile, type SnapshotStore, type VerifiedSnapshot } from './snapshot.js';
 import { writeFileAtomic } from '../util/atomic.js';
@@ -232,8 +232,7 @@ class Laps {
  * missing or unreadable, or there is no /proc.
  */
 export async function oldGenerationsOf(nginx: Pick<NginxConfig, 'binary' | 'conf' | 'prefix'>): Promise<number> {
-  const file = await pidFileOf({ binary: nginx.binary, conf: nginx.conf, prefix: nginx.prefix }).catch(() => null);
-  return generationsOfMaster(file === null ? null : await readPidFile(file));
+  return generationsOfMaster(await masterPidReader(nginx)());
 }
 
 /** Old worker generations of the master `pid` (0 for null: no master known). Never throws. */
@@ -257,7 +256,7 @@ interface Emerg {
   file: string;
   /** The message after `pid#tid: `. */
   message: string;
-  /** ms from the signal (`nginx -s reload` returned) to the poll that saw it. */
+  /** ms from the reload signal to the poll that saw it. */
   afterMs: number;
 }
 
@@ -336,7 +335,8 @@ export class Applier implements NginxPort {
   #flavor: Promise<Flavor> | null = null;
   #errorLogs: Promise<readonly string[]> | null;
   readonly #oldGenerations: () => Promise<number>;
-  #pidFile: Promise<string | null> | null = null;
+  /** The master's pid from its pid file, or null when it cannot be read (then any pid's `[emerg]` counts). */
+  readonly #masterPid: () => Promise<number | null>;
   #lastReloadMono: number | null = null;
   #tail: Promise<unknown> = Promise.resolve();
 
@@ -357,7 +357,8 @@ export class Applier implements NginxPort {
     this.#onTimings = opts.onTimings ?? null;
     this.#log = opts.log ?? nopLog;
     this.#errorLogs = opts.errorLogs === undefined ? null : Promise.resolve(opts.errorLogs);
-    // The pid file's path is resolved once (#masterPid): binary, conf and prefix cannot change (reconfigure).
+    // The pid file's path is resolved once: binary, conf and prefix cannot change (reconfigure).
+    this.#masterPid = masterPidReader(opts.config.nginx);
     this.#oldGenerations = opts.oldGenerations ?? (async () => generationsOfMaster(await this.#masterPid()));
     if (!(this.#verifyTimeoutMs > 0) || !(this.#verifyIntervalMs > 0) || !(this.#verifySettleMs >= 0)) {
       throw new RangeError('Applier: verify timeouts must be > 0 ms (settle ≥ 0)');
@@ -579,13 +580,6 @@ export class Applier implements NginxPort {
       return [];
     });
     return this.#errorLogs;
-  }
-
-  /** The master's pid from its pid file, or null when it cannot be read (then any pid's `[emerg]` counts). */
-  async #masterPid(): Promise<number | null> {
-    this.#pidFile ??= pidFileOf(this.#config.nginx).catch(() => null);
-    const file = await this.#pidFile;
-    return file === null ? null : readPidFile(file);
   }
 
   /** Marks the end of every watched error log (a missing one is marked empty). Never throws. */

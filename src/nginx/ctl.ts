@@ -11,7 +11,7 @@ import { errors } from '../errors.js';
 import type { NginxConfig } from '../config/types.js';
 import { parseVersion } from './flavor.js';
 import { formatListen } from './model.js';
-import { pidFileOf, readPidFile } from './process.js';
+import { masterPidReader } from './process.js';
 import { isNginxMaster } from './workers.js';
 import type { NginxCtl, NginxVersion, TestResult } from './types.js';
 
@@ -49,8 +49,8 @@ export class NginxCommand implements NginxCtl {
   readonly #statusTimeoutMs: number;
   readonly #dispatcher: Dispatcher | undefined;
   readonly #procRoot: string | undefined;
-  /** nginx's pid file, resolved once (binary, conf and prefix are fixed for the life of this object). */
-  #pidFile: Promise<string | null> | null = null;
+  /** The master's pid from nginx's pid file, or null when it cannot be read (process.ts `masterPidReader`). */
+  readonly #masterPid: () => Promise<number | null>;
 
   /**
    * @param nginx the `nginx` section of the config (binary, conf, prefix, statusListen are read).
@@ -64,6 +64,7 @@ export class NginxCommand implements NginxCtl {
       throw new RangeError('NginxCommand: timeouts must be > 0 ms');
     this.#dispatcher = opts.dispatcher;
     this.#procRoot = opts.procRoot;
+    this.#masterPid = masterPidReader(nginx);
   }
 
   /** `-p <prefix>` (when set) `-c <conf>`. */
@@ -137,13 +138,6 @@ export class NginxCommand implements NginxCtl {
     }
     const r = await this.#run([...this.#base(), '-s', 'reload']);
     if (r.code !== 0) throw errors.reloadFailed(`${r.stderr}${r.stdout}`.trim() || `exit code ${r.code}`);
-  }
-
-  /** The master's pid from nginx's pid file (process.ts `pidFileOf`), or null when it cannot be read. Never throws. */
-  async #masterPid(): Promise<number | null> {
-    this.#pidFile ??= pidFileOf(this.#nginx).catch(() => null);
-    const file = await this.#pidFile;
-    return file === null ? null : readPidFile(file);
   }
 
   /**

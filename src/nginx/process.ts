@@ -116,6 +116,22 @@ export async function readPidFile(pidFile: string): Promise<number | null> {
 }
 
 /**
+ * A reader of the running master's pid for `nginx`: the pid file's path is resolved once (see
+ * {@link pidFileOf}: binary, conf and prefix cannot change while the sidecar runs), the file is read on
+ * every call ({@link readPidFile}). The reader resolves to null when either fails; it never throws.
+ */
+export function masterPidReader(
+  nginx: Pick<StartNginxOptions, 'binary' | 'conf' | 'prefix'>,
+): () => Promise<number | null> {
+  let pidFile: Promise<string | null> | null = null;
+  return async () => {
+    pidFile ??= pidFileOf(nginx).catch(() => null);
+    const file = await pidFile;
+    return file === null ? null : readPidFile(file);
+  };
+}
+
+/**
  * Starts `nginx [-p prefix] -c conf -g 'daemon off;'` and resolves once the
  * master wrote its own pid into the pid file (nginx writes it after it bound
  * every listening socket, so connections are accepted from then on).

@@ -1,8 +1,8 @@
 import t from 'tap';
 import net from 'node:net';
-import { readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { pidDirective, pidFileOf, startNginx } from '../../src/nginx/process.js';
+import { masterPidReader, pidDirective, pidFileOf, startNginx } from '../../src/nginx/process.js';
 import { CanaryError } from '../../src/errors.js';
 import { freePort, tempDir } from '../fixtures/nginx/harness.js';
 
@@ -110,3 +110,24 @@ t.test('pidFileOf: explicit, the conf pid directive, else the compiled --pid-pat
   // Debian's nginx is built with --pid-path=/run/nginx.pid (read from nginx -V; nginx is not started here).
   t.equal(await pidFileOf({ binary: 'nginx', conf, prefix }), '/run/nginx.pid');
 });
+
+t.test(
+  'masterPidReader reads the pid file nginx.conf names on every call, null while it is missing or holds no pid',
+  async (t) => {
+    const dir = await tempDir();
+    t.teardown(() => rm(dir, { recursive: true, force: true }));
+    const conf = path.join(dir, 'nginx.conf');
+    await writeFile(conf, 'pid run/master.pid;\nevents {}\n');
+    const read = masterPidReader({ binary: 'nginx', conf, prefix: dir });
+    t.equal(await read(), null, 'no pid file yet');
+    await mkdir(path.join(dir, 'run'));
+    await writeFile(path.join(dir, 'run', 'master.pid'), '4242\n');
+    t.equal(await read(), 4242, 'the pid nginx wrote');
+    await writeFile(path.join(dir, 'run', 'master.pid'), 'garbage\n');
+    t.equal(await read(), null, 'not a pid');
+    await writeFile(path.join(dir, 'run', 'master.pid'), '4343\n');
+    t.equal(await read(), 4343, 'read again on each call');
+    await rm(conf);
+    t.equal(await read(), 4343, 'the path was resolved once: nginx.conf is not read again');
+  },
+);

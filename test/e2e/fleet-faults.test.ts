@@ -75,7 +75,13 @@ async function startReceiver(t: Teardown): Promise<{ url: string; posts: { summa
 
 t.test('a hand-broken nginx.conf on one host holds the fleet; fixed, the walk goes on', async (t) => {
   const lap = stopwatch(t);
-  const fleet = await startFleet(t, { hosts: 3, etcd: () => cluster.endpoints, target: 30, soak: '1s', ...QUIET_GATES });
+  const fleet = await startFleet(t, {
+    hosts: 3,
+    etcd: () => cluster.endpoints,
+    target: 30,
+    soak: '1s',
+    ...QUIET_GATES,
+  });
   await startLedByFirst(fleet);
   const traffic = load(t, fleet.hosts);
   const [leader, broken] = fleet.hosts as [FleetHostHandle, FleetHostHandle, FleetHostHandle];
@@ -317,7 +323,13 @@ t.test('a follower cut from etcd keeps its weights, never raises, drains on its 
 
 t.test('a host with another gates.window holds the walk; status says which and how; fixed, it goes on', async (t) => {
   const lap = stopwatch(t);
-  const fleet = await startFleet(t, { hosts: 3, etcd: () => cluster.endpoints, target: 30, soak: '1s', ...QUIET_GATES });
+  const fleet = await startFleet(t, {
+    hosts: 3,
+    etcd: () => cluster.endpoints,
+    target: 30,
+    soak: '1s',
+    ...QUIET_GATES,
+  });
   const [leader, follower, odd] = fleet.hosts as [FleetHostHandle, FleetHostHandle, FleetHostHandle];
   const yaml = await readFile(odd.configFile, 'utf8');
   const oddYaml = yaml.replace(/^(\s+window:) 5s$/m, '$1 6s');

@@ -193,7 +193,13 @@ t.test('bad fleet input is refused with file, line, key and fix; nothing is writ
   });
 
   await t.test('two running hosts with one host name', async (t) => {
-    const fleet = await startFleet(t, { hosts: 2, names: ['dup', 'dup-2'], target: 5, ...QUIET_GATES, etcd: () => live });
+    const fleet = await startFleet(t, {
+      hosts: 2,
+      names: ['dup', 'dup-2'],
+      target: 5,
+      ...QUIET_GATES,
+      etcd: () => live,
+    });
     const [first, second] = fleet.hosts as [FleetHostHandle, FleetHostHandle];
     // The fixture names each host's dir after the host, so both are written apart and the second one
     // then takes the first's name.
@@ -256,8 +262,22 @@ t.test('bad fleet input is refused with file, line, key and fix; nothing is writ
   });
 
   const nested = async (t: Test, running: string, second: string): Promise<void> => {
-    const a = await startFleet(t, { hosts: 1, names: ['a-1'], prefix: running, target: 5, ...QUIET_GATES, etcd: () => live });
-    const b = await startFleet(t, { hosts: 1, names: ['b-1'], prefix: second, target: 5, ...QUIET_GATES, etcd: () => live });
+    const a = await startFleet(t, {
+      hosts: 1,
+      names: ['a-1'],
+      prefix: running,
+      target: 5,
+      ...QUIET_GATES,
+      etcd: () => live,
+    });
+    const b = await startFleet(t, {
+      hosts: 1,
+      names: ['b-1'],
+      prefix: second,
+      target: 5,
+      ...QUIET_GATES,
+      etcd: () => live,
+    });
     const [ha, hb] = [a.hosts[0]!, b.hosts[0]!];
     const prefixLine = lineOf(await readFile(hb.configFile, 'utf8'), /^ {2}prefix: \//);
     await ha.startSidecar();

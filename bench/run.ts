@@ -5,12 +5,14 @@
  * - access-log ingest: 1,000,000 lines parsed, attributed and windowed on one core;
  * - follower reads: the sidecar's CPU following an access log at 13,000 lines/s with a 50, 20 and 10 ms
  *   poll (bench/follow.ts), and so what one read costs;
+ * - probe: the sidecar's CPU per synthetic probe (bench/probe.ts), the fixed cost of probe.interval;
  * - apply latency median / p95 over 100 applies (50 steps, 50 drains) on the real nginx, beside bare
  *   `nginx -t` + `nginx -s reload` timed in the same run.
  */
 import { benchIngest } from './ingest.js';
 import { benchApply } from './apply.js';
 import { benchFollowerReads } from './follow.js';
+import { benchProbeCost } from './probe.js';
 
 const ingest = await benchIngest(1_000_000);
 console.log(
@@ -29,6 +31,10 @@ console.log(
   `follower reads: one read costs ${(((mean(20) - mean(50)) / (1000 / 20 - 1000 / 50)) * 1000).toFixed(0)} µs (20 vs 50 ms), ` +
     `${(((mean(10) - mean(20)) / (1000 / 10 - 1000 / 20)) * 1000).toFixed(0)} µs (10 vs 20 ms)`,
 );
+for (const p of await benchProbeCost())
+  console.log(
+    `probe: ${p.probes.toLocaleString('en')} probes, one after another: ${p.cpuUsPerProbe.toFixed(0)} µs CPU and ${p.wallUsPerProbe.toFixed(0)} µs wall each`,
+  );
 const a = await benchApply(50);
 console.log(
   `apply (snapshot + write + nginx -t + reload + /proc proof; the preflight nginx -t skipped while the directory is as last tested), ${a.applies} applies: median ${a.apply.median.toFixed(1)} ms, p95 ${a.apply.p95.toFixed(1)} ms`,

@@ -76,7 +76,7 @@ t.test('unix-socket servers: health and ready over the socket, one connection ea
   t.ok((obs.canary.totalP95Ms as number) >= (obs.canary.connectP95Ms as number));
 });
 
-t.test('the request over a socket: GET path, Host localhost, connection close', async (t) => {
+t.test('the request over a socket: GET path, Host localhost, and the connection closed after it', async (t) => {
   const dir = await socketDir(t);
   const seen: { url?: string; host?: string; connection?: string; ua?: string }[] = [];
   const srv = http.createServer((req, res) => {
@@ -99,7 +99,7 @@ t.test('the request over a socket: GET path, Host localhost, connection close', 
   const r = await probe({ host: '', port: 0, socketPath }, { kind: 'health', path: '/-/healthy', timeoutMs: 1000 });
   t.match(r, { ok: true, status: 200, connectMs: Number, totalMs: Number });
   t.equal(r.error, undefined);
-  t.same(seen, [{ url: '/-/healthy', host: 'localhost', connection: 'close', ua: 'nginx-canary-probe' }]);
+  t.same(seen, [{ url: '/-/healthy', host: 'localhost', connection: 'keep-alive', ua: 'nginx-canary-probe' }]);
   await t.resolves(waitFor(() => sockets.size === 0, { what: 'the probe connection closed' }));
 });
 

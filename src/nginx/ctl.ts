@@ -118,10 +118,11 @@ export class NginxCommand implements NginxCtl {
    * `/proc/<pid>` shows an nginx master (so a stale pid file naming a reused pid signals nothing). That
    * is what `nginx -s reload` does (nginx docs, "Controlling nginx": `-s reload` sends HUP to the
    * master whose pid the pid file holds), without its cost: the signaller is a whole nginx that parses
-   * the configuration (every include, every certificate) before it sends the signal, ~20 ms of CPU and
-   * wall time per apply on the test config, more on a large one (docs/design.md "Apply"). When the pid
-   * cannot be read, is not an nginx master, or the signal cannot be sent (EPERM: another user's
-   * master), it runs `nginx [-p prefix] -c <conf> -s reload` instead, whose stderr then says why.
+   * the configuration (every include, every certificate) before it sends the signal: 24 ms per apply on
+   * the test config in `npm run bench:apply` (README "Benchmarks"), more on a large one (docs/design.md
+   * "Applying a change", step 7). When the pid cannot be read, is not an nginx master, or the signal
+   * cannot be sent (EPERM: another user's master), it runs `nginx [-p prefix] -c <conf> -s reload`
+   * instead, whose stderr then says why.
    *
    * @throws NC_RELOAD_FAILED with nginx's stderr when `nginx -s reload` exits non-zero or runs past
    *   commandTimeoutMs; NC_NGINX_BINARY when the binary cannot run.

@@ -276,6 +276,15 @@ type Failure = Extract<ApplyResult, { ok: false }>;
 
 const nopLog: ApplierLog = { info: () => undefined, warn: () => undefined };
 
+/**
+ * How long a passed {@link Applier.isLive} trusts nginx's answer of the generation while the request and
+ * the include file are unchanged, ms: 5,000. A chosen value (docs/design.md "Applying a change", the reconcile paragraph): the check runs
+ * every tick (1 s at the default min_reload_interval 2 s), and asking nginx's status server each time is a
+ * new connection per second for a drift that only a reload of another config, with the include file left
+ * alone, can cause; such a drift is then found within 5 s instead of 1 s.
+ */
+export const GENERATION_RECHECK_MS = 5000;
+
 function asCanaryError(err: unknown, wrap: (cause: unknown) => CanaryError): CanaryError {
   return err instanceof CanaryError ? err : wrap(err);
 }
@@ -338,6 +347,11 @@ export class Applier implements NginxPort {
   /** The master's pid from its pid file, or null when it cannot be read (then any pid's `[emerg]` counts). */
   readonly #masterPid: () => Promise<number | null>;
   #lastReloadMono: number | null = null;
+  /**
+   * The last {@link isLive} that passed: its request (JSON), the file's identity then, and when nginx last
+   * answered that generation (monotonic ms). Null after any failure, apply, rollback or reconfigure.
+   */
+  #liveSeen: { key: string; file: string; generationAt: number } | null = null;
   #tail: Promise<unknown> = Promise.resolve();
 
   /**
@@ -375,6 +389,7 @@ export class Applier implements NginxPort {
    *   upstreams_file, status_listen, snapshots): those need a restart of the sidecar. Nothing is swapped then.
    */
   reconfigure(config: Config): Promise<void> {
+    this.#liveSeen = null;
     const cur = this.#config.nginx;
     const next = config.nginx;
     const fixed: [string, unknown, unknown][] = [
@@ -473,15 +488,36 @@ export class Applier implements NginxPort {
    * drained services) and nginx's status server answers `req.generation`: the reconcile check the
    * runner makes when nothing changed (a hand edit of the file, or a reload of another config, makes it
    * false). Never throws: an unreadable file or a silent nginx is "not live".
+   *
+   * The runner asks this every tick (1 s at the default min_reload_interval), so a check that passed is
+   * remembered with the file's identity (inode, size, mtime and ctime in ns): while `req` and that
+   * identity are unchanged, the file is not read and rendered again (one stat instead of an open, a read,
+   * a close and a render), and nginx's generation is asked again only once {@link GENERATION_RECHECK_MS}
+   * has passed since it last answered `req.generation`. Any edit of the file (in place or by rename)
+   * changes the identity and is caught at the next tick; a reload of another config that leaves the file
+   * alone is caught within GENERATION_RECHECK_MS.
    */
   async isLive(req: ApplyRequest): Promise<boolean> {
     try {
-      const want = renderUpstreams(
-        buildModel(this.#config, req.weights, req.generation, await this.flavor(), { drained: req.drained ?? [] }),
-      );
-      if ((await readFile(this.#config.nginx.upstreamsFile, 'utf8')) !== want) return false;
-      return (await this.#ctl.generation()) === req.generation;
+      const key = JSON.stringify([req.weights, req.drained ?? [], req.generation]);
+      const file = this.#config.nginx.upstreamsFile;
+      const st = await stat(file, { bigint: true });
+      const id = `${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
+      const seen = this.#liveSeen;
+      if (seen === null || seen.key !== key || seen.file !== id) {
+        this.#liveSeen = null;
+        const want = renderUpstreams(
+          buildModel(this.#config, req.weights, req.generation, await this.flavor(), { drained: req.drained ?? [] }),
+        );
+        if ((await readFile(file, 'utf8')) !== want) return false;
+      } else if (this.#clock.monotonic() - seen.generationAt < GENERATION_RECHECK_MS) {
+        return true;
+      }
+      if ((await this.#ctl.generation()) !== req.generation) return false;
+      this.#liveSeen = { key, file: id, generationAt: this.#clock.monotonic() };
+      return true;
     } catch {
+      this.#liveSeen = null;
       return false;
     }
   }
@@ -518,7 +554,13 @@ export class Applier implements NginxPort {
   }
 
   #serial<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.#tail.then(fn, fn);
+    const go = (): Promise<T> => {
+      this.#liveSeen = null;
+      return fn().finally(() => {
+        this.#liveSeen = null;
+      });
+    };
+    const run = this.#tail.then(go, go);
     this.#tail = run.catch(() => undefined);
     return run;
   }

@@ -3,7 +3,7 @@ import { appendFile, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { ManualClock, systemClock } from '../../src/clock.js';
 import { errors } from '../../src/errors.js';
-import { Applier, type ApplierOptions } from '../../src/nginx/apply.js';
+import { Applier, GENERATION_RECHECK_MS, type ApplierOptions } from '../../src/nginx/apply.js';
 import { statfsDisk } from '../../src/nginx/disk.js';
 import { parseHeader } from '../../src/nginx/render.js';
 import { manifestOf, SnapshotStore, type SnapshotManifest } from '../../src/nginx/snapshot.js';
@@ -329,5 +329,58 @@ t.test(
     t.throws(applier({ snapshots: new SnapshotStore('/x/s', 2, '/other', systemClock) }), RangeError);
     t.throws(applier({ snapshots: new SnapshotStore('/x/s', 2, '/x/conf', systemClock) }), /must own/);
     t.throws(applier({ verifyTimeoutMs: 0 }), RangeError);
+  },
+);
+
+t.test(
+  'isLive: a passed check is remembered by the file identity; nginx is asked again after GENERATION_RECHECK_MS',
+  async (t) => {
+    const clock = new ManualClock();
+    let asked = 0;
+    let answer: number | null = null; // null: nginx's own answer
+    const h = await startTestNginx(t, {
+      clock,
+      wrapCtl: (real) => ({
+        version: () => real.version(),
+        test: (conf?: string) => real.test(conf),
+        reload: () => real.reload(),
+        generation: async () => {
+          asked++;
+          return answer ?? (await real.generation());
+        },
+      }),
+    });
+    const req = { weights: { gateway: 10 }, generation: 2, reason: 'step' };
+    t.ok((await h.applier.apply(req)).ok);
+    const file = h.config.nginx.upstreamsFile;
+    const text = await readFile(file, 'utf8');
+
+    asked = 0;
+    t.equal(await h.applier.isLive(req), true, 'live after the apply');
+    t.equal(asked, 1, 'the first check asks nginx');
+    t.equal(await h.applier.isLive(req), true);
+    t.equal(asked, 1, 'the same request on the same file: nginx is not asked again');
+    clock.advance(GENERATION_RECHECK_MS - 1);
+    answer = 7; // nginx now serves another generation, the include file untouched
+    t.equal(await h.applier.isLive(req), true, 'trusted until GENERATION_RECHECK_MS has passed');
+    clock.advance(1);
+    t.equal(await h.applier.isLive(req), false, 'then asked again: another generation is not live');
+    t.equal(asked, 2);
+    answer = null;
+
+    t.equal(await h.applier.isLive(req), true, 'nginx answers 2 again');
+    await appendFile(file, '# a hand edit\n');
+    t.equal(await h.applier.isLive(req), false, 'an edit in place is found at once, with no clock advance');
+    await writeFile(file, text);
+    t.equal(await h.applier.isLive(req), true, 'the same bytes written back: read, rendered and asked again');
+    t.equal(asked, 4, 'an unchanged file identity is the only thing that spares the question');
+    t.equal(
+      await h.applier.isLive({ ...req, weights: { gateway: 20 } }),
+      false,
+      'another request renders another file',
+    );
+    t.equal(await h.applier.isLive({ ...req, generation: 3 }), false, 'another generation is not live');
+    await rm(file);
+    t.equal(await h.applier.isLive(req), false, 'a missing file is not live (never throws)');
   },
 );

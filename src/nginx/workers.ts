@@ -37,7 +37,8 @@
  * returns zeros, so a guard built on it never blocks there, and
  * {@link workerProcesses} returns null, so the applier falls back to its timer.
  */
-import { readdir, readFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 
 /** What {@link oldWorkers} saw. */
@@ -70,10 +71,20 @@ export interface OldWorkersOptions {
 /** The title nginx gives a worker that is draining (ngx_process_cycle.c). */
 const SHUTTING_DOWN = 'worker process is shutting down';
 
-/** Reads a file, or null when it is gone (a process that exited between two reads) or unreadable. */
-async function readOrNull(file: string): Promise<string | null> {
+/**
+ * Reads a procfs file, or null when it is gone (a process that exited between two reads) or unreadable.
+ *
+ * Synchronous on purpose: a procfs file is made by the kernel from memory when read (no disk I/O, a few
+ * µs), while `fs/promises.readFile` costs five thread-pool round trips per file (open, fstat, two reads,
+ * close). The applier's proof reads two files per worker every 5 ms until the old workers retire
+ * (docs/design.md "Applying a change"), and those round trips were the largest part of the sidecar's
+ * CPU during a walk (README "Benchmarks", bench:walk). The one wait a read of `/proc/<pid>/cmdline` can
+ * have is the process's memory-map lock, held by the process itself for as long as an mmap or munmap
+ * takes, the same wait `ps` has.
+ */
+function readOrNull(file: string): string | null {
   try {
-    return await readFile(file, 'utf8');
+    return readFileSync(file, 'utf8');
   } catch {
     return null;
   }
@@ -109,7 +120,7 @@ export function countGenerations(starts: readonly number[], gap: number): number
 
 /** Child pids of `pid`: `/proc/<pid>/task/<pid>/children` when the kernel has it, else {@link scanChildren}. */
 async function childrenOf(procRoot: string, pid: number): Promise<number[]> {
-  const list = await readOrNull(path.join(procRoot, String(pid), 'task', String(pid), 'children'));
+  const list = readOrNull(path.join(procRoot, String(pid), 'task', String(pid), 'children'));
   if (list !== null) return list.split(/\s+/).filter(Boolean).map(Number);
   return scanChildren(procRoot, pid);
 }
@@ -129,7 +140,7 @@ async function scanChildren(procRoot: string, pid: number): Promise<number[]> {
   const out: number[] = [];
   for (const e of entries) {
     if (!/^\d+$/.test(e)) continue;
-    const f = statFields((await readOrNull(path.join(procRoot, e, 'stat'))) ?? '');
+    const f = statFields(readOrNull(path.join(procRoot, e, 'stat')) ?? '');
     if (f?.[1] === String(pid)) out.push(Number(e));
   }
   return out;
@@ -152,9 +163,9 @@ export async function oldWorkers(masterPid: number, opts: OldWorkersOptions = {}
   const ticksPerSecond = opts.ticksPerSecond ?? 100;
   const found: { pid: number; startMs: number }[] = [];
   for (const pid of await childrenOf(procRoot, masterPid)) {
-    const cmdline = await readOrNull(path.join(procRoot, String(pid), 'cmdline'));
+    const cmdline = readOrNull(path.join(procRoot, String(pid), 'cmdline'));
     if (cmdline === null || !cmdline.replaceAll('\0', ' ').includes(SHUTTING_DOWN)) continue;
-    const f = statFields((await readOrNull(path.join(procRoot, String(pid), 'stat'))) ?? '');
+    const f = statFields(readOrNull(path.join(procRoot, String(pid), 'stat')) ?? '');
     const ticks = Number(f?.[19]);
     if (!Number.isFinite(ticks)) continue;
     found.push({ pid, startMs: (ticks * 1000) / ticksPerSecond });
@@ -201,8 +212,8 @@ const MASTER_TITLE = /^[^:\s]+: master process(?: |$)/;
 const WORKER_TITLE = /^[^:\s]+: worker process( is shutting down)?$/;
 
 /** Parent pid and start time (ticks) of `pid` from its stat line, or null when it is gone or the line is not one. */
-async function statOf(procRoot: string, pid: number): Promise<{ ppid: number; startTicks: number } | null> {
-  const f = statFields((await readOrNull(path.join(procRoot, String(pid), 'stat'))) ?? '');
+function statOf(procRoot: string, pid: number): { ppid: number; startTicks: number } | null {
+  const f = statFields(readOrNull(path.join(procRoot, String(pid), 'stat')) ?? '');
   const ppid = Number(f?.[1]);
   const startTicks = Number(f?.[19]);
   return Number.isSafeInteger(ppid) && Number.isSafeInteger(startTicks) ? { ppid, startTicks } : null;
@@ -238,18 +249,18 @@ export async function workerProcesses(masterPid: number, opts: ProcOptions = {})
   let pids: number[] | null = null;
   const listFile = path.join(procRoot, String(masterPid), 'task', String(masterPid), 'children');
   for (let i = 0; i < MAX_CHILDREN_READS && pids === null; i++) {
-    const list = await readOrNull(listFile);
+    const list = readOrNull(listFile);
     if (list === null) break; // CONFIG_PROC_CHILDREN off
     const listed = [...new Set(list.split(/\s+/).filter(Boolean).map(Number))];
-    const alive = await Promise.all(listed.map((p) => statOf(procRoot, p)));
+    const alive = listed.map((p) => statOf(procRoot, p));
     if (alive.every((st) => st?.ppid === masterPid)) pids = listed;
   }
   pids ??= await scanChildren(procRoot, masterPid);
   const out: WorkerProcess[] = [];
   for (const pid of pids) {
     // stat before cmdline: a pid reused in between shows another start time next time, never a stale title.
-    const st = await statOf(procRoot, pid);
-    const cmdline = await readOrNull(path.join(procRoot, String(pid), 'cmdline'));
+    const st = statOf(procRoot, pid);
+    const cmdline = readOrNull(path.join(procRoot, String(pid), 'cmdline'));
     if (st?.ppid !== masterPid || cmdline === null) continue;
     const m = WORKER_TITLE.exec(titleOf(cmdline));
     if (m) out.push({ pid, startTicks: st.startTicks, shuttingDown: m[1] !== undefined });
@@ -268,21 +279,16 @@ export async function workerProcesses(masterPid: number, opts: ProcOptions = {})
  *
  * @returns the still-accepting subset of `workers`, in their order.
  */
-export async function stillAccepting(
-  workers: readonly WorkerProcess[],
-  opts: ProcOptions = {},
-): Promise<WorkerProcess[]> {
+export function stillAccepting(workers: readonly WorkerProcess[], opts: ProcOptions = {}): Promise<WorkerProcess[]> {
   const procRoot = opts.procRoot ?? '/proc';
-  const states = await Promise.all(
-    workers.map(async (w) => {
-      if (w.shuttingDown) return false;
-      if ((await statOf(procRoot, w.pid))?.startTicks !== w.startTicks) return false; // exited (or the pid was reused)
-      const cmdline = await readOrNull(path.join(procRoot, String(w.pid), 'cmdline'));
-      if (cmdline === null) return false; // exited since
-      return WORKER_TITLE.exec(titleOf(cmdline))?.[1] === undefined;
-    }),
-  );
-  return workers.filter((_, i) => states[i]);
+  const accepting = (w: WorkerProcess): boolean => {
+    if (w.shuttingDown) return false;
+    if (statOf(procRoot, w.pid)?.startTicks !== w.startTicks) return false; // exited (or the pid was reused)
+    const cmdline = readOrNull(path.join(procRoot, String(w.pid), 'cmdline'));
+    if (cmdline === null) return false; // exited since
+    return WORKER_TITLE.exec(titleOf(cmdline))?.[1] === undefined;
+  };
+  return Promise.resolve(workers.filter(accepting));
 }
 
 /**
@@ -290,7 +296,7 @@ export async function stillAccepting(
  * `pid` reaches nginx and nothing else (a stale pid file may name a pid reused by another process).
  * False without /proc (not Linux), when the process is gone or is anything else. Never throws.
  */
-export async function isNginxMaster(pid: number, opts: ProcOptions = {}): Promise<boolean> {
-  const cmdline = await readOrNull(path.join(opts.procRoot ?? '/proc', String(pid), 'cmdline'));
-  return cmdline !== null && MASTER_TITLE.test(titleOf(cmdline));
+export function isNginxMaster(pid: number, opts: ProcOptions = {}): Promise<boolean> {
+  const cmdline = readOrNull(path.join(opts.procRoot ?? '/proc', String(pid), 'cmdline'));
+  return Promise.resolve(cmdline !== null && MASTER_TITLE.test(titleOf(cmdline)));
 }

@@ -1,6 +1,6 @@
 import t from 'tap';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { chmod, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { MockAgent } from 'undici';
@@ -206,6 +206,33 @@ t.test('generation() answers the integer, or null on any error', async (t) => {
     statusListen: { host: '127.0.0.1', port: await freePort() },
   });
   t.equal(await closed.generation(), null, 'nothing listening');
+});
+
+t.test('generation() asks on a connection of its own, closed once answered', async (t) => {
+  const sockets: Socket[] = [];
+  const srv = http.createServer((_req, res) => res.end('9\n'));
+  srv.keepAliveTimeout = 60_000; // the server would keep each connection: only the client can be closing them
+  srv.on('connection', (s) => sockets.push(s));
+  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => {
+    srv.closeAllConnections();
+    return new Promise<void>((resolve) => srv.close(() => resolve()));
+  });
+  const port = (srv.address() as AddressInfo).port;
+  const ctl = new NginxCommand({
+    binary: 'nginx',
+    conf: '/x.conf',
+    prefix: null,
+    statusListen: { host: '127.0.0.1', port },
+  });
+  for (let i = 1; i <= 3; i++) {
+    t.equal(await ctl.generation(), 9);
+    t.equal(sockets.length, i, `call ${i} opened connection ${i}`);
+    await waitFor(() => sockets.every((s) => s.destroyed || s.readableEnded), {
+      timeoutMs: 5000,
+      what: `connection ${i} closed by the client`,
+    });
+  }
 });
 
 t.test('generation() gives up after statusTimeoutMs', async (t) => {

@@ -137,3 +137,37 @@ t.test(
     t.equal(ticks, 4, 'one tick per nudge, none more: the two nudges during a tick were one');
   },
 );
+
+t.test('soak progress alone is saved every QUIET_SAVE_INTERVAL_MS, not every tick; a change at once', async (t) => {
+  const config = makeConfig();
+  const clock = new ManualClock();
+  const nginx = new FakeNginx();
+  const saves: State[] = [];
+  const store = { load: () => Promise.resolve(null), save: (s: State) => Promise.resolve(void saves.push(s)) };
+  const runner = await Runner.open({
+    config,
+    store: store as unknown as StateStore,
+    nginx,
+    observer: new Observer(config),
+    prober: {
+      observations: () => ({ gateway: { primary: probePool(), canary: probePool() } }),
+      reconfigure: () => undefined,
+    },
+    snapshots: { list: () => Promise.resolve([]) } as unknown as SnapshotStore,
+    notifier: nopNotifier,
+    clock,
+    log: silentLogger,
+  });
+  await runner.tick();
+  t.equal(saves.at(-1)?.services['gateway']?.weight, 5, 'the slice is saved at once');
+  const after = saves.length;
+  const seconds = 30;
+  for (let i = 0; i < seconds; i++) {
+    clock.advance(1000);
+    await runner.tick();
+  }
+  t.equal(runner.state.services['gateway']?.weight, 5, 'no verdict (no traffic): the slice holds, nothing changes');
+  t.equal(saves.length - after, 3, `${seconds} ticks a second apart: one quiet save per 10 s, not one per tick`);
+  await runner.command({ kind: 'abort', service: 'gateway' });
+  t.equal(saves.at(-1)?.services['gateway']?.weight, 0, 'an abort is saved at once');
+});

@@ -180,7 +180,7 @@ export async function benchApply(n = 50, opts: ApplyBenchOptions = {}): Promise<
       const t2 = performance.now();
       await waitFor(async () => (await ctl.generation()) === g, { timeoutMs: 10_000, intervalMs, what: `gen ${g}` });
       const t3 = performance.now();
-      await waitFor(async () => (await stillAccepting(before)).length === 0, {
+      await waitFor(() => stillAccepting(before).length === 0, {
         timeoutMs: 10_000,
         intervalMs,
         what: 'old workers retired',

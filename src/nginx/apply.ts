@@ -278,8 +278,8 @@ const nopLog: ApplierLog = { info: () => undefined, warn: () => undefined };
 
 /**
  * How long a passed {@link Applier.isLive} trusts nginx's answer of the generation while the request and
- * the include file are unchanged, ms: 5,000. A chosen value (docs/design.md "Applying a change", the reconcile paragraph): the check runs
- * every tick (1 s at the default min_reload_interval 2 s), and asking nginx's status server each time is a
+ * the include file are unchanged, ms: 5,000. A chosen value (docs/design.md "Applying a change", the
+ * reconcile paragraph): the check runs every tick (1 s at the default min_reload_interval 2 s), and asking nginx's status server each time is a
  * new connection per second for a drift that only a reload of another config, with the include file left
  * alone, can cause; such a drift is then found within 5 s instead of 1 s.
  */
@@ -555,10 +555,10 @@ export class Applier implements NginxPort {
 
   #serial<T>(fn: () => Promise<T>): Promise<T> {
     const go = (): Promise<T> => {
+      // An apply or rollback rewrites the include file (a new identity) and may change the committed
+      // generation: the reconcile check's memory (isLive) holds for neither.
       this.#liveSeen = null;
-      return fn().finally(() => {
-        this.#liveSeen = null;
-      });
+      return fn();
     };
     const run = this.#tail.then(go, go);
     this.#tail = run.catch(() => undefined);
@@ -728,7 +728,7 @@ export class Applier implements NginxPort {
         since ??= performance.now();
         return performance.now() - since >= this.#verifySettleMs;
       }
-      const left = await stillAccepting(before, { procRoot: this.#procRoot });
+      const left = stillAccepting(before, { procRoot: this.#procRoot });
       if (left.length === 0) return true;
       last = `${want}, but worker(s) ${left.map((w) => w.pid).join(', ')} from before the reload still accept connections`;
       return false;

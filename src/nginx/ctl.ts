@@ -136,7 +136,7 @@ export class NginxCommand implements NginxCtl {
    */
   async reload(): Promise<void> {
     const pid = await this.#masterPid();
-    if (pid !== null && (await isNginxMaster(pid, this.#procRoot === undefined ? {} : { procRoot: this.#procRoot }))) {
+    if (pid !== null && isNginxMaster(pid, this.#procRoot === undefined ? {} : { procRoot: this.#procRoot })) {
       try {
         process.kill(pid, 'SIGHUP');
         return;

@@ -207,21 +207,21 @@ t.test(
     await fakeProc(root, procs, true);
     const before = await workerProcesses(10, { procRoot: root });
     if (before === null) throw new Error('fake master not seen');
-    const pids = async (): Promise<number[]> => (await stillAccepting(before, { procRoot: root })).map((w) => w.pid);
-    t.same(await pids(), [11, 12], 'before the reload: both accepting workers (13 was draining already)');
+    const pids = (): number[] => stillAccepting(before, { procRoot: root }).map((w) => w.pid);
+    t.same(pids(), [11, 12], 'before the reload: both accepting workers (13 was draining already)');
 
     const title = (pid: number, text: string): Promise<void> =>
       writeFile(path.join(root, String(pid), 'cmdline'), `${text}\0\0\0\0\0\0\0\0`);
     await title(11, 'nginx: worker process is sh');
-    t.same(await pids(), [11, 12], 'a title caught half-written counts as still accepting');
+    t.same(pids(), [11, 12], 'a title caught half-written counts as still accepting');
     await title(11, 'nginx: worker process is shutting down');
-    t.same(await pids(), [12], 'retitled: accepts no more (it closes its listeners next, nginx ngx_process_cycle.c)');
+    t.same(pids(), [12], 'retitled: accepts no more (it closes its listeners next, nginx ngx_process_cycle.c)');
     await writeFile(path.join(root, '12', 'stat'), statLine(12, 10, 1700));
-    t.same(await pids(), [], 'pid 12 now a new worker (another start time): the old one is gone');
+    t.same(pids(), [], 'pid 12 now a new worker (another start time): the old one is gone');
     await writeFile(path.join(root, '12', 'stat'), statLine(12, 10, 900));
     await rm(path.join(root, '11'), { recursive: true });
-    t.same(await pids(), [12], 'an exited worker is gone');
+    t.same(pids(), [12], 'an exited worker is gone');
     await rm(path.join(root, '12', 'cmdline'));
-    t.same(await pids(), [], 'one that exits between its stat and its cmdline is gone');
+    t.same(pids(), [], 'one that exits between its stat and its cmdline is gone');
   },
 );

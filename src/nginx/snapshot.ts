@@ -294,7 +294,7 @@ function infoOf(dir: string, m: SnapshotManifest): SnapshotInfo {
     file: path.join(dir, `${m.id}.tar.gz`),
     at: m.at,
     generation: m.generation,
-    weights: m.weights,
+    weights: { ...m.weights },
     reason: m.reason,
   };
 }
@@ -320,6 +320,14 @@ export class SnapshotStore {
   readonly confDir: string;
   readonly #clock: Clock;
   readonly #owned: string[];
+  /**
+   * Manifests already read, by file name. A manifest is written once, whole, by rename under a name
+   * no other snapshot takes (the id holds the time and generation, and a clash gets the seq appended),
+   * and never changed after: so listing the directory and reading only names not seen before gives
+   * the same answer as reading every manifest again, at one readdir instead of one readFile per kept
+   * snapshot (20 by default) on every take. Names gone from the directory are dropped.
+   */
+  readonly #read = new Map<string, SnapshotManifest>();
 
   /** Absolute paths of the files the sidecar owns here (deleted by a restore when the snapshot lacks them). */
   get ownedFiles(): readonly string[] {
@@ -420,6 +428,7 @@ export class SnapshotStore {
       await rm(manifestFile, { force: true });
       throw err;
     }
+    this.#read.set(`${id}.json`, manifest);
     // Best effort: the new snapshot is complete, and the next take prunes whatever this one could not.
     await this.#prune([manifest, ...existing]).catch(() => undefined);
     return infoOf(this.dir, manifest);
@@ -655,13 +664,23 @@ export class SnapshotStore {
       throw err;
     }
     const out: SnapshotManifest[] = [];
+    const present = new Set(names);
+    for (const n of this.#read.keys()) if (!present.has(n)) this.#read.delete(n);
     for (const n of names) {
       if (!n.endsWith('.json') || isTempName(n)) continue;
+      const known = this.#read.get(n);
+      if (known !== undefined) {
+        out.push(known);
+        continue;
+      }
       try {
         const pm = parseManifest(JSON.parse(await readFile(path.join(this.dir, n), 'utf8')));
-        if (pm.ok && `${pm.manifest.id}.json` === n) out.push(pm.manifest);
+        if (pm.ok && `${pm.manifest.id}.json` === n) {
+          this.#read.set(n, pm.manifest);
+          out.push(pm.manifest);
+        }
       } catch {
-        // unreadable: not listed (load() reports it as invalid when asked by id)
+        // unreadable: not listed (load() reports it as invalid when asked by id), and read again next time
       }
     }
     return out.sort((a, b) => b.seq - a.seq);

@@ -286,6 +286,53 @@ t.test('list skips unreadable manifests and an absent directory', async (t) => {
   t.equal((await s.store.list()).length, 1);
 });
 
+t.test('a manifest is read once: later lists read only new names and drop deleted ones', async (t) => {
+  const s = await setup(t, 5);
+  await writeFile(s.owned, 'generation 1\n');
+  const a = await s.store.take({ generation: 1, weights: { gateway: 0 }, reason: 'a' });
+  s.clock.advance(1000);
+  const b = await s.store.take({ generation: 2, weights: { gateway: 10 }, reason: 'b' });
+  // Overwritten in place (never done by the store: manifests are written once, by rename): the store
+  // answers from what it read, so it did not read the file again.
+  await writeFile(path.join(s.snaps, `${a.id}.json`), '{');
+  t.same(
+    (await s.store.list()).map((x) => x.id),
+    [b.id, a.id],
+    'the known manifest is not read again',
+  );
+  const fresh = new SnapshotStore(
+    s.snaps,
+    5,
+    { conf: path.join(s.conf, 'nginx.conf'), upstreamsFile: s.owned },
+    s.clock,
+  );
+  t.same(
+    (await fresh.list()).map((x) => x.id),
+    [b.id],
+    'a new store reads it and skips it',
+  );
+  await rm(path.join(s.snaps, `${b.id}.json`));
+  t.same(
+    (await s.store.list()).map((x) => x.id),
+    [a.id],
+    'a manifest deleted by someone else is dropped',
+  );
+  s.clock.advance(1000);
+  const c = await fresh.take({ generation: 3, weights: { gateway: 20 }, reason: 'c' });
+  t.same(
+    (await s.store.list()).map((x) => x.id).sort(),
+    [a.id, c.id],
+    'a manifest written by another store is read when it appears',
+  );
+  const listed = await s.store.list();
+  listed[0]!.weights.gateway = 99;
+  t.same(
+    (await s.store.get(c.id)).weights,
+    { gateway: 20 },
+    'a caller changing a listed snapshot changes nothing stored',
+  );
+});
+
 t.test('constructor checks', async (t) => {
   const clock = new ManualClock();
   t.throws(() => new SnapshotStore('/s', 0, '/c', clock), RangeError);

@@ -46,7 +46,13 @@ import { errorLogsOf } from './ctl.js';
 import { buildModel } from './model.js';
 import { masterPidReader } from './process.js';
 import { parseHeader, renderUpstreams, type RenderedHeader } from './render.js';
-import { manifestOf, type ManifestFile, type SnapshotStore, type VerifiedSnapshot } from './snapshot.js';
+import {
+  manifestOf,
+  type ManifestFile,
+  type ManifestMemo,
+  type SnapshotStore,
+  type VerifiedSnapshot,
+} from './snapshot.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { oldWorkers, stillAccepting, workerProcesses, type WorkerProcess } from './workers.js';
 import { chooseRollback, describeRaises, raisesOf, type WeightRaise } from './rollback-choice.js';
@@ -352,6 +358,8 @@ export class Applier implements NginxPort {
    * answered that generation (monotonic ms). Null after any failure, apply, rollback or reconfigure.
    */
   #liveSeen: { key: string; file: string; generationAt: number } | null = null;
+  /** What #confManifest hashed, by file identity (snapshot.ts manifestOf): unchanged files are not read again. */
+  readonly #confMemo: ManifestMemo = new Map();
   #tail: Promise<unknown> = Promise.resolve();
 
   /**
@@ -588,7 +596,7 @@ export class Applier implements NginxPort {
 
   /** The config directory's manifest now (the snapshot store's own excluded), or null when it cannot be read. Never throws. */
   #confManifest(): Promise<ManifestFile[] | null> {
-    return manifestOf(this.#snapshots.confDir, [this.#snapshots.dir]).catch(() => null);
+    return manifestOf(this.#snapshots.confDir, [this.#snapshots.dir], this.#confMemo).catch(() => null);
   }
 
   /** Milliseconds until the next reload is allowed (0 = now). */

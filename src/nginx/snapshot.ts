@@ -196,25 +196,66 @@ async function walk(root: string, exclude: readonly string[]): Promise<WalkEntry
 }
 
 /**
+ * What {@link manifestOf} remembers of a directory from one call to the next: per relative path, the
+ * file's identity when it was hashed (inode, size, mtime and ctime in ns, mode) and its manifest entry.
+ * Create an empty Map and pass the same one to every call on the same directory.
+ */
+export type ManifestMemo = Map<string, { id: string; file: ManifestFile }>;
+
+/**
  * The manifest of a live directory: every regular file and symlink, sorted
  * by path, with sha256, size and permission bits — the same shape a snapshot
  * manifest records, so a test (or an operator) can compare "byte for byte".
  *
+ * With `memo`, a file whose identity (lstat: inode, size, mtime and ctime in ns, mode) is the one it had
+ * when it was last hashed is not read again: one lstat instead of an open, reads and a close per file,
+ * on every apply (the applier asks twice per apply; a stock Debian `/etc/nginx` holds 15 files and
+ * links). Any write to a file changes its ctime (POSIX: write, truncate, chmod and rename mark it), so
+ * a changed file is read again; a second same-size write within one tick of the kernel's file clock
+ * (a few ms) can go unseen until the next change, which is why the applier uses this only to skip a
+ * redundant preflight `nginx -t` and always tests the written files (docs/design.md "Applying a change").
+ *
  * @param dir absolute directory.
  * @param exclude absolute paths left out (e.g. a snapshot dir inside it).
+ * @param memo remembered identities of this directory, updated in place (paths gone are dropped).
  * @throws the fs error when a directory, file or link cannot be read.
  */
-export async function manifestOf(dir: string, exclude: readonly string[] = []): Promise<ManifestFile[]> {
+export async function manifestOf(
+  dir: string,
+  exclude: readonly string[] = [],
+  memo?: ManifestMemo,
+): Promise<ManifestFile[]> {
   const files: ManifestFile[] = [];
+  const seen: [string, { id: string; file: ManifestFile }][] = [];
   for (const e of await walk(dir, exclude)) {
     const abs = path.join(dir, e.rel);
     if (e.kind === 'file') {
-      const [data, st] = await Promise.all([readFile(abs), lstat(abs)]);
-      files.push({ path: e.rel, sha256: sha256(data), size: data.length, mode: st.mode & 0o7777 });
+      if (memo === undefined) {
+        const [data, st] = await Promise.all([readFile(abs), lstat(abs)]);
+        files.push({ path: e.rel, sha256: sha256(data), size: data.length, mode: st.mode & 0o7777 });
+        continue;
+      }
+      // lstat before the read: a write in between leaves the old identity beside the new bytes, so the
+      // next call sees a changed identity and reads the file again (never new identity, old bytes).
+      const st = await lstat(abs, { bigint: true });
+      const id = `${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}:${st.mode}`;
+      const known = memo.get(e.rel);
+      let file: ManifestFile;
+      if (known?.id === id) file = known.file;
+      else {
+        const data = await readFile(abs);
+        file = { path: e.rel, sha256: sha256(data), size: data.length, mode: Number(st.mode) & 0o7777 };
+      }
+      seen.push([e.rel, { id, file }]);
+      files.push({ ...file });
     } else if (e.kind === 'link') {
       const target = await readlink(abs);
       files.push({ path: e.rel, sha256: sha256(target), size: 0, mode: 0o777, link: target });
     }
+  }
+  if (memo !== undefined) {
+    memo.clear();
+    for (const [rel, v] of seen) memo.set(rel, v);
   }
   return files;
 }

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { chmod, mkdir, readFile, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, readdir, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import * as tar from 'tar';
 import { createHash } from 'node:crypto';
@@ -9,6 +9,7 @@ import {
   manifestOf,
   parseManifest,
   SnapshotStore,
+  type ManifestMemo,
   type SnapshotManifest,
 } from '../../src/nginx/snapshot.js';
 import { writeFileAtomic } from '../../src/util/atomic.js';
@@ -330,6 +331,40 @@ t.test('a manifest is read once: later lists read only new names and drop delete
     (await s.store.get(c.id)).weights,
     { gateway: 20 },
     'a caller changing a listed snapshot changes nothing stored',
+  );
+});
+
+t.test('manifestOf with a memo reads only files whose identity changed', async (t) => {
+  const s = await setup(t);
+  await writeFile(s.owned, 'generation 1\n');
+  const memo: ManifestMemo = new Map();
+  const plain = await manifestOf(s.conf);
+  t.same(await manifestOf(s.conf, [], memo), plain, 'the first call hashes everything: the same as without a memo');
+  t.same(
+    [...memo.keys()].sort(),
+    plain.map((f) => f.path),
+  );
+  // Mark what the memo holds: a file hashed again would lose the mark.
+  for (const v of memo.values()) v.file.sha256 = 'f'.repeat(64);
+  const mime = path.join(s.conf, 'mime.types');
+  await writeFile(mime, 'types { text/plain tx2; }\n');
+  await utimes(mime, new Date(Date.UTC(2020, 0, 1)), new Date(Date.UTC(2020, 0, 1))); // same size: only the times differ
+  await rm(s.owned);
+  const second = await manifestOf(s.conf, [], memo);
+  t.same(
+    second.map((f) => [f.path, f.sha256]),
+    [
+      ['mime.types', sha('types { text/plain tx2; }\n')],
+      ['nginx.conf', 'f'.repeat(64)],
+    ],
+    'the changed file is read again, the unchanged one is not, the deleted one is gone',
+  );
+  t.same([...memo.keys()].sort(), ['mime.types', 'nginx.conf'], 'the memo drops the deleted file');
+  await chmod(path.join(s.conf, 'nginx.conf'), 0o600);
+  t.equal(
+    (await manifestOf(s.conf, [], memo)).find((f) => f.path === 'nginx.conf')?.mode,
+    0o600,
+    'a mode change is a changed identity',
   );
 });
 

@@ -285,9 +285,10 @@ const nopLog: ApplierLog = { info: () => undefined, warn: () => undefined };
 /**
  * How long a passed {@link Applier.isLive} trusts nginx's answer of the generation while the request and
  * the include file are unchanged, ms: 5,000. A chosen value (docs/design.md "Applying a change", the
- * reconcile paragraph): the check runs every tick (1 s at the default min_reload_interval 2 s), and asking nginx's status server each time is a
- * new connection per second for a drift that only a reload of another config, with the include file left
- * alone, can cause; such a drift is then found within 5 s instead of 1 s.
+ * reconcile paragraph): the check runs every tick (1 s at the default min_reload_interval 2 s), and
+ * asking nginx's status server each time is a new connection per second for a drift that only a reload
+ * of another config, with the include file left alone, can cause; such a drift is then found within 5 s
+ * instead of 1 s.
  */
 export const GENERATION_RECHECK_MS = 5000;
 

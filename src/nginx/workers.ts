@@ -79,9 +79,9 @@ const SHUTTING_DOWN = 'worker process is shutting down';
  * close). The applier's proof reads two files per worker every 5 ms until the old workers retire
  * (docs/design.md "Applying a change"); in a `--cpu-prof` of bench:walk (a 14 s walk, 1,823 ms of
  * main-thread samples) the share the profile could not place on our code ("other": the round trips'
- * callbacks) fell from 385 to 156 ms when these reads became synchronous. The one wait a read of `/proc/<pid>/cmdline` can
- * have is the process's memory-map lock, held by the process itself for as long as an mmap or munmap
- * takes, the same wait `ps` has.
+ * callbacks) fell from 385 to 156 ms when these reads became synchronous. The one wait a read of
+ * `/proc/<pid>/cmdline` can have is the process's memory-map lock, held by the process itself for as
+ * long as an mmap or munmap takes, the same wait `ps` has.
  */
 function readOrNull(file: string): string | null {
   try {

@@ -54,6 +54,7 @@ import {
   type VerifiedSnapshot,
 } from './snapshot.js';
 import { writeFileAtomic } from '../util/atomic.js';
+import { fileIdentity } from '../util/file-identity.js';
 import { oldWorkers, stillAccepting, workerProcesses, type WorkerProcess } from './workers.js';
 import { chooseRollback, describeRaises, raisesOf, type WeightRaise } from './rollback-choice.js';
 import {
@@ -499,7 +500,7 @@ export class Applier implements NginxPort {
    * false). Never throws: an unreadable file or a silent nginx is "not live".
    *
    * The runner asks this every tick (1 s at the default min_reload_interval), so a check that passed is
-   * remembered with the file's identity (inode, size, mtime and ctime in ns): while `req` and that
+   * remembered with the file's identity ({@link fileIdentity}): while `req` and that
    * identity are unchanged, the file is not read and rendered again (one stat instead of an open, a read,
    * a close and a render), and nginx's generation is asked again only once {@link GENERATION_RECHECK_MS}
    * has passed since it last answered `req.generation`. Any edit of the file (in place or by rename)
@@ -511,7 +512,7 @@ export class Applier implements NginxPort {
       const key = JSON.stringify([req.weights, req.drained ?? [], req.generation]);
       const file = this.#config.nginx.upstreamsFile;
       const st = await stat(file, { bigint: true });
-      const id = `${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
+      const id = fileIdentity(st);
       const seen = this.#liveSeen;
       if (seen === null || seen.key !== key || seen.file !== id) {
         this.#liveSeen = null;

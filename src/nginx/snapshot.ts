@@ -19,6 +19,7 @@ import path from 'node:path';
 import * as tar from 'tar';
 import { NGINX_LOCK_NAME } from '../lock.js';
 import { isTempName, tempBeside, TMP_MARK, writeFileAtomic } from '../util/atomic.js';
+import { fileIdentity } from '../util/file-identity.js';
 import type { Clock } from '../clock.js';
 import type { NginxConfig } from '../config/types.js';
 import { errors } from '../errors.js';
@@ -197,7 +198,7 @@ async function walk(root: string, exclude: readonly string[]): Promise<WalkEntry
 
 /**
  * What {@link manifestOf} remembers of a directory from one call to the next: per relative path, the
- * file's identity when it was hashed (inode, size, mtime and ctime in ns, mode) and its manifest entry.
+ * file's identity when it was hashed ({@link fileIdentity}) and its manifest entry.
  * Create an empty Map and pass the same one to every call on the same directory.
  */
 export type ManifestMemo = Map<string, { id: string; file: ManifestFile }>;
@@ -207,7 +208,7 @@ export type ManifestMemo = Map<string, { id: string; file: ManifestFile }>;
  * by path, with sha256, size and permission bits — the same shape a snapshot
  * manifest records, so a test (or an operator) can compare "byte for byte".
  *
- * With `memo`, a file whose identity (lstat: inode, size, mtime and ctime in ns, mode) is the one it had
+ * With `memo`, a file whose identity (lstat, {@link fileIdentity}) is the one it had
  * when it was last hashed is not read again: one lstat instead of an open, reads and a close per file,
  * on every apply (the applier asks twice per apply; a stock Debian `/etc/nginx` holds 15 files and
  * links). Any write to a file changes its ctime (POSIX: write, truncate, chmod and rename mark it), so
@@ -225,21 +226,17 @@ export async function manifestOf(
   exclude: readonly string[] = [],
   memo?: ManifestMemo,
 ): Promise<ManifestFile[]> {
+  const m: ManifestMemo = memo ?? (new Map() as ManifestMemo);
   const files: ManifestFile[] = [];
   const seen: [string, { id: string; file: ManifestFile }][] = [];
   for (const e of await walk(dir, exclude)) {
     const abs = path.join(dir, e.rel);
     if (e.kind === 'file') {
-      if (memo === undefined) {
-        const [data, st] = await Promise.all([readFile(abs), lstat(abs)]);
-        files.push({ path: e.rel, sha256: sha256(data), size: data.length, mode: st.mode & 0o7777 });
-        continue;
-      }
       // lstat before the read: a write in between leaves the old identity beside the new bytes, so the
       // next call sees a changed identity and reads the file again (never new identity, old bytes).
       const st = await lstat(abs, { bigint: true });
-      const id = `${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}:${st.mode}`;
-      const known = memo.get(e.rel);
+      const id = fileIdentity(st);
+      const known = m.get(e.rel);
       let file: ManifestFile;
       if (known?.id === id) file = known.file;
       else {
@@ -253,10 +250,8 @@ export async function manifestOf(
       files.push({ path: e.rel, sha256: sha256(target), size: 0, mode: 0o777, link: target });
     }
   }
-  if (memo !== undefined) {
-    memo.clear();
-    for (const [rel, v] of seen) memo.set(rel, v);
-  }
+  m.clear();
+  for (const [rel, v] of seen) m.set(rel, v);
   return files;
 }
 

@@ -46,6 +46,25 @@ import { packageVersion } from './cli/version.js';
  * canary take 5 more attempts at 20/s before its drain.
  */
 export const ACCESS_LOG_POLL_MS = 20;
+/**
+ * How often the follower reads a busy access log, ms (observe/follow.ts `busyPollMs`): after a read of at
+ * least {@link ACCESS_LOG_BUSY_BYTES}. Each poll costs a few wake-ups (a timer, the thread-pool read and
+ * its completion) that do not shrink with the lines read: ~400 µs of sidecar CPU per poll on the 2-vCPU
+ * bench box (`npm run bench:walk --fixed-only`, an A/B of 20 against 100 ms polls: 74–75 against 48–53
+ * ticks of sidecar CPU over 15 s at 9,000–11,500 requests/s). At a busy nginx that fixed cost is what
+ * keeps the sidecar above 5 % of nginx's CPU (issue 13). The price: while busy, a canary failure reaches
+ * the gate up to 100 ms after nginx logs it (then LogFollower.hurry reads every 10 ms); at 10,000
+ * requests/s and a 5 % slice that is ~25 more canary attempts on average before a drain's decision,
+ * beside the ~100 the drain's apply (~200 ms) lets through anyway. A chosen value, by that measurement.
+ */
+export const ACCESS_LOG_BUSY_POLL_MS = 100;
+/**
+ * Bytes one read must hold for the next one to wait {@link ACCESS_LOG_BUSY_POLL_MS}: 32 KiB, ~190 lines of
+ * the gates' `log_format nginx_canary` (~170 bytes a line). So the follower polls every 100 ms from
+ * ~1.6 MB/s (~9,600 lines/s, read in 20 ms polls) and every 20 ms again below ~330 kB/s (~1,900 lines/s,
+ * read in 100 ms polls); test/e2e/drain-fast.test.ts's ~800 requests/s stay at 20 ms. Chosen.
+ */
+export const ACCESS_LOG_BUSY_BYTES = 32 * 1024;
 /** Options of {@link startSidecar}. */
 export interface SidecarOptions {
   log: Logger;
@@ -386,6 +405,8 @@ async function startServing(config: Config, opts: SidecarOptions, parts: Started
     file: config.nginx.accessLog,
     from: 'end',
     pollMs: ACCESS_LOG_POLL_MS,
+    busyPollMs: ACCESS_LOG_BUSY_POLL_MS,
+    busyBytes: ACCESS_LOG_BUSY_BYTES,
     // The byte path: lines are read in place, no string per line (observe/parse.ts LineCursor; the
     // CPU target in README "Benchmarks", bench:walk).
     onBytes: (buf, start, end) => {

@@ -31,7 +31,11 @@
  *   polls: inotify reports every write, and nginx writes each line
  *   unbuffered, so under load the wake-ups alone cost more than the lines
  *   (measured in `npm run bench:walk`: ~6,000 context switches/s at
- *   ~19,000 requests/s, a third of the sidecar's CPU in the kernel).
+ *   ~19,000 requests/s, a third of the sidecar's CPU in the kernel);
+ * - a busy log is read less often: a poll that read at least `busyBytes` is
+ *   followed by a sleep of `busyPollMs` instead of `pollMs` (each poll is a
+ *   few wake-ups whose cost does not shrink with the lines it reads; see
+ *   main.ts ACCESS_LOG_BUSY_POLL_MS for the sidecar's figures).
  *
  * Lines of one file are delivered in file order; lines of an old (draining)
  * file and of its successor may interleave between batches.
@@ -65,6 +69,17 @@ export interface LogFollowerOptions {
   from?: 'end' | 'start';
   /** Poll period, ms > 0 (default 250; a chosen default, not a runbook number). */
   pollMs?: number;
+  /**
+   * Poll period after a poll that read at least `busyBytes`, ms > 0 (default: `pollMs`, the same period
+   * busy or not). {@link LogFollower.hurry} still cuts it to HURRY_POLL_MS.
+   */
+  busyPollMs?: number;
+  /**
+   * Bytes one poll must read (all files together) for the next sleep to be `busyPollMs`, > 0 (default
+   * Infinity: never busy). As a rate this enters at busyBytes / pollMs and leaves below
+   * busyBytes / busyPollMs, so a rate between the two keeps the period it has (no flapping).
+   */
+  busyBytes?: number;
   /** Keep reading a rotated-away file until it has been idle this long, ms ≥ 0 (default 3000; chosen). */
   drainMs?: number;
   /** Longest line kept, bytes > 0 (default 64 KiB; chosen); longer lines are dropped and counted in `stats.overlong`. */
@@ -141,10 +156,11 @@ export const HURRY_POLL_MS = 10;
 export const HURRY_HOLD_MS = 500;
 const NEWLINE = 10;
 /**
- * How often the size (truncation) and the path (rotation) are checked, ms, counted in polls: every
- * poll when pollMs ≥ 250, else every round(250 / pollMs)th. 250 ms was the poll and so the check
- * period before the sidecar polled every 50 ms, now 20 (main.ts ACCESS_LOG_POLL_MS); checking at every 50 ms
- * poll tripled the async calls of a poll (measured: ~10 ms CPU/s more at ~13,000 lines/s; issue 13).
+ * How often the size (truncation) and the path (rotation) are checked, ms, counted in the poll periods
+ * slept (pollMs, busyPollMs or HURRY_POLL_MS): the first poll after they add up to 250 checks (every
+ * poll when pollMs ≥ 250). 250 ms was the poll and so the check period before the sidecar polled every
+ * 50 ms, now 20 (main.ts ACCESS_LOG_POLL_MS); checking at every 50 ms poll tripled the async calls of a
+ * poll (measured: ~10 ms CPU/s more at ~13,000 lines/s; issue 13).
  * A rotation or truncation is seen up to this much later; no line is lost meanwhile (the old file is
  * read on, as between two polls).
  */
@@ -174,6 +190,8 @@ export class LogFollower {
   readonly #onBytes: ((buf: Buffer, start: number, end: number) => void) | undefined;
   readonly #from: 'end' | 'start';
   readonly #pollMs: number;
+  readonly #busyPollMs: number;
+  readonly #busyBytes: number;
   readonly #drainMs: number;
   readonly #maxLine: number;
   readonly #clock: Clock;
@@ -202,10 +220,14 @@ export class LogFollower {
   #stopped = false;
   #loop: Promise<void> | null = null;
   #pendingWake = false;
-  /** Polls between two checks of the size (truncation) and of the path (rotation): CHECK_MS / pollMs, at least 1. */
-  readonly #checkEvery: number;
-  /** Polls left until the next check (0: this poll checks). */
-  #untilCheck = 0;
+  /**
+   * Poll periods slept since the last check of the size (truncation) and of the path (rotation), ms: a
+   * poll checks once this reaches CHECK_MS (so the first one does). Counted from the chosen periods, not
+   * the clock, so it holds with a manual clock, at any mix of pollMs, busyPollMs and HURRY_POLL_MS.
+   */
+  #sinceCheckMs = CHECK_MS;
+  /** The period the loop chose for its last sleep, ms (before it first sleeps: pollMs). */
+  #sleptMs: number;
   /** Whether a read of the current tick returned data (then the loop polls without the watch). */
   #readData = false;
   #wake: (() => void) | null = null;
@@ -215,7 +237,8 @@ export class LogFollower {
   #hurryUntil = -Infinity;
 
   /**
-   * Validates the options; throws RangeError for a non-positive pollMs or maxLineBytes, or a negative drainMs,
+   * Validates the options; throws RangeError for a non-positive pollMs, busyPollMs, busyBytes or
+   * maxLineBytes, or a negative drainMs,
    * reopenAfterMs or reopenIntervalMs, and TypeError when neither onLines nor onBytes is given.
    */
   constructor(opts: LogFollowerOptions) {
@@ -226,6 +249,9 @@ export class LogFollower {
       throw new TypeError('LogFollower: give onLines or onBytes');
     this.#from = opts.from ?? 'end';
     this.#pollMs = opts.pollMs ?? 250;
+    this.#busyPollMs = opts.busyPollMs ?? this.#pollMs;
+    this.#busyBytes = opts.busyBytes ?? Infinity;
+    this.#sleptMs = this.#pollMs;
     this.#drainMs = opts.drainMs ?? 3000;
     this.#maxLine = opts.maxLineBytes ?? 64 * 1024;
     this.#clock = opts.clock ?? systemClock;
@@ -236,9 +262,10 @@ export class LogFollower {
     if (!(this.#reopenAfterMs >= 0) || !(this.#reopenIntervalMs >= 0))
       throw new RangeError('reopenAfterMs and reopenIntervalMs must be ≥ 0');
     if (!(this.#pollMs > 0)) throw new RangeError(`pollMs must be > 0, got ${this.#pollMs}`);
+    if (!(this.#busyPollMs > 0)) throw new RangeError(`busyPollMs must be > 0, got ${this.#busyPollMs}`);
+    if (!(this.#busyBytes > 0)) throw new RangeError(`busyBytes must be > 0, got ${this.#busyBytes}`);
     if (!(this.#drainMs >= 0)) throw new RangeError(`drainMs must be ≥ 0, got ${this.#drainMs}`);
     if (!(this.#maxLine > 0)) throw new RangeError(`maxLineBytes must be > 0, got ${this.#maxLine}`);
-    this.#checkEvery = Math.max(1, Math.round(CHECK_MS / this.#pollMs));
   }
 
   /** Calls of the `reopen` hook so far (failed ones included). */
@@ -261,6 +288,14 @@ export class LogFollower {
   hurry(): void {
     this.#hurryUntil = this.#clock.monotonic() + HURRY_HOLD_MS;
     this.#hurryWake?.();
+  }
+
+  /**
+   * The period the loop chose for its last sleep, ms: pollMs, busyPollMs after a poll that read at least
+   * busyBytes, or HURRY_POLL_MS while {@link hurry} holds. Before the first sleep: pollMs.
+   */
+  get pollingMs(): number {
+    return this.#sleptMs;
   }
 
   /** True while {@link hurry} holds: the loop polls every HURRY_POLL_MS. */
@@ -301,21 +336,25 @@ export class LogFollower {
   async #run(): Promise<void> {
     while (!this.#stopped) {
       this.#readData = false;
+      const bytesBefore = this.#stats.bytes;
       try {
         await this.#tick();
       } catch (err) {
         this.#error(err);
       }
-      // Busy: the next poll finds lines anyway, so stop the per-write wake-ups. Quiet: watch for the next line.
+      // Lines flow: the next poll finds lines anyway, so stop the per-write wake-ups. Quiet: watch for the next line.
       if (this.#readData) this.#closeWatch();
       else this.#ensureWatch();
       if (this.#stopped) break;
-      await this.#sleep();
+      await this.#sleep(this.#stats.bytes - bytesBefore >= this.#busyBytes ? this.#busyPollMs : this.#pollMs);
     }
   }
 
-  /** Waits pollMs (HURRY_POLL_MS while {@link hurry} holds), or less when fs.watch reports a change or hurry() is called. */
-  #sleep(): Promise<void> {
+  /** Waits `periodMs` (HURRY_POLL_MS while {@link hurry} holds), or less when fs.watch reports a change or hurry() is called. */
+  #sleep(periodMs: number): Promise<void> {
+    const hurriedMs = Math.min(HURRY_POLL_MS, periodMs);
+    this.#sleptMs = this.hurried ? hurriedMs : periodMs;
+    this.#sinceCheckMs += this.#sleptMs;
     return new Promise((resolve) => {
       let early: NodeJS.Timeout | undefined;
       let hurried: NodeJS.Timeout | undefined;
@@ -327,13 +366,13 @@ export class LogFollower {
         this.#hurryWake = null;
         resolve();
       };
-      const timer = setTimeout(done, this.hurried ? Math.min(HURRY_POLL_MS, this.#pollMs) : this.#pollMs);
+      const timer = setTimeout(done, this.#sleptMs);
       this.#wake = (): void => {
         if (this.#stopped) done();
         else early ??= setTimeout(done, WAKE_DELAY_MS);
       };
       this.#hurryWake = (): void => {
-        hurried ??= setTimeout(done, Math.min(HURRY_POLL_MS, this.#pollMs));
+        hurried ??= setTimeout(done, hurriedMs);
       };
       if (this.#pendingWake) this.#wake();
       this.#pendingWake = false;
@@ -373,8 +412,8 @@ export class LogFollower {
     this.#missingSince = null;
     const r: Reader = this.#current;
     // The file's size and the path's inode are asked every CHECK_MS, not every poll: a poll is one read.
-    const check = this.#untilCheck <= 0;
-    this.#untilCheck = check ? this.#checkEvery - 1 : this.#untilCheck - 1;
+    const check = this.#sinceCheckMs >= CHECK_MS;
+    if (check) this.#sinceCheckMs = 0;
     // Truncation shows as nothing to read at our offset and a size below it, so the size is only asked
     // when a read found nothing: a busy log costs no fstat.
     if (!(await this.#read(r)) && check && (await r.fh.stat()).size < r.offset) {

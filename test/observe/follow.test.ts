@@ -215,6 +215,45 @@ t.test('hurry() cuts a sleep already begun', async (t) => {
   );
 });
 
+t.test(
+  'a busy read lengthens the next sleep to busyPollMs, a quiet one shortens it; hurry() still cuts it',
+  async (t) => {
+    const dir = await tempDir(t);
+    const file = path.join(dir, 'canary.json');
+    await fs.writeFile(file, '');
+    const busyPollMs = 4000;
+    // A manual clock: hurry() then holds until the test advances it, however slow the machine.
+    const clock = new ManualClock();
+    const { f, lines } = await follow(t, { file, pollMs: 20, busyPollMs, busyBytes: 1000, clock });
+    t.equal(f.pollingMs, 20, 'pollMs before any read');
+    // 20 lines of 100 bytes: one poll reads 2,000 bytes ≥ busyBytes (the watch may wake it early; either way
+    // every byte is read before the loop sleeps again).
+    appendFileSync(file, `${'b'.repeat(99)}\n`.repeat(20));
+    await waitFor(() => lines.length === 20 && f.pollingMs === busyPollMs, { what: 'the busy sleep' });
+    // Lines flowed, so the watch is closed: a short line now waits for the whole busy sleep.
+    appendFileSync(file, 'x\n');
+    await t.rejects(
+      waitFor(() => lines.length === 21, { timeoutMs: busyPollMs / 4 }),
+      WaitTimeoutError,
+      'busy: a line waits for busyPollMs (a 20 ms poll would have read it at once)',
+    );
+    await waitFor(() => lines.length === 21, { timeoutMs: busyPollMs * 2, what: 'the busy poll' });
+    await waitFor(() => f.pollingMs === 20, { timeoutMs: busyPollMs, what: 'pollMs again after a 2-byte read' });
+    appendFileSync(file, `${'b'.repeat(99)}\n`.repeat(20));
+    await waitFor(() => lines.length === 41 && f.pollingMs === busyPollMs, { what: 'the busy sleep again' });
+    appendFileSync(file, 'y\n');
+    f.hurry();
+    await t.resolves(
+      waitFor(() => lines.length === 42, { timeoutMs: busyPollMs / 4, what: 'the read after hurry()' }),
+      'hurry() cuts the busy sleep too',
+    );
+    await waitFor(() => f.pollingMs === 10, { timeoutMs: busyPollMs / 4, what: 'the hurried poll period' });
+    t.equal(lines.at(-1), 'y');
+    clock.advance(500);
+    await waitFor(() => f.pollingMs === 20, { timeoutMs: busyPollMs / 4, what: 'pollMs once the hold is over' });
+  },
+);
+
 t.test('a partial line is held until its newline arrives, never emitted half', async (t) => {
   const dir = await tempDir(t);
   const file = path.join(dir, 'canary.json');
@@ -354,6 +393,8 @@ t.test('options are validated; start twice throws; stop is idempotent', async (t
   t.throws(() => new LogFollower({ file: '/x', onLines, pollMs: 0 }), RangeError);
   t.throws(() => new LogFollower({ file: '/x', onLines, drainMs: -1 }), RangeError);
   t.throws(() => new LogFollower({ file: '/x', onLines, maxLineBytes: 0 }), RangeError);
+  t.throws(() => new LogFollower({ file: '/x', onLines, busyPollMs: 0 }), RangeError);
+  t.throws(() => new LogFollower({ file: '/x', onLines, busyBytes: 0 }), RangeError);
   const dir = await tempDir(t);
   t.throws(() => new LogFollower({ file: '/x' }), TypeError, 'neither onLines nor onBytes');
   const f = new LogFollower({ file: path.join(dir, 'none.json'), onLines });

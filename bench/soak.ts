@@ -36,9 +36,9 @@
  * control process (a bare node with the same monitor), which is what the machine alone does to an
  * event loop. prom-client's `nodejs_eventloop_lag_p99_seconds` is the p99 of
  * perf_hooks.monitorEventLoopDelay over the time since the previous scrape (it resets the histogram on
- * each collect; prom-client lib/metrics/eventLoopLag.js), sampled every 10 ms (its default
- * resolution; an idle loop reads ~10 ms), so each 10 s scrape is the p99 of that 10 s: the tenth-worst
- * of ~1000 delays, i.e. what recurs every second (the follower's read every 250 ms, the tick every
+ * each collect; prom-client lib/metrics/eventLoopLag.js), sampled every 50 ms (src/server/metrics.ts
+ * EVENT_LOOP_MONITOR_MS; an idle loop reads ~50 ms), so each 10 s scrape is the p99 of that 10 s: the
+ * second-worst of ~200 delays, i.e. what recurs every few seconds (the follower's reads, the tick every
  * 500 ms, scavenges), not a one-off. Nothing else scrapes this sidecar.
  *
  * Slope: ordinary least squares of VmRSS (MiB) on time (hours) over the samples after the warm-up
@@ -98,6 +98,7 @@ import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { pathToFileURL } from 'node:url';
 import { Agent, request } from 'undici';
+import { EVENT_LOOP_MONITOR_MS } from '../src/server/metrics.js';
 import { waitFor } from '../src/util/wait.js';
 import { repoRoot, sample, startStack, userEnv, type Stack } from '../test/fixtures/stack.js';
 import { clockTicks, cpuOf, loadAverage, memOf, resetPeak, type ProcessMemory } from './lib/proc.js';
@@ -439,12 +440,12 @@ async function startUp(stack: Stack, s: Sidecar, afterApiMs: number): Promise<St
 
 /**
  * The control's code: an idle Node process with the same event-loop delay monitor as prom-client's
- * (perf_hooks.monitorEventLoopDelay, 10 ms resolution) that answers each line on stdin with the p99
+ * (perf_hooks.monitorEventLoopDelay at the sidecar's resolution, EVENT_LOOP_MONITOR_MS) that answers each line on stdin with the p99
  * since the previous line, in ms, and resets: what the machine alone does to an event loop.
  */
 const CONTROL_JS = `
 const { monitorEventLoopDelay } = require('node:perf_hooks');
-const h = monitorEventLoopDelay({ resolution: 10 });
+const h = monitorEventLoopDelay({ resolution: ${EVENT_LOOP_MONITOR_MS} });
 h.enable();
 process.stdin.setEncoding('utf8');
 process.stdin.on('data', () => { process.stdout.write((h.percentile(99) / 1e6).toFixed(3) + '\\n'); h.reset(); });

@@ -20,6 +20,18 @@ import { soakNeededMs } from '../rollout/decide.js';
 import { evaluateGates } from '../rollout/gates.js';
 import { PHASES, type GateName, type GateResult, type State } from '../rollout/types.js';
 
+/**
+ * How often the event-loop delay behind `nginx_canary_nodejs_eventloop_lag_*_seconds` is sampled, ms
+ * (prom-client's `eventLoopMonitoringPrecision`, the resolution of perf_hooks.monitorEventLoopDelay: a
+ * timer that wakes the loop this often). 50 ms, not prom-client's 10: each wake-up costs CPU whatever
+ * the load (measured on the 2-vCPU bench box, an otherwise idle Node 20 process: 7.7 ms of CPU per
+ * second at 10 ms, 3.9 at 20, 1.5 at 50, 0.9 at 100), and at 10 ms that was a fifth of the sidecar's
+ * CPU at a fixed weight under load in `npm run bench:walk` (issue 13: ≤ 5 % of nginx's). Each sample
+ * still measures its delay in ns; a stall shorter than 50 ms shows when a sample falls due during it, so
+ * the p99 over a 15 s scrape (300 samples) still catches a stall that recurs every second. Chosen.
+ */
+export const EVENT_LOOP_MONITOR_MS = 50;
+
 /** What the state-mirroring gauges read at scrape time. */
 export interface MetricsSource {
   /** The live config (services, targets in percent 0–100). */
@@ -132,7 +144,12 @@ export class Metrics {
   constructor(source: MetricsSource, opts: { defaultMetrics?: boolean } = {}) {
     const registry = new Registry();
     this.registry = registry;
-    if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: registry, prefix: 'nginx_canary_' });
+    if (opts.defaultMetrics ?? true)
+      collectDefaultMetrics({
+        register: registry,
+        prefix: 'nginx_canary_',
+        eventLoopMonitoringPrecision: EVENT_LOOP_MONITOR_MS,
+      });
 
     /** A gauge with one series per configured service, read at scrape time; `pick` null → no series for it. */
     const serviceGauge = (name: string, help: string, pick: (svc: ServiceConfig, state: State) => number | null) => {

@@ -87,7 +87,17 @@ t.test(
         async () => sum(await stack.metrics(), 'nginx_canary_reloads_total', /result="(?!ok")/) > failedBefore,
         { timeoutMs: 20_000, intervalMs: 100, what: 'a failed apply counted while nginx is down' },
       );
-      const errorLine = cap.lines.find((l) => l['msg'] === 'apply failed; weights held');
+      // The first apply that reached nginx. A reconcile due within min_reload_interval of the last reload
+      // (nginx died right after a step) is refused by the interval guard first (stage interval, nothing
+      // written, nothing to restore); it is logged too, so wait for the attempt after it, with a deadline.
+      const attempted = (l: Record<string, unknown>): boolean =>
+        l['msg'] === 'apply failed; weights held' && l['stage'] !== 'interval';
+      await waitFor(() => cap.lines.some(attempted), {
+        timeoutMs: 20_000,
+        intervalMs: 100,
+        what: 'a failed apply that reached nginx',
+      });
+      const errorLine = cap.lines.find(attempted);
       t.match(errorLine, { level: 50, component: 'runner', restored: true }, 'a pino error line');
       t.comment(`first failed apply: stage ${String(errorLine?.['stage'])}: ${String(errorLine?.['err'])}`);
       // Stay down past a gate window (5 s) and a soak (1 s): long enough for a step to have been due.

@@ -5,6 +5,7 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import t from 'tap';
 import { clockTicks, cpuOf, hostCpu, loadAverage, memOf, parseStatusMemory, resetPeak } from '../../bench/lib/proc.js';
+import { waitFor } from '../../src/util/wait.js';
 
 const linux = process.platform === 'linux' && existsSync('/proc/self/status');
 
@@ -45,14 +46,22 @@ t.test('the readers on this process', { skip: !linux && 'needs Linux /proc' }, a
 
 t.test('resetPeak lowers VmHWM to VmRSS', { skip: !linux && 'needs Linux /proc' }, async (t) => {
   // A child that touches 64 MiB, frees it (a large Buffer is its own mmap, unmapped when collected),
-  // then says so and waits: its VmHWM is then ~64 MiB above its VmRSS.
+  // then says so and waits: its VmHWM is then ~64 MiB above its VmRSS. V8 frees an ArrayBuffer's
+  // backing store on a background thread after the GC, so the unmap can land after 'ready' (seen on a
+  // loaded CI box: VmRSS still 93 MiB): wait for it, with a deadline.
   const code =
     "let b = Buffer.alloc(64 * 2 ** 20, 1); b = null; globalThis.gc(); process.stdout.write('ready\\n'); setTimeout(() => {}, 30000);";
   const child = spawn(process.execPath, ['--expose-gc', '-e', code], { stdio: ['ignore', 'pipe', 'ignore'] });
   t.teardown(() => void child.kill('SIGKILL'));
   await new Promise<void>((resolve) => child.stdout.once('data', () => resolve()));
   const pid = child.pid ?? -1;
-  const before = await memOf(pid);
+  const before = await waitFor(
+    async () => {
+      const m = await memOf(pid);
+      return m !== null && m.hwm - m.rss > 40 ? m : undefined;
+    },
+    { timeoutMs: 10_000, what: 'the 64 MiB unmapped' },
+  ).catch(() => memOf(pid));
   t.ok(
     before && before.hwm - before.rss > 40,
     `peak above the present: VmHWM ${before?.hwm} MiB, VmRSS ${before?.rss} MiB`,

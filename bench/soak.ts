@@ -440,8 +440,9 @@ async function startUp(stack: Stack, s: Sidecar, afterApiMs: number): Promise<St
 
 /**
  * The control's code: an idle Node process with the same event-loop delay monitor as prom-client's
- * (perf_hooks.monitorEventLoopDelay at the sidecar's resolution, EVENT_LOOP_MONITOR_MS) that answers each line on stdin with the p99
- * since the previous line, in ms, and resets: what the machine alone does to an event loop.
+ * (perf_hooks.monitorEventLoopDelay at the sidecar's resolution, EVENT_LOOP_MONITOR_MS) that answers
+ * each line on stdin with the p99 since the previous line, in ms, and resets: what the machine alone
+ * does to an event loop.
  */
 const CONTROL_JS = `
 const { monitorEventLoopDelay } = require('node:perf_hooks');

@@ -238,8 +238,8 @@ export class LogFollower {
 
   /**
    * Validates the options; throws RangeError for a non-positive pollMs, busyPollMs, busyBytes or
-   * maxLineBytes, or a negative drainMs,
-   * reopenAfterMs or reopenIntervalMs, and TypeError when neither onLines nor onBytes is given.
+   * maxLineBytes, or a negative drainMs, reopenAfterMs or reopenIntervalMs, and TypeError when neither
+   * onLines nor onBytes is given.
    */
   constructor(opts: LogFollowerOptions) {
     this.#file = opts.file;

@@ -25,8 +25,9 @@ import { PHASES, type GateName, type GateResult, type State } from '../rollout/t
  * (prom-client's `eventLoopMonitoringPrecision`, the resolution of perf_hooks.monitorEventLoopDelay: a
  * timer that wakes the loop this often). 50 ms, not prom-client's 10: each wake-up costs CPU whatever
  * the load (measured on the 2-vCPU bench box, an otherwise idle Node 20 process: 7.7 ms of CPU per
- * second at 10 ms, 3.9 at 20, 1.5 at 50, 0.9 at 100), and at 10 ms that was a fifth of the sidecar's
- * CPU at a fixed weight under load in `npm run bench:walk` (issue 13: ≤ 5 % of nginx's). Each sample
+ * second at 10 ms, 3.9 at 20, 1.5 at 50, 0.9 at 100). In the sidecar, where other wake-ups partly
+ * coincide with it, 50 ms gave 45 against 47–53 ticks of CPU in `npm run bench:walk`'s 15 s fixed-weight
+ * window (issue 13: ≤ 5 % of nginx's). Each sample
  * still measures its delay in ns; a stall shorter than 50 ms shows when a sample falls due during it, so
  * the p99 over a 15 s scrape (300 samples) still catches a stall that recurs every second. Chosen.
  */

@@ -39,11 +39,11 @@ import { packageVersion } from './cli/version.js';
  * follower reads every 10 ms for 500 ms (LogFollower.hurry). A chosen value, by measurement
  * (test/e2e/drain-fast.test.ts, issue 13: a canary answering only 5xx drains after at most 5 of its
  * attempts): at 50 ms the fault's first 4 failures at 40–60 canary attempts/s often fell in one poll, and
- * the decision saw 4–6 of them; at 20 ms it saw 4–5. The cost is the reads: +6 ms CPU/s at 13,000
- * lines/s against 50 ms (a follower alone, 50 vs 20 reads/s: ~200 µs per read; `npm run bench`,
- * "follower reads"), +0.85 points of the sidecar / nginx CPU ratio at a fixed weight in
- * `npm run bench:walk` (an A/B of the two builds). The follower's own default of 250 ms let a failing
- * canary take 5 more attempts at 20/s before its drain.
+ * the decision saw 4–6 of them; at 20 ms it saw 4–5. The cost is the reads: +6 ms CPU/s against 50 ms
+ * (a follower alone, 50 vs 20 reads/s: ~200 µs per read; `npm run bench`, "follower reads"). That cost
+ * is now paid only by a quiet log: once reads fill up (13,000 lines/s in `npm run bench:walk`) the
+ * follower waits {@link ACCESS_LOG_BUSY_POLL_MS} instead. The follower's own default of 250 ms let a
+ * failing canary take 5 more attempts at 20/s before its drain.
  */
 export const ACCESS_LOG_POLL_MS = 20;
 /**

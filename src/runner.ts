@@ -700,10 +700,24 @@ export class Runner {
       const backoff =
         this.#failed?.key === key ? retryBackoffMs(config.nginx.minReloadIntervalMs, this.#failed.count) : 0;
       const backingOff = this.#failed !== null && backoff > 0 && clock.monotonic() - this.#failed.atMono < backoff;
+      // A drift right after a reload (nginx restarted, a hand edit) waits for the applier's own
+      // min_reload_interval, counted from its reload signal: trying now would only fail at stage
+      // `interval` and be logged and counted as a failed apply.
+      const reconcileWaitMs = drift && !backingOff ? this.#deps.nginx.reloadWaitMs() : 0;
       if ((d.changed || drift) && backingOff) {
         // The same change failed moments ago: hold (no reload storm) and retry after the backoff.
         const waitS = ((backoff - (clock.monotonic() - (this.#failed?.atMono ?? 0))) / 1000).toFixed(1);
         this.#summary = this.#notApplied(d, `retrying in ${waitS} s`);
+      } else if (reconcileWaitMs > 0) {
+        this.#commit(d.state);
+        events = d.events;
+        for (const p of d.pages) this.#deps.notifier.page(p);
+        const note = `; nginx drifted from the rendered weights: reconcile in ${reconcileWaitMs} ms (min_reload_interval)`;
+        this.#summary = Object.fromEntries(Object.entries(d.summary).map(([k, v]) => [k, `${v}${note}`]));
+        log.info(
+          { waitMs: reconcileWaitMs },
+          'nginx drifted from the rendered weights; reconcile after min_reload_interval',
+        );
       } else if (d.changed || drift) {
         const reason = d.changed
           ? d.events.map((e) => `${e.service}: ${e.kind} ${e.from} → ${e.to}`).join('; ')

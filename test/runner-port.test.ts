@@ -20,7 +20,10 @@ class FakeNginx implements NginxPort {
   served: ApplyRequest | null = null;
   applies: ApplyRequest[] = [];
   fail = false;
+  /** What {@link reloadWaitMs} answers (the applier's min_reload_interval wait, ms). */
+  waitMs = 0;
   flavor = () => Promise.resolve('plus' as const);
+  reloadWaitMs = () => this.waitMs;
   apply(req: ApplyRequest): Promise<ApplyResult> {
     this.applies.push(req);
     if (this.fail)
@@ -77,6 +80,23 @@ t.test('a fake NginxPort drives the runner: slice, reconcile, hold on failure', 
   clock.advance(100);
   await runner.tick();
   t.equal(nginx.applies.length, before + 1, 'a drifted nginx is reconciled');
+  t.same(nginx.served?.weights, { gateway: 5 });
+
+  // Drift inside the applier's min_reload_interval (nginx restarted right after a reload): the reconcile
+  // waits for it instead of failing at stage `interval`, then runs.
+  nginx.served = { ...nginx.served, weights: { gateway: 0 } };
+  nginx.waitMs = 700;
+  clock.advance(100);
+  const held = await runner.tick();
+  t.equal(nginx.applies.length, before + 1, 'no apply while the applier would refuse it');
+  t.equal(held.apply, null, 'nothing reported as a failed apply');
+  t.match(held.summary['gateway'], /reconcile in 700 ms \(min_reload_interval\)/, 'the summary says why and when');
+  t.equal(runner.state.services['gateway']?.weight, 5, 'the walk keeps its weight');
+  nginx.waitMs = 0;
+  clock.advance(700);
+  const done = await runner.tick();
+  t.equal(nginx.applies.length, before + 2, 'reconciled once the interval passed');
+  t.match(done.apply, { ok: true });
   t.same(nginx.served?.weights, { gateway: 5 });
 
   nginx.fail = true;

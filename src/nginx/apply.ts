@@ -601,6 +601,15 @@ export class Applier implements NginxPort {
     return manifestOf(this.#snapshots.confDir, [this.#snapshots.dir], this.#confMemo).catch(() => null);
   }
 
+  /**
+   * Milliseconds until a reload that lowers no weight is allowed (0 = now): nginx.min_reload_interval
+   * (ms) since this applier's last reload signal, on the monotonic clock. The runner holds a drift
+   * reconcile for it. Never throws.
+   */
+  reloadWaitMs(): number {
+    return this.#intervalWait();
+  }
+
   /** Milliseconds until the next reload is allowed (0 = now). */
   #intervalWait(): number {
     if (this.#lastReloadMono === null) return 0;

@@ -161,6 +161,12 @@ export interface NginxPort {
    * (the reconcile check: false after a hand edit of the file or a reload of another config).
    */
   isLive(req: ApplyRequest): Promise<boolean>;
+  /**
+   * Milliseconds until this port lets a change that lowers no weight reload nginx (0 = now):
+   * nginx.min_reload_interval counted from its own last reload signal, on the monotonic clock. A drift
+   * reconcile waits this out instead of failing at stage `interval`. Never throws.
+   */
+  reloadWaitMs(): number;
   /** The generation in the include file's header on disk, 0 when there is none (a fresh state continues from it). */
   fileGeneration(): Promise<number>;
   /** Adopts a reloaded weights.yaml. @throws ConfigError for changes that need a restart. */

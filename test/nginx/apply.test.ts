@@ -230,7 +230,9 @@ t.test('apply: min_reload_interval is enforced on the monotonic clock', async (t
   t.ok((await h.applier.apply({ weights: { gateway: 10 }, generation: 2, reason: 'a' })).ok);
   const soon = await h.applier.apply({ weights: { gateway: 20 }, generation: 3, reason: 'b' });
   t.match(soon, { ok: false, stage: 'interval', error: { code: 'NC_RELOAD_TOO_SOON', message: /retry in 60000 ms/ } });
+  t.equal(h.applier.reloadWaitMs(), 60_000, 'reloadWaitMs gives the same wait (the runner holds a reconcile for it)');
   clock.advance(59_999);
+  t.equal(h.applier.reloadWaitMs(), 1);
   t.match(await h.applier.apply({ weights: { gateway: 20 }, generation: 3, reason: 'b' }), {
     ok: false,
     stage: 'interval',
@@ -238,6 +240,7 @@ t.test('apply: min_reload_interval is enforced on the monotonic clock', async (t
   });
   t.equal(await h.ctl.generation(), 2, 'nothing reloaded');
   clock.advance(1);
+  t.equal(h.applier.reloadWaitMs(), 0, 'due');
   t.ok(
     (await h.applier.apply({ weights: { gateway: 20 }, generation: 3, reason: 'b' })).ok,
     'allowed once the interval passed',

@@ -1,12 +1,12 @@
 // docs/design.md "Gates": a canary much slower than the primary is drained
 // (canary p95 > 5 × baseline p95, docs/design.md "Numbers"), although it answers every request 200.
 import t from 'tap';
-import { startStack } from '../fixtures/stack.js';
+import { FAST_PROBES, startStack } from '../fixtures/stack.js';
 import { BASELINE_FLOOR_MS } from '../../src/rollout/gates.js';
 
 t.test('a canary 5 × slower than the primary is drained (baseline_p95)', async (t) => {
   // Probes time out after 500 ms here, so the slow /health (250 ms) still passes: only the traffic's p95 can tell.
-  const stack = await startStack(t, { target: 30, probeInterval: '500ms' });
+  const stack = await startStack(t, { target: 30, ...FAST_PROBES, probeInterval: '500ms' });
   // The primary answers in a few ms, so the threshold is 5 × max(primary p95, 10 ms floor): 50–100 ms
   // on a busy test machine. The canary answers after 250 ms.
   await stack.canary.setFault({ kind: 'delay', ms: 250 });

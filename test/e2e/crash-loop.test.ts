@@ -2,10 +2,10 @@
 // in 5 min, docs/design.md "Numbers") is drained by the crash-loop gate. The probe failure ratio is set
 // high here so that the transitions, not the failed probes, decide.
 import t from 'tap';
-import { startStack } from '../fixtures/stack.js';
+import { FAST_PROBES, startStack } from '../fixtures/stack.js';
 
 t.test('a crash-looping canary is drained (crash_loop)', async (t) => {
-  const stack = await startStack(t, { target: 30, probeFailureRatio: '60%' });
+  const stack = await startStack(t, { target: 30, ...FAST_PROBES, probeFailureRatio: '60%' });
   await stack.startSidecar();
   const traffic = stack.traffic();
   t.teardown(() => traffic.stop());

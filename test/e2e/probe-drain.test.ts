@@ -1,10 +1,10 @@
 // docs/design.md "Gates": a canary whose /health fails is drained on the probes alone,
 // even though the traffic it serves is fine (probe failures > 5 %, docs/design.md "Numbers").
 import t from 'tap';
-import { startStack } from '../fixtures/stack.js';
+import { FAST_PROBES, startStack } from '../fixtures/stack.js';
 
 t.test('failing health probes drain the canary (probe_failure_ratio)', async (t) => {
-  const stack = await startStack(t, { target: 30 });
+  const stack = await startStack(t, { target: 30, ...FAST_PROBES });
   await stack.startSidecar();
   const traffic = stack.traffic();
   t.teardown(() => traffic.stop());

@@ -1,11 +1,11 @@
 // docs/design.md "Gates": the canary gets its first slice only after /ready answers 200
 // (docs/design.md "Numbers": "start canary with weight 0 … blackhole until ready").
 import t from 'tap';
-import { startStack } from '../fixtures/stack.js';
+import { FAST_PROBES, startStack } from '../fixtures/stack.js';
 import { waitFor } from '../../src/util/wait.js';
 
 t.test('weight stays 0 until the canary is ready, then the slice starts', async (t) => {
-  const stack = await startStack(t, { target: 30 });
+  const stack = await startStack(t, { target: 30, ...FAST_PROBES });
   stack.canary.setReady(false);
   await stack.startSidecar();
   const traffic = stack.traffic();

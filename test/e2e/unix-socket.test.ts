@@ -8,10 +8,10 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseLine } from '../../src/observe/parse.js';
 import { waitFor } from '../../src/util/wait.js';
-import { sample, spawnCli, startStack, raisesIn } from '../fixtures/stack.js';
+import { FAST_PROBES, raisesIn, sample, spawnCli, startStack } from '../fixtures/stack.js';
 
 t.test('a walk and a drain with both pools on unix sockets', async (t) => {
-  const stack = await startStack(t, { target: 30, unixSockets: true });
+  const stack = await startStack(t, { target: 30, ...FAST_PROBES, unixSockets: true });
   const socketDir = stack.socketDir as string;
   const gw = stack.config.services[0]!;
   t.same(

@@ -242,6 +242,8 @@ export class FleetEtcd {
   readonly #s: Settings;
   #closed = false;
   #hostLease: Lease | null = null;
+  /** Host leases created so far (see {@link hostLeaseEpoch}). */
+  #hostLeaseEpoch = 0;
   #onChange: ((leader: boolean, reason: LeadershipReason) => void) | null = null;
   #attempt: Attempt | null = null;
   #reported = false;
@@ -300,6 +302,16 @@ export class FleetEtcd {
   /** The options in force (defaults applied): leaseTtlMs, callTimeoutMs and the leadership margin, ms. */
   get timing(): { leaseTtlMs: number; callTimeoutMs: number; marginMs: number } {
     return { leaseTtlMs: this.#s.leaseTtlMs, callTimeoutMs: this.#s.callTimeoutMs, marginMs: this.#s.marginMs };
+  }
+
+  /**
+   * How many host leases this handle has created: 0 before the first leased write, then 1, and one more
+   * each time a lost lease (etcd let it expire: no keepalive answered within leaseTtl) is replaced on
+   * the next leased write. Every key written on an earlier lease is gone from etcd; a caller that keeps
+   * keys written once (the fleet marker, the name claim) writes them again when this changes.
+   */
+  get hostLeaseEpoch(): number {
+    return this.#hostLeaseEpoch;
   }
 
   // ---- keys -------------------------------------------------------------------------------
@@ -719,6 +731,7 @@ export class FleetEtcd {
   #leaseForHost(): Lease {
     if (this.#hostLease) return this.#hostLease;
     const lease = this.#client.lease(this.#s.leaseTtlMs / 1000);
+    this.#hostLeaseEpoch++;
     lease.on('lost', (err) => {
       if (this.#hostLease === lease) this.#hostLease = null;
       if (!this.#closed)

@@ -133,6 +133,12 @@ export class FleetHost {
   #wasLeader = false;
   #etcdOkMono = Number.NEGATIVE_INFINITY;
   #lastError: string | null = null;
+  /** FleetEtcd.hostLeaseEpoch when the marker and the name claim were last written; -1 before start. */
+  #leasedKeysEpoch = -1;
+  /** The value of this host's `members/<host>` claim (null before start). */
+  #claimValue: string | null = null;
+  /** The value of another sidecar's claim on this host's name, found after a lost lease (null: none). */
+  #nameTakenBy: string | null = null;
   #localDrains = new Map<string, LocalDrain>();
   /**
    * Drains this host decided on its own evidence, newest last (at most FLEET_HISTORY_LIMIT): its history is
@@ -176,7 +182,8 @@ export class FleetHost {
     const { etcd } = this.#deps;
     await this.#refuseNesting();
     await this.#claimName();
-    await etcd.putLeased(MARKER_KEY, JSON.stringify({ prefix: this.#config.fleet?.prefix ?? '' }));
+    await etcd.putLeased(MARKER_KEY, this.#markerValue());
+    this.#leasedKeysEpoch = etcd.hostLeaseEpoch;
     const kv = await etcd.get(DESIRED_KEY);
     this.#ok();
     if (kv) this.#takeDesired(kv.value);
@@ -238,6 +245,7 @@ export class FleetHost {
     if (!fleet) return;
     const key = `${MEMBERS_PREFIX}${this.#host}`;
     const value = JSON.stringify({ host: this.#host, pid: process.pid, at: clock.now() });
+    this.#claimValue = value;
     const claimed = await waitFor(() => etcd.create(key, value, true), {
       timeoutMs: fleet.leaseTtlMs + 1000,
       intervalMs: 250,
@@ -259,6 +267,46 @@ export class FleetHost {
         fix: 'Give every host its own `fleet.host` (the default is the machine hostname), or stop the other sidecar first',
       },
     ]);
+  }
+
+  /** The value of this host's fleet marker key (MARKER_KEY). */
+  #markerValue(): string {
+    return JSON.stringify({ prefix: this.#config.fleet?.prefix ?? '' });
+  }
+
+  /**
+   * Writes the fleet marker and this host's name claim again when the host lease was replaced since they
+   * were written (FleetEtcd.hostLeaseEpoch). A lease etcd let expire (keepalives starved for lease_ttl: a
+   * stalled host, a slow etcd) takes every leased key with it; the report keys come back with the next
+   * report, but these two are written once at start — without this, a fleet whose prefix nests with this
+   * one, or a second sidecar with this host's name, could start beside it. The claim stays create-only:
+   * when another sidecar took the name meanwhile, this logs an error naming it and tries again at the
+   * next report. @throws what the etcd calls throw (the caller's report handles it).
+   */
+  async #restoreLeasedKeys(): Promise<void> {
+    const { etcd, log } = this.#deps;
+    const epoch = etcd.hostLeaseEpoch;
+    if (epoch === this.#leasedKeysEpoch || this.#claimValue === null) return;
+    await etcd.putLeased(MARKER_KEY, this.#markerValue());
+    const key = `${MEMBERS_PREFIX}${this.#host}`;
+    if (!(await etcd.create(key, this.#claimValue, true))) {
+      const holder = await etcd.get(key);
+      if (holder !== null && holder.value !== this.#claimValue) {
+        if (this.#nameTakenBy !== holder.value)
+          log.error(
+            { host: this.#host, holder: holder.value },
+            `another sidecar took the host name "${this.#host}" while this host's etcd lease was lost; stop one of them (two hosts with one name overwrite each other's reports)`,
+          );
+        this.#nameTakenBy = holder.value;
+        return;
+      }
+    }
+    this.#nameTakenBy = null;
+    this.#leasedKeysEpoch = epoch;
+    log.warn(
+      { host: this.#host },
+      'fleet: the etcd host lease was replaced; the fleet marker and the name claim are written again',
+    );
   }
 
   /** Stops watching, resigns and revokes this host's lease (its keys vanish). Never throws. */
@@ -433,6 +481,7 @@ export class FleetHost {
           etcd.putLeased(`${HOSTS_PREFIX}${this.#host}`, JSON.stringify(report)),
           etcd.putLeased(`${OBSERVATIONS_PREFIX}${this.#host}`, JSON.stringify(observations)),
         ]);
+        await this.#restoreLeasedKeys();
         this.#ok();
         for (const [service, drain] of this.#localDrains)
           if (!drain.published)

@@ -235,10 +235,14 @@ t.test('bad fleet input is refused with file, line, key and fix; nothing is writ
 
     // host.ts retries the claim for lease_ttl + 1 s (a key left by this host's own killed predecessor
     // expires within lease_ttl). Measured: 4–6 s from spawn to exit on an idle 2-CPU machine, 15 s beside
-    // six busy loops, so the bound is loose; a second that never refuses is killed at it (exit code null).
+    // six busy loops, 20.4 s at load 10; a second that never refuses is killed at the bound (exit code
+    // null), which the first assertion catches. The time taken is not asserted apart: a refusal that lands
+    // while the kill timer is late on a loaded machine is still a refusal.
     const run = await runCli(second, ['run'], REFUSE_WITHIN_MS);
-    t.ok(run.code !== null && run.code !== 0, `the second exits non-zero (${run.code}) (output: ${run.out})`);
-    t.ok(run.ms < REFUSE_WITHIN_MS, `within ${REFUSE_WITHIN_MS} ms (took ${Math.round(run.ms)} ms)`);
+    t.ok(
+      run.code !== null && run.code !== 0,
+      `the second exits non-zero (${run.code}) after ${Math.round(run.ms)} ms (output: ${run.out})`,
+    );
     t.match(run.out, `${second.configFile}:${hostLine}:`, 'names weights.yaml and the line of fleet.host');
     t.match(run.out, 'fleet.host', 'and the key');
     t.match(run.out, 'another running sidecar already is host "dup"', 'and what is wrong');

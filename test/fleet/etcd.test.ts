@@ -137,6 +137,16 @@ t.test('keys: put, get, create, getPrefix, delete, all relative to the prefix', 
   t.equal((await etcd.get('members/a'))?.lease, leased?.lease, 'one host lease for every leased key');
   const granted = await raw1.leaseClient.leaseTimeToLive({ ID: leased!.lease });
   t.equal(granted.grantedTTL, String(TTL_MS / 1000), 'the host lease has TTL lease_ttl');
+  t.equal(etcd.hostLeaseEpoch, 1, 'one host lease so far');
+  // etcd ends the lease (as when no keepalive arrived within the TTL): its keys go with it, and the next
+  // leased write runs on a new lease, which hostLeaseEpoch tells the caller.
+  await raw1.leaseClient.leaseRevoke({ ID: leased!.lease });
+  t.equal(await etcd.get('members/a'), null, 'the revoked lease took members/a with it');
+  await etcd.putLeased('hosts/a', 'report');
+  const renewed = await etcd.get('hosts/a');
+  t.not(renewed?.lease, leased?.lease, 'the next leased write is on a new lease');
+  t.equal(etcd.hostLeaseEpoch, 2, 'and hostLeaseEpoch counts it');
+  t.equal(await etcd.create('members/a', 'me', true), true, 'the claim can be made again on it');
 
   t.same(
     (await etcd.getPrefix('')).map((k: KeyValue) => k.key),

@@ -708,17 +708,7 @@ export class Runner {
         // The same change failed moments ago: hold (no reload storm) and retry after the backoff.
         const waitS = ((backoff - (clock.monotonic() - (this.#failed?.atMono ?? 0))) / 1000).toFixed(1);
         this.#summary = this.#notApplied(d, `retrying in ${waitS} s`);
-      } else if (reconcileWaitMs > 0) {
-        this.#commit(d.state);
-        events = d.events;
-        for (const p of d.pages) this.#deps.notifier.page(p);
-        const note = `; nginx drifted from the rendered weights: reconcile in ${reconcileWaitMs} ms (min_reload_interval)`;
-        this.#summary = Object.fromEntries(Object.entries(d.summary).map(([k, v]) => [k, `${v}${note}`]));
-        log.info(
-          { waitMs: reconcileWaitMs },
-          'nginx drifted from the rendered weights; reconcile after min_reload_interval',
-        );
-      } else if (d.changed || drift) {
+      } else if (d.changed || (drift && reconcileWaitMs === 0)) {
         const reason = d.changed
           ? d.events.map((e) => `${e.service}: ${e.kind} ${e.from} → ${e.to}`).join('; ')
           : 'reconcile: the rendered file or the live generation drifted';
@@ -747,6 +737,14 @@ export class Runner {
         this.#commit(d.state);
         events = d.events;
         for (const p of d.pages) this.#deps.notifier.page(p);
+        if (reconcileWaitMs > 0) {
+          const note = `; nginx drifted from the rendered weights: reconcile in ${reconcileWaitMs} ms (min_reload_interval)`;
+          this.#summary = Object.fromEntries(Object.entries(d.summary).map(([k, v]) => [k, `${v}${note}`]));
+          log.info(
+            { waitMs: reconcileWaitMs },
+            'nginx drifted from the rendered weights; reconcile after min_reload_interval',
+          );
+        }
       }
       // Counters and logs before the (awaited) save, so a scrape never sees the new state with old counters.
       this.#afterEvents(events);

@@ -703,7 +703,7 @@ export class Runner {
       // A drift right after a reload (nginx restarted, a hand edit) waits for the applier's own
       // min_reload_interval, counted from its reload signal: trying now would only fail at stage
       // `interval` and be logged and counted as a failed apply.
-      const reconcileWaitMs = drift && !backingOff ? this.#deps.nginx.reloadWaitMs() : 0;
+      const reconcileWaitMs = drift && !backingOff ? await this.#deps.nginx.reloadWaitMs({ weights: d.weights }) : 0;
       if ((d.changed || drift) && backingOff) {
         // The same change failed moments ago: hold (no reload storm) and retry after the backoff.
         const waitS = ((backoff - (clock.monotonic() - (this.#failed?.atMono ?? 0))) / 1000).toFixed(1);

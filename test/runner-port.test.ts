@@ -23,7 +23,7 @@ class FakeNginx implements NginxPort {
   /** What {@link reloadWaitMs} answers (the applier's min_reload_interval wait, ms). */
   waitMs = 0;
   flavor = () => Promise.resolve('plus' as const);
-  reloadWaitMs = () => this.waitMs;
+  reloadWaitMs = () => Promise.resolve(this.waitMs);
   apply(req: ApplyRequest): Promise<ApplyResult> {
     this.applies.push(req);
     if (this.fail)

@@ -602,12 +602,35 @@ export class Applier implements NginxPort {
   }
 
   /**
-   * Milliseconds until a reload that lowers no weight is allowed (0 = now): nginx.min_reload_interval
-   * (ms) since this applier's last reload signal, on the monotonic clock. The runner holds a drift
-   * reconcile for it. Never throws.
+   * Milliseconds until {@link apply} of `req` would pass the interval guard (0 = now): for a change that
+   * raises a canary weight or lowers none against the include file on disk, nginx.min_reload_interval
+   * (ms) since this applier's last reload signal, on the monotonic clock; 0 for one that only lowers (the
+   * safe direction never waits). The runner holds a drift reconcile for it. Never throws: an unreadable
+   * include file counts as the interval's wait.
    */
-  reloadWaitMs(): number {
-    return this.#intervalWait();
+  async reloadWaitMs(req: Pick<ApplyRequest, 'weights'>): Promise<number> {
+    const cur = await this.#current().catch(() => null);
+    return cur === null || this.#waitsForInterval(req.weights, cur) ? this.#intervalWait() : 0;
+  }
+
+  /**
+   * True when a change to `weights` from the include file `cur` waits for min_reload_interval: it raises a
+   * canary weight, or lowers none (a reconcile, the same weights again). A change that only lowers (a
+   * drain, an abort, a lower target) is the safe direction and never waits (docs/design.md "Applying a
+   * change"), nor does the reload-rate guard hold it.
+   */
+  #waitsForInterval(weights: Readonly<Record<string, number>>, cur: Current): boolean {
+    return this.#raises(weights, cur) || !this.#lowers(weights, cur);
+  }
+
+  /** True when `weights` raises a canary weight above the include file `cur`. */
+  #raises(weights: Readonly<Record<string, number>>, cur: Current): boolean {
+    return Object.entries(weights).some(([s, w]) => w > (cur.header.weights[s] ?? 0));
+  }
+
+  /** True when `weights` lowers a canary weight below the include file `cur`. */
+  #lowers(weights: Readonly<Record<string, number>>, cur: Current): boolean {
+    return Object.entries(weights).some(([s, w]) => w < (cur.header.weights[s] ?? 0));
   }
 
   /** Milliseconds until the next reload is allowed (0 = now). */
@@ -819,12 +842,9 @@ export class Applier implements NginxPort {
     };
 
     const cur = await this.#current();
-    // A change that lowers a canary weight and raises none (a drain, an abort, a lower target) is the safe
-    // direction: min_reload_interval never holds it (docs/design.md "Applying a change"), and neither does
-    // the reload-rate guard below.
-    const raises = Object.entries(req.weights).some(([s, w]) => w > (cur.header.weights[s] ?? 0));
-    const lowers = Object.entries(req.weights).some(([s, w]) => w < (cur.header.weights[s] ?? 0));
-    if (live && (raises || !lowers)) {
+    const raises = this.#raises(req.weights, cur);
+    const lowers = this.#lowers(req.weights, cur);
+    if (live && this.#waitsForInterval(req.weights, cur)) {
       const wait = this.#intervalWait();
       if (wait > 0) return fail('interval', errors.reloadTooSoon(wait), false);
     }
@@ -1098,8 +1118,7 @@ export class Applier implements NginxPort {
       kind: 'rollback',
       generation: target.generation,
       preflightSkipped: false,
-      lowersOnly:
-        raises.length === 0 && Object.entries(target.weights).some(([s, w]) => w < (cur.header.weights[s] ?? 0)),
+      lowersOnly: raises.length === 0 && this.#lowers(target.weights, cur),
       proof,
       stages: laps.stages,
       totalMs: durationMs,

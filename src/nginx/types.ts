@@ -162,11 +162,12 @@ export interface NginxPort {
    */
   isLive(req: ApplyRequest): Promise<boolean>;
   /**
-   * Milliseconds until this port lets a change that lowers no weight reload nginx (0 = now):
-   * nginx.min_reload_interval counted from its own last reload signal, on the monotonic clock. A drift
-   * reconcile waits this out instead of failing at stage `interval`. Never throws.
+   * Milliseconds until `apply(req)` would pass the interval guard (0 = now): nginx.min_reload_interval
+   * counted from the port's own last reload signal, on the monotonic clock, for a change that raises a
+   * weight or lowers none; 0 for one that only lowers. A drift reconcile waits this out instead of
+   * failing at stage `interval`. Never throws.
    */
-  reloadWaitMs(): number;
+  reloadWaitMs(req: Pick<ApplyRequest, 'weights'>): Promise<number>;
   /** The generation in the include file's header on disk, 0 when there is none (a fresh state continues from it). */
   fileGeneration(): Promise<number>;
   /** Adopts a reloaded weights.yaml. @throws ConfigError for changes that need a restart. */

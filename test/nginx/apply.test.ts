@@ -230,9 +230,20 @@ t.test('apply: min_reload_interval is enforced on the monotonic clock', async (t
   t.ok((await h.applier.apply({ weights: { gateway: 10 }, generation: 2, reason: 'a' })).ok);
   const soon = await h.applier.apply({ weights: { gateway: 20 }, generation: 3, reason: 'b' });
   t.match(soon, { ok: false, stage: 'interval', error: { code: 'NC_RELOAD_TOO_SOON', message: /retry in 60000 ms/ } });
-  t.equal(h.applier.reloadWaitMs(), 60_000, 'reloadWaitMs gives the same wait (the runner holds a reconcile for it)');
+  const raise = { weights: { gateway: 20 } };
+  t.equal(
+    await h.applier.reloadWaitMs(raise),
+    60_000,
+    'reloadWaitMs gives the same wait (the runner holds a reconcile for it)',
+  );
+  t.equal(
+    await h.applier.reloadWaitMs({ weights: { gateway: 10 } }),
+    60_000,
+    'the same weights again (a reconcile) wait too',
+  );
+  t.equal(await h.applier.reloadWaitMs({ weights: { gateway: 0 } }), 0, 'a change that only lowers never waits');
   clock.advance(59_999);
-  t.equal(h.applier.reloadWaitMs(), 1);
+  t.equal(await h.applier.reloadWaitMs(raise), 1);
   t.match(await h.applier.apply({ weights: { gateway: 20 }, generation: 3, reason: 'b' }), {
     ok: false,
     stage: 'interval',
@@ -240,7 +251,7 @@ t.test('apply: min_reload_interval is enforced on the monotonic clock', async (t
   });
   t.equal(await h.ctl.generation(), 2, 'nothing reloaded');
   clock.advance(1);
-  t.equal(h.applier.reloadWaitMs(), 0, 'due');
+  t.equal(await h.applier.reloadWaitMs(raise), 0, 'due');
   t.ok(
     (await h.applier.apply({ weights: { gateway: 20 }, generation: 3, reason: 'b' })).ok,
     'allowed once the interval passed',

@@ -88,8 +88,10 @@ t.test(
         { timeoutMs: 20_000, intervalMs: 100, what: 'a failed apply counted while nginx is down' },
       );
       // The first apply that reached nginx. A reconcile due within min_reload_interval of the last reload
-      // (nginx died right after a step) is refused by the interval guard first (stage interval, nothing
-      // written, nothing to restore); it is logged too, so wait for the attempt after it, with a deadline.
+      // (nginx died right after a step) now waits in the runner, but a step decided just inside the
+      // applier's interval (its mark is the reload signal, a little after the runner's) is still refused by
+      // the interval guard (stage interval, nothing written, nothing to restore) and logged: wait for the
+      // attempt that reached nginx, with a deadline.
       const attempted = (l: Record<string, unknown>): boolean =>
         l['msg'] === 'apply failed; weights held' && l['stage'] !== 'interval';
       await waitFor(() => cap.lines.some(attempted), {

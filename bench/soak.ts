@@ -84,7 +84,9 @@
  *
  * Knobs: `--minutes`, `--warmup-minutes`, `--rate`, `--soak-s`, `--startup-runs`, `--startup-only`
  * (only the A/B), `--csv <file>` (every 10 s sample); BENCH_SOAK_NODE_ARGS="--liftoff-only" adds node
- * flags to the sidecar after the shebang's; BENCH_SOAK_TRACE=1 prints each 10 s sample.
+ * flags to the sidecar after the shebang's; BENCH_SOAK_TRACE=1 prints each 10 s sample. The sidecar runs
+ * with MALLOC_ARENA_MAX=2, as the systemd unit sets it; MALLOC_ARENA_MAX in the bench's environment
+ * replaces that value (another cap to compare).
  *
  * Bounded: every wait has a deadline, the load is capped in count and time, the whole bench is
  * stopped at `--minutes` + 10 minutes, and every process (sidecar, nginx, backends, the control) is
@@ -346,13 +348,19 @@ interface Sidecar {
   stop(): Promise<void>;
 }
 
+/** MALLOC_ARENA_MAX for the sidecar: the bench's own when set, else 2 (deploy/systemd/nginx-canary.service's). */
+function mallocArenaMax(): string {
+  return process.env['MALLOC_ARENA_MAX'] ?? '2';
+}
+
 function spawnSidecar(stack: Stack, nodeArgs: string[]): Sidecar {
   const bin = path.join(repoRoot, 'bin', 'nginx-canary');
   const t0 = performance.now();
   const child = spawn(process.execPath, [...nodeArgs, bin, '-c', stack.configFile, 'run'], {
     cwd: stack.dir,
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: userEnv(),
+    // As deploy/systemd/nginx-canary.service runs it: glibc malloc capped at two arenas.
+    env: { ...userEnv(), MALLOC_ARENA_MAX: mallocArenaMax() },
   });
   let out = '';
   let running: number | null = null;
@@ -1107,7 +1115,8 @@ async function main(): Promise<void> {
   const extra = (process.env['BENCH_SOAK_NODE_ARGS'] ?? '').split(/\s+/).filter(Boolean);
   const la = await loadAverage();
   console.log(
-    `bench:soak — node ${process.version}; sidecar node flags: ${[...shipped, ...extra].join(' ') || '(none)'}; ` +
+    `bench:soak — node ${process.version}; sidecar node flags: ${[...shipped, ...extra].join(' ') || '(none)'}, ` +
+      `MALLOC_ARENA_MAX=${mallocArenaMax()}; ` +
       `${o.minutes} min at ${o.rate} GET/s, warm-up ${Number(o.warmupMinutes.toFixed(2))} min, soaks ${o.soakS} s; load average ${la?.join(' ') ?? '?'}`,
   );
   const started = performance.now();

@@ -122,6 +122,11 @@ t.test('the systemd unit: user, paths, logs, hardening, restart numbers', async 
   t.equal(svc('StandardOutput'), 'journal', 'logs to journald (journalctl -u nginx-canary)');
   t.equal(svc('StandardError'), 'journal');
   t.equal(svc('SyslogIdentifier'), 'nginx-canary');
+  t.same(
+    unit.get('Service')?.get('Environment'),
+    ['NGINX_CANARY_LOG_FORMAT=json', 'MALLOC_ARENA_MAX=2'],
+    'JSON logs; glibc malloc capped at two arenas (README "Benchmarks", bench:soak)',
+  );
 
   t.equal(svc('Restart'), 'on-failure');
   t.equal(seconds(svc('RestartSec')), FIRST_DELAY_S, `first restart after ${FIRST_DELAY_S} s`);

@@ -175,6 +175,16 @@ function sameFiles(a: readonly ManifestFile[], b: readonly ManifestFile[]): bool
   );
 }
 
+/**
+ * True when a change waits for min_reload_interval: it `raises` a canary weight, or lowers none (a
+ * reconcile, the same weights again). A change that only lowers (a drain, an abort, a lower target) is
+ * the safe direction and never waits (docs/design.md "Applying a change"), nor does the reload-rate
+ * guard hold it.
+ */
+function waitsForInterval(raises: boolean, lowers: boolean): boolean {
+  return raises || !lowers;
+}
+
 /** `stages` with every figure rounded to 0.1 ms, for the log line. */
 function roundedStages(stages: ApplyStageTimings): Record<string, number> {
   return Object.fromEntries(Object.entries(stages).map(([k, v]) => [k, Math.round(v * 10) / 10]));
@@ -610,17 +620,9 @@ export class Applier implements NginxPort {
    */
   async reloadWaitMs(req: Pick<ApplyRequest, 'weights'>): Promise<number> {
     const cur = await this.#current().catch(() => null);
-    return cur === null || this.#waitsForInterval(req.weights, cur) ? this.#intervalWait() : 0;
-  }
-
-  /**
-   * True when a change to `weights` from the include file `cur` waits for min_reload_interval: it raises a
-   * canary weight, or lowers none (a reconcile, the same weights again). A change that only lowers (a
-   * drain, an abort, a lower target) is the safe direction and never waits (docs/design.md "Applying a
-   * change"), nor does the reload-rate guard hold it.
-   */
-  #waitsForInterval(weights: Readonly<Record<string, number>>, cur: Current): boolean {
-    return this.#raises(weights, cur) || !this.#lowers(weights, cur);
+    if (cur === null) return this.#intervalWait();
+    const waits = waitsForInterval(this.#raises(req.weights, cur), this.#lowers(req.weights, cur));
+    return waits ? this.#intervalWait() : 0;
   }
 
   /** True when `weights` raises a canary weight above the include file `cur`. */
@@ -844,7 +846,7 @@ export class Applier implements NginxPort {
     const cur = await this.#current();
     const raises = this.#raises(req.weights, cur);
     const lowers = this.#lowers(req.weights, cur);
-    if (live && this.#waitsForInterval(req.weights, cur)) {
+    if (live && waitsForInterval(raises, lowers)) {
       const wait = this.#intervalWait();
       if (wait > 0) return fail('interval', errors.reloadTooSoon(wait), false);
     }

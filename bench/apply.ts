@@ -72,6 +72,11 @@ export interface ApplyBench {
   step: Quantiles;
   /** Applies 50 → 0 (a drain: never held by min_reload_interval). */
   drain: Quantiles;
+  /**
+   * This process's CPU (user + system, all threads: `process.cpuUsage()`, children apart) during the
+   * attempt that applied, ms: what an apply costs the sidecar, the figure behind bench:walk's ratio.
+   */
+  cpu: { step: Quantiles; drain: Quantiles; bare: Quantiles };
   /** Bare `nginx -t` + `nginx -s reload`, as the issue's 12.4 ms figure was measured. */
   bare: Quantiles;
   /** Bare `nginx -t` + `nginx -s reload` + first answer of the new generation: the issue's target basis. */
@@ -106,6 +111,11 @@ function stageMedians<T extends Record<K, number>, K extends keyof T & string>(
 
 const APPLY_KEYS = ['guards', 'preflight', 'snapshot', 'write', 'test', 'reload', 'answer', 'retire'] as const;
 const BARE_KEYS = ['test', 'reload', 'answer', 'retire'] as const;
+
+/** A `process.cpuUsage()` difference as ms (user + system). */
+function cpuMs(u: NodeJS.CpuUsage): number {
+  return (u.user + u.system) / 1000;
+}
 
 async function loadavg(): Promise<string> {
   return (await readFile('/proc/loadavg', 'utf8').catch(() => 'n/a')).split(' ').slice(0, 3).join(' ');
@@ -145,13 +155,17 @@ export async function benchApply(n = 50, opts: ApplyBenchOptions = {}): Promise<
     const flavor = await applier.flavor();
     const load = { start: await loadavg(), end: '' };
     let generation = 1;
+    /** CPU of the last attempt of {@link apply}, ms. */
+    let applyCpuMs = 0;
     /** One apply to `weight`, retried every 10 ms while min_reload_interval holds it; its timings. */
     const apply = async (weight: number): Promise<ApplyTimings> => {
       generation++;
       timings = null;
       const res = await waitFor(
         async () => {
+          const c0 = process.cpuUsage();
           const r = await applier.apply({ weights: { gateway: weight }, generation, reason: 'bench' });
+          applyCpuMs = cpuMs(process.cpuUsage(c0));
           return r.ok || r.stage !== 'interval' ? r : null;
         },
         { timeoutMs: 5000, intervalMs: 10, what: `apply ${generation} past min_reload_interval` },
@@ -161,7 +175,7 @@ export async function benchApply(n = 50, opts: ApplyBenchOptions = {}): Promise<
       return timings;
     };
     const base = ['-p', config.nginx.prefix ?? dir, '-c', config.nginx.conf];
-    const bareCycle = async (): Promise<BareStages & { total: number }> => {
+    const bareCycle = async (): Promise<BareStages & { total: number; cpu: number }> => {
       generation++;
       const g = generation;
       // The applier's last include, put back after the cycle: its directory is then again what its last
@@ -173,6 +187,7 @@ export async function benchApply(n = 50, opts: ApplyBenchOptions = {}): Promise<
       );
       const before = await workerProcesses(stack.nginx.pid);
       if (before === null) throw new Error('no /proc view of the nginx master: the bench needs Linux');
+      const c0 = process.cpuUsage();
       const t0 = performance.now();
       await run(config.nginx.binary, [...base, '-t', '-q']);
       const t1 = performance.now();
@@ -186,8 +201,9 @@ export async function benchApply(n = 50, opts: ApplyBenchOptions = {}): Promise<
         what: 'old workers retired',
       });
       const t4 = performance.now();
+      const cpu = cpuMs(process.cpuUsage(c0));
       await writeFile(config.nginx.upstreamsFile, applied);
-      return { test: t1 - t0, reload: t2 - t1, answer: t3 - t2, retire: t4 - t3, total: t3 - t0 };
+      return { test: t1 - t0, reload: t2 - t1, answer: t3 - t2, retire: t4 - t3, total: t3 - t0, cpu };
     };
 
     // Warm-up (first runs of nginx -t, first snapshots, undici's first connection): not counted.
@@ -197,10 +213,13 @@ export async function benchApply(n = 50, opts: ApplyBenchOptions = {}): Promise<
 
     const steps: ApplyTimings[] = [];
     const drains: ApplyTimings[] = [];
-    const bares: (BareStages & { total: number })[] = [];
+    const bares: (BareStages & { total: number; cpu: number })[] = [];
+    const cpu = { step: [] as number[], drain: [] as number[] };
     for (let i = 0; i < n; i++) {
       steps.push(await apply(50));
+      cpu.step.push(applyCpuMs);
       drains.push(await apply(0));
+      cpu.drain.push(applyCpuMs);
       bares.push(await bareCycle());
     }
     load.end = await loadavg();
@@ -212,6 +231,7 @@ export async function benchApply(n = 50, opts: ApplyBenchOptions = {}): Promise<
       apply: quantiles(all.map((t) => t.totalMs)),
       step: quantiles(steps.map((t) => t.totalMs)),
       drain: quantiles(drains.map((t) => t.totalMs)),
+      cpu: { step: quantiles(cpu.step), drain: quantiles(cpu.drain), bare: quantiles(bares.map((b) => b.cpu)) },
       bare: quantiles(bares.map((b) => b.test + b.reload)),
       bareAnswer: quantiles(bares.map((b) => b.total)),
       bareRetired: quantiles(bares.map((b) => b.total + b.retire)),
@@ -268,6 +288,10 @@ export function formatApplyBench(a: ApplyBench): string {
     row('drains', a.stages.drain),
     row('bare', a.stages.bare),
     `  the sidecar's own stages (guards … reload signal), medians summed: steps ${own(a.stages.step).toFixed(1)}, drains ${own(a.stages.drain).toFixed(1)}; bare test + reload ${(a.stages.bare.test + a.stages.bare.reload).toFixed(1)}`,
+    `CPU of this process per apply (user + system, all threads; nginx -t/-s children apart), ms: the cost behind bench:walk's ratio`,
+    q('  steps', a.cpu.step),
+    q('  drains', a.cpu.drain),
+    q('  bare cycle (execFile nginx -t, nginx -s reload, the same polls)', a.cpu.bare),
   ].join('\n');
 }
 

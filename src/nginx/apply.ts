@@ -89,9 +89,10 @@ export interface ApplierOptions {
   /** Deadline for the proof that the new generation serves after a reload, ms (default 10 000). */
   verifyTimeoutMs?: number;
   /**
-   * Poll spacing of that proof (status server, /proc, error logs), ms (default 5: a chosen bound; each
-   * poll is one loopback request and a few small /proc reads, and the spacing adds up to one interval
-   * to each of the two waits, first answer and old workers retired — see bench:apply).
+   * Poll spacing of that proof (/proc, error logs, then the status server), ms (default 5: a chosen
+   * bound; each poll is a few small /proc reads and a stat per error log, and one loopback request once
+   * no old worker accepts, and the spacing adds up to one interval to each of the two waits, old
+   * workers retired and first answer — see bench:apply).
    */
   verifyIntervalMs?: number;
   /**
@@ -129,7 +130,8 @@ export interface ApplierOptions {
 /**
  * Where the time of one apply or rollback that went live was spent, ms on the
  * applier's monotonic clock (`Clock.monotonic()`); the stages run in this
- * order and add up to `totalMs` (within the rounding of the clock).
+ * order (with `proof: 'proc'`, `retire` before `answer`) and add up to
+ * `totalMs` (within the rounding of the clock).
  */
 export interface ApplyStageTimings {
   /** Reading the include file, the interval, disk and reload-rate guards, rendering (rollback: choosing and loading the snapshot too). */
@@ -147,12 +149,16 @@ export interface ApplyStageTimings {
   test: number;
   /** Reading the master's workers from /proc and marking the error logs, then the reload signal (`NginxCtl.reload`). */
   reload: number;
-  /** From the reload signal to the first answer of the new generation on the status server. */
+  /**
+   * `proof: 'proc'`: from the proof that no worker from before the reload accepts connections any more
+   * to the first answer of the new generation on the status server (asked only then: see `retire`).
+   * `proof: 'timer'`: from the reload signal to that first answer.
+   */
   answer: number;
   /**
-   * From that answer to the proof that no worker from before the reload accepts connections any more
-   * (`proof: 'proc'`: nginx's own 100 ms `ngx_msleep` is in here), or to the end of the settle timer
-   * (`proof: 'timer'`).
+   * `proof: 'proc'`: from the reload signal to the proof that no worker from before the reload accepts
+   * connections any more (nginx's own 100 ms `ngx_msleep` is in here); it runs before `answer`.
+   * `proof: 'timer'`: from the first answer to the end of the settle timer.
    */
   retire: number;
 }
@@ -737,17 +743,24 @@ export class Applier implements NginxPort {
 
   /**
    * Proves the reload live, polling every verifyIntervalMs until
-   * verifyTimeoutMs: the status server answered `want` once, and then, with
-   * `before` (the master's workers before the signal, see
-   * {@link #workersBefore}), none of those workers still accepts connections
-   * (workers.ts `stillAccepting`: each has exited or is titled
-   * `… is shutting down`); without it (null), every answer has been `want`
-   * for verifySettleMs. Reads the error logs from `marks` on every poll.
-   * Charges the wait to the laps `answer` and `retire`.
+   * verifyTimeoutMs. With `before` (the master's workers before the signal,
+   * see {@link #workersBefore}): first none of those workers still accepts
+   * connections (workers.ts `stillAccepting`: each has exited or is titled
+   * `… is shutting down`), then the status server answers `want`. The status
+   * server is asked only once no old worker accepts: until then an old worker
+   * may take the request and answer the old generation, and nginx retires
+   * the old workers only ~100 ms after the signal (its own `ngx_msleep(100)`
+   * in ngx_process_cycle.c), so asking earlier spent a loopback request
+   * (~1.7 ms of CPU, bench:apply) on every 5 ms poll of that wait for
+   * nothing. Without `before` (null): the status server answered `want`, and
+   * every answer stayed `want` for verifySettleMs. Reads the error logs from
+   * `marks` on every poll. Charges the wait to the laps `retire` (signal to
+   * no old worker accepting; with null, the settle after the first answer)
+   * and `answer` (to the first answer of `want`).
    *
    * @returns null when live; the `[emerg]` line when the master logged one
    *   (the reload failed: nginx keeps the old config); else what was seen
-   *   last at the deadline (the last answer, or which old workers still accept).
+   *   last at the deadline (the last answer, and which old workers still accept).
    */
   async #verify(
     want: number,
@@ -759,28 +772,38 @@ export class Applier implements NginxPort {
   ): Promise<string | Emerg | null> {
     let last: string | null = null;
     let answered = false;
+    let retired = false;
     let since: number | null = null;
     let emerg: Emerg | null = null;
+    const ask = async (): Promise<boolean> => {
+      const answer = await this.#ctl.generation();
+      last = answer === null ? 'no answer' : String(answer);
+      return answer === want;
+    };
     const proven = async (): Promise<boolean> => {
-      if (!answered || before === null) {
-        const answer = await this.#ctl.generation();
-        last = answer === null ? 'no answer' : String(answer);
-        if (answer !== want) {
+      if (before === null) {
+        if (!(await ask())) {
           since = null;
           return false;
         }
         if (!answered) laps.lap('answer');
         answered = true;
-      }
-      if (before === null) {
         // Timer fallback: old workers answer the old generation until the master retires them.
         since ??= performance.now();
         return performance.now() - since >= this.#verifySettleMs;
       }
-      const left = stillAccepting(before, { procRoot: this.#procRoot });
-      if (left.length === 0) return true;
-      last = `${want}, but worker(s) ${left.map((w) => w.pid).join(', ')} from before the reload still accept connections`;
-      return false;
+      if (!retired) {
+        const left = stillAccepting(before, { procRoot: this.#procRoot });
+        if (left.length > 0) {
+          last = `worker(s) ${left.map((w) => w.pid).join(', ')} from before the reload still accept connections`;
+          return false;
+        }
+        laps.lap('retire');
+        retired = true;
+      }
+      if (!(await ask())) return false;
+      laps.lap('answer');
+      return true;
     };
     try {
       await waitFor(
@@ -802,8 +825,13 @@ export class Applier implements NginxPort {
       laps.lap('retire');
       return emerg;
     } catch (err) {
-      if (err instanceof WaitTimeoutError) return last ?? 'no answer';
-      throw err;
+      if (!(err instanceof WaitTimeoutError)) throw err;
+      if (before !== null && !retired) {
+        // Asked once for the message: what nginx answers while the old workers still accept.
+        const answer = await this.#ctl.generation();
+        return `${answer === null ? 'no answer' : String(answer)}, but ${last ?? 'old workers still accept'}`;
+      }
+      return last ?? 'no answer';
     }
   }
 

@@ -20,9 +20,19 @@ t.test(
   async (t) => {
     const timings: ApplyTimings[] = [];
     const h = await startTestNginx(t, { weights: { gateway: 100 } });
+    let asked = 0;
     const applier = new Applier({
       config: h.config,
-      ctl: h.ctl,
+      // Counts the status server's `/generation` requests: the proof asks only once no old worker accepts.
+      ctl: {
+        version: () => h.ctl.version(),
+        test: (conf?: string) => h.ctl.test(conf),
+        reload: () => h.ctl.reload(),
+        generation: () => {
+          asked++;
+          return h.ctl.generation();
+        },
+      },
       disk: { freeRatio: async () => 0.5 },
       snapshots: h.snapshots,
       clock: systemClock,
@@ -37,6 +47,7 @@ t.test(
       }
       const before = new Set((await nginxChildren(h.nginx.pid)).filter((c) => accepting(c.title)).map((c) => c.pid));
       t.ok(before.size > 0, `round ${round}: workers accept before the drain`);
+      asked = 0;
       const r = await applier.apply({ weights: { gateway: 0 }, generation: ++generation, reason: 'drain' });
       if (!r.ok) throw r.error;
       // Right after the apply returned: read /proc before anything else.
@@ -46,6 +57,11 @@ t.test(
       t.ok(
         now.some((c) => accepting(c.title) && !before.has(c.pid)),
         `round ${round}: new workers accept (${now.map((c) => `${c.pid} ${c.title}`).join('; ')})`,
+      );
+      // Polled every 5 ms over the ~100 ms nginx keeps the old workers, it would be ~20 requests.
+      t.ok(
+        asked >= 1 && asked <= 2,
+        `round ${round}: the status server was asked ${asked} time(s), once the old workers had stopped accepting`,
       );
       const hits = await sendRequests(h.url, 50, { concurrency: 5 });
       t.same(hits.status, { 200: 50 }, `round ${round}: 50 requests answered`);

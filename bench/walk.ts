@@ -60,7 +60,13 @@
  * sidecar's node, after the flags of bin/nginx-canary's shebang (the node
  * flags the shipped units run it with); `--fixed-only` runs the FIXED run
  * alone (~35 s); BENCH_WALK_SIDECAR=<checkout>/bin/nginx-canary runs another
- * build's sidecar (its own dist/) in the same bench, to compare builds.
+ * build's sidecar (its own dist/) in the same bench, to compare builds;
+ * BENCH_WALK_SAMPLE=<percent> has nginx log only that share of the lines
+ * whose one upstream attempt answered below 500, and every other line (an
+ * error, a retry, no upstream), through `access_log … if=` and a
+ * `split_clients` on `$request_id` (issue 13's sampled-log idea). The sidecar
+ * does not weight the sampled lines, so this measures CPU only: at 10 %,
+ * the fixed run's sidecar CPU went up, not down (README "Benchmarks").
  *
  * CPU: `/proc/<pid>/stat` utime+stime (fields 14, 15) in clock ticks
  * (`getconf CLK_TCK`), read with bench/lib/proc.ts. nginx's CPU is the master's utime+stime+cutime+cstime
@@ -413,13 +419,26 @@ async function newStack(sc: Scope, dir: string, v: Variant, target = 100): Promi
  */
 async function prepare(stack: Stack, v: Variant, weight: number | null): Promise<void> {
   const config = stack.config;
-  if (weight === null && !v.logBuffer) return;
+  const sample = process.env['BENCH_WALK_SAMPLE'];
+  if (weight === null && !v.logBuffer && sample === undefined) return;
   const ctl = new NginxCommand(config.nginx);
   if (weight !== null)
     await writeFile(config.nginx.upstreamsFile, renderUpstreams(buildModel(config, { gateway: weight }, 0, 'oss')));
   if (v.logBuffer) {
     const conf = await readFile(config.nginx.conf, 'utf8');
     await writeFile(config.nginx.conf, conf.replace(ACCESS_LOG, ACCESS_LOG_BUFFERED));
+  }
+  if (sample !== undefined) {
+    if (!/^\d+(\.\d+)?$/.test(sample) || !(Number(sample) > 0 && Number(sample) < 100))
+      throw new Error(`BENCH_WALK_SAMPLE must be a percent between 0 and 100, got "${sample}"`);
+    const conf = await readFile(config.nginx.conf, 'utf8');
+    const line = conf.includes(ACCESS_LOG) ? ACCESS_LOG : ACCESS_LOG_BUFFERED;
+    const sampled = [
+      `split_clients "\${request_id}" $bench_sampled { ${sample}% 1; * ""; }`,
+      'map $upstream_status $bench_log { ~^[1-4][0-9][0-9]$ $bench_sampled; default 1; }',
+      line.replace(';', ' if=$bench_log;'),
+    ].join('\n    ');
+    await writeFile(config.nginx.conf, conf.replace(line, sampled));
   }
   const t = await ctl.test();
   if (!t.ok) throw new Error(`nginx -t failed for variant ${v.name}: ${t.output}`);
@@ -680,6 +699,7 @@ async function fixedRun(bin: string): Promise<FixedResult> {
   try {
     const stack = await newStack(sc, dir, v, FIXED_WEIGHT);
     await writeFile(stack.configFile, loosenGates(await readFile(stack.configFile, 'utf8')));
+    if (process.env['BENCH_WALK_SAMPLE'] !== undefined) await prepare(stack, v, null);
     const lua = path.join(dir, 'count.lua');
     await writeFile(lua, LUA);
     const master = stack.nginx.pid;
@@ -881,7 +901,10 @@ console.log(
   `bench:walk — ${nginxV}, node ${process.version}, ${nproc} CPUs, CLK_TCK ${clkTck}; ` +
     `wrk -t${WRK_THREADS} -c${WRK_CONNECTIONS} --latency on 127.0.0.1; walk: slice 5, step 10, 1 s soaks, ` +
     `min_reload_interval 1 s; variants: ${variants.map((v) => v.name).join(', ')}; load average ${await loadAverage()}` +
-    (process.env['BENCH_WALK_SIDECAR'] === undefined ? '' : `; sidecar ${process.env['BENCH_WALK_SIDECAR']}`),
+    (process.env['BENCH_WALK_SIDECAR'] === undefined ? '' : `; sidecar ${process.env['BENCH_WALK_SIDECAR']}`) +
+    (process.env['BENCH_WALK_SAMPLE'] === undefined
+      ? ''
+      : `; access log sampled: ${process.env['BENCH_WALK_SAMPLE']} % of the lines below 500 (CPU only; gates unweighted)`),
 );
 const started = performance.now();
 const runs: RunResult[] = [];

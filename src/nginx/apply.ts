@@ -216,6 +216,12 @@ export interface ApplyTimings {
    */
   preflightSkipped: boolean;
   stages: ApplyStageTimings;
+  /**
+   * Polls of the proof after the reload signal (`all`), and how many of them read the error logs
+   * (`errorLogs`): with `proof: 'proc'` only those before the master forked the new generation's first
+   * worker, after which no `[emerg]` of the reload can follow; with `'timer'` all.
+   */
+  polls: { all: number; errorLogs: number };
   /** The whole call, as `durationMs` of the result. */
   totalMs: number;
 }
@@ -232,6 +238,8 @@ class Laps {
     answer: 0,
     retire: 0,
   };
+  /** The proof's polls (see {@link ApplyTimings.polls}). */
+  readonly polls = { all: 0, errorLogs: 0 };
   readonly #clock: Clock;
   #last: number;
   constructor(clock: Clock) {
@@ -724,6 +732,24 @@ export class Applier implements NginxPort {
   }
 
   /**
+   * False once the master `pid` has a worker that is not one of `before` (its workers before the reload
+   * signal): nginx forks the new generation's workers only after the new configuration loaded
+   * (ngx_process_cycle.c, `ngx_master_process_cycle`: `ngx_init_cycle` returns NULL on a refused
+   * config, and the master logs `[emerg]` and keeps the old cycle without forking), so no `[emerg]` of
+   * this reload can follow, and reading the error logs on each of the ~20 polls of the retire wait was
+   * a thread-pool stat each for nothing. True while there is none, and always without a /proc view
+   * (`before` or `pid` null). A worker the master respawned for the old generation after a crash in
+   * that window counts as new too: a refused reload is then found at the proof's deadline (verify)
+   * instead of at once (reload). Never throws.
+   */
+  async #watchErrorLogs(pid: number | null, before: readonly WorkerProcess[] | null): Promise<boolean> {
+    if (pid === null || before === null) return true;
+    const now = await workerProcesses(pid, { procRoot: this.#procRoot });
+    if (now === null) return true;
+    return !now.some((w) => !before.some((b) => b.pid === w.pid && b.startTicks === w.startTicks));
+  }
+
+  /**
    * The worker processes of the master `pid` before a reload signal, the
    * basis of the exact proof; null when there is none to be had (no pid, no
    * /proc view of an nginx master): then the timer fallback is used, and
@@ -754,9 +780,10 @@ export class Applier implements NginxPort {
    * (~1.7 ms of CPU, bench:apply) on every 5 ms poll of that wait for
    * nothing. Without `before` (null): the status server answered `want`, and
    * every answer stayed `want` for verifySettleMs. Reads the error logs from
-   * `marks` on every poll. Charges the wait to the laps `retire` (signal to
-   * no old worker accepting; with null, the settle after the first answer)
-   * and `answer` (to the first answer of `want`).
+   * `marks` on every poll until the master has forked a worker that is not
+   * one of `before` ({@link #watchErrorLogs}). Charges the wait to the laps
+   * `retire` (signal to no old worker accepting; with null, the settle after
+   * the first answer) and `answer` (to the first answer of `want`).
    *
    * @returns null when live; the `[emerg]` line when the master logged one
    *   (the reload failed: nginx keeps the old config); else what was seen
@@ -773,6 +800,8 @@ export class Applier implements NginxPort {
     let last: string | null = null;
     let answered = false;
     let retired = false;
+    /** The master forked a worker after the signal: the reload was accepted, no `[emerg]` of it can follow. */
+    let forked = false;
     let since: number | null = null;
     let emerg: Emerg | null = null;
     const ask = async (): Promise<boolean> => {
@@ -809,8 +838,12 @@ export class Applier implements NginxPort {
       await waitFor(
         async () => {
           // Both at once, so watching the error logs adds no latency to the proof.
+          const watch = !forked && (await this.#watchErrorLogs(pid, before));
+          forked = !watch;
+          laps.polls.all++;
+          if (watch) laps.polls.errorLogs++;
           const [found, live] = await Promise.all([
-            Promise.all(marks.map(async (m) => ({ file: m.file, message: await this.#newEmerg(m, pid) }))),
+            watch ? Promise.all(marks.map(async (m) => ({ file: m.file, message: await this.#newEmerg(m, pid) }))) : [],
             proven(),
           ]);
           for (const { file, message } of found) {
@@ -985,6 +1018,7 @@ export class Applier implements NginxPort {
         proof: done.proof,
         preflightSkipped,
         stages: laps.stages,
+        polls: { ...laps.polls },
         totalMs: durationMs,
       });
     }
@@ -1151,6 +1185,7 @@ export class Applier implements NginxPort {
       lowersOnly: raises.length === 0 && this.#lowers(target.weights, cur),
       proof,
       stages: laps.stages,
+      polls: { ...laps.polls },
       totalMs: durationMs,
     });
     return { ok: true, snapshot: target, generation: target.generation, raises, durationMs };

@@ -8,40 +8,24 @@ import { appendFile, chmod, mkdir, readFile, writeFile } from 'node:fs/promises'
 import path from 'node:path';
 import t from 'tap';
 import { manifestOf } from '../../src/nginx/snapshot.js';
-import type { NginxCtl } from '../../src/nginx/types.js';
-import { startTestNginx } from '../fixtures/nginx/harness.js';
-
-/** Wraps a ctl and counts `nginx -t` runs. */
-function countingTests(real: NginxCtl): NginxCtl & { tests: number } {
-  const c = {
-    tests: 0,
-    version: () => real.version(),
-    test: (conf?: string) => {
-      c.tests++;
-      return real.test(conf);
-    },
-    reload: () => real.reload(),
-    generation: () => real.generation(),
-  };
-  return c;
-}
+import { countingCtl, startTestNginx } from '../fixtures/nginx/harness.js';
 
 t.test(
   'one nginx -t per apply while the directory is what nginx -t passed; two when anything in it changed',
   async (t) => {
-    let ctl: ReturnType<typeof countingTests> | undefined;
-    const h = await startTestNginx(t, { wrapCtl: (real) => (ctl = countingTests(real)) });
+    let ctl: ReturnType<typeof countingCtl> | undefined;
+    const h = await startTestNginx(t, { wrapCtl: (real) => (ctl = countingCtl(real)) });
     if (!ctl) throw new Error('no ctl');
     const c = ctl;
     const confDir = path.dirname(h.config.nginx.conf);
     let generation = 1;
     /** nginx -t runs of one apply to `weight` (which must succeed). */
     const runs = async (weight: number): Promise<number> => {
-      const before = c.tests;
+      const before = c.calls.test;
       const r = await h.applier.apply({ weights: { gateway: weight }, generation: ++generation, reason: 'x' });
       if (!r.ok) throw r.error;
       t.equal(await h.ctl.generation(), generation, `generation ${generation} live`);
-      return c.tests - before;
+      return c.calls.test - before;
     };
     t.equal(await runs(10), 1, 'after writeInitial passed nginx -t: the test after the write only');
     t.equal(await runs(20), 1, 'after an apply: the same');
@@ -61,9 +45,9 @@ t.test('a config broken outside the directory: stage preflight, the write restor
   const outside = path.join(outsideDir, 'extra', 'extra.conf');
   await mkdir(path.dirname(outside), { recursive: true });
   await writeFile(outside, '# included from nginx.conf, outside its directory\n');
-  let ctl: ReturnType<typeof countingTests> | undefined;
+  let ctl: ReturnType<typeof countingCtl> | undefined;
   const h = await startTestNginx(t, {
-    wrapCtl: (real) => (ctl = countingTests(real)),
+    wrapCtl: (real) => (ctl = countingCtl(real)),
     editConf: (s) => s.replace('http {', `http {\n    include ${outside};`),
   });
   if (!ctl) throw new Error('no ctl');
@@ -74,11 +58,11 @@ t.test('a config broken outside the directory: stage preflight, the write restor
   const before = await manifestOf(confDir);
 
   await writeFile(outside, 'garbage;\n');
-  const tests = ctl.tests;
+  const tests = ctl.calls.test;
   const r = await h.applier.apply({ weights: { gateway: 20 }, generation: 3, reason: 'x' });
   t.match(r, { ok: false, stage: 'preflight', restored: true, error: { code: 'NC_NGINX_CONFIG_BROKEN' } });
   if (!r.ok) t.match(r.error.message, /unknown directive "garbage"/, "nginx's own words");
-  t.equal(ctl.tests - tests, 2, 'the test after the write, then the test of the restored directory');
+  t.equal(ctl.calls.test - tests, 2, 'the test after the write, then the test of the restored directory');
   t.same(await manifestOf(confDir), before, 'the directory is restored byte for byte');
   t.equal(await h.ctl.generation(), 2, 'nginx still serves generation 2');
 

@@ -10,7 +10,7 @@ import { systemClock } from '../../src/clock.js';
 import { Applier, type ApplierLog, type ApplyTimings } from '../../src/nginx/apply.js';
 import { manifestOf } from '../../src/nginx/snapshot.js';
 import path from 'node:path';
-import { nginxChildren, sendRequests, startTestNginx } from '../fixtures/nginx/harness.js';
+import { countingCtl, nginxChildren, sendRequests, startTestNginx } from '../fixtures/nginx/harness.js';
 
 /** Titled exactly as an nginx worker that accepts connections. */
 const accepting = (title: string): boolean => title === 'nginx: worker process';
@@ -20,19 +20,11 @@ t.test(
   async (t) => {
     const timings: ApplyTimings[] = [];
     const h = await startTestNginx(t, { weights: { gateway: 100 } });
-    let asked = 0;
+    // Counts the status server's `/generation` requests: the proof asks only once no old worker accepts.
+    const ctl = countingCtl(h.ctl);
     const applier = new Applier({
       config: h.config,
-      // Counts the status server's `/generation` requests: the proof asks only once no old worker accepts.
-      ctl: {
-        version: () => h.ctl.version(),
-        test: (conf?: string) => h.ctl.test(conf),
-        reload: () => h.ctl.reload(),
-        generation: () => {
-          asked++;
-          return h.ctl.generation();
-        },
-      },
+      ctl,
       disk: { freeRatio: async () => 0.5 },
       snapshots: h.snapshots,
       clock: systemClock,
@@ -47,7 +39,7 @@ t.test(
       }
       const before = new Set((await nginxChildren(h.nginx.pid)).filter((c) => accepting(c.title)).map((c) => c.pid));
       t.ok(before.size > 0, `round ${round}: workers accept before the drain`);
-      asked = 0;
+      const asked0 = ctl.calls.generation;
       const r = await applier.apply({ weights: { gateway: 0 }, generation: ++generation, reason: 'drain' });
       if (!r.ok) throw r.error;
       // Right after the apply returned: read /proc before anything else.
@@ -59,6 +51,7 @@ t.test(
         `round ${round}: new workers accept (${now.map((c) => `${c.pid} ${c.title}`).join('; ')})`,
       );
       // Polled every 5 ms over the ~100 ms nginx keeps the old workers, it would be ~20 requests.
+      const asked = ctl.calls.generation - asked0;
       t.ok(
         asked >= 1 && asked <= 2,
         `round ${round}: the status server was asked ${asked} time(s), once the old workers had stopped accepting`,

@@ -9,22 +9,9 @@ import { parseHeader } from '../../src/nginx/render.js';
 import { manifestOf, SnapshotStore, type SnapshotManifest } from '../../src/nginx/snapshot.js';
 import type { NginxCtl } from '../../src/nginx/types.js';
 import { makeConfig, makeService } from '../fixtures/nginx/config.js';
-import { sendRequests, startTestNginx } from '../fixtures/nginx/harness.js';
+import { countingCtl, sendRequests, startTestNginx } from '../fixtures/nginx/harness.js';
 
 /** Wraps a ctl and counts reloads (optionally replacing reload). */
-function counting(real: NginxCtl, reload?: (n: number) => Promise<void>): NginxCtl & { reloads: number } {
-  const c = {
-    reloads: 0,
-    version: () => real.version(),
-    test: (conf?: string) => real.test(conf),
-    reload: async () => {
-      c.reloads++;
-      await (reload ? reload(c.reloads) : real.reload());
-    },
-    generation: () => real.generation(),
-  };
-  return c;
-}
 
 const confDirOf = (h: { config: { nginx: { conf: string } } }): string => path.dirname(h.config.nginx.conf);
 
@@ -102,8 +89,8 @@ t.test('apply: concurrent calls are serialized', async (t) => {
 });
 
 t.test('apply: nginx.conf broken by hand → stage preflight, nothing written, no reload; fixed → applies', async (t) => {
-  let ctl: ReturnType<typeof counting> | undefined;
-  const h = await startTestNginx(t, { wrapCtl: (real) => (ctl = counting(real)) });
+  let ctl: ReturnType<typeof countingCtl> | undefined;
+  const h = await startTestNginx(t, { wrapCtl: (real) => (ctl = countingCtl(real)) });
   if (!ctl) throw new Error('no ctl');
   const good = await readFile(h.config.nginx.conf, 'utf8');
   await appendFile(h.config.nginx.conf, '\ngarbage;\n');
@@ -117,7 +104,7 @@ t.test('apply: nginx.conf broken by hand → stage preflight, nothing written, n
   t.match(r.error.message, /unknown directive "garbage"/);
   t.same(await manifestOf(confDirOf(h)), before, 'nothing written');
   t.same(await h.snapshots.list(), snaps, 'no snapshot of a broken config');
-  t.equal(ctl.reloads, 0, 'no reload');
+  t.equal(ctl.calls.reload, 0, 'no reload');
   t.equal(await h.ctl.generation(), 1);
   t.same((await sendRequests(h.url, 20)).status, { 200: 20 }, 'nginx still serves');
 
@@ -130,10 +117,10 @@ t.test('apply: nginx.conf broken by hand → stage preflight, nothing written, n
 t.test(
   'apply: a rendered file nginx -t rejects → stage test, restored byte for byte, previous generation live',
   async (t) => {
-    let ctl: ReturnType<typeof counting> | undefined;
+    let ctl: ReturnType<typeof countingCtl> | undefined;
     // The operator's nginx.conf already defines `upstream extra`; a service of that name then collides.
     const h = await startTestNginx(t, {
-      wrapCtl: (real) => (ctl = counting(real)),
+      wrapCtl: (real) => (ctl = countingCtl(real)),
       editConf: (s) => s.replace('http {', 'http {\n    upstream extra { server 127.0.0.1:9; }'),
     });
     if (!ctl) throw new Error('no ctl');
@@ -150,16 +137,16 @@ t.test(
     t.equal(r.error.code, 'NC_NGINX_REJECTED_RENDER');
     t.match(r.error.message, /duplicate upstream "extra"/);
     t.same(await manifestOf(confDirOf(h)), before, 'the conf dir is byte for byte what it was');
-    t.equal(ctl.reloads, 0, 'no reload');
+    t.equal(ctl.calls.reload, 0, 'no reload');
     t.equal(await h.ctl.generation(), 1, 'the previous generation is still live');
     t.ok((await h.realCtl.test()).ok, 'nginx -t passes again');
   },
 );
 
 t.test('apply: a reload that never goes live → stage verify, restored', async (t) => {
-  let ctl: ReturnType<typeof counting> | undefined;
+  let ctl: ReturnType<typeof countingCtl> | undefined;
   const h = await startTestNginx(t, {
-    wrapCtl: (real) => (ctl = counting(real, async () => undefined)),
+    wrapCtl: (real) => (ctl = countingCtl(real, async () => undefined)),
     verifyTimeoutMs: 300,
   });
   if (!ctl) throw new Error('no ctl');
@@ -176,16 +163,16 @@ t.test('apply: a reload that never goes live → stage verify, restored', async 
     'the old generation answers and its workers still accept: the reload never reached them',
   );
   t.ok(took >= 300 && took < 10_000, `gave up after its 300 ms deadline, not the default 10 s (${took.toFixed(0)} ms)`);
-  t.equal(ctl.reloads, 2, 'the reload, then the reload of the restored snapshot');
+  t.equal(ctl.calls.reload, 2, 'the reload, then the reload of the restored snapshot');
   t.same(await manifestOf(confDirOf(h)), before, 'restored byte for byte');
   t.equal(await h.ctl.generation(), 1);
 });
 
 t.test('apply: a failing reload → stage reload, restored and reloaded', async (t) => {
-  let ctl: ReturnType<typeof counting> | undefined;
+  let ctl: ReturnType<typeof countingCtl> | undefined;
   const h = await startTestNginx(t, {
     wrapCtl: (real) =>
-      (ctl = counting(real, async (n) => {
+      (ctl = countingCtl(real, async (n) => {
         if (n === 1) throw errors.reloadFailed('signal process started: kill(1234, 1) failed (3: No such process)');
         await real.reload();
       })),
@@ -194,7 +181,7 @@ t.test('apply: a failing reload → stage reload, restored and reloaded', async 
   const before = await manifestOf(confDirOf(h));
   const r = await h.applier.apply({ weights: { gateway: 30 }, generation: 2, reason: 'x' });
   t.match(r, { ok: false, stage: 'reload', restored: true, error: { code: 'NC_RELOAD_FAILED' } });
-  t.equal(ctl.reloads, 2);
+  t.equal(ctl.calls.reload, 2);
   t.same(await manifestOf(confDirOf(h)), before);
   t.equal(await h.ctl.generation(), 1);
 });
@@ -278,10 +265,10 @@ t.test('apply: min_reload_interval is enforced on the monotonic clock', async (t
 });
 
 t.test('apply: bootstrap (no include file yet) skips preflight; writeInitial never reloads', async (t) => {
-  let ctl: ReturnType<typeof counting> | undefined;
-  const h = await startTestNginx(t, { wrapCtl: (real) => (ctl = counting(real)) });
+  let ctl: ReturnType<typeof countingCtl> | undefined;
+  const h = await startTestNginx(t, { wrapCtl: (real) => (ctl = countingCtl(real)) });
   if (!ctl) throw new Error('no ctl');
-  t.equal(ctl.reloads, 0, 'the harness render used writeInitial: no reload');
+  t.equal(ctl.calls.reload, 0, 'the harness render used writeInitial: no reload');
   t.same(
     (await h.snapshots.list()).map((s) => s.generation),
     [0],
@@ -294,7 +281,7 @@ t.test('apply: bootstrap (no include file yet) skips preflight; writeInitial nev
   t.equal(await h.ctl.generation(), 2);
   const w = await h.applier.writeInitial({ weights: { gateway: 50 }, generation: 3, reason: 'initial' });
   t.ok(w.ok);
-  t.equal(ctl.reloads, 1, 'writeInitial did not reload');
+  t.equal(ctl.calls.reload, 1, 'writeInitial did not reload');
   t.equal(await h.ctl.generation(), 2, 'and nothing new is live');
   t.equal(parseHeader(await readFile(h.config.nginx.upstreamsFile, 'utf8'))?.generation, 3);
 });

@@ -291,7 +291,7 @@ export function formatApplyBench(a: ApplyBench): string {
     `CPU of this process per apply (user + system, all threads; nginx -t/-s children apart), ms: the cost behind bench:walk's ratio`,
     q('  steps', a.cpu.step),
     q('  drains', a.cpu.drain),
-    q('  bare cycle (execFile nginx -t, nginx -s reload, the same polls)', a.cpu.bare),
+    q('  bare cycle (execFile nginx -t, nginx -s reload, status polls until it answers, then /proc)', a.cpu.bare),
   ].join('\n');
 }
 

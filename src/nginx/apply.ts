@@ -308,6 +308,17 @@ type Failure = Extract<ApplyResult, { ok: false }>;
 const nopLog: ApplierLog = { info: () => undefined, warn: () => undefined };
 
 /**
+ * After forking a reload's new workers the nginx master sleeps this long before it tells the old ones
+ * to quit, ms: 100 (ngx_process_cycle.c, `ngx_master_process_cycle`: `ngx_start_worker_processes(…,
+ * NGX_PROCESS_JUST_RESPAWN)`, then `ngx_msleep(100)` "to allow new processes to start", then
+ * `ngx_signal_worker_processes(…, NGX_SHUTDOWN_SIGNAL)`). So an old worker cannot stop accepting within
+ * 100 ms of the last proof poll that saw no new worker, and the proof does not look for it before then:
+ * the ~20 polls of 5 ms it made in that window could only fail. A lower bound only: if a build sleeps
+ * less, the proof is late by at most the difference, never wrong.
+ */
+export const NGINX_RELOAD_SPAWN_WAIT_MS = 100;
+
+/**
  * How long a passed {@link Applier.isLive} trusts nginx's answer of the generation while the request and
  * the include file are unchanged, ms: 5,000. A chosen value (docs/design.md "Applying a change", the
  * reconcile paragraph): the check runs every tick (1 s at the default min_reload_interval 2 s), and
@@ -778,7 +789,10 @@ export class Applier implements NginxPort {
    * the old workers only ~100 ms after the signal (its own `ngx_msleep(100)`
    * in ngx_process_cycle.c), so asking earlier spent a loopback request
    * (~1.7 ms of CPU, bench:apply) on every 5 ms poll of that wait for
-   * nothing. Without `before` (null): the status server answered `want`, and
+   * nothing. Once the master has forked a worker that is not one of `before`,
+   * the next poll waits until {@link NGINX_RELOAD_SPAWN_WAIT_MS} after the
+   * last poll that saw none: no old worker can stop accepting before then.
+   * Without `before` (null): the status server answered `want`, and
    * every answer stayed `want` for verifySettleMs. Reads the error logs from
    * `marks` on every poll until the master has forked a worker that is not
    * one of `before` ({@link #watchErrorLogs}). Charges the wait to the laps
@@ -802,6 +816,10 @@ export class Applier implements NginxPort {
     let retired = false;
     /** The master forked a worker after the signal: the reload was accepted, no `[emerg]` of it can follow. */
     let forked = false;
+    /** performance.now() before the last poll that saw no worker forked after the signal (the fork came later). */
+    let unforkedAt = signalAt;
+    /** No worker from before can stop accepting before then (see {@link NGINX_RELOAD_SPAWN_WAIT_MS}); null: unknown. */
+    let retireNotBefore: number | null = null;
     let since: number | null = null;
     let emerg: Emerg | null = null;
     const ask = async (): Promise<boolean> => {
@@ -838,13 +856,17 @@ export class Applier implements NginxPort {
       await waitFor(
         async () => {
           // Both at once, so watching the error logs adds no latency to the proof.
+          const polledAt = performance.now();
           const watch = !forked && (await this.#watchErrorLogs(pid, before));
+          if (watch) unforkedAt = polledAt;
+          else if (!forked) retireNotBefore = unforkedAt + NGINX_RELOAD_SPAWN_WAIT_MS;
           forked = !watch;
           laps.polls.all++;
           if (watch) laps.polls.errorLogs++;
+          const early = retireNotBefore !== null && performance.now() < retireNotBefore;
           const [found, live] = await Promise.all([
             watch ? Promise.all(marks.map(async (m) => ({ file: m.file, message: await this.#newEmerg(m, pid) }))) : [],
-            proven(),
+            early ? false : proven(),
           ]);
           for (const { file, message } of found) {
             if (message === null) continue;
@@ -853,7 +875,12 @@ export class Applier implements NginxPort {
           }
           return live;
         },
-        { timeoutMs: this.#verifyTimeoutMs, intervalMs: this.#verifyIntervalMs, what: `generation ${want}` },
+        {
+          timeoutMs: this.#verifyTimeoutMs,
+          intervalMs: this.#verifyIntervalMs,
+          what: `generation ${want}`,
+          notBefore: () => retireNotBefore,
+        },
       );
       laps.lap('retire');
       return emerg;

@@ -18,6 +18,13 @@ export interface WaitOptions {
   what?: string;
   /** Stops the wait: waitFor rejects with the signal's reason (or an AbortError when it aborts during a pause). */
   signal?: AbortSignal;
+  /**
+   * Asked after each poll that did not succeed: a `performance.now()` time (ms) before which the
+   * condition cannot hold, so the next poll waits for it instead of `intervalMs` (never less than
+   * `intervalMs`, never past the deadline, where one last poll runs); null or absent: `intervalMs`.
+   * For the caller who knows, from the other side's source, that polls before then can only fail.
+   */
+  notBefore?: () => number | null;
 }
 
 /** Thrown by {@link waitFor} past its deadline; carries the last value seen. */
@@ -62,7 +69,10 @@ export async function waitFor<T>(
     } catch (err) {
       last = err;
     }
-    if (performance.now() >= deadline) throw new WaitTimeoutError(opts.what ?? 'a condition', timeoutMs, last);
-    await delay(intervalMs, undefined, opts.signal ? { signal: opts.signal } : undefined);
+    const now = performance.now();
+    if (now >= deadline) throw new WaitTimeoutError(opts.what ?? 'a condition', timeoutMs, last);
+    const until = opts.notBefore?.() ?? null;
+    const pause = until === null ? intervalMs : Math.max(intervalMs, Math.min(until, deadline) - now);
+    await delay(pause, undefined, opts.signal ? { signal: opts.signal } : undefined);
   }
 }

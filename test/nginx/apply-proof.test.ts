@@ -7,7 +7,7 @@
 // timer and says so.
 import t from 'tap';
 import { systemClock } from '../../src/clock.js';
-import { Applier, type ApplierLog, type ApplyTimings } from '../../src/nginx/apply.js';
+import { Applier, NGINX_RELOAD_SPAWN_WAIT_MS, type ApplierLog, type ApplyTimings } from '../../src/nginx/apply.js';
 import { manifestOf } from '../../src/nginx/snapshot.js';
 import path from 'node:path';
 import { countingCtl, nginxChildren, sendRequests, startTestNginx } from '../fixtures/nginx/harness.js';
@@ -73,6 +73,17 @@ t.test(
       t.ok(
         x.polls.errorLogs >= 1 && x.polls.errorLogs < x.polls.all,
         `the error logs were read on ${x.polls.errorLogs} of the proof's ${x.polls.all} polls`,
+      );
+      // From the poll that saw the new generation's first worker, the next one waits until 100 ms after
+      // the last poll that saw none (the master's own wait before it retires the old workers): at most
+      // that poll, one at the bound, and one per 5 ms poll after it until the old workers stopped
+      // accepting (timers may fire ~1 ms early: 4 ms each). The proof that polled through that window
+      // made 17 such polls in two of three drains here, against bounds of 8.7 and 12.7.
+      const afterFork = x.polls.all - x.polls.errorLogs;
+      const bound = 3 + Math.max(0, x.stages.retire - NGINX_RELOAD_SPAWN_WAIT_MS) / 4;
+      t.ok(
+        afterFork <= bound,
+        `${afterFork} poll(s) from the fork to the old workers' retirement ${x.stages.retire.toFixed(1)} ms after the signal (at most ${bound.toFixed(1)})`,
       );
       const sum = Object.values<number>({ ...x.stages }).reduce((a, b) => a + b, 0);
       t.ok(

@@ -28,7 +28,7 @@ import { buildApp } from './server/app.js';
 import { checkListenToken, readTokenFile } from './server/token.js';
 import type { FastifyInstance } from 'fastify';
 import type { DiskStat, NginxCtl } from './nginx/types.js';
-import { EtcdUnavailableError, FleetEtcd } from './fleet/etcd.js';
+import type { FleetEtcd } from './fleet/etcd.js';
 import { locateIn } from './config/load.js';
 import { FleetHost } from './fleet/host.js';
 import { packageVersion } from './cli/version.js';
@@ -222,6 +222,9 @@ async function openFleet(
   const f = config.fleet;
   if (!f) throw new Error('openFleet needs a fleet section');
   const log = deps.log.child({ component: 'fleet' });
+  // Loaded here, not at the top: etcd3 and its gRPC stack are ~24 MiB of resident memory and ~200 ms of
+  // start-up (README "Memory"), which a single-host sidecar, the common case, never uses.
+  const { EtcdUnavailableError, FleetEtcd } = await import('./fleet/etcd.js');
   let etcd: FleetEtcd;
   try {
     etcd = await FleetEtcd.connect({

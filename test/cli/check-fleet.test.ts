@@ -10,6 +10,13 @@ import { createServer as createTcpServer, type Socket } from 'node:net';
 import path from 'node:path';
 import { ETCD_CHECK_TIMEOUT_MS, probeEtcdHealth, reportFleet } from '../../src/cli/check.js';
 import type { FleetConfig } from '../../src/config/types.js';
+import { pino } from 'pino';
+import { nopNotifier } from '../../src/alerts/notifier.js';
+import { systemClock } from '../../src/clock.js';
+import { loadConfig } from '../../src/config/load.js';
+import { ConfigError } from '../../src/errors.js';
+import { openRunner } from '../../src/main.js';
+import { NginxCommand } from '../../src/nginx/ctl.js';
 import { startEtcdCluster } from '../fixtures/etcd.js';
 import { cli } from '../fixtures/integration/sidecar.js';
 import { freePort, repoRoot, weightsYaml } from '../fixtures/stack.js';
@@ -207,4 +214,30 @@ t.test('reportFleet: an unhealthy answer is a warning; the position falls back t
   err.length = 0;
   t.equal(await reportFleet(fleet, missing, [{ url: 'http://10.0.0.5:2379', answered: false, reason: 'x' }], io), 2);
   t.match(err[0], /^fleet\.etcd: no etcd endpoint answers/, 'no file position when the file cannot be read');
+});
+
+t.test('run, no etcd endpoint answering: ConfigError at the line of fleet.etcd, nothing written', async (t) => {
+  // openRunner is what `run` builds the sidecar with; it loads the etcd client only in fleet mode
+  // (src/main.ts openFleet), and this is the error that client's EtcdUnavailableError becomes there.
+  const dead = [`http://127.0.0.1:${await freePort()}`];
+  const { file, etcdLine } = await setup(t, dead);
+  const dir = path.dirname(file);
+  const before = await tree(dir);
+  const config = await loadConfig(file);
+  const err: unknown = await openRunner(config, {
+    clock: systemClock,
+    log: pino({ level: 'silent' }),
+    ctl: new NginxCommand(config.nginx),
+    notifier: nopNotifier,
+    defaultMetrics: false,
+  }).then(
+    () => null,
+    (e: unknown) => e,
+  );
+  t.ok(err instanceof ConfigError, `a ConfigError (${String(err)})`);
+  t.match(
+    (err as Error).message,
+    `${file}:${etcdLine}:3: fleet.etcd: no etcd endpoint answers, so this host cannot join fleet /nginx-canary/test: etcd at ${dead[0]}`,
+  );
+  t.same(await tree(dir), before, 'nothing written');
 });

@@ -882,7 +882,9 @@ export class Applier implements NginxPort {
           notBefore: () => retireNotBefore,
         },
       );
-      laps.lap('retire');
+      // The timer's settle after the first answer, or the wait until an `[emerg]`; with /proc, a proven
+      // reload charged `retire` and then `answer` as they ended.
+      if (before === null || emerg !== null) laps.lap('retire');
       return emerg;
     } catch (err) {
       if (!(err instanceof WaitTimeoutError)) throw err;

@@ -20,8 +20,9 @@ export interface WaitOptions {
   signal?: AbortSignal;
   /**
    * Asked after each poll that did not succeed: a `performance.now()` time (ms) before which the
-   * condition cannot hold, so the next poll waits for it instead of `intervalMs` (never less than
-   * `intervalMs`, never past the deadline, where one last poll runs); null or absent: `intervalMs`.
+   * condition cannot hold, so the next poll waits for it instead of `intervalMs`: never less than
+   * `intervalMs`, never before that time, and no longer than the deadline, where one last poll runs.
+   * Null or absent: `intervalMs`.
    * For the caller who knows, from the other side's source, that polls before then can only fail.
    */
   notBefore?: () => number | null;
@@ -71,8 +72,18 @@ export async function waitFor<T>(
     }
     const now = performance.now();
     if (now >= deadline) throw new WaitTimeoutError(opts.what ?? 'a condition', timeoutMs, last);
+    const pauseOpts = opts.signal ? { signal: opts.signal } : undefined;
     const until = opts.notBefore?.() ?? null;
-    const pause = until === null ? intervalMs : Math.max(intervalMs, Math.min(until, deadline) - now);
-    await delay(pause, undefined, opts.signal ? { signal: opts.signal } : undefined);
+    if (until === null) {
+      await delay(intervalMs, undefined, pauseOpts);
+      continue;
+    }
+    // A Node timer counts from the event loop's cached time, so it may fire early against performance.now()
+    // by as long as the loop turn had run; a poll that lands short of `until` could only fail, so wait out
+    // the rest.
+    const wakeAt = Math.max(now + intervalMs, Math.min(until, deadline));
+    for (let rest = wakeAt - now; rest > 0; rest = wakeAt - performance.now()) {
+      await delay(Math.ceil(rest), undefined, pauseOpts);
+    }
   }
 }

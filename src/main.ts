@@ -30,6 +30,7 @@ import type { FastifyInstance } from 'fastify';
 import type { DiskStat, NginxCtl } from './nginx/types.js';
 import type { FleetEtcd } from './fleet/etcd.js';
 import { locateIn } from './config/load.js';
+import { noEtcdAnswersProblem } from './config/validate.js';
 import { FleetHost } from './fleet/host.js';
 import { packageVersion } from './cli/version.js';
 
@@ -240,12 +241,7 @@ async function openFleet(
     // As `check` words it: the file, the line of fleet.etcd, the endpoints and the fix; nothing was written.
     const text = await readFile(config.file, 'utf8').catch(() => '');
     throw new ConfigError([
-      {
-        position: locateIn(text, config.file, ['fleet', 'etcd'], 'key'),
-        path: 'fleet.etcd',
-        message: `no etcd endpoint answers, so this host cannot join fleet ${f.prefix}: ${err.message}`,
-        fix: 'Start etcd on those hosts, or correct the client URLs in fleet.etcd (etcd listens on port 2379 by default); `nginx-canary check` tries each endpoint',
-      },
+      noEtcdAnswersProblem(f.prefix, err.message, locateIn(text, config.file, ['fleet', 'etcd'], 'key')),
     ]);
   }
   const host = new FleetHost({

@@ -25,6 +25,7 @@ import path from 'node:path';
 import { Agent, request } from 'undici';
 import { readFile } from 'node:fs/promises';
 import { locateIn } from '../config/load.js';
+import { noEtcdAnswersProblem } from '../config/validate.js';
 import { formatDuration } from '../config/units.js';
 import type { Config, FleetConfig } from '../config/types.js';
 import { CanaryError, ConfigError } from '../errors.js';
@@ -183,12 +184,7 @@ export async function reportFleet(
   const down = health.flatMap((h) => (h.answered ? [] : [`${h.url} (${h.reason})`]));
   const sick = health.flatMap((h) => (h.answered && !h.healthy ? [`${h.url} (${h.detail})`] : []));
   if (down.length === health.length) {
-    const problem = {
-      position: at,
-      path: 'fleet.etcd',
-      message: `no etcd endpoint answers, so this host cannot join fleet ${fleet.prefix}: ${down.join(', ')}`,
-      fix: `Start etcd on those hosts, or correct the client URLs in fleet.etcd (etcd's client port is 2379 by default); for a local try, \`apt-get install etcd-server\` and start etcd, which listens on http://127.0.0.1:2379 by default`,
-    };
+    const problem = noEtcdAnswersProblem(fleet.prefix, down.join(', '), at);
     io.err(new ConfigError([problem]).toUserString());
     return 2;
   }

@@ -350,6 +350,22 @@ export interface EtcdEndpointProblem {
 /** The example every `fleet.etcd` fix shows: etcd's default client port is 2379. */
 const ETCD_EXAMPLE = 'http://10.0.0.5:2379';
 
+/**
+ * The problem both `check` and `run` report when no `fleet.etcd` endpoint answers: at `position` (the
+ * key `fleet.etcd`, or null when the file could not be read), naming the fleet `prefix` and `detail`
+ * (which endpoints were tried and why each failed), with one fix for both commands. 2379 is etcd's
+ * client port (etcd docs, op-guide "Configuration options": "The official etcd ports are 2379 for
+ * client requests", and `--listen-client-urls` defaults to `http://localhost:2379`). Never throws.
+ */
+export function noEtcdAnswersProblem(prefix: string, detail: string, position: SourcePosition | null): ConfigProblem {
+  return {
+    position,
+    path: 'fleet.etcd',
+    message: `no etcd endpoint answers, so this host cannot join fleet ${prefix}: ${detail}`,
+    fix: "Start etcd on those hosts, or correct the client URLs in fleet.etcd (etcd's client port is 2379 by default); for a local try, `apt-get install etcd-server` and start etcd, which listens on http://127.0.0.1:2379 by default",
+  };
+}
+
 /** `scheme://` at the start of a URL-like text: the scheme (any case) and what follows `://`. */
 const SCHEME_RE = /^([A-Za-z][A-Za-z0-9+.-]*):\/\/(.*)$/s;
 

@@ -21,6 +21,10 @@ import { startEtcdCluster } from '../fixtures/etcd.js';
 import { cli } from '../fixtures/integration/sidecar.js';
 import { freePort, repoRoot, weightsYaml } from '../fixtures/stack.js';
 
+/** The fix `check` and `run` both give when no etcd endpoint answers (one wording for both). */
+const NO_ETCD_FIX =
+  "Start etcd on those hosts, or correct the client URLs in fleet.etcd (etcd's client port is 2379 by default); for a local try, `apt-get install etcd-server` and start etcd, which listens on http://127.0.0.1:2379 by default";
+
 /** A config dir (conf/nginx.conf from the repo, weights.yaml from the stack fixture plus a fleet section with `endpoints`). */
 async function setup(t: Test, endpoints: string[]): Promise<{ file: string; etcdLine: number }> {
   const dir = t.testdir();
@@ -107,7 +111,7 @@ t.test('against a real etcd and ports nothing listens on', async (t) => {
     const reasons = dead.map((u) => `${u} (connect ECONNREFUSED ${u.slice('http://'.length)})`).join(', ');
     t.equal(
       r.err.trim(),
-      `${file}:${etcdLine}:3: fleet.etcd: no etcd endpoint answers, so this host cannot join fleet /nginx-canary/test: ${reasons}. Fix: Start etcd on those hosts, or correct the client URLs in fleet.etcd (etcd's client port is 2379 by default); for a local try, \`apt-get install etcd-server\` and start etcd, which listens on http://127.0.0.1:2379 by default`,
+      `${file}:${etcdLine}:3: fleet.etcd: no etcd endpoint answers, so this host cannot join fleet /nginx-canary/test: ${reasons}. Fix: ${NO_ETCD_FIX}`,
     );
     t.notMatch(r.out, /^ok:/m);
     t.same(await tree(dir), before, 'nothing written');
@@ -238,6 +242,10 @@ t.test('run, no etcd endpoint answering: ConfigError at the line of fleet.etcd, 
   t.match(
     (err as Error).message,
     `${file}:${etcdLine}:3: fleet.etcd: no etcd endpoint answers, so this host cannot join fleet /nginx-canary/test: etcd at ${dead[0]}`,
+  );
+  t.ok(
+    (err as ConfigError).toUserString().endsWith(`. Fix: ${NO_ETCD_FIX}`),
+    `the same fix as check's: ${(err as ConfigError).toUserString()}`,
   );
   t.same(await tree(dir), before, 'nothing written');
 });

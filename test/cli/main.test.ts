@@ -12,7 +12,7 @@ import { loadConfig } from '../../src/config/load.js';
 import { StateStore } from '../../src/rollout/store.js';
 import { initialState } from '../../src/rollout/decide.js';
 import type { StatusDocument } from '../../src/runner.js';
-import { startStack } from '../fixtures/stack.js';
+import { startStack, tickUntilSliced } from '../fixtures/stack.js';
 import { cli, liveGeneration } from '../fixtures/integration/sidecar.js';
 
 t.test('usage', async (t) => {
@@ -174,7 +174,7 @@ t.test('commands on a stack', async (t) => {
       closed = true;
     };
     t.teardown(close);
-    await sidecar.runner.tick();
+    await tickUntilSliced(sidecar.runner);
     t.match(sidecar.url, /^http:\/\/127\.0\.0\.1:\d+$/);
     t.equal(await liveGeneration(stack.config), 5, 'the first tick applied (state.json said generation 4)');
 

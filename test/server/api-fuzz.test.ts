@@ -16,7 +16,7 @@ import type { InjectOptions } from 'fastify';
 import { ManualClock } from '../../src/clock.js';
 import { silentLogger } from '../../src/log.js';
 import { startSidecar } from '../../src/main.js';
-import { startStack } from '../fixtures/stack.js';
+import { startStack, tickUntilSliced } from '../fixtures/stack.js';
 import { liveGeneration } from '../fixtures/integration/sidecar.js';
 
 /** fast-check seed: every run sends the same requests. */
@@ -187,7 +187,7 @@ t.test('every API body, on a real runner and nginx', async (t) => {
   const clock = new ManualClock();
   const sidecar = await startSidecar(stack.config, { log: silentLogger, clock, listen: false, tickMs: 3_600_000 });
   t.teardown(() => sidecar.close());
-  await sidecar.runner.tick(); // generation 1: the first slice, so there is a snapshot to roll back to
+  await tickUntilSliced(sidecar.runner); // generation 1: the first slice, so there is a snapshot to roll back to
   const files = [stack.configFile, stack.config.sidecar.stateFile];
   const app = sidecar.app;
 

@@ -17,7 +17,7 @@ import { main } from '../../src/cli/main.js';
 import { silentLogger } from '../../src/log.js';
 import { startSidecar } from '../../src/main.js';
 import { SnapshotStore } from '../../src/nginx/snapshot.js';
-import { startStack } from '../fixtures/stack.js';
+import { startStack, tickUntilSliced } from '../fixtures/stack.js';
 
 /** Every entry under `root` (root included) with its permission bits, sorted by path. */
 async function modesUnder(root: string): Promise<{ rel: string; dir: boolean; mode: number }[]> {
@@ -51,8 +51,7 @@ t.test('every file and directory the sidecar creates, under umask 0', async (t) 
   const clock = new ManualClock();
   const sidecar = await startSidecar(config, { log: silentLogger, clock, listen: false, tickMs: 3_600_000 });
   t.teardown(() => sidecar.close());
-  await sidecar.runner.tick();
-  t.match(sidecar.runner.status().services[0], { weight: 5 }, 'the first slice was applied (a snapshot was taken)');
+  t.equal(await tickUntilSliced(sidecar.runner), 5, 'the first slice was applied (a snapshot was taken)');
   clock.advance(5_000);
   const snaps = await sidecar.runner.snapshots();
   t.ok(snaps.length >= 2, `${snaps.length} snapshots`);

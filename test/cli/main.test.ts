@@ -176,7 +176,7 @@ t.test('commands on a stack', async (t) => {
     t.teardown(close);
     await tickUntilSliced(sidecar.runner);
     t.match(sidecar.url, /^http:\/\/127\.0\.0\.1:\d+$/);
-    t.equal(await liveGeneration(stack.config), 5, 'the first tick applied (state.json said generation 4)');
+    t.equal(await liveGeneration(stack.config), 5, 'the first slice applied (state.json said generation 4)');
 
     const status = await c('status');
     t.equal(status.code, 0, status.err);

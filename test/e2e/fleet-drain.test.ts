@@ -20,7 +20,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { Agent, request } from 'undici';
 import { startEtcdCluster } from '../fixtures/etcd.js';
 import { startFleet, type Fleet, type FleetHostHandle } from '../fixtures/fleet.js';
-import { QUIET_GATES } from '../fixtures/stack.js';
+import { QUIET_GATES, raisesIn } from '../fixtures/stack.js';
 import type { RolloutEvent } from '../../src/rollout/types.js';
 import { bucketWidthMs } from '../../src/observe/window.js';
 import { waitFor } from '../../src/util/wait.js';
@@ -271,25 +271,16 @@ t.test('fleet drains: one decision, every host at 0, one page', async (t) => {
     const samples = gate?.samples ?? 0;
     // What one host could have given the gate: its canary attempts over the span the gate judges,
     // [max(now − gates.window, since), now] (aggregate.ts judgedFrom), where `since` is the last weight
-    // change before the decision (a step can land after the fault started) and the window's start may
+    // raise before the decision (a step can land after the fault started) and the window's start may
     // be up to a second earlier for the snapshot's age (hosts publish every tick; the leader reads
     // them), less one sketch bucket (window.ts collect takes a bucket overlapping the span's start).
     const windowMs = fleet.hosts[0]!.config.services[0]!.gates.windowMs;
-    const moves = (await fleet.hosts[0]!.status()).history.filter(
-      (e) =>
-        e.service === 'gateway' &&
-        e.at <= drain.at &&
-        e.from !== e.to &&
-        e.to === drain.from &&
-        e.kind !== 'drain' &&
-        e.kind !== 'apply_failed',
-    );
-    const movedAt = moves.at(-1)?.at ?? 0;
+    const movedAt = raisesIn((await fleet.hosts[0]!.status()).history).findLast((e) => e.at <= drain.at)?.at ?? 0;
     const spanFrom = Math.max(drain.at - windowMs - 1000, movedAt) - bucketWidthMs(windowMs);
     const perHost = await Promise.all(fleet.hosts.map((h) => canaryAttempts(h, fleet.canary.addr, spanFrom, drain.at)));
     t.ok(
       samples > Math.max(...perHost),
-      `the gate saw ${samples} canary attempts at ${drain.from} %, more than any one host served in the ${drain.at - spanFrom} ms before the decision (${perHost.join(', ')}; sum ${perHost.reduce((a, b) => a + b, 0)}; weight ${drain.from} % since ${drain.at - movedAt} ms before it)`,
+      `the gate saw ${samples} canary attempts, more than any one host served in the ${drain.at - spanFrom} ms before the decision (${perHost.join(', ')}; sum ${perHost.reduce((a, b) => a + b, 0)}; at ${drain.from} % since ${drain.at - movedAt} ms before it)`,
     );
 
     await waitFor(() => pages().length >= 1, { timeoutMs: 10_000, intervalMs: 50, what: 'the page' });

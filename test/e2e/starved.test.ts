@@ -13,14 +13,22 @@ t.test('a canary ejected by max_fails holds the walk (starved)', async (t) => {
   t.teardown(() => traffic.stop());
   await stack.until('weight 25', (s) => s.weight === 25, 30_000);
 
-  // Refuse until nginx has tried the canary and failed (it logs a 502 attempt),
-  // then serve again: nginx keeps it out for fail_timeout all the same.
+  // Refuse: nginx tries the canary and fails (it logs a 502 attempt).
   const before = stack.canary.hits;
   await stack.canary.setFault({ kind: 'refuse' });
   await stack.until(
     'a refused canary attempt in the window',
     (s) => (s.gates.find((x) => x.gate === 'error_ratio')?.detail?.errors ?? 0) >= 1,
     10_000,
+  );
+  // nginx keeps max_fails per worker (no `zone` in the upstream block; worker_processes 2): the first refusal
+  // ejects the canary from one worker only, and a worker that still sends it 25 % of its traffic can hold the
+  // share at 12.5 %, the threshold. Keep refusing until the workers have tried it and ejected it: its share of
+  // the window below a quarter of its weight, so the workers still sending it, if any, carry under a quarter
+  // of the traffic. Off again, each worker keeps it out for fail_timeout (10 s) after its last refusal.
+  await stack.until(
+    "every worker's traffic off the canary (share < 6.25 %)",
+    (s) => (s.gates.find((x) => x.gate === 'starved')?.value ?? 100) < 6.25,
   );
   await stack.canary.setFault({ kind: 'none' });
   // While it refused, /ready failed too (a hold of its own, named first in the summary: it comes before starved):

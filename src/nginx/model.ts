@@ -97,6 +97,14 @@ export interface UpstreamModel {
   /** What the block holds (see {@link UpstreamRole}). */
   role: UpstreamRole;
   /**
+   * The block's `zone <name> <size>;`: `name` is `nginx_canary_<upstream>`, `size` nginx size syntax
+   * (e.g. `64k`) from {@link upstreamZoneSize}. The zone keeps the group's run-time state (each
+   * server's failed attempts, its `max_fails` ejection, the round-robin position) in memory shared by
+   * every worker (nginx docs, ngx_http_upstream_module `zone`); without it each worker counts
+   * `max_fails` on its own, and one refused attempt ejects a server from one worker only.
+   */
+  zone: { name: string; size: string };
+  /**
    * `server` lines in print order: `weighted` lists the primary then the canary servers, `primary` the
    * primary servers, `canary` the canary servers then the primary servers as `backup`.
    */
@@ -337,23 +345,42 @@ function serverLine(s: ServerConfig, pool: Pool, flavor: Flavor, o: LineOptions)
   };
 }
 
+/** Prefix of every rendered upstream zone name: keeps them apart from the operator's own shared zones (nginx refuses a name declared twice for different uses). */
+export const ZONE_PREFIX = 'nginx_canary_';
+
+/**
+ * Size of an upstream block's shared zone: 64 KiB for every 64 server lines or part of them (64k up to
+ * 64 servers, 128k up to 128, …). 64 KiB is the size nginx's docs use in their `zone` example
+ * (ngx_http_upstream_module); nginx needs "roughly 500 bytes per upstream server" and refuses a zone
+ * under 8 pages (nginx developer Sergey Kandaurov, nginx mailing list, 2022-08), and NGINX's own
+ * Gateway Fabric measured 512k holding 648 servers (~810 bytes a server with the zone's overhead). So
+ * 1 KiB a server holds with room; the sources are cited in docs/design.md "Rendering".
+ *
+ * @param servers number of `server` lines in the block, integer ≥ 1.
+ * @returns the size in nginx syntax: `64k`, `128k`, …
+ */
+export function upstreamZoneSize(servers: number): string {
+  return `${64 * Math.max(1, Math.ceil(servers / 64))}k`;
+}
+
+/** The `upstream` block of `name` holding `servers`, with its zone. */
+function upstreamOf(name: string, role: UpstreamRole, servers: ServerLine[]): UpstreamModel {
+  return { name, role, zone: { name: `${ZONE_PREFIX}${name}`, size: upstreamZoneSize(servers.length) }, servers };
+}
+
 /** The per-pool upstreams every service renders: `<service>_primary` and `<service>_canary` (primary servers as `backup`). */
 function poolUpstreams(svc: ServiceConfig, flavor: Flavor): UpstreamModel[] {
   const plain: LineOptions = { weight: null, down: false, backup: false };
   return [
-    {
-      name: `${svc.name}_primary`,
-      role: 'primary',
-      servers: svc.primary.map((s) => serverLine(s, 'primary', flavor, plain)),
-    },
-    {
-      name: `${svc.name}_canary`,
-      role: 'canary',
-      servers: [
-        ...svc.canary.map((s) => serverLine(s, 'canary', flavor, plain)),
-        ...svc.primary.map((s) => serverLine(s, 'primary', flavor, { ...plain, backup: true })),
-      ],
-    },
+    upstreamOf(
+      `${svc.name}_primary`,
+      'primary',
+      svc.primary.map((s) => serverLine(s, 'primary', flavor, plain)),
+    ),
+    upstreamOf(`${svc.name}_canary`, 'canary', [
+      ...svc.canary.map((s) => serverLine(s, 'canary', flavor, plain)),
+      ...svc.primary.map((s) => serverLine(s, 'primary', flavor, { ...plain, backup: true })),
+    ]),
   ];
 }
 
@@ -419,18 +446,12 @@ function serviceOf(svc: ServiceConfig, weightPercent: number, flavor: Flavor, dr
     };
   }
   const w = poolWeights(units, svc.primary.length, svc.canary.length);
-  const weighted: UpstreamModel = {
-    name: svc.name,
-    role: 'weighted',
-    servers: [
-      ...svc.primary.map((s) =>
-        serverLine(s, 'primary', flavor, { weight: w.primary, down: w.primaryDown, backup: false }),
-      ),
-      ...svc.canary.map((s) =>
-        serverLine(s, 'canary', flavor, { weight: w.canary, down: w.canaryDown, backup: false }),
-      ),
-    ],
-  };
+  const weighted = upstreamOf(svc.name, 'weighted', [
+    ...svc.primary.map((s) =>
+      serverLine(s, 'primary', flavor, { weight: w.primary, down: w.primaryDown, backup: false }),
+    ),
+    ...svc.canary.map((s) => serverLine(s, 'canary', flavor, { weight: w.canary, down: w.canaryDown, backup: false })),
+  ]);
   return {
     name: svc.name,
     split: svc.split,

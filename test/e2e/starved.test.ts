@@ -21,13 +21,12 @@ t.test('a canary ejected by max_fails holds the walk (starved)', async (t) => {
     (s) => (s.gates.find((x) => x.gate === 'error_ratio')?.detail?.errors ?? 0) >= 1,
     10_000,
   );
-  // nginx keeps max_fails per worker (no `zone` in the upstream block; worker_processes 2): the first refusal
-  // ejects the canary from one worker only, and a worker that still sends it 25 % of its traffic can hold the
-  // share at 12.5 %, the threshold. Keep refusing until the workers have tried it and ejected it: its share of
-  // the window below a quarter of its weight, so the workers still sending it, if any, carry under a quarter
-  // of the traffic. Off again, each worker keeps it out for fail_timeout (10 s) after its last refusal.
+  // Every rendered upstream has a shared zone (docs/design.md "Rendering"), so the first refusal ejects the
+  // canary from every nginx worker (test/nginx/zone.test.ts); the window still holds the canary's attempts from
+  // before. Keep refusing until its share of the window is under a quarter of its weight, far from the 12.5 %
+  // threshold; off again, nginx keeps it out for fail_timeout (10 s) after its last refusal.
   await stack.until(
-    "every worker's traffic off the canary (share < 6.25 %)",
+    'the canary ejected by nginx (share < 6.25 %)',
     (s) => (s.gates.find((x) => x.gate === 'starved')?.value ?? 100) < 6.25,
   );
   await stack.canary.setFault({ kind: 'none' });

@@ -49,11 +49,13 @@ function overrideConfig(split: SplitMode): Config {
  */
 const POOL_UPSTREAMS = [
   'upstream gateway_primary {',
+  '    zone nginx_canary_gateway_primary 64k;',
   '    server 127.0.0.1:18789 max_fails=3 fail_timeout=20s; # primary',
   '    keepalive 32;',
   '    keepalive_timeout 4s;',
   '}',
   'upstream gateway_canary {',
+  '    zone nginx_canary_gateway_canary 64k;',
   '    server 127.0.0.1:18890 max_fails=1 fail_timeout=10s; # canary',
   '    server 127.0.0.1:18789 max_fails=3 fail_timeout=20s backup; # primary',
   '    keepalive 32;',
@@ -197,7 +199,7 @@ t.test('the rendered file holds the header, the exact log_format, the upstreams 
   t.ok(text.split('\n').includes(LOG_FORMAT), 'the log_format line is exactly the contract');
   t.match(
     text,
-    /upstream gateway \{\n {4}server 127\.0\.0\.1:18789 weight=7 max_fails=3 fail_timeout=20s; # primary\n {4}server 127\.0\.0\.1:18890 weight=3 max_fails=1 fail_timeout=10s; # canary\n {4}keepalive 32;\n {4}keepalive_timeout 4s;\n\}/,
+    /upstream gateway \{\n {4}zone nginx_canary_gateway 64k;\n {4}server 127\.0\.0\.1:18789 weight=7 max_fails=3 fail_timeout=20s; # primary\n {4}server 127\.0\.0\.1:18890 weight=3 max_fails=1 fail_timeout=10s; # canary\n {4}keepalive 32;\n {4}keepalive_timeout 4s;\n\}/,
   );
   t.match(
     text,
@@ -321,6 +323,7 @@ t.test('weighted: upstream gateway exactly as before, then the per-pool upstream
     [
       '# gateway: canary 0 %, split weighted',
       'upstream gateway {',
+      '    zone nginx_canary_gateway 64k;',
       '    server 127.0.0.1:18789 weight=1 max_fails=3 fail_timeout=20s; # primary',
       '    server 127.0.0.1:18890 weight=1 max_fails=1 fail_timeout=10s down; # canary',
       '    keepalive 32;',
@@ -383,6 +386,7 @@ t.test('X-Canary override: a geo of the allow list and a map on "<geo>:<header>"
     [
       '# gateway: canary 0 %, split weighted',
       'upstream gateway {',
+      '    zone nginx_canary_gateway 64k;',
       '    server 127.0.0.1:18789 weight=1 max_fails=3 fail_timeout=20s; # primary',
       '    server 127.0.0.1:18890 weight=1 max_fails=1 fail_timeout=10s down; # canary',
       '    keepalive 32;',

@@ -226,6 +226,24 @@ function holdLine(waiting: readonly BarrierWait[]): string {
   return `barrier: waiting for ${shown.join('; ')}${more}`;
 }
 
+/**
+ * The basis the leader's own decisions name: `fleet evidence from 3 of 3 live hosts: a, b, c`, at most
+ * five hosts named, then a count. Pure.
+ *
+ * @param hosts the hosts whose snapshots were merged (agreeing on services; none when they did not merge).
+ * @param live the hosts with a live report.
+ * @param unmerged snapshots left out because they did not merge (another window width), 0 otherwise.
+ */
+export function evidenceLine(hosts: readonly string[], live: number, unmerged = 0): string {
+  const sorted = [...hosts].sort((a, b) => a.localeCompare(b));
+  const shown = sorted.slice(0, 5).join(', ');
+  const more = sorted.length > 5 ? ` and ${sorted.length - 5} more` : '';
+  const names = sorted.length > 0 ? `: ${shown}${more}` : '';
+  const left =
+    unmerged > 0 ? `; ${unmerged} snapshot${unmerged === 1 ? '' : 's'} not merged: window widths differ` : '';
+  return `fleet evidence from ${sorted.length} of ${live} live host${live === 1 ? '' : 's'}${names}${left}`;
+}
+
 /** See the module comment. Pure: never throws on valid input, never mutates its arguments. */
 export function leaderStep(input: LeaderInput): LeaderOutput {
   const { config, desired, now } = input;
@@ -244,12 +262,14 @@ export function leaderStep(input: LeaderInput): LeaderOutput {
     .filter(([host]) => input.hosts[host]?.servicesHash === input.fingerprint.hash)
     .map(([, o]) => o);
   let obs: Observations;
+  let merged = true;
   try {
     obs = mergeSnapshots(agreeing);
   } catch {
     // A snapshot that does not merge (another window width): no evidence, so every gate is inconclusive
     // and nothing raises; drains from hosts' own evidence still arrive as intents.
     obs = {};
+    merged = false;
   }
   const d = decide(cfg, state, obs, now, { emulateSlowStart: input.emulateSlowStart });
   const { waiting, disagreeing } = barrierOf(input.fingerprint, input.hosts, desired.generation);
@@ -295,9 +315,20 @@ export function leaderStep(input: LeaderInput): LeaderOutput {
       .join(', ');
     summary[svc.name] = `${summary[svc.name] ?? ''}; canary errors stand out on ${named}`;
   }
-  const decided = d.events.filter((e) => kept.has(e.service));
+  // Every event decided here says whose evidence it was decided on: a post-mortem of a drain can tell a
+  // decision on the whole fleet's evidence from one on part of it (a host whose snapshot had expired).
+  const basis = evidenceLine(
+    merged ? Object.keys(agreeingByHost) : [],
+    Object.keys(input.hosts).length,
+    merged ? 0 : agreeing.length,
+  );
+  const withBasis = (e: RolloutEvent): RolloutEvent => ({ ...e, reason: `${e.reason} (${basis})` });
+  const decided = d.events.filter((e) => kept.has(e.service)).map(withBasis);
   const events = [...intents.events, ...decided];
-  const pages = [...intents.pages, ...d.pages.filter((p) => kept.has(p.service))];
+  const pages = [
+    ...intents.pages,
+    ...d.pages.filter((p) => kept.has(p.service)).map((p) => ({ ...p, event: withBasis(p.event) })),
+  ];
   const changed = cfg.services.some((s) => (weights[s.name] ?? 0) !== (desired.weights[s.name] ?? 0));
   const lastReloadAt = changed ? now : desired.state.lastReloadAt;
   const gates: Record<string, GateResult[]> = d.gates;

@@ -280,7 +280,7 @@ t.test('fleet drains: one decision, every host at 0, one page', async (t) => {
     const perHost = await Promise.all(fleet.hosts.map((h) => canaryAttempts(h, fleet.canary.addr, spanFrom, drain.at)));
     t.ok(
       samples > Math.max(...perHost),
-      `the gate saw ${samples} canary attempts, more than any one host served in the ${drain.at - spanFrom} ms before the decision (${perHost.join(', ')}; sum ${perHost.reduce((a, b) => a + b, 0)}; at ${drain.from} % since ${drain.at - movedAt} ms before it)`,
+      `the gate saw ${samples} canary attempts, more than any one host served in the ${drain.at - spanFrom} ms before the decision (${perHost.join(', ')}; sum ${perHost.reduce((a, b) => a + b, 0)}; at ${drain.from} % since ${drain.at - movedAt} ms before it; the leader's ${/fleet evidence from [^)]*/.exec(drain.reason)?.[0] ?? 'basis not named'})`,
     );
 
     await waitFor(() => pages().length >= 1, { timeoutMs: 10_000, intervalMs: 50, what: 'the page' });

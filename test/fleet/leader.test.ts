@@ -1,6 +1,6 @@
 import t from 'tap';
 import { DDSketch } from '@datadog/sketches-js';
-import { barrierOf, leaderStep, type LeaderInput, type PendingIntent } from '../../src/fleet/leader.js';
+import { barrierOf, evidenceLine, leaderStep, type LeaderInput, type PendingIntent } from '../../src/fleet/leader.js';
 import {
   parseDesired,
   seedDesired,
@@ -325,4 +325,53 @@ t.test('a host whose canary errs far above the rest is named in the summary', as
     input({ desired: desiredAt(15), observations: { a: hostObs(200, 0), b: hostObs(200, 0), c: hostObs(200, 0) } }),
   );
   t.notMatch(even.desired.summary['gateway'], /stand out/);
+});
+
+t.test(
+  "the leader's decisions name whose evidence they rest on; a host's own drain keeps its own reason",
+  async (t) => {
+    const bad = hostObs(40, 20);
+    const all = leaderStep(input({ desired: desiredAt(15), observations: { a: bad, b: bad, c: bad } }));
+    const drain = all.events.find((e) => e.kind === 'drain');
+    t.match(drain?.reason, /^drain gate error_ratio fail.* \(fleet evidence from 3 of 3 live hosts: a, b, c\)$/);
+    t.equal(all.pages[0]?.event.reason, drain?.reason, 'the page carries the same event');
+    t.same(all.desired.state.history.at(-1), drain, 'and so does the fleet history');
+
+    // c's snapshot expired (its lease ran out) while its report is still live: the drain says it saw two.
+    const part = leaderStep(input({ desired: desiredAt(15), observations: { a: bad, b: bad } }));
+    t.match(part.events.find((e) => e.kind === 'drain')?.reason, /\(fleet evidence from 2 of 3 live hosts: a, b\)$/);
+
+    // A host whose services differ is not merged, and not counted.
+    const other = report('c', 3, { servicesHash: 'other' });
+    const differs = leaderStep(
+      input({
+        desired: desiredAt(15),
+        hosts: { a: report('a', 3), b: report('b', 3), c: other },
+        observations: { a: bad, b: bad, c: bad },
+      }),
+    );
+    t.match(differs.events.find((e) => e.kind === 'drain')?.reason, /\(fleet evidence from 2 of 3 live hosts: a, b\)$/);
+
+    const own = leaderStep(
+      input({
+        desired: desiredAt(15),
+        intents: [intent('1', { kind: 'drain', service: 'gateway', from: 'b', reason: 'error_ratio' })],
+      }),
+    );
+    t.notMatch(own.events[0]?.reason, /fleet evidence/, "a host's drain intent is its own evidence, not the leader's");
+  },
+);
+
+t.test('evidenceLine: counts, names sorted, at most five, and snapshots that did not merge', async (t) => {
+  t.equal(evidenceLine(['c', 'a', 'b'], 3), 'fleet evidence from 3 of 3 live hosts: a, b, c');
+  t.equal(evidenceLine(['a'], 1), 'fleet evidence from 1 of 1 live host: a');
+  t.equal(
+    evidenceLine(['h7', 'h1', 'h2', 'h3', 'h4', 'h5', 'h6'], 8),
+    'fleet evidence from 7 of 8 live hosts: h1, h2, h3, h4, h5 and 2 more',
+  );
+  t.equal(
+    evidenceLine([], 3, 3),
+    'fleet evidence from 0 of 3 live hosts; 3 snapshots not merged: window widths differ',
+  );
+  t.equal(evidenceLine([], 2, 1), 'fleet evidence from 0 of 2 live hosts; 1 snapshot not merged: window widths differ');
 });

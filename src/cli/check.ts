@@ -209,8 +209,9 @@ export function scratchToLive(output: string, liveDir: string): string {
 
 /**
  * What to do about a failing `nginx -t` of the rendered config, from nginx's own words (pure): the
- * include loaded twice, the access log before the format, the include not loaded inside `http {}`;
- * else the general rule.
+ * include loaded twice, the access log before the format, an nginx without the upstream zone module, a
+ * zone name of the operator's that the sidecar's upstream zone takes, the include not loaded inside
+ * `http {}`; else the general rule.
  */
 export function nginxTestHint(output: string, config: Config): string {
   const include = config.nginx.upstreamsFile;
@@ -219,6 +220,13 @@ export function nginxTestHint(output: string, config: Config): string {
   }
   if (/unknown log format "nginx_canary"/.test(output)) {
     return `An \`access_log … nginx_canary\` line comes before the include that defines the format (in Debian's nginx.conf the http-level access_log precedes the conf.d include): put it in the server {} that proxies to the service.`;
+  }
+  if (/unknown directive "zone"/.test(output)) {
+    return `This nginx is built without the upstream zone module (\`--without-http_upstream_zone_module\` in its \`nginx -V\`), and every upstream the sidecar renders has a shared \`zone\` so that max_fails counts for all workers: use an nginx built with it (the default since nginx 1.9.0; Debian's and nginx.org's packages have it).`;
+  }
+  const zone = /the shared memory zone "(nginx_canary_\w+)" is already declared for a different use/.exec(output);
+  if (zone) {
+    return `Your configuration already uses the shared memory zone name "${zone[1]}" (in a limit_req_zone, limit_conn_zone, proxy_cache_path or the like), and the sidecar names the zone of its upstream block so: rename yours; names starting nginx_canary_ are the sidecar's.`;
   }
   if (/unknown "nginx_canary_\w+" variable/.test(output) || /host not found in upstream/.test(output)) {
     return `The include file ${include} is not loaded inside http {} (or a service name differs): include it exactly once inside http {}, or set nginx.upstreams_file to a file in a directory nginx.conf already includes there.`;

@@ -48,6 +48,27 @@ t.test('a valid config without token or webhook: ok, exit 0, nothing on stderr',
   t.match(r.out, new RegExp(`^ok: ${file} is valid; nginx 1\\.\\d+\\.\\d+ \\(oss\\) accepts the rendered config`, 'm'));
 });
 
+t.test(
+  "an operator's shared zone named like the sidecar's upstream zone: nginx -t fails, check says rename it",
+  async (t) => {
+    const file = await setup(t);
+    const conf = path.join(path.dirname(file), 'conf', 'nginx.conf');
+    const text = await readFile(conf, 'utf8');
+    // The operator's own rate limit zone, declared before the include (as a Debian conf.d file might be).
+    const edited = text.replace(
+      'http {\n',
+      'http {\n    limit_req_zone $binary_remote_addr zone=nginx_canary_gateway:1m rate=10r/s;\n',
+    );
+    t.not(edited, text, 'the zone line went in');
+    await writeFile(conf, edited);
+    const r = await cli(['-c', file, 'check']);
+    t.equal(r.code, 1);
+    t.match(r.err, /the shared memory zone "nginx_canary_gateway" is already declared for a different use/);
+    t.match(r.err, /already uses the shared memory zone name "nginx_canary_gateway".*rename yours/);
+    t.notMatch(r.out, /^ok:/m);
+  },
+);
+
 t.test('the token file is checked as run reads it (server/token.ts)', async (t) => {
   const token = 'a'.repeat(32);
   t.test('usable (0600, long enough): ok', async (t) => {
@@ -205,5 +226,22 @@ t.test("a failing nginx -t names the live paths and the fix nginx's words point 
   t.match(nginxTestHint('unknown log format "nginx_canary" in x', config), /comes before the include.*server \{\}/);
   t.match(nginxTestHint('unknown "nginx_canary_gateway" variable', config), /not loaded inside http \{\}/);
   t.match(nginxTestHint('host not found in upstream "gateway_canary"', config), /not loaded inside http \{\}/);
+  t.match(
+    nginxTestHint('nginx: [emerg] unknown directive "zone" in /etc/nginx/conf.d/nginx-canary.conf:26', config),
+    /without the upstream zone module.*use an nginx built with it/,
+  );
+  // nginx 1.22's words, seen with `nginx -t` on a limit_req_zone and an upstream zone of the same name.
+  t.match(
+    nginxTestHint(
+      'nginx: [emerg] the shared memory zone "nginx_canary_gateway" is already declared for a different use in /etc/nginx/conf.d/nginx-canary.conf:26',
+      config,
+    ),
+    /already uses the shared memory zone name "nginx_canary_gateway".*rename yours/,
+  );
+  t.match(
+    nginxTestHint('the shared memory zone "api" is already declared for a different use', config),
+    /^Fix what nginx names above/,
+    "a clash between the operator's own zones is not the sidecar's to explain",
+  );
   t.match(nginxTestHint('unexpected "}" in x', config), /^Fix what nginx names above/);
 });

@@ -30,7 +30,7 @@ import { formatDuration } from '../config/units.js';
 import type { Config, FleetConfig } from '../config/types.js';
 import { CanaryError, ConfigError } from '../errors.js';
 import { NginxCommand } from '../nginx/ctl.js';
-import { buildModel } from '../nginx/model.js';
+import { buildModel, ZONE_PREFIX } from '../nginx/model.js';
 import { renderUpstreams } from '../nginx/render.js';
 import { describeOverride } from '../nginx/override.js';
 import { checkRendered } from '../nginx/scratch.js';
@@ -224,9 +224,11 @@ export function nginxTestHint(output: string, config: Config): string {
   if (/unknown directive "zone"/.test(output)) {
     return `This nginx is built without the upstream zone module (\`--without-http_upstream_zone_module\` in its \`nginx -V\`), and every upstream the sidecar renders has a shared \`zone\` so that max_fails counts for all workers: use an nginx built with it (the default since nginx 1.9.0; Debian's and nginx.org's packages have it).`;
   }
-  const zone = /the shared memory zone "(nginx_canary_\w+)" is already declared for a different use/.exec(output);
+  const zone = new RegExp(`the shared memory zone "(${ZONE_PREFIX}\\w+)" is already declared for a different use`).exec(
+    output,
+  );
   if (zone) {
-    return `Your configuration already uses the shared memory zone name "${zone[1]}" (in a limit_req_zone, limit_conn_zone, proxy_cache_path or the like), and the sidecar names the zone of its upstream block so: rename yours; names starting nginx_canary_ are the sidecar's.`;
+    return `Your configuration already uses the shared memory zone name "${zone[1]}" (in a limit_req_zone, limit_conn_zone, proxy_cache_path or the like), and the sidecar names the zone of its upstream block so: rename yours; names starting ${ZONE_PREFIX} are the sidecar's.`;
   }
   if (/unknown "nginx_canary_\w+" variable/.test(output) || /host not found in upstream/.test(output)) {
     return `The include file ${include} is not loaded inside http {} (or a service name differs): include it exactly once inside http {}, or set nginx.upstreams_file to a file in a directory nginx.conf already includes there.`;

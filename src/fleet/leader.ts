@@ -228,7 +228,7 @@ function holdLine(waiting: readonly BarrierWait[]): string {
 
 /**
  * The basis the leader's own decisions name: `fleet evidence from 3 of 3 live hosts: a, b, c`, at most
- * five hosts named, then a count. Pure.
+ * five hosts named (chosen: a line a pager can show), then a count. Pure; never throws.
  *
  * @param hosts the hosts whose snapshots were merged (agreeing on services; none when they did not merge).
  * @param live the hosts with a live report.
@@ -258,9 +258,10 @@ export function leaderStep(input: LeaderInput): LeaderOutput {
   const cfg = withFleetTargets(config, intents.targets, intents.versions);
   // Evidence from hosts whose services agree with the leader's (a host with other gates or servers
   // measures something else; it holds the barrier below anyway).
-  const agreeing = Object.entries(input.observations)
-    .filter(([host]) => input.hosts[host]?.servicesHash === input.fingerprint.hash)
-    .map(([, o]) => o);
+  const agreeingByHost = Object.fromEntries(
+    Object.entries(input.observations).filter(([host]) => input.hosts[host]?.servicesHash === input.fingerprint.hash),
+  );
+  const agreeing = Object.values(agreeingByHost);
   let obs: Observations;
   let merged = true;
   try {
@@ -300,9 +301,6 @@ export function leaderStep(input: LeaderInput): LeaderOutput {
     weights[svc.name] = services[svc.name]?.weight ?? 0;
   }
   // A host whose own canary errs far above the rest is named (snapshot.ts outlierHosts: a Chernoff bound).
-  const agreeingByHost = Object.fromEntries(
-    Object.entries(input.observations).filter(([host]) => input.hosts[host]?.servicesHash === input.fingerprint.hash),
-  );
   for (const svc of cfg.services) {
     const out = outlierHosts(agreeingByHost, svc.name);
     if (out.length === 0) continue;

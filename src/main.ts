@@ -66,6 +66,18 @@ export const ACCESS_LOG_BUSY_POLL_MS = 100;
  * read in 100 ms polls); test/e2e/drain-fast.test.ts's ~800 requests/s stay at 20 ms. Chosen.
  */
 export const ACCESS_LOG_BUSY_BYTES = 32 * 1024;
+/**
+ * {@link ACCESS_LOG_BUSY_BYTES} for a log nginx samples at `samplePercent` (nginx.access_log_sample,
+ * 1–100): the same requests a second make the log busy, whatever share of them it writes, so the
+ * threshold shrinks with the share — at 20 %, 6.5 KiB (~38 sampled lines standing for ~190 requests).
+ * Keyed on bytes alone, a sampled log at 17,000 requests/s (~1,700 lines/s at 10 %) counted as quiet
+ * and was read every 20 ms, which cost more CPU than the sampling saved (README "Benchmarks").
+ * Bytes, ≥ 256. Read once when the sidecar starts.
+ */
+export function accessLogBusyBytes(samplePercent: number): number {
+  const share = samplePercent > 0 && samplePercent < 100 ? samplePercent / 100 : 1;
+  return Math.max(256, Math.round(ACCESS_LOG_BUSY_BYTES * share));
+}
 /** Options of {@link startSidecar}. */
 export interface SidecarOptions {
   log: Logger;
@@ -400,12 +412,13 @@ async function startServing(config: Config, opts: SidecarOptions, parts: Started
     await ctl.reopen().catch((err: unknown) => log.warn({ err }, 'nginx -s reopen after creating the access log'));
   }
 
+  let warnedUnfiltered = false;
   const follower = new LogFollower({
     file: config.nginx.accessLog,
     from: 'end',
     pollMs: ACCESS_LOG_POLL_MS,
     busyPollMs: ACCESS_LOG_BUSY_POLL_MS,
-    busyBytes: ACCESS_LOG_BUSY_BYTES,
+    busyBytes: accessLogBusyBytes(config.nginx.accessLogSample),
     // The byte path: lines are read in place, no string per line (observe/parse.ts LineCursor; the
     // CPU target in README "Benchmarks", bench:walk).
     onBytes: (buf, start, end) => {
@@ -417,6 +430,13 @@ async function startServing(config: Config, opts: SidecarOptions, parts: Started
       if (observer.canaryFailures() > failures) {
         runner.nudge();
         follower.hurry();
+      }
+      if (!warnedUnfiltered && observer.unfilteredLines() > 0) {
+        warnedUnfiltered = true;
+        log.warn(
+          { file: config.nginx.accessLog, access_log_sample: config.nginx.accessLogSample },
+          'nginx writes every line to the access log although nginx.access_log_sample is below 100: add `if=$nginx_canary_log` to the access_log line in nginx.conf (each line counts as one request until then; README "Sampled access log")',
+        );
       }
     },
     // A deleted or moved-away access log that nginx keeps writing elsewhere: ask nginx to reopen it

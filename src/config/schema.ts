@@ -213,6 +213,7 @@ export const NginxSchema = Type.Object(
     upstream_keepalive: Opt(Int(0, 1024, 32)),
     upstream_keepalive_timeout: Opt(Duration('4s')),
     max_old_generations: Opt(Int(1, 100, 3)),
+    access_log_sample: Opt(Int(1, 100, 100)),
   },
   {
     additionalProperties: false,

@@ -204,6 +204,16 @@ export interface NginxConfig {
    * reloads at most 5 can exist). Drains and lowered weights are never held.
    */
   maxOldGenerations: number;
+  /**
+   * `nginx.access_log_sample`: the percent (1–100) of the lines with one
+   * successful attempt that nginx writes to the access log; every line with a
+   * failed or retried attempt is always written (default 100: every line;
+   * docs/design.md "Sampled access log"). Below 100 each sampled line stands
+   * for 100 / percent requests, the drain gate's bounds are calibrated for
+   * that weight (rollout/sequential.ts), and the `access_log` line must carry
+   * `if=$nginx_canary_log`.
+   */
+  accessLogSample: number;
 }
 
 /** The sidecar process itself. */

@@ -46,6 +46,18 @@ export type Locate = (path: readonly PathSegment[], at?: 'key' | 'value') => Sou
 /** Outcome of {@link validateConfig}: the normalized Config, or every problem (sorted by position). */
 export type ValidateResult = { ok: true; value: Config } | { ok: false; problems: ConfigProblem[] };
 
+/**
+ * Service names whose route variable `$nginx_canary_<name>` would be one of the access-log sampling
+ * variables the include file defines (nginx/model.ts LOG_SAMPLE_VARIABLE, LOG_SAMPLED_VARIABLE).
+ */
+const RESERVED_SERVICE_NAMES: ReadonlySet<string> = new Set(['log', 'log_sampled']);
+
+/**
+ * The values nginx.access_log_sample takes: the percents that divide 100, so a sampled line stands
+ * for a whole number of requests (counts stay integers, as fleet snapshots require).
+ */
+export const ACCESS_LOG_SAMPLES: readonly number[] = Object.freeze([1, 2, 4, 5, 10, 20, 25, 50, 100]);
+
 /** Service names, 1–48 characters: also the nginx upstream name (types.ts ServiceConfig.name). */
 export const SERVICE_NAME_RE = /^[a-z][a-z0-9_]{0,47}$/;
 /** Characters allowed in any file path (after resolution too). */
@@ -1104,6 +1116,15 @@ export function validateConfig(raw: unknown, file: string, locate: Locate, opts:
   const upstreamKeepalive = nx.integer('upstream_keepalive', 32);
   const upstreamKeepaliveTimeoutMs = nx.duration('upstream_keepalive_timeout', 4 * SEC, { min: SEC, max: HOUR });
   const maxOldGenerations = nx.integer('max_old_generations', 3);
+  let accessLogSample = nx.integer('access_log_sample', 100);
+  if (!ACCESS_LOG_SAMPLES.includes(accessLogSample)) {
+    nx.problem(
+      'access_log_sample',
+      `must divide 100 so each sampled line stands for a whole number of requests (got ${accessLogSample})`,
+      `Write one of ${ACCESS_LOG_SAMPLES.join(', ')} (percent of the successful lines nginx logs)`,
+    );
+    accessLogSample = 100;
+  }
   const statusListen = listen(nx, 'status_listen', { host: '127.0.0.1', port: 9465 });
   const sidecarListen = listen(sc, 'listen', { host: '127.0.0.1', port: 9464 });
   if (statusListen.host === sidecarListen.host && statusListen.port === sidecarListen.port) {
@@ -1147,6 +1168,13 @@ export function validateConfig(raw: unknown, file: string, locate: Locate, opts:
         'Name it with a lowercase letter followed by up to 47 lowercase letters, digits or _ (it becomes the nginx upstream name), e.g. gateway',
         'key',
       );
+    } else if (RESERVED_SERVICE_NAMES.has(name)) {
+      out.add(
+        ['services', name],
+        `service name ${show(name)} is reserved: $nginx_canary_${name} is the sidecar's access-log variable`,
+        `Name the service otherwise, e.g. ${name}_svc`,
+        'key',
+      );
     }
     const svc = service(new Reader(out, ['services', name], asMap(value)), name, seenServers);
     // Gates its own numbers make never conclusive (conclusive.ts), judged only on a service without other problems.
@@ -1186,6 +1214,7 @@ export function validateConfig(raw: unknown, file: string, locate: Locate, opts:
         upstreamKeepalive,
         upstreamKeepaliveTimeoutMs,
         maxOldGenerations,
+        accessLogSample,
       },
       sidecar: { listen: sidecarListen, stateFile, tokenFile },
       alerts: { webhookUrl, pausedAfterMs },

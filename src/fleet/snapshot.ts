@@ -52,6 +52,13 @@ export interface PoolSnapshot {
   connect: string | null;
   /** Response times (ms) as a DDSketch serialized (protobuf, base64); null without samples. */
   response: string | null;
+  /**
+   * The most requests one access-log line stood for in the span (PoolObservation.sampleWeight), an
+   * integer 2–100; absent when every line stood for itself, so a host without sampling publishes the
+   * document older versions read (they refuse the field: turn sampling on after every host runs this
+   * version, README "Sampled access log").
+   */
+  sampleWeight?: number;
 }
 
 /** One service's snapshot: both pools, and the probes' view when a prober runs on the host. */
@@ -169,7 +176,7 @@ function isCount(n: number): boolean {
  * array is the span's own (not copied). Never throws.
  */
 export function snapshotOf(span: WindowSpan): PoolSnapshot {
-  return {
+  const p: PoolSnapshot = {
     requests: span.acc.requests,
     errors: span.acc.errors,
     widthMs: span.widthMs,
@@ -178,6 +185,8 @@ export function snapshotOf(span: WindowSpan): PoolSnapshot {
     connect: encodeSketch(span.acc.sketch),
     response: encodeSketch(span.acc.response),
   };
+  if (span.acc.sampleWeight > 1) p.sampleWeight = span.acc.sampleWeight;
+  return p;
 }
 
 /**
@@ -196,6 +205,7 @@ export function snapshotOf(span: WindowSpan): PoolSnapshot {
  *   (DDSketch.merge, exact bin by bin) and the p95 (GATE_QUANTILE) read after
  *   the merge, as observe/window.ts `toObservation` does — never an average of
  *   p95s; null without samples;
+ * - `sampleWeight`: the largest (the error test is calibrated for the most a line stood for);
  * - `probes` (when at least one host has them): {@link mergeProbes}.
  * Merging the snapshots of one host gives back that host's observations.
  *
@@ -255,6 +265,7 @@ function mergePool(service: string, pools: readonly PoolSnapshot[], widthMs: num
   for (const p of pools) {
     acc.requests += p.requests;
     acc.errors += p.errors;
+    if (p.sampleWeight !== undefined && p.sampleWeight > acc.sampleWeight) acc.sampleWeight = p.sampleWeight;
     // Merged into the accumulator's fresh sketches, whose mapping is the windows' own: a decoded
     // sketch's mapping is rebuilt from gamma and its multiplier may differ in the last bit.
     if (p.connect !== null) acc.sketch.merge(sketchOrThrow(service, 'connect', p.connect));
@@ -476,6 +487,7 @@ const PoolSnapshotSchema = Type.Object(
     series: Type.Array(CountBucketSchema, { maxItems: MAX_SERIES_BUCKETS }),
     connect: Sketch,
     response: Sketch,
+    sampleWeight: Type.Optional(Type.Integer({ minimum: 2, maximum: 100 })),
   },
   { additionalProperties: false },
 );

@@ -230,6 +230,11 @@ export interface UpstreamsModel {
   /** The access log format name the template defines (nginx.conf refers to it). */
   logFormat: 'nginx_canary';
   /**
+   * nginx.access_log_sample, percent 1–100: the share of lines with one successful attempt that
+   * `$nginx_canary_log` ({@link LOG_SAMPLE_VARIABLE}) keeps; 100 renders no split_clients.
+   */
+  logSample: number;
+  /**
    * `keepalive` and `keepalive_timeout` (nginx time syntax, e.g. `4s`) rendered in every upstream
    * block, or null when nginx.upstream_keepalive is 0.
    */
@@ -237,6 +242,18 @@ export interface UpstreamsModel {
   /** One entry per service, in config order. */
   services: ServiceModel[];
 }
+
+/**
+ * The variable (without `$`) the access log's `if=` reads and each line records as `sample`: the
+ * chance in percent nginx had to log the line — `100` for a line with a failed, retried or no
+ * upstream attempt or a final status ≥ 500 (always logged), nginx.access_log_sample for a sampled
+ * success, `0` for a success left out (nginx's `access_log … if=` skips a line whose condition is
+ * `0` or empty: nginx docs, ngx_http_log_module). docs/design.md "Sampled access log".
+ */
+export const LOG_SAMPLE_VARIABLE = 'nginx_canary_log';
+
+/** The `split_clients "$request_id"` variable behind {@link LOG_SAMPLE_VARIABLE}: the sample percent, or `0`. */
+export const LOG_SAMPLED_VARIABLE = 'nginx_canary_log_sampled';
 
 /** The nginx variable (without `$`) holding the `X-Canary` request header: nginx names header variables `$http_<name lower-cased, - as _>`. */
 export const OVERRIDE_SOURCE = 'http_x_canary';
@@ -508,6 +525,7 @@ export function buildModel(
     weights: Object.fromEntries(services.map((s) => [s.name, s.weight])),
     statusListen: formatListen(config.nginx.statusListen),
     logFormat: 'nginx_canary',
+    logSample: config.nginx.accessLogSample,
     keepalive:
       config.nginx.upstreamKeepalive > 0
         ? {

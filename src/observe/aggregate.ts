@@ -73,6 +73,14 @@ interface ServiceWindows {
   canary: ServerWindow[];
 }
 
+/**
+ * How long after a line logged with `sample` 0 every line counts as one request, ms of log time
+ * ($msec): 60 s, a chosen value — long enough to bridge the gaps between such lines in any busy
+ * log (at 1 % sampling, 99 of 100 successes carry 0), short enough that an operator who adds the
+ * missing `if=` and reloads gets the sampled weights back within a minute.
+ */
+export const UNFILTERED_HOLD_MS = 60_000;
+
 /** Size of the Observer's scratch buffer for string lines, bytes; a longer line (nginx writes ~250) takes parseLine. */
 const SCRATCH_BYTES = 8192;
 const NEWLINE = 10;
@@ -101,6 +109,10 @@ export class Observer {
   readonly #cursor = new LineCursor();
   /** Where {@link addLine} copies a line's bytes for the cursor. */
   readonly #scratch = Buffer.allocUnsafe(SCRATCH_BYTES);
+  /** $msec (epoch ms) of the last line logged with `sample` 0 ({@link unfilteredSinceMs}); -Infinity: none. */
+  #unfilteredAtMs = -Infinity;
+  /** Lines with `sample` 0 seen so far ({@link unfilteredLines}). */
+  #unfilteredLines = 0;
 
   /** Builds the attribution table and one empty window per configured server. Never throws. */
   constructor(config: Config, opts: ObserverOptions = {}) {
@@ -186,7 +198,8 @@ export class Observer {
             : this.#attribution.attribute(c.addr(), c.upstream());
       const win = att === null ? undefined : this.#windowOf.get(att);
       const failed = win !== undefined && statusFailed(c.attemptStatus, c.last && c.status === 499);
-      if (!this.#charge(win, c.atMs, failed, c.connectMs, c.connectMs === null ? null : c.responseMs, nowMs))
+      const w = failed || c.sample === 100 ? 1 : this.#weight(c.sample, c.atMs);
+      if (!this.#charge(win, c.atMs, failed, c.connectMs, c.connectMs === null ? null : c.responseMs, nowMs, w))
         result = 'unattributed';
     }
     this.#lines[result]++;
@@ -205,16 +218,45 @@ export class Observer {
       const att = this.#attribution.attribute(a.addr, rec.upstream);
       const win = att === null ? undefined : this.#windowOf.get(att);
       const failed = win !== undefined && attemptFailed(a, i === last && rec.status === 499);
-      if (!this.#charge(win, rec.atMs, failed, a.connectMs, responseSample(a), nowMs)) result = 'unattributed';
+      const sample = rec.sample ?? 100;
+      const w = failed || sample === 100 ? 1 : this.#weight(sample, rec.atMs);
+      if (!this.#charge(win, rec.atMs, failed, a.connectMs, responseSample(a), nowMs, w)) result = 'unattributed';
     }
     this.#lines[result]++;
     return result;
   }
 
   /**
+   * The requests a successful attempt of a line logged with `sample` percent (0–99; observe/parse.ts
+   * `parseSample`) stands for: 100 / sample. A `sample` of 0 means nginx wrote a line it was told to
+   * leave out: the `access_log` line lacks `if=$nginx_canary_log`, so every line is in the log and
+   * each stands for itself; from such a line on, for {@link UNFILTERED_HOLD_MS} of log time, every
+   * line counts 1 (README "Sampled access log").
+   */
+  #weight(sample: number, atMs: number): number {
+    if (sample === 0) {
+      this.#unfilteredAtMs = Math.max(this.#unfilteredAtMs, atMs);
+      this.#unfilteredLines++;
+      return 1;
+    }
+    return atMs - this.#unfilteredAtMs < UNFILTERED_HOLD_MS ? 1 : 100 / sample;
+  }
+
+  /**
+   * Lines nginx wrote with `sample` 0 since the Observer was built: > 0 means the `access_log` line
+   * lacks `if=$nginx_canary_log` while `nginx.access_log_sample` is below 100 (every line is logged;
+   * the sidecar counts each as one request, so the gates stay right, but the log costs what an
+   * unsampled one does).
+   */
+  unfilteredLines(): number {
+    return this.#unfilteredLines;
+  }
+
+  /**
    * Charges one attempt to its server's window (`undefined`: no configured server) and counts its
    * fate: counted, dropped (outside the window, ServerWindow.add) or unattributed — the latter is the
-   * one case it returns false for. `atMs` epoch ms, `connectMs`/`responseMs` ms or null (as add takes).
+   * one case it returns false for. `atMs` epoch ms, `connectMs`/`responseMs` ms or null, `weight` the
+   * requests the attempt stands for (as add takes).
    */
   #charge(
     win: ServerWindow | undefined,
@@ -223,12 +265,13 @@ export class Observer {
     connectMs: number | null,
     responseMs: number | null,
     nowMs: number,
+    weight: number,
   ): boolean {
     if (win === undefined) {
       this.#attempts.unattributed++;
       return false;
     }
-    if (win.add(atMs, failed, connectMs, responseMs, nowMs)) {
+    if (win.add(atMs, failed, connectMs, responseMs, nowMs, weight)) {
       this.#attempts.counted++;
       if (failed && this.#canaryWindows.has(win)) this.#canaryFailures++;
     } else {

@@ -5,8 +5,18 @@
  *
  * ```
  * {"msec":"1763744701.123","status":"200","upstream":"gateway","addr":"127.0.0.1:18890, 127.0.0.1:18789",
- *  "ustatus":"502, 200","connect":"-, 0.000","header":"-, 0.001","response":"0.000, 0.001","request_time":"0.002"}
+ *  "ustatus":"502, 200","connect":"-, 0.000","header":"-, 0.001","response":"0.000, 0.001","request_time":"0.002",
+ *  "sample":"100"}
  * ```
+ *
+ * `sample` is the chance in percent (0–100) nginx had to log the line
+ * (`$nginx_canary_log`, docs/design.md "Sampled access log"): `100` for a line
+ * it always logs (a failed or retried attempt, or sampling off), the configured
+ * `nginx.access_log_sample` for a sampled success (the line stands for
+ * 100 / sample requests), `0` for a line nginx was told to leave out (the
+ * `access_log` line lacks `if=$nginx_canary_log`, so every line is written).
+ * A line without it (the format before sampling) or with anything else counts
+ * as 100: it stands for itself.
  *
  * `addr`, `ustatus`, `connect`, `header` and `response` list one entry per
  * upstream attempt: `, ` separates attempts within a group, ` : ` separates
@@ -54,6 +64,7 @@ interface RawLine {
   connect?: unknown;
   response?: unknown;
   request_time?: unknown;
+  sample?: unknown;
 }
 
 /**
@@ -71,7 +82,7 @@ interface RawLine {
  */
 export function parseLine(line: string): LogRecord | null {
   const f = SCRATCH;
-  if (scanFixed(line, f)) return toRecord(f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7]);
+  if (scanFixed(line, f)) return toRecord(f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7], f[8]);
   let raw: RawLine;
   try {
     raw = JSON.parse(line) as RawLine;
@@ -101,6 +112,7 @@ export function parseLine(line: string): LogRecord | null {
     connect,
     typeof response === 'string' ? response : '-',
     requestTime,
+    typeof raw.sample === 'string' ? raw.sample : '',
   );
 }
 
@@ -114,17 +126,40 @@ function toRecord(
   connect: string,
   response: string,
   requestTime: string,
+  sample: string,
 ): LogRecord | null {
   const atMs = secondsToMs(msec);
   const code = parseStatus(status);
   if (atMs === null || code === null) return null;
-  return {
+  const rec: LogRecord = {
     atMs,
     status: code,
     upstream,
     attempts: parseAttempts(addr, ustatus, connect, response),
     requestMs: secondsToMs(requestTime) ?? 0,
   };
+  // Only a sampled (or left-out) line carries it: a line that stands for itself reads as before sampling.
+  const pct = parseSample(sample);
+  if (pct !== 100) rec.sample = pct;
+  return rec;
+}
+
+/**
+ * The `sample` field → the chance in percent (0–100) nginx had to log the
+ * line: an integer 0–100 as written; empty, `-` or anything else → 100 (the
+ * line stands for itself: undercounting successes errs toward a drain, never
+ * away from one).
+ */
+export function parseSample(s: string): number {
+  const n = s.length;
+  if (n === 0 || n > 3) return 100;
+  let v = 0;
+  for (let i = 0; i < n; i++) {
+    const c = s.charCodeAt(i) - 48;
+    if (c < 0 || c > 9) return 100;
+    v = v * 10 + c;
+  }
+  return v <= 100 ? v : 100;
 }
 
 /** The keys of format nginx_canary in the order nginx writes them, each as `"key":"` (after `{` or `,`). */
@@ -140,18 +175,24 @@ const FIXED_KEYS = [
   'request_time',
 ].map((k) => `"${k}":"`);
 
-/** The fields {@link scanFixed} extracts: msec, status, upstream, addr, ustatus, connect, response, request_time. */
-export type FixedFields = [string, string, string, string, string, string, string, string];
-
-/** Reused output of {@link scanFixed} inside parseLine (no allocation per line). */
-const SCRATCH: FixedFields = ['', '', '', '', '', '', '', ''];
+/** The optional last key of format nginx_canary (absent in lines written before sampling). */
+const SAMPLE_KEY = ',"sample":"';
 
 /**
- * Fast path for a line exactly as nginx writes it: `{"msec":"…",…,"request_time":"…"}`
- * with the keys in the log_format's order, no backslash anywhere (so no
+ * The fields {@link scanFixed} extracts: msec, status, upstream, addr, ustatus, connect, response,
+ * request_time, sample ('' when the line has none).
+ */
+export type FixedFields = [string, string, string, string, string, string, string, string, string];
+
+/** Reused output of {@link scanFixed} inside parseLine (no allocation per line). */
+const SCRATCH: FixedFields = ['', '', '', '', '', '', '', '', ''];
+
+/**
+ * Fast path for a line exactly as nginx writes it: `{"msec":"…",…,"request_time":"…","sample":"…"}`
+ * with the keys in the log_format's order (`sample` may be left out), no backslash anywhere (so no
  * escape sequence to decode) and nothing but whitespace after the `}`. On
- * success writes msec, status, upstream, addr, ustatus, connect, response and
- * request_time into `out[0..7]` (header is skipped) and returns true;
+ * success writes msec, status, upstream, addr, ustatus, connect, response,
+ * request_time and sample ('' when left out) into `out[0..8]` (header is skipped) and returns true;
  * otherwise returns false and parseLine falls back to JSON.parse (another key
  * order or an escaped value still parses there; garbage does not). Accepts
  * exactly the lines JSON.parse reads to the same values, except that it does
@@ -170,9 +211,20 @@ export function scanFixed(line: string, out: FixedFields): boolean {
     if (end === -1) return false;
     if (k !== 6) out[o++] = line.slice(pos, end); // header is not used
     pos = end + 1;
-    if (line.charCodeAt(pos) !== (k === FIXED_KEYS.length - 1 ? 125 /* } */ : 44) /* , */) return false;
+    if (k === FIXED_KEYS.length - 1) break;
+    if (line.charCodeAt(pos) !== 44 /* , */) return false;
     pos++;
   }
+  out[8] = '';
+  if (line.startsWith(SAMPLE_KEY, pos)) {
+    pos += SAMPLE_KEY.length;
+    const end = line.indexOf('"', pos);
+    if (end === -1) return false;
+    out[8] = line.slice(pos, end);
+    pos = end + 1;
+  }
+  if (line.charCodeAt(pos) !== 125 /* } */) return false;
+  pos++;
   for (; pos < line.length; pos++) {
     const c = line.charCodeAt(pos);
     if (c !== 32 && c !== 10 && c !== 13 && c !== 9) return false;
@@ -322,6 +374,9 @@ const FIXED_KEY_BYTES: readonly Uint8Array[] = FIXED_KEYS.map((k, i) =>
   Buffer.from(`${i === 0 ? '{' : ','}${k}`, 'latin1'),
 );
 
+/** {@link SAMPLE_KEY} as bytes. */
+const SAMPLE_KEY_BYTES = Buffer.from(SAMPLE_KEY, 'latin1');
+
 /**
  * What {@link LineCursor.read} made of a line: `ok`, a line scanFixed accepts, all ASCII, with a
  * usable msec and status (its attempts can be walked); `invalid`, such a line whose msec or status
@@ -421,8 +476,10 @@ export class LineCursor {
   responseMs: number | null = null;
   /** The current attempt is the line's last. */
   last = false;
+  /** The line's `sample`: the chance in percent (0–100) nginx had to log it ({@link parseSample}; after an `ok` read). */
+  sample = 100;
   /** Start and end offsets of the values, in {@link FixedFields} order (header left out). */
-  readonly #at = new Int32Array(16);
+  readonly #at = new Int32Array(18);
   readonly #addr = new ListCursor();
   readonly #ustatus = new ListCursor();
   readonly #connect = new ListCursor();
@@ -441,6 +498,7 @@ export class LineCursor {
     if (atMs === null || code === null) return 'invalid';
     this.atMs = atMs;
     this.status = code;
+    this.sample = bytesToSample(buf, at[16] as number, at[17] as number);
     const a0 = at[6] as number;
     const a1 = at[7] as number;
     // parseAttempts: an empty or `-` addr has no attempts; one without a space is one attempt with whole fields.
@@ -490,7 +548,7 @@ function ascii(buf: Uint8Array, start: number, end: number): string {
 
 /**
  * {@link scanFixed} on bytes, for an ASCII line: true when `buf[start, end)` is
- * `{"msec":"…",…,"request_time":"…"}` with the keys in the log_format's order,
+ * `{"msec":"…",…,"request_time":"…","sample":"…"}` with the keys in the log_format's order (`sample` may be left out: its offsets are then equal),
  * no backslash and no byte ≥ 0x80 anywhere, and only whitespace after the
  * `}`; then `out[2i]`, `out[2i + 1]` are the start and end offsets of value
  * `i` in {@link FixedFields} order (header left out). Allocates nothing.
@@ -518,12 +576,42 @@ export function scanFixedBytes(buf: Uint8Array, start: number, end: number, out:
     }
     pos++;
   }
+  out[16] = pos;
+  out[17] = pos;
+  const n = SAMPLE_KEY_BYTES.length;
+  if (pos + n <= end && buf[pos] === 44 /* , */) {
+    for (let j = 0; j < n; j++) if (buf[pos + j] !== SAMPLE_KEY_BYTES[j]) return false;
+    pos += n;
+    out[16] = pos;
+    for (;;) {
+      if (pos >= end) return false;
+      const c = buf[pos] as number;
+      if (c === 34 /* " */) break;
+      if (c === 92 /* \ */ || c >= 128) return false;
+      pos++;
+    }
+    out[17] = pos;
+    pos++;
+  }
   if (pos >= end || buf[pos] !== 125 /* } */) return false;
   for (pos++; pos < end; pos++) {
     const c = buf[pos];
     if (c !== 32 && c !== 10 && c !== 13 && c !== 9) return false;
   }
   return true;
+}
+
+/** {@link parseSample} of the ASCII `buf[start, end)`. */
+export function bytesToSample(buf: Uint8Array, start: number, end: number): number {
+  const n = end - start;
+  if (n === 0 || n > 3) return 100;
+  let v = 0;
+  for (let i = start; i < end; i++) {
+    const c = (buf[i] as number) - 48;
+    if (c < 0 || c > 9) return 100;
+    v = v * 10 + c;
+  }
+  return v <= 100 ? v : 100;
 }
 
 /** {@link parseStatus} of the ASCII `buf[start, end)`. */

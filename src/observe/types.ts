@@ -39,6 +39,11 @@ export interface LogRecord {
   attempts: Attempt[];
   /** $request_time in ms (nginx logs seconds with ms resolution); 0 when the field is unusable. */
   requestMs: number;
+  /**
+   * The chance in percent (0–100) nginx had to log this line (`$nginx_canary_log`, observe/parse.ts
+   * `parseSample`): a sampled success stands for 100 / sample requests. Absent: 100.
+   */
+  sample?: number;
 }
 
 /** Where an attempt landed, after attribution by `addr`. */

@@ -71,6 +71,8 @@ interface Bucket {
   sketch: DDSketch | null;
   /** Response times in ms; null until the first sample. */
   response: DDSketch | null;
+  /** The largest `weight` an attempt was added with (requests one sampled log line stood for), ≥ 1. */
+  sampleWeight: number;
 }
 
 /** Why attempts were refused by {@link ServerWindow.add}. */
@@ -122,6 +124,7 @@ export class ServerWindow {
       attempts: 0,
       errors: 0,
       sketch: null,
+      sampleWeight: 1,
       response: null,
     }));
     this.seriesWidthMs = seriesWidthMs(windowMs);
@@ -166,10 +169,23 @@ export class ServerWindow {
    * Records one attempt at `atMs` (epoch ms) seen at `nowMs` (epoch ms):
    * `failed` per `attemptFailed` (parse.ts), `connectMs` in ms or null when it
    * did not connect, `responseMs` in ms or null without a sample (per
-   * `responseSample`, parse.ts). Returns false (and counts it in
+   * `responseSample`, parse.ts). `weight` (≥ 1, default 1) is the number of
+   * requests the line stands for in a sampled access log (100 / its `sample`
+   * percent, observe/parse.ts; docs/design.md "Sampled access log"): the
+   * attempt counts `weight` times in the counts and the sketches. A failed
+   * attempt is always logged, so the Observer passes 1 for it; a counted
+   * success resets the bucket's trailing failure run whatever its weight.
+   * Returns false (and counts it in
    * {@link dropped}) when `atMs < nowMs - windowMs` or `atMs ≥ nowMs + width`.
    */
-  add(atMs: number, failed: boolean, connectMs: number | null, responseMs: number | null, nowMs: number): boolean {
+  add(
+    atMs: number,
+    failed: boolean,
+    connectMs: number | null,
+    responseMs: number | null,
+    nowMs: number,
+    weight = 1,
+  ): boolean {
     if (atMs < nowMs - this.windowMs) {
       this.#dropped.old++;
       return false;
@@ -190,14 +206,15 @@ export class ServerWindow {
       return false;
     }
     this.#lastBucket = b;
-    b.attempts++;
-    if (failed) b.errors++;
+    if (weight > b.sampleWeight) b.sampleWeight = weight;
+    b.attempts += weight;
+    if (failed) b.errors += weight;
     const fine = Math.floor(atMs / this.seriesWidthMs);
     const slot = fine === this.#lastFineIndex ? this.#lastFineSlot : this.#fineSlot(fine, true);
     if (slot >= 0) {
-      this.#fineAttempts[slot] = (this.#fineAttempts[slot] as number) + 1;
+      this.#fineAttempts[slot] = (this.#fineAttempts[slot] as number) + weight;
       if (failed) {
-        this.#fineErrors[slot] = (this.#fineErrors[slot] as number) + 1;
+        this.#fineErrors[slot] = (this.#fineErrors[slot] as number) + weight;
         this.#fineTail[slot] = (this.#fineTail[slot] as number) + 1;
       } else {
         this.#fineTail[slot] = 0;
@@ -205,11 +222,11 @@ export class ServerWindow {
     }
     if (connectMs !== null) {
       b.sketch ??= new DDSketch({ relativeAccuracy: SKETCH_RELATIVE_ACCURACY });
-      b.sketch.accept(connectMs);
+      b.sketch.accept(connectMs, weight);
     }
     if (responseMs !== null) {
       b.response ??= new DDSketch({ relativeAccuracy: SKETCH_RELATIVE_ACCURACY });
-      b.response.accept(responseMs);
+      b.response.accept(responseMs, weight);
     }
     return true;
   }
@@ -227,6 +244,7 @@ export class ServerWindow {
       if (b.attempts === 0 || start > nowMs || start + w <= fromMs) continue;
       acc.requests += b.attempts;
       acc.errors += b.errors;
+      if (b.sampleWeight > acc.sampleWeight) acc.sampleWeight = b.sampleWeight;
       if (b.sketch !== null) acc.sketch.merge(b.sketch);
       if (b.response !== null) acc.response.merge(b.response);
     }
@@ -276,6 +294,7 @@ export class ServerWindow {
       if (b === null) continue; // this ring already holds newer data in that slot
       b.attempts += src.attempts;
       b.errors += src.errors;
+      if (src.sampleWeight > b.sampleWeight) b.sampleWeight = src.sampleWeight;
       if (src.sketch !== null) {
         b.sketch ??= new DDSketch({ relativeAccuracy: SKETCH_RELATIVE_ACCURACY });
         b.sketch.merge(src.sketch);
@@ -337,6 +356,7 @@ export class ServerWindow {
     b.errors = 0;
     b.sketch = null;
     b.response = null;
+    b.sampleWeight = 1;
     return b;
   }
 }
@@ -351,6 +371,8 @@ export interface WindowAccumulator {
   sketch: DDSketch;
   /** Merged response-time sketch, ms. */
   response: DDSketch;
+  /** The largest sample weight of the buckets merged so far (Bucket.sampleWeight), ≥ 1. */
+  sampleWeight: number;
 }
 
 /** A fresh, empty accumulator. */
@@ -360,22 +382,26 @@ export function newAccumulator(): WindowAccumulator {
     errors: 0,
     sketch: new DDSketch({ relativeAccuracy: SKETCH_RELATIVE_ACCURACY }),
     response: new DDSketch({ relativeAccuracy: SKETCH_RELATIVE_ACCURACY }),
+    sampleWeight: 1,
   };
 }
 
 /**
  * Turns an accumulator and a count series ({@link countSeries}, kept as
  * given) into an observation: connect and response p95 in ms (DDSketch
- * lower quantile, ±1 %), each null without samples.
+ * lower quantile, ±1 %), each null without samples; `sampleWeight` only
+ * when a sampled line was counted (> 1).
  */
 export function toObservation(acc: WindowAccumulator, series: CountBucket[]): PoolObservation {
-  return {
+  const o: PoolObservation = {
     requests: acc.requests,
     errors: acc.errors,
     connectP95Ms: acc.sketch.count > 0 ? acc.sketch.getValueAtQuantile(GATE_QUANTILE) : null,
     responseP95Ms: acc.response.count > 0 ? acc.response.getValueAtQuantile(GATE_QUANTILE) : null,
     series,
   };
+  if (acc.sampleWeight > 1) o.sampleWeight = acc.sampleWeight;
+  return o;
 }
 
 /**

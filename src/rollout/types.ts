@@ -157,6 +157,14 @@ export interface PoolObservation {
    * the sequential error test (rollout/sequential.ts).
    */
   series: CountBucket[];
+  /**
+   * The most requests one access-log line stood for in the span: 100 / the
+   * smallest `sample` percent of a counted line (docs/design.md "Sampled
+   * access log"), ≥ 1; absent when every counted line stood for itself (1).
+   * The error test's bounds are calibrated for it (rollout/sequential.ts
+   * `sampleWeight`), so a sampled log does not raise the false drains.
+   */
+  sampleWeight?: number;
 }
 
 /** Attempts and errors in one window bucket. */

@@ -25,6 +25,7 @@ t.test("the repo's weights.yaml (the demo) normalizes", async (t) => {
       upstreamKeepalive: 32,
       upstreamKeepaliveTimeoutMs: 4000,
       maxOldGenerations: 3,
+      accessLogSample: 100,
     },
     sidecar: {
       listen: { host: '127.0.0.1', port: 9464 },
@@ -104,6 +105,7 @@ t.test('examples/weights.production.yaml normalizes to the production numbers', 
     upstreamKeepalive: 32,
     upstreamKeepaliveTimeoutMs: 4000,
     maxOldGenerations: 3,
+    accessLogSample: 100,
   });
   t.same(c.sidecar, {
     listen: { host: '127.0.0.1', port: 9464 },

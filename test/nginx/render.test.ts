@@ -12,7 +12,7 @@ import { checkRendered } from '../../src/nginx/scratch.js';
 const LOG_FORMAT =
   `log_format nginx_canary escape=json '{"msec":"$msec","status":"$status","upstream":"$proxy_host","addr":"$upstream_addr",` +
   `"ustatus":"$upstream_status","connect":"$upstream_connect_time","header":"$upstream_header_time",` +
-  `"response":"$upstream_response_time","request_time":"$request_time"}';`;
+  `"response":"$upstream_response_time","request_time":"$request_time","sample":"$nginx_canary_log"}';`;
 
 interface Variant {
   name: string;
@@ -67,6 +67,13 @@ const variants: Variant[] = [
   { name: 'weight-5', config: base, weights: { gateway: 5 }, generation: 2, flavor: 'oss' },
   { name: 'weight-30', config: base, weights: { gateway: 30 }, generation: 3, flavor: 'oss' },
   { name: 'weight-100', config: base, weights: { gateway: 100 }, generation: 4, flavor: 'oss' },
+  {
+    name: 'log-sample-20',
+    config: { ...base, nginx: { ...base.nginx, accessLogSample: 20 } },
+    weights: { gateway: 30 },
+    generation: 5,
+    flavor: 'oss',
+  },
   {
     name: 'multi-server',
     config: makeConfig('/golden', {

@@ -19,7 +19,14 @@
  * 4. A check that the incremental replay used above drains at the same tick
  *    as `errorTest` itself on the rebuilt series.
  *
- * Usage: `npm run bench:gates [-- --walks N --long-walks N --seed S]`.
+ * A sampled access log (`--sample-weight W` or BENCH_GATES_SAMPLE_WEIGHT=W,
+ * W ≥ 1, default 1: every line): the simulated follower sees every failure
+ * and each success with probability 1/W, counting a logged success as W
+ * attempts, and the bounds and run minimum are calibrated at W
+ * (src/rollout/sequential.ts `ErrorTestOptions.sampleWeight`). The floor
+ * stays the unsampled one (what a full log allows).
+ *
+ * Usage: `npm run bench:gates [-- --walks N --long-walks N --seed S --sample-weight W]`.
  * Exit code 1 when the simulated false-drain share at threshold / 2 is over
  * 1 % (the calibration guarantees it is not), else 0.
  */
@@ -55,6 +62,14 @@ const LONG_WALKS = arg('long-walks', 1000);
 const SEED = arg('seed', 3);
 const VERIFY_WALKS = Math.min(WALKS, 100);
 
+/** The access log's sample weight: `--sample-weight W`, else BENCH_GATES_SAMPLE_WEIGHT, else 1; below 1 or invalid: 1. */
+function sampleWeightArg(): number {
+  const env = Number(process.env['BENCH_GATES_SAMPLE_WEIGHT'] ?? 1);
+  const w = arg('sample-weight', Number.isFinite(env) && env >= 1 ? env : 1);
+  return w >= 1 ? w : 1;
+}
+const SAMPLE_WEIGHT = sampleWeightArg();
+
 /** Percent with `d` decimals. */
 const pct = (x: number, d = 2): string => `${(100 * x).toFixed(d)} %`;
 
@@ -78,11 +93,29 @@ const WINDOW_MS = 15 * 60_000;
 const WALK = { slice: 5, sliceSoakMs: 48 * 3_600_000, step: 10, stepSoakMs: 15 * 60_000, target: 50 };
 const exposureMs = walkExposureMs(WALK, WINDOW_MS);
 const startPoints = walkStartPoints(exposureMs, seriesWidthMs(WINDOW_MS));
-const alts = calibrateBounds(THRESHOLD, startPoints);
+const alts = calibrateBounds(THRESHOLD, startPoints, FALSE_DRAIN_BUDGET, ERROR_TEST_MULTIPLES, SAMPLE_WEIGHT);
 const healthy = THRESHOLD * HEALTHY_FRACTION;
+/** The failure ratio among logged lines at the healthy ratio (= healthy unsampled). */
+const healthyLogged = SAMPLE_WEIGHT === 1 ? healthy : healthy / (healthy + (1 - healthy) / SAMPLE_WEIGHT);
+/** The shortest trailing run the bucket being filled counts from, at `rate` canary attempts/s over the walk. */
+const runMinAt = (rate: number): number =>
+  currentRunMinimum(
+    THRESHOLD,
+    (rate * exposureMs) / 1000,
+    FALSE_DRAIN_BUDGET,
+    ERROR_TEST_MULTIPLES.length,
+    SAMPLE_WEIGHT,
+  );
+/** 5xx in a row that reach some alternative's bound (from a bucket boundary or a complete bucket's trailing run). */
+const toCross = Math.min(...alts.map((a) => Math.ceil(a.bound / Math.log(a.p1 / THRESHOLD))));
 const soaksMs = [WALK.sliceSoakMs, ...Array.from({ length: 5 }, () => WALK.stepSoakMs)];
 
-console.log(`npm run bench:gates: the error_ratio drain gate, seed ${SEED}`);
+console.log(
+  `npm run bench:gates: the error_ratio drain gate, seed ${SEED}, sample weight ${SAMPLE_WEIGHT}` +
+    (SAMPLE_WEIGHT === 1
+      ? ' (every access-log line)'
+      : ` (failures always logged, successes 1 in ${SAMPLE_WEIGHT}, each counted ${SAMPLE_WEIGHT} times)`),
+);
 console.log(
   `default walk: ${exposureMs / 3_600_000} h watched (48 h slice soak + 5 steps x 15 min, 5 -> 50), window 15 min -> ` +
     `${seriesWidthMs(WINDOW_MS) / 1000} s series buckets: ${startPoints.toLocaleString('en')} start points` +
@@ -94,7 +127,7 @@ console.log(
 );
 console.log('');
 console.log(
-  '1. calibrated bounds (src/rollout/sequential.ts calibrateBounds: h = ln(K n (1 + c) / (s budget)) / theta; c = tailCost and s = 1 - CURRENT_RUN_SHARE for the alternative that also starts at trailing 5xx runs, else c = 0, s = 1)',
+  `1. calibrated bounds at sample weight ${SAMPLE_WEIGHT} (src/rollout/sequential.ts calibrateBounds: h = ln(K n (1 + c) / (s budget)) / theta; c = tailCost and s = 1 - CURRENT_RUN_SHARE for the alternative that also starts at trailing 5xx runs, else c = 0, s = 1)`,
 );
 const CW = [10, 10, 12, 8, 22, 16];
 console.log(row(['multiple', 'p1', 'theta', 'bound', '5xx in a row to cross', 'trailing runs'], CW));
@@ -114,20 +147,33 @@ for (const a of alts) {
     ),
   );
 }
+if (SAMPLE_WEIGHT !== 1) {
+  console.log(
+    `unsampled (sample weight 1) for comparison: bounds ${calibrateBounds(THRESHOLD, startPoints)
+      .map((a) => `${a.multiple}x ${a.bound.toFixed(2)}`)
+      .join(', ')}`,
+  );
+}
+const W = SAMPLE_WEIGHT;
 console.log(
-  `guarantee (Ville + Boole): P(false drain per walk) <= ${pct(falseDrainBound(alts, THRESHOLD, healthy, startPoints))} ` +
-    `at ${pct(healthy)}; ${pct(falseDrainBound(alts, THRESHOLD, healthy / 2, startPoints), 4)} at ${pct(healthy / 2)}; ` +
-    `at the threshold itself no guarantee (bound ${pct(falseDrainBound(alts, THRESHOLD, THRESHOLD * 0.999999, startPoints), 0)}).`,
+  `guarantee (Ville + Boole): P(false drain per walk) <= ${pct(falseDrainBound(alts, THRESHOLD, healthy, startPoints, W))} ` +
+    `at ${pct(healthy)}; ${pct(falseDrainBound(alts, THRESHOLD, healthy / 2, startPoints, W), 4)} at ${pct(healthy / 2)}; ` +
+    `at the threshold itself no guarantee (bound ${pct(falseDrainBound(alts, THRESHOLD, THRESHOLD * 0.999999, startPoints, W), 0)}).`,
 );
 console.log(
   `  plus runs inside the bucket being filled (sequential.ts currentRunMinimum, at most ${pct((CURRENT_RUN_SHARE * FALSE_DRAIN_BUDGET) / alts.length, 3)}): ` +
     [20, 100, 1000]
       .map((rate) => {
         const n = (rate * exposureMs) / 1000;
-        const r = currentRunMinimum(THRESHOLD, n);
-        return `${rate}/s: runs of ${r}, ${pct(n * healthy ** r, 4)}`;
+        const r = runMinAt(rate);
+        // Boole over the attempts: a 5xx there beginning r logged 5xx in a row, p q^(r - 1) (q = p unsampled).
+        return `${rate}/s: runs of ${r}, ${pct(n * healthy * healthyLogged ** (r - 1), 4)}`;
       })
       .join('; '),
+);
+console.log(
+  `canary answering only 5xx (sample weight ${SAMPLE_WEIGHT}): crosses on its ${toCross}th 5xx in a row across buckets or once its bucket is complete; ` +
+    `inside the bucket being filled on its ${Math.max(toCross, runMinAt(20))}th at 20/s, ${Math.max(toCross, runMinAt(100))}th at 100/s (the run minimum).`,
 );
 
 // 2. False drains over whole default walks.
@@ -144,8 +190,14 @@ const RATES: readonly [string, number][] = [
 ];
 for (const [ri, [label, rate]] of RATES.entries()) {
   for (const [pi, p] of [healthy, THRESHOLD].entries()) {
-    const walk = { ratePerS: rate, tickMs: PARAMS.tickMs, bucketMs: seriesWidthMs(WINDOW_MS), soaksMs };
-    const runMin = currentRunMinimum(THRESHOLD, (rate * exposureMs) / 1000);
+    const walk = {
+      ratePerS: rate,
+      tickMs: PARAMS.tickMs,
+      bucketMs: seriesWidthMs(WINDOW_MS),
+      soaksMs,
+      sampleWeight: SAMPLE_WEIGHT,
+    };
+    const runMin = runMinAt(rate);
     const k = falseDrains(walk, THRESHOLD, alts, p, LONG_WALKS, SEED * 100 + ri * 10 + pi, runMin);
     const share = k / LONG_WALKS;
     const atHealthy = pi === 0;
@@ -172,17 +224,19 @@ console.log(
   `3. drain delay after an onset (${WALKS.toLocaleString('en')} walks per case; onset 5-6 min into a 15 min step after good traffic at ${pct(healthy)}), ` +
     `seconds from the onset to the end of the draining tick, against the floor (bench/sim/floor.ts)`,
 );
-const DW = [28, 20, 14, 18, 16];
-console.log(row(['case', 'measured med / p95', 'never drained', 'floor med / p95', 'measured/floor'], DW));
+const DW = [28, 20, 14, 18, 16, 22];
+console.log(
+  row(['case', 'measured med / p95', 'never drained', 'floor med / p95', 'measured/floor', 'attempts med / p95'], DW),
+);
 let verified = 0;
 let agreed = 0;
 for (const [ri, [, rate]] of RATES.entries()) {
-  const params: SimParams = { ...PARAMS, ratePerS: rate };
+  const params: SimParams = { ...PARAMS, ratePerS: rate, sampleWeight: SAMPLE_WEIGHT };
   for (const [ci, scenario] of CASES.entries()) {
     const seed = SEED * 1000 + ri * 100 + ci;
     // The gate's own estimate: the attempt rate times the exposure (rollout/gates.ts).
     const walkAttempts = (rate * exposureMs) / 1000;
-    const runMin = currentRunMinimum(THRESHOLD, walkAttempts);
+    const runMin = runMinAt(rate);
     const [outcomes] = runCase(
       params,
       scenario,
@@ -208,13 +262,14 @@ for (const [ri, [, rate]] of RATES.entries()) {
           String(s.never),
           `${floor.seconds.median.toFixed(2)} / ${floor.seconds.p95.toFixed(2)}`,
           `${ratio(s.medSeconds, floor.seconds.median)} / ${ratio(s.p95Seconds, floor.seconds.p95)}`,
+          `${s.medAttempts} / ${s.p95Attempts}`,
         ],
         DW,
       ),
     );
     if (ri === 0) {
       // errorTest itself, on the series the gate would get, must agree tick for tick.
-      const opts = { startPoints, walkAttempts };
+      const opts = { startPoints, walkAttempts, sampleWeight: SAMPLE_WEIGHT };
       const check = runCase(
         params,
         scenario,
@@ -234,7 +289,7 @@ for (const [ri, [, rate]] of RATES.entries()) {
 console.log('');
 console.log(
   `floor: Page's CUSUM of H1 = the case's ratio vs H0 = threshold, per attempt, bound tuned so that P(false drain per default walk at ${pct(healthy)}) <= 1 %, ` +
-    `exact (lattice Markov chain); no ticks, no buckets. The measured gate judges every ${PARAMS.tickMs / 1000} s on 1 s buckets with ${ERROR_TEST_MULTIPLES.length} alternatives ` +
+    `exact (lattice Markov chain) on the unsampled stream; no ticks, no buckets. The measured gate judges every ${PARAMS.tickMs / 1000} s on 1 s buckets with ${ERROR_TEST_MULTIPLES.length} alternatives ` +
     `(m in {${ERROR_TEST_MULTIPLES.join(', ')}}) under one union-bounded budget.`,
 );
 console.log(

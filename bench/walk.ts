@@ -61,12 +61,12 @@
  * flags the shipped units run it with); `--fixed-only` runs the FIXED run
  * alone (~35 s); BENCH_WALK_SIDECAR=<checkout>/bin/nginx-canary runs another
  * build's sidecar (its own dist/) in the same bench, to compare builds;
- * BENCH_WALK_SAMPLE=<percent> has nginx log only that share of the lines
- * whose one upstream attempt answered below 500, and every other line (an
- * error, a retry, no upstream), through `access_log … if=` and a
- * `split_clients` on `$request_id` (issue 13's sampled-log idea). The sidecar
- * does not weight the sampled lines, so this measures CPU only: at 10 %,
- * the fixed run's sidecar CPU went up, not down (README "Benchmarks").
+ * BENCH_WALK_SAMPLE=<percent> sets `nginx.access_log_sample` (one of 1, 2,
+ * 4, 5, 10, 20, 25, 50) in the stack's weights.yaml and `if=$nginx_canary_log`
+ * on nginx.conf's access_log line: nginx logs that share of the lines whose
+ * one attempt answered below 500 and every other line, and the sidecar weighs
+ * each sampled line back to the requests it stands for (README "Sampled
+ * access log"). Both runs use it.
  *
  * CPU: `/proc/<pid>/stat` utime+stime (fields 14, 15) in clock ticks
  * (`getconf CLK_TCK`), read with bench/lib/proc.ts. nginx's CPU is the master's utime+stime+cutime+cstime
@@ -93,6 +93,7 @@ import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { request } from 'undici';
+import { ACCESS_LOG_SAMPLES } from '../src/config/validate.js';
 import { NginxCommand } from '../src/nginx/ctl.js';
 import { buildModel } from '../src/nginx/model.js';
 import { renderUpstreams } from '../src/nginx/render.js';
@@ -340,7 +341,20 @@ const VARIANTS: Record<string, Variant> = {
 
 /** The access_log line of nginx/nginx.conf, and what the `buffer` variant makes of it. */
 const ACCESS_LOG = 'access_log logs/canary.json nginx_canary;';
-const ACCESS_LOG_BUFFERED = `access_log logs/canary.json nginx_canary ${LOG_BUFFER};`;
+/** The access_log line test/fixtures/stack.ts writes for a sampled log. */
+const ACCESS_LOG_SAMPLED = 'access_log logs/canary.json nginx_canary if=$nginx_canary_log;';
+
+/** BENCH_WALK_SAMPLE: nginx.access_log_sample for both runs, or undefined (every line). */
+const SAMPLE = ((): number | undefined => {
+  const s = process.env['BENCH_WALK_SAMPLE'];
+  if (s === undefined || s === '') return undefined;
+  const n = Number(s);
+  if (!ACCESS_LOG_SAMPLES.includes(n) || n === 100)
+    throw new Error(
+      `BENCH_WALK_SAMPLE must be one of ${ACCESS_LOG_SAMPLES.filter((x) => x < 100).join(', ')}, got "${s}"`,
+    );
+  return n;
+})();
 
 interface RunResult {
   name: string;
@@ -399,12 +413,14 @@ async function newStack(sc: Scope, dir: string, v: Variant, target = 100): Promi
       probeFailureRatio: '50%',
       baselineFactor: 1000,
       ...(v.upstreamKeepalive === undefined ? {} : { upstreamKeepalive: v.upstreamKeepalive }),
+      ...(SAMPLE === undefined ? {} : { accessLogSample: SAMPLE }),
     },
   );
   const conf = await readFile(stack.config.nginx.conf, 'utf8');
   if (!conf.includes(`worker_shutdown_timeout ${SHUTDOWN_TIMEOUT_MS / 1000}s;`))
     throw new Error(`nginx/nginx.conf no longer sets worker_shutdown_timeout ${SHUTDOWN_TIMEOUT_MS / 1000}s`);
-  if (!conf.includes(ACCESS_LOG)) throw new Error(`nginx/nginx.conf no longer has "${ACCESS_LOG}"`);
+  if (!conf.includes(SAMPLE === undefined ? ACCESS_LOG : ACCESS_LOG_SAMPLED))
+    throw new Error(`nginx/nginx.conf no longer has "${ACCESS_LOG}"`);
   const include = await readFile(stack.config.nginx.upstreamsFile, 'utf8');
   if (include.includes('keepalive ') !== stack.config.nginx.upstreamKeepalive > 0)
     throw new Error(`the include does not match upstream_keepalive ${stack.config.nginx.upstreamKeepalive}`);
@@ -419,26 +435,14 @@ async function newStack(sc: Scope, dir: string, v: Variant, target = 100): Promi
  */
 async function prepare(stack: Stack, v: Variant, weight: number | null): Promise<void> {
   const config = stack.config;
-  const sample = process.env['BENCH_WALK_SAMPLE'];
-  if (weight === null && !v.logBuffer && sample === undefined) return;
+  if (weight === null && !v.logBuffer) return;
   const ctl = new NginxCommand(config.nginx);
   if (weight !== null)
     await writeFile(config.nginx.upstreamsFile, renderUpstreams(buildModel(config, { gateway: weight }, 0, 'oss')));
   if (v.logBuffer) {
     const conf = await readFile(config.nginx.conf, 'utf8');
-    await writeFile(config.nginx.conf, conf.replace(ACCESS_LOG, ACCESS_LOG_BUFFERED));
-  }
-  if (sample !== undefined) {
-    if (!/^\d+(\.\d+)?$/.test(sample) || !(Number(sample) > 0 && Number(sample) < 100))
-      throw new Error(`BENCH_WALK_SAMPLE must be a percent between 0 and 100, got "${sample}"`);
-    const conf = await readFile(config.nginx.conf, 'utf8');
-    const line = conf.includes(ACCESS_LOG) ? ACCESS_LOG : ACCESS_LOG_BUFFERED;
-    const sampled = [
-      `split_clients "\${request_id}" $bench_sampled { ${sample}% 1; * ""; }`,
-      'map $upstream_status $bench_log { ~^[1-4][0-9][0-9]$ $bench_sampled; default 1; }',
-      line.replace(';', ' if=$bench_log;'),
-    ].join('\n    ');
-    await writeFile(config.nginx.conf, conf.replace(line, sampled));
+    const line = SAMPLE === undefined ? ACCESS_LOG : ACCESS_LOG_SAMPLED;
+    await writeFile(config.nginx.conf, conf.replace(line, line.replace(';', ` ${LOG_BUFFER};`)));
   }
   const t = await ctl.test();
   if (!t.ok) throw new Error(`nginx -t failed for variant ${v.name}: ${t.output}`);

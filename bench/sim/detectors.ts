@@ -1,7 +1,8 @@
 /**
  * The drain rules compared by bench/gates.ts. Each replays one simulated walk
- * (walk.ts) tick by tick in its own loop and returns the first tick it drains
- * at, or −1:
+ * (walk.ts) tick by tick in its own loop, on the counts the follower gets
+ * (`Walk.counted`: a sampled log's successes counted w times), and returns the
+ * first tick it drains at, or −1:
  * - {@link SequentialDetector}: src/rollout/sequential.ts carried from tick to
  *   tick (the same arithmetic in the same order as `errorTest`, so the same
  *   decisions; {@link SeriesDetector} calls `errorTest` on the rebuilt series
@@ -98,9 +99,9 @@ export class SequentialDetector implements Detector {
         tail = 0;
       }
       if (changesWeight(w, t)) done.fill(0);
-      const tn = w.attempts[t] as number;
+      const tn = w.counted[t] as number;
       const te = w.errors[t] as number;
-      if (tn > 0) tail = te === tn ? tail + tn : (w.tails[t] as number);
+      if (tn > 0) tail = te === tn ? tail + te : (w.tails[t] as number);
       n += tn;
       e += te;
       if (t < w.from) continue;
@@ -127,9 +128,9 @@ export class SeriesDetector implements Detector {
       if (opensBucket(w, t)) series.push({ attempts: 0, errors: 0 });
       if (changesWeight(w, t)) series = series.slice(-1);
       const b = series[series.length - 1] as CountBucket;
-      const tn = w.attempts[t] as number;
+      const tn = w.counted[t] as number;
       const te = w.errors[t] as number;
-      if (tn > 0) b.tail = te === tn ? (b.tail ?? 0) + tn : w.tails[t];
+      if (tn > 0) b.tail = te === tn ? (b.tail ?? 0) + te : w.tails[t];
       b.attempts += tn;
       b.errors += te;
       if (t >= w.from && errorTest(series, this.#threshold, this.#opts).crossed) return t;
@@ -160,7 +161,7 @@ export class NaiveDetector implements Detector {
         spanN = bucketN;
         spanE = bucketE;
       }
-      const n = w.attempts[t] as number;
+      const n = w.counted[t] as number;
       const e = w.errors[t] as number;
       spanN += n;
       spanE += e;
@@ -191,10 +192,10 @@ export class FlaggerDetector implements Detector {
     let e = 0;
     let failed = 0;
     for (let t = w.start; t < w.end; t++) {
-      n += w.attempts[t] as number;
+      n += w.counted[t] as number;
       e += w.errors[t] as number;
       if (t - iv >= w.start) {
-        n -= w.attempts[t - iv] as number;
+        n -= w.counted[t - iv] as number;
         e -= w.errors[t - iv] as number;
       }
       if (t < w.from || (t + 1) % iv !== 0) continue;

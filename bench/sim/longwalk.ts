@@ -9,7 +9,10 @@
  * by Poisson thinning a tick's 5xx and good attempts are independent Poisson
  * counts (means rate·tick·p and rate·tick·(1 − p)), one uniform each; a
  * tick's trailing run of 5xx is drawn from a uniformly random order of them
- * (walk.ts trailingRun), for the alternative that starts there too.
+ * (walk.ts trailingRun), for the alternative that starts there too. With a
+ * sample weight w (`LongWalk.sampleWeight`) only the logged good attempts are
+ * drawn — Poisson with mean rate·tick·(1 − p)/w, thinning again — each counted
+ * w times, and the trailing run is over the logged lines.
  * The detector is sequential.ts's CUSUM over `bucketMs` buckets, judged at
  * every tick on the complete buckets plus the one being filled (as
  * detectors.ts SequentialDetector), restarted at every weight change (each
@@ -19,7 +22,7 @@
  */
 import { Rng, Samplers } from './prng.js';
 import type { Alternative } from './detectors.js';
-import { trailingRun } from './walk.js';
+import { sampleWeightOf, trailingRun } from './walk.js';
 
 /** A long walk. */
 export interface LongWalk {
@@ -31,6 +34,8 @@ export interface LongWalk {
   bucketMs: number;
   /** The soaks in order, ms (slice first); the CUSUM restarts at each. */
   soaksMs: readonly number[];
+  /** Sample weight of the access log, ≥ 1 (absent: 1): walk.ts `SimParams.sampleWeight`. */
+  sampleWeight?: number;
 }
 
 const samplers = new Samplers();
@@ -52,8 +57,12 @@ export function falseDrains(
   runMin = 1,
 ): number {
   const tickS = walk.tickMs / 1000;
+  const weight = sampleWeightOf(walk.sampleWeight);
   const bad = samplers.poisson(walk.ratePerS * tickS * p);
-  const good = samplers.poisson(walk.ratePerS * tickS * (1 - p));
+  // The logged good attempts (all of them at w = 1, the same sampler as before sampling).
+  const good = samplers.poisson(
+    weight > 1 ? (walk.ratePerS * tickS * (1 - p)) / weight : walk.ratePerS * tickS * (1 - p),
+  );
   const bucketTicks = Math.max(1, Math.round(walk.bucketMs / walk.tickMs));
   const k = alts.length;
   const up = Float64Array.from(alts, (a) => Math.log(a.p1 / threshold));
@@ -88,9 +97,9 @@ export function falseDrains(
           tail = 0;
         }
         const errs = bad.sample(rng);
-        const tn = errs + good.sample(rng);
-        if (tn > 0) tail = errs === tn ? tail + tn : trailingRun(rng, tn, errs);
-        n += tn;
+        const lines = errs + good.sample(rng);
+        if (lines > 0) tail = errs === lines ? tail + lines : trailingRun(rng, lines, errs);
+        n += errs + weight * (lines - errs);
         e += errs;
         if (e === 0) continue; // good attempts alone only lower every statistic
         for (let j = 0; j < k; j++) {

@@ -3,7 +3,10 @@
  * stream, thinned into 5xx with the true error ratio of the moment, counted
  * per gate tick. Detectors (detectors.ts) then replay the same ticks, each in
  * its own loop, bucketing them the way src/observe/window.ts does and
- * restarting the judged span at every weight change.
+ * restarting the judged span at every weight change. With a sample weight w
+ * (`SimParams.sampleWeight`) the access log keeps every failure and each
+ * success with probability 1/w, and the follower counts a logged success as
+ * w attempts (src/rollout/sequential.ts `ErrorTestOptions.sampleWeight`).
  */
 import type { Rng, Samplers } from './prng.js';
 
@@ -21,6 +24,11 @@ export interface SimParams {
   stageMs: number;
   /** gates.error_ratio, ratio 0–1. */
   threshold: number;
+  /**
+   * Sample weight of the access log, ≥ 1 (absent: 1, every line): failures
+   * always logged, each success logged with probability 1/w and counted w times.
+   */
+  sampleWeight?: number;
 }
 
 /** One simulated case. */
@@ -44,11 +52,19 @@ export interface Scenario {
  * judged weight change).
  */
 export interface Walk {
-  /** Attempts per tick. */
+  /** Attempts per tick (all of them, logged or not: the delays in attempts count these). */
   attempts: Int32Array;
-  /** 5xx attempts per tick. */
+  /**
+   * Attempts per tick as the follower counts them from the access log: the
+   * 5xx plus w × the logged successes (= `attempts` at w = 1). The detectors read these.
+   */
+  counted: Float64Array;
+  /** 5xx attempts per tick (always logged). */
   errors: Int32Array;
-  /** The tick's trailing run of 5xx (its attempts in a uniformly random order): observe/window.ts's bucket tail. */
+  /**
+   * The tick's trailing run of 5xx among its logged lines (in a uniformly
+   * random order; unlogged successes are not seen): observe/window.ts's bucket tail.
+   */
   tails: Int32Array;
   /** First simulated tick. */
   start: number;
@@ -90,6 +106,7 @@ export function drawWalk(params: SimParams, scenario: Scenario, rng: Rng, sample
   const start = scenario.firstStage === 0 ? 0 : from - Math.round(60_000 / params.tickMs);
   const w: Walk = buf ?? {
     attempts: new Int32Array(end),
+    counted: new Float64Array(end),
     errors: new Int32Array(end),
     tails: new Int32Array(end),
     start,
@@ -104,14 +121,24 @@ export function drawWalk(params: SimParams, scenario: Scenario, rng: Rng, sample
   const arrivals = samplers.poisson(params.ratePerS * tickS);
   const good = samplers.binomial(scenario.base);
   const bad = samplers.binomial(scenario.bad);
+  const weight = sampleWeightOf(params.sampleWeight);
+  // Unsampled, no draw is added: the same seed gives the same walks as before sampling.
+  const logged = weight > 1 ? samplers.binomial(1 / weight) : null;
   for (let t = start; t < end; t++) {
     const n = arrivals.sample(rng);
     w.attempts[t] = n;
     const e = (t >= onset ? bad : good).sample(rng, n);
     w.errors[t] = e;
-    w.tails[t] = trailingRun(rng, n, e);
+    const s = logged === null ? n - e : logged.sample(rng, n - e);
+    w.counted[t] = logged === null ? n : e + weight * s;
+    w.tails[t] = trailingRun(rng, e + s, e);
   }
   return w;
+}
+
+/** A sample weight made safe: finite and ≥ 1, else 1 (as src/rollout/sequential.ts reads it). */
+export function sampleWeightOf(w: number | undefined): number {
+  return w !== undefined && w >= 1 && w < Infinity ? w : 1;
 }
 
 /**

@@ -85,6 +85,23 @@ export const UNFILTERED_HOLD_MS = 60_000;
 const SCRATCH_BYTES = 8192;
 const NEWLINE = 10;
 
+/**
+ * The requests a sampled line stands for under the configured nginx.access_log_sample: 100 / it
+ * (1 at 100). The observations carry at least this, not only the largest weight counted so far: a
+ * judged span that holds only failures so far (just after a weight change) must still be judged
+ * with the bounds of the log it comes from (rollout/sequential.ts: the calibration for w = 1 is not
+ * valid for a log that leaves successes out).
+ */
+export function configuredWeight(config: Config): number {
+  const s = config.nginx.accessLogSample;
+  return s > 0 && s < 100 ? 100 / s : 1;
+}
+
+/** Raises a pool's `sampleWeight` to at least `w` (set only when > 1, as toObservation and snapshotOf do). */
+function raiseWeight(pool: { sampleWeight?: number }, w: number): void {
+  if (w > (pool.sampleWeight ?? 1)) pool.sampleWeight = w;
+}
+
 /** A pool without data (a fresh object each time: `series` is an array the caller may keep). */
 function emptyPool(): PoolObservation {
   return { requests: 0, errors: 0, connectP95Ms: null, responseP95Ms: null, series: [] };
@@ -324,16 +341,20 @@ export class Observer {
    * oldest first (bucket width max(100 ms, gates.window / 60); see
    * `countSeries` in window.ts). A service this Observer has no windows for
    * gets empty pools (requests 0: inconclusive; series empty), and so does a
-   * pool without servers.
+   * pool without servers. `sampleWeight` is at least the configured one
+   * ({@link configuredWeight}).
    */
   observations(config: Config, state: State, now: number): Observations {
     const out: Observations = {};
+    const w = configuredWeight(config);
     for (const svc of config.services) {
       const from = judgedFrom(svc, state, now);
       const wins = this.#services.get(svc.name);
       const obs: ServiceObservation = wins
         ? { primary: observeWindows(wins.primary, from, now), canary: observeWindows(wins.canary, from, now) }
         : { primary: emptyPool(), canary: emptyPool() };
+      raiseWeight(obs.primary, w);
+      raiseWeight(obs.canary, w);
       out[svc.name] = obs;
     }
     return out;
@@ -350,7 +371,7 @@ export class Observer {
    * A service without windows, or a pool without servers, gets an empty
    * snapshot (requests 0, series empty, sketches null; width
    * `seriesWidthMs(gates.window)`). `mergeSnapshots([o.snapshots(c, s, n)])`
-   * equals `o.observations(c, s, n)`. Probes are not included (the runner adds
+   * equals `o.observations(c, s, n)` (`sampleWeight` included). Probes are not included (the runner adds
    * them, as for observations). Never throws.
    */
   snapshots(
@@ -359,14 +380,18 @@ export class Observer {
     now: number,
   ): Record<string, { primary: PoolSnapshot; canary: PoolSnapshot }> {
     const out: Record<string, { primary: PoolSnapshot; canary: PoolSnapshot }> = {};
+    const w = configuredWeight(config);
     for (const svc of config.services) {
       const from = judgedFrom(svc, state, now);
       const width = seriesWidthMs(svc.gates.windowMs);
       const wins = this.#services.get(svc.name);
-      out[svc.name] = {
+      const pools = {
         primary: snapshotOf(collectWindows(wins?.primary ?? [], from, now, width)),
         canary: snapshotOf(collectWindows(wins?.canary ?? [], from, now, width)),
       };
+      raiseWeight(pools.primary, w);
+      raiseWeight(pools.canary, w);
+      out[svc.name] = pools;
     }
     return out;
   }

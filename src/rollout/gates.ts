@@ -189,7 +189,7 @@ export const MIN_DRAIN_ERRORS = 4;
  * calibrated to the walk this service's rollout settings imply (soaks, steps
  * to the target, the window's series width: `walkExposureMs`,
  * `walkStartPoints`; the canary's observed attempt rate × that exposure for
- * `walkAttempts`). Fails as soon as the test crosses a bound and at least
+ * `walkAttempts`; the observation's `sampleWeight` for a sampled access log). Fails as soon as the test crosses a bound and at least
  * {@link MIN_DRAIN_ERRORS} canary attempts failed, whatever the sample count
  * (the bound is what makes that safe); otherwise inconclusive below gates.minRequests
  * attempts or while the ratio is above the threshold without significance
@@ -207,7 +207,9 @@ export const errorRatioGate: GateEvaluator = (svc, obs) => {
   for (const b of canary.series) attempts += b.attempts > 0 ? b.attempts : 0;
   const spanMs = canary.series.length * widthMs;
   const walkAttempts = spanMs > 0 ? (attempts / spanMs) * exposureMs : 0;
-  const test = errorTest(canary.series, threshold, { startPoints, walkAttempts });
+  // A sampled log (docs/design.md "Sampled access log"): bounds calibrated for the most one line stood for.
+  const sampleWeight = canary.sampleWeight ?? 1;
+  const test = errorTest(canary.series, threshold, { startPoints, walkAttempts, sampleWeight });
   const value = canary.requests > 0 ? canary.errors / canary.requests : null;
   let verdict: Verdict;
   if (test.crossed && (canary.errors >= MIN_DRAIN_ERRORS || !(threshold > 0))) verdict = 'fail';

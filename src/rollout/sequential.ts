@@ -19,6 +19,15 @@
  * calibrated to the walk the configuration implies ({@link calibrateBounds};
  * docs/design.md "Gates").
  *
+ * A sampled access log (`ErrorTestOptions.sampleWeight` w ≥ 1: every line
+ * with a failure or a retry, 1 in w of the lines with one successful attempt,
+ * each of those counted as w attempts) changes no arithmetic of the test — a
+ * bucket's `attempts` is then its errors plus w × its logged successes, so
+ * each logged success adds w·ln((1 − p1)/(1 − p0)) — only its calibration:
+ * the drift exponent, the trailing-run cost and the run minimum are those of
+ * the logged stream ({@link driftExponent}). That generalisation of Wald's
+ * and Ville's argument is this project's, not theirs (docs/design.md "Sampled access log").
+ *
  * Pure, dependency-free, allocation-free per bucket; never throws.
  */
 import type { CountBucket } from './types.js';
@@ -48,8 +57,9 @@ export const HEALTHY_FRACTION = 0.5;
  * attempt costs it only `ln((1 − 6·p0)/(1 − p0))` = −0.025), and 100 (p1 =
  * 50 % at the default threshold) is the canary that answers only 5xx: each
  * error adds ln 100 = 4.6, so 4 consecutive errors cross its bound (16.4 for
- * the default walk) where 6 would need 7. Chosen with `npm run bench:gates`
- * (README "Benchmarks").
+ * the default walk) where 6 would need 7 (from a log sampled at weight 3 to
+ * 5, 5 errors: 19.6–22.6, {@link calibrateBounds}). Chosen with `npm run
+ * bench:gates` (README "Benchmarks").
  */
 export const ERROR_TEST_MULTIPLES: readonly number[] = Object.freeze([2, 6, 100]);
 
@@ -63,6 +73,10 @@ export const ERROR_TEST_MULTIPLES: readonly number[] = Object.freeze([2, 6, 100]
  * every run of failures in it is a start point, not only its last; their
  * number grows with the traffic, so they get their own share and a minimum
  * run length ({@link currentRunMinimum}) instead of a place in the bound.
+ * From a sampled log the runs are of logged failures and come more often
+ * (ratio q > p among logged lines), so the minimum rises: at 20/s it is 5
+ * from sample weight 2 on (above the 4 the 100 × bound needs at w = 2), at
+ * 100/s 6 at w = 5.
  */
 export const CURRENT_RUN_SHARE = 0.25;
 
@@ -96,9 +110,23 @@ export interface ErrorTestOptions {
    * the exposure, rollout/gates.ts): sets the shortest run of failures the
    * last bucket's trailing run counts from ({@link currentRunMinimum}).
    * Absent, 0 or invalid: every run counts (the exact tests, which judge
-   * complete buckets only).
+   * complete buckets only). Counted as the buckets count them (represented
+   * attempts, see `sampleWeight`).
    */
   walkAttempts?: number;
+  /**
+   * Sample weight w of the access log, ≥ 1: nginx logs every line with a
+   * failure or a retry and 1 in w of the lines with one successful attempt
+   * (independently of the outcomes), and the follower counts each logged
+   * success as w attempts, so a bucket's `attempts` = errors + w × logged
+   * successes and its `tail` is the run of logged failures with no logged
+   * success after them. The bounds and the run minimum are calibrated at w
+   * ({@link calibrateBounds}, {@link currentRunMinimum}); with several weights
+   * in one walk, give the largest (a calibration at w holds for any mix of
+   * weights ≤ w, see {@link driftExponent}). Absent, NaN, infinite or < 1: 1
+   * (every line logged).
+   */
+  sampleWeight?: number;
 }
 
 /** The defaults of {@link errorTest}. */
@@ -149,6 +177,11 @@ export function walkStartPoints(exposureMs: number, seriesWidthMs: number): numb
   return Math.max(1, Math.ceil(exposureMs / seriesWidthMs));
 }
 
+/** A sample weight made safe (see `ErrorTestOptions.sampleWeight`): finite and ≥ 1, else 1. */
+function weightOf(w: number | undefined): number {
+  return w !== undefined && w >= 1 && w < Infinity ? w : 1;
+}
+
 /**
  * The exponent θ > 0 with `E_p[exp(θ·X)] = 1`, X the log-likelihood ratio of
  * one attempt for H1 `p1` against H0 `p0` (`ln(p1/p0)` for a 5xx,
@@ -161,15 +194,44 @@ export function walkStartPoints(exposureMs: number, seriesWidthMs: number): numb
  * `p = p0` (the likelihood ratio itself) and θ > 1 below it. Found by
  * bisection to 1e-12 relative. Requires 0 < p < p0 < p1 < 1 (not checked;
  * returns 1 when `p ≥ p0`, Infinity when `p ≤ 0`: no error can occur).
+ *
+ * Sampled log, sample weight `w` > 1 (`ErrorTestOptions.sampleWeight`; this
+ * generalisation is ours, docs/design.md "Sampled access log"): each attempt adds `ln(p1/p0)`
+ * with probability p (a failure, always logged), `w·ln((1 − p1)/(1 − p0))`
+ * with probability (1 − p)/w (a logged success counted w times) and 0
+ * otherwise (an unlogged success), so θ_w solves
+ *
+ *     p·(p1/p0)^θ + ((1 − p)/w)·((1 − p1)/(1 − p0))^(w·θ) + (1 − p)·(1 − 1/w) = 1,
+ *
+ * i.e. the equation above for the logged stream — failure ratio `q = p / (p +
+ * (1 − p)/w)` among logged lines, down-step w·ln((1 − p1)/(1 − p0)) — and
+ * Ville's inequality holds for the sampled sum as it stands. For fixed θ the
+ * left side increases with w (`(x^w − 1)/w` increases in w for 0 < x < 1:
+ * the chord slope of a convex function), so θ_w decreases in w and a bound
+ * calibrated at w holds for any mix of weights ≤ w in one walk; the expected
+ * increment is the unsampled one. The likelihood ratio is no longer a
+ * martingale under H0: θ_w < 1 at p0 itself, and below 1 from some ratio
+ * under it (0.945 at the default healthy ratio for 100 ×, w = 5). For w > 1
+ * the root is returned for any p > 0, and 0 when the expected increment
+ * `p·ln(p1/p0) + (1 − p)·ln((1 − p1)/(1 − p0))` is ≥ 0 (no positive root:
+ * no guarantee). w absent, NaN, infinite or < 1: 1, the unsampled exponent,
+ * bit for bit.
  */
-export function driftExponent(p: number, p0: number, p1: number): number {
+export function driftExponent(p: number, p0: number, p1: number, w: number = 1): number {
   if (!(p > 0)) return Infinity;
-  if (p >= p0) return 1;
+  const k = weightOf(w);
+  if (k === 1 && p >= p0) return 1;
   const up = Math.log(p1 / p0);
   const down = Math.log((1 - p1) / (1 - p0));
-  const f = (theta: number): number => p * Math.exp(theta * up) + (1 - p) * Math.exp(theta * down) - 1;
-  let lo = 1; // f(1) = E_p[LR] − 1 < 0 below p0
-  let hi = 2;
+  if (k > 1 && !(p * up + (1 - p) * down < 0)) return 0;
+  // For w > 1 in the expm1 form (the same function, without the cancellation of its constant terms).
+  const f =
+    k === 1
+      ? (theta: number): number => p * Math.exp(theta * up) + (1 - p) * Math.exp(theta * down) - 1
+      : (theta: number): number => p * Math.expm1(theta * up) + ((1 - p) / k) * Math.expm1(k * theta * down);
+  // f(1) = E_p[LR] − 1 < 0 below p0 unsampled; sampled, the root may be below 1.
+  let lo = k === 1 ? 1 : 0;
+  let hi = k === 1 ? 2 : 1;
   while (f(hi) <= 0 && hi < 1e6) {
     lo = hi;
     hi *= 2;
@@ -188,7 +250,10 @@ export interface CalibratedAlternative {
   multiple: number;
   /** Its 5xx ratio after the cap of {@link alternativeRatio}, ratio 0–1. */
   p1: number;
-  /** {@link driftExponent} at the healthy ratio (threshold × {@link HEALTHY_FRACTION}); NaN for bounds given by hand. */
+  /**
+   * {@link driftExponent} at the healthy ratio (threshold × {@link HEALTHY_FRACTION}) and the
+   * calibration's sample weight; NaN for bounds given by hand.
+   */
   theta: number;
   /**
    * Its bound, natural log: `ln(K · n · (1 + c) / budget) / θ`, c = {@link tailCost}
@@ -209,9 +274,18 @@ export interface CalibratedAlternative {
  * `p·(p1/p0)^θ + (1 − p)·((1 − p1)/(1 − p0))^θ = 1` that is exactly c (finite:
  * the first term is < 1). 2.24 for the 100 × alternative at the default
  * threshold, about 1.0 for 2 × and 6 ×. Requires 0 < p0 < p1 < 1 (not checked).
+ *
+ * Sampled log, sample weight `w` (ours, docs/design.md "Sampled access log"; θ then θ_w,
+ * {@link driftExponent}): the trailing run is one of logged failures, and the
+ * logged lines fail independently with ratio `q = p / (p + (1 − p)/w)`, so
+ * `P(T ≥ r) ≤ q^r` and `E[(p1/p0)^(θ·T)] ≤ (1 − q)/(1 − q·(p1/p0)^θ)`; by
+ * θ_w's equation for the logged stream, `q·(p1/p0)^θ + (1 − q)·((1 − p1)/(1 −
+ * p0))^(w·θ) = 1`, that is `c_w = ((1 − p0)/(1 − p1))^(w·θ)`. Also valid for
+ * any mix of weights ≤ w (only `P(T ≥ r) ≤ q^r` is used). 25.8 for 100 × at
+ * the default threshold and w = 5. w absent, NaN, infinite or < 1: 1.
  */
-export function tailCost(p0: number, p1: number, theta: number): number {
-  return Math.pow((1 - p0) / (1 - p1), theta);
+export function tailCost(p0: number, p1: number, theta: number, w: number = 1): number {
+  return Math.pow((1 - p0) / (1 - p1), weightOf(w) * theta);
 }
 
 /**
@@ -225,23 +299,36 @@ export function tailCost(p0: number, p1: number, theta: number): number {
  * bucket is judged. The default walk at 20 canary attempts/s (3.5 M) gives 4,
  * which is what 100 × needs anyway (4 · ln 100 ≥ its bound); at 1,000/s,
  * 5. 1 when N ≤ 0 or not finite, or the threshold is outside (0, 1).
- * Never throws.
+ *
+ * Sampled log, sample weight `w` (ours, docs/design.md "Sampled access log"): the runs are
+ * of logged failures, and the logged lines fail with ratio `q = p / (p + (1 −
+ * p)/w)`, so p^r becomes q^r and N the logged lines `N·(p + (1 − p)/w)`, N
+ * still the represented `walkAttempts`: the smallest r with `N·(p + (1 −
+ * p)/w)·q^r ≤ share` — exactly Boole's sum over the N attempts of P(a failure
+ * there begins r logged failures in a row) ≤ p·q^(r − 1), and valid for any
+ * mix of weights ≤ w. The default walk at 20/s gives 5 at w = 5. w absent,
+ * NaN, infinite or < 1: 1 (the unsampled minimum). Never throws.
  */
 export function currentRunMinimum(
   threshold: number,
   walkAttempts: number,
   budget: number = FALSE_DRAIN_BUDGET,
   alternatives: number = ERROR_TEST_MULTIPLES.length,
+  w: number = 1,
 ): number {
   if (!(threshold > 0 && threshold < 1) || !(walkAttempts > 0) || !Number.isFinite(walkAttempts)) return 1;
   const b = budget > 0 && budget < 1 ? budget : FALSE_DRAIN_BUDGET;
   const k = alternatives >= 1 ? alternatives : 1;
   const p = threshold * HEALTHY_FRACTION;
-  // r = ceil(ln(share / N) / ln p), then nudged by the exact inequality (floating point).
+  const weight = weightOf(w);
+  // The logged lines and their failure ratio (at w = 1: the attempts and p, as they are).
+  const logged = weight === 1 ? walkAttempts : walkAttempts * (p + (1 - p) / weight);
+  const q = weight === 1 ? p : p / (p + (1 - p) / weight);
+  // r = ceil(ln(share / N) / ln q), then nudged by the exact inequality (floating point).
   const share = (CURRENT_RUN_SHARE * b) / k;
-  let r = Math.max(1, Math.ceil(Math.log(share / walkAttempts) / Math.log(p)));
-  while (r > 1 && walkAttempts * p ** (r - 1) <= share) r--;
-  while (walkAttempts * p ** r > share) r++;
+  let r = Math.max(1, Math.ceil(Math.log(share / logged) / Math.log(q)));
+  while (r > 1 && logged * q ** (r - 1) <= share) r--;
+  while (logged * q ** r > share) r++;
   return r;
 }
 
@@ -266,6 +353,14 @@ export function currentRunMinimum(
  * the gate looks, whatever the traffic. Monotone: more start points or a
  * smaller budget give higher bounds. Alternatives whose capped p1 coincide
  * count once. For threshold ≤ 0 or ≥ 1 there is no alternative ([]).
+ *
+ * `sampleWeight` w (`ErrorTestOptions.sampleWeight`): θ_k and c_k are those
+ * of the sampled log ({@link driftExponent}, {@link tailCost} at w; ours,
+ * docs/design.md "Sampled access log"), so the same guarantee holds for the sampled counts,
+ * and for any mix of weights ≤ w. Every bound grows with w: at the default
+ * walk and threshold 6.70 / 11.34 / 16.41 at w = 1, 6.85 / 11.79 / 22.61 at
+ * w = 5 (a canary answering only 5xx crosses on its 5th failure instead of
+ * its 4th). Absent, NaN, infinite or < 1: 1, the unsampled bounds.
  * Never throws; invalid n or budget fall back to the defaults.
  */
 export function calibrateBounds(
@@ -273,6 +368,7 @@ export function calibrateBounds(
   startPoints: number = DEFAULT_START_POINTS,
   budget: number = FALSE_DRAIN_BUDGET,
   multiples: readonly number[] = ERROR_TEST_MULTIPLES,
+  sampleWeight: number = 1,
 ): CalibratedAlternative[] {
   if (!(threshold > 0) || !(threshold < 1)) return [];
   const n = startPoints >= 1 && Number.isFinite(startPoints) ? startPoints : DEFAULT_START_POINTS;
@@ -285,10 +381,11 @@ export function calibrateBounds(
   const k = seen.size;
   const healthy = threshold * HEALTHY_FRACTION;
   const top = Math.max(...seen.keys());
+  const w = weightOf(sampleWeight);
   return [...seen].map(([p1, multiple]) => {
-    const theta = driftExponent(healthy, threshold, p1);
+    const theta = driftExponent(healthy, threshold, p1, w);
     const tails = p1 === top;
-    const c = tails ? tailCost(threshold, p1, theta) : 0;
+    const c = tails ? tailCost(threshold, p1, theta, w) : 0;
     const spend = tails ? (1 - CURRENT_RUN_SHARE) * b : b;
     return { multiple, p1, theta, bound: Math.log((k * n * (1 + c)) / spend) / theta, tails };
   });
@@ -303,18 +400,21 @@ export function calibrateBounds(
  * the bucket being filled ({@link currentRunMinimum}, at most
  * CURRENT_RUN_SHARE of that alternative's share more). Equals the budget at the healthy ratio; at the threshold itself
  * (θ = 1) it is usually ≥ 1, i.e. no guarantee (bench:gates measures the
- * share there). Never throws.
+ * share there). `sampleWeight`: the log's sample weight, as given to
+ * {@link calibrateBounds} (θ and c at it; default 1, unsampled). Never throws.
  */
 export function falseDrainBound(
   alternatives: readonly CalibratedAlternative[],
   threshold: number,
   p: number,
   startPoints: number,
+  sampleWeight: number = 1,
 ): number {
+  const w = weightOf(sampleWeight);
   let sum = 0;
   for (const a of alternatives) {
-    const theta = driftExponent(p, threshold, a.p1);
-    const c = a.tails ? tailCost(threshold, a.p1, theta) : 0;
+    const theta = driftExponent(p, threshold, a.p1, w);
+    const c = a.tails ? tailCost(threshold, a.p1, theta, w) : 0;
     sum += startPoints * (1 + c) * Math.exp(-theta * a.bound);
   }
   return Math.min(1, sum);
@@ -375,7 +475,7 @@ export function alternativeRatio(threshold: number, multiple: number): number {
   return Math.min(multiple * threshold, (1 + threshold) / 2);
 }
 
-/** Calibrations already computed, by threshold, start points, budget and multiples (a handful per process). */
+/** Calibrations already computed, by threshold, start points, budget, multiples and sample weight (a handful per process). */
 const calibrations = new Map<string, CalibratedAlternative[]>();
 
 /** The alternatives and bounds actually used: invalid options fall back to the defaults (never throws). */
@@ -396,10 +496,11 @@ function resolve(threshold: number, opts: Partial<ErrorTestOptions> | undefined)
   }
   const n = opts?.startPoints ?? DEFAULT_START_POINTS;
   const budget = opts?.budget ?? FALSE_DRAIN_BUDGET;
-  const key = `${threshold}|${n}|${budget}|${multiples.join(',')}`;
+  const w = weightOf(opts?.sampleWeight);
+  const key = `${threshold}|${n}|${budget}|${multiples.join(',')}|${w}`;
   let alts = calibrations.get(key);
   if (alts === undefined) {
-    alts = calibrateBounds(threshold, n, budget, multiples);
+    alts = calibrateBounds(threshold, n, budget, multiples, w);
     if (calibrations.size >= 256) calibrations.clear(); // a bound on memory: configs change rarely
     calibrations.set(key, alts);
   }
@@ -430,7 +531,9 @@ function tailOf(b: CountBucket): number {
  *
  * - `series`: attempts and 5xx attempts per count-series bucket (≤ 1 s,
  *   observe/window.ts `seriesWidthMs`), oldest first, empty buckets included
- *   (PoolObservation.series).
+ *   (PoolObservation.series). From a sampled log (`opts.sampleWeight` w),
+ *   a bucket's attempts are its errors plus w × its logged successes and its
+ *   `tail` counts logged failures only; the scan is the same.
  * - `threshold`: gates.error_ratio, ratio 0–1 (default 0.005, docs/design.md "Numbers").
  * - `opts`: {@link ErrorTestOptions}; invalid values fall back to the defaults.
  *
@@ -441,7 +544,8 @@ function tailOf(b: CountBucket): number {
  * failure run (`tail` errors worth `tail·ln(p1/p0)`, then buckets i+1…j:
  * `S = max(0, S + llr, tail·ln(p1/p0))`). A bucket's `tail` is clamped to
  * [0, its errors]; the last bucket's (the one being filled) counts only from
- * {@link currentRunMinimum} failures for `opts.walkAttempts`; without `tail`
+ * {@link currentRunMinimum} failures for `opts.walkAttempts` (and
+ * `opts.sampleWeight`); without `tail`
  * fields the statistic is the plain one. So, for each
  * alternative's statistic and for the reported share statistic / bound: no
  * attempts → 0; adding an error never lowers it; adding a good attempt never
@@ -478,7 +582,13 @@ export function errorTest(
     return { attempts, errors, ratio, statistic: 0, bound: alts[0]?.bound ?? 1, multiple: 0, crossed: false };
   }
   // The bucket being filled: its trailing run counts only from this many failures (see currentRunMinimum).
-  const runMin = currentRunMinimum(threshold, opts?.walkAttempts ?? 0, opts?.budget, alts.length);
+  const runMin = currentRunMinimum(
+    threshold,
+    opts?.walkAttempts ?? 0,
+    opts?.budget,
+    alts.length,
+    weightOf(opts?.sampleWeight),
+  );
   const last = series.length - 1;
   // −1 so the first alternative always reports (every share is ≥ 0).
   let bestShare = -1;

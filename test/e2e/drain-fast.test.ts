@@ -15,8 +15,13 @@
 // production walk's start points) says at which 5xx the statistic crossed: the 4th, whichever
 // attempt of its 1 s bucket the fault begins at (the 100× alternative also starts at the bucket's
 // trailing run of failures). What the sidecar had read when it decided is 4–5 (see there).
+//
+// The same walk with a sampled access log (nginx.access_log_sample 20, README "Sampled access log"):
+// every failed attempt is logged, a fifth of the successes, each standing for 5 requests; the bounds
+// are calibrated for that (100× bound 22.6), so the test crosses on the 5th 5xx, and the decision
+// sees at most one more.
 import { readFile } from 'node:fs/promises';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { seriesWidthMs } from '../../src/observe/window.js';
 import { calibrateBounds, errorTest, walkExposureMs, walkStartPoints } from '../../src/rollout/sequential.js';
 import type { CountBucket } from '../../src/rollout/types.js';
@@ -27,6 +32,18 @@ const RELOADS_OK = 'nginx_canary_reloads_total{result="ok"}';
 
 /** The acceptance's figure: canary 5xx attempts a drain may take, at most (issue 13). */
 const MAX_ATTEMPTS = 5;
+
+/** One variant of the walk: the access log's sample and what the gate may take under it. */
+interface Variant {
+  /** nginx.access_log_sample, percent (100: every line, the default). */
+  sample: number;
+  /** The 5xx the gate's test crosses on at the latest (replayed on the access log). */
+  crossBy: number;
+  /** The canary 5xx the sidecar may have read when it decided, at most. */
+  decideBy: number;
+  /** The 100× alternative's bound for the default walk (sequential.ts calibrateBounds), ±0.01. */
+  bound100: number;
+}
 
 /** A sidecar `applied` log line (component apply: the one with the stage timings). */
 interface Applied {
@@ -57,6 +74,8 @@ function appliedLines(output: string): Applied[] {
 interface CanaryAttempt {
   /** $msec in epoch ms: when nginx logged the request (its end). */
   atMs: number;
+  /** Requests the line stands for: 100 / its `sample` (1 for a line always logged or without the field). */
+  weight: number;
   /** The upstream status was 5xx (or no status: a connection error), as observe/parse.ts attemptFailed. */
   failed: boolean;
 }
@@ -67,10 +86,13 @@ async function canaryAttempts(stack: Stack): Promise<CanaryAttempt[]> {
   const out: CanaryAttempt[] = [];
   for (const line of text.split('\n')) {
     if (line.length === 0) continue;
-    const rec = JSON.parse(line) as { msec: string; addr: string; ustatus: string };
+    const rec = JSON.parse(line) as { msec: string; addr: string; ustatus: string; sample?: string };
     if (rec.addr !== stack.canary.addr) continue;
     const status = Number(rec.ustatus);
-    out.push({ atMs: Math.round(Number(rec.msec) * 1000), failed: !(status > 0) || status >= 500 });
+    const failed = !(status > 0) || status >= 500;
+    const sample = Number(rec.sample ?? '100');
+    const weight = failed || !(sample > 0 && sample < 100) ? 1 : 100 / sample;
+    out.push({ atMs: Math.round(Number(rec.msec) * 1000), weight, failed });
   }
   return out;
 }
@@ -87,6 +109,7 @@ function replayCrossing(
   threshold: number,
   startPoints: number,
   exposureMs: number,
+  sampleWeight: number,
 ): { errors: number; atMs: number } | null {
   const buckets = new Map<number, CountBucket>();
   let errors = 0;
@@ -97,11 +120,11 @@ function replayCrossing(
     const b = buckets.get(index) ?? { attempts: 0, errors: 0, tail: 0 };
     // The trailing failure run as the window keeps it (observe/window.ts), in the log's order.
     buckets.set(index, {
-      attempts: b.attempts + 1,
+      attempts: b.attempts + a.weight,
       errors: b.errors + (a.failed ? 1 : 0),
       tail: a.failed ? (b.tail ?? 0) + 1 : 0,
     });
-    seen++;
+    seen += a.weight;
     first = Math.min(first, index);
     if (!a.failed || a.atMs < fromMs) continue;
     errors++;
@@ -109,19 +132,32 @@ function replayCrossing(
     // the walk's attempts at the rate seen so far, as rollout/gates.ts estimates them.
     const series = [...buckets.entries()].sort(([x], [y]) => x - y).map(([, c]) => c);
     const walkAttempts = (seen / ((index - first + 1) * widthMs)) * exposureMs;
-    if (errorTest(series, threshold, { startPoints, walkAttempts }).crossed) return { errors, atMs: a.atMs };
+    if (errorTest(series, threshold, { startPoints, walkAttempts, sampleWeight }).crossed)
+      return { errors, atMs: a.atMs };
   }
   return null;
 }
 
 t.test('a canary answering only 5xx drains after a few attempts and one apply, right after a reload', async (t) => {
+  await drainFast(t, { sample: 100, crossBy: MAX_ATTEMPTS, decideBy: MAX_ATTEMPTS, bound100: 16.41 });
+});
+
+t.test('the same with a sampled access log (20 %): the test crosses on the 5th 5xx', async (t) => {
+  await drainFast(t, { sample: 20, crossBy: 5, decideBy: 6, bound100: 22.61 });
+});
+
+/** The walk, the fault and the checks of one variant (see the file comment). */
+async function drainFast(t: Test, v: Variant): Promise<void> {
   const stack = await startStack(t, {
     target: 50,
     soak: '48h',
     stepSoak: '15m',
     window: '15m',
     minReloadInterval: '60s',
+    ...(v.sample < 100 ? { accessLogSample: v.sample } : {}),
   });
+  t.equal(stack.config.nginx.accessLogSample, v.sample, `access_log_sample ${v.sample}`);
+  const sampleWeight = 100 / v.sample;
   const svc = stack.config.services[0];
   if (!svc) throw new Error('the stack has no service');
   t.equal(stack.config.nginx.minReloadIntervalMs, 60_000, 'min_reload_interval is 60 s');
@@ -191,7 +227,10 @@ t.test('a canary answering only 5xx drains after a few attempts and one apply, r
       walkExposureMs(svc.rollout, svc.gates.windowMs),
       seriesWidthMs(svc.gates.windowMs),
     );
-    const bound100 = calibrateBounds(svc.gates.errorRatio, startPoints).find((a) => a.multiple === 100)?.bound ?? NaN;
+    const bound100 =
+      calibrateBounds(svc.gates.errorRatio, startPoints, undefined, undefined, sampleWeight).find(
+        (a) => a.multiple === 100,
+      )?.bound ?? NaN;
     t.equal(gate?.verdict, 'fail', 'the error gate failed');
     t.ok(
       (detail['statistic'] ?? 0) >= (detail['bound'] ?? Infinity),
@@ -199,7 +238,7 @@ t.test('a canary answering only 5xx drains after a few attempts and one apply, r
     );
     t.equal(detail['multiple'], 100, 'the alternative of a canary answering only 5xx (100 × the threshold)');
     t.ok(
-      Math.abs((detail['bound'] ?? 0) - bound100) < 1e-9 && Math.abs(bound100 - 16.41) < 0.01,
+      Math.abs((detail['bound'] ?? 0) - bound100) < 1e-9 && Math.abs(bound100 - v.bound100) < 0.01,
       `the bound is the default walk's (${bound100.toFixed(2)}, ${startPoints} start points)`,
     );
     t.notMatch(stack.output(), /apply stopped at interval/, 'no apply was held for min_reload_interval');
@@ -216,7 +255,12 @@ t.test('a canary answering only 5xx drains after a few attempts and one apply, r
     // Attempt by attempt, from the access log.
     // Read once the drain is live: no canary attempt is in flight any more, so every one is logged.
     const attempts = await canaryAttempts(stack);
-    t.equal(attempts.length, stack.canary.hits, 'every canary hit is in the access log');
+    if (v.sample === 100) t.equal(attempts.length, stack.canary.hits, 'every canary hit is in the access log');
+    else
+      t.ok(
+        attempts.every((a) => a.failed || a.weight === sampleWeight),
+        `every logged canary success stands for ${sampleWeight} requests`,
+      );
     t.equal(attempts.filter((a) => a.failed).length, stack.canary.errors, 'and every 5xx it answered');
     // Since the fault the canary answers nothing but 500: its hits since then are its failed attempts.
     const since = attempts.filter((a) => a.failed);
@@ -232,6 +276,7 @@ t.test('a canary answering only 5xx drains after a few attempts and one apply, r
       svc.gates.errorRatio,
       startPoints,
       walkExposureMs(svc.rollout, svc.gates.windowMs),
+      sampleWeight,
     );
     const errorsAtDecision = detail['errors'] ?? NaN;
     t.ok(crossing, 'replayed on the access log, the gate crosses');
@@ -255,13 +300,13 @@ t.test('a canary answering only 5xx drains after a few attempts and one apply, r
     // 30–60 attempts/s a read holds at most one attempt past the crossing 5xx (measured: decided on 4–5,
     // 8 of 8 runs, 4 of them beside two busy loops; at a 50 ms poll it was 4–6).
     t.ok(
-      (crossing?.errors ?? Infinity) <= MAX_ATTEMPTS,
-      `the gate's test crossed by 5xx #${MAX_ATTEMPTS} (at #${crossing?.errors})`,
+      (crossing?.errors ?? Infinity) <= v.crossBy,
+      `the gate's test crossed by 5xx #${v.crossBy} (at #${crossing?.errors})`,
     );
-    t.ok(errorsAtDecision <= MAX_ATTEMPTS, `decided on ${errorsAtDecision} ≤ ${MAX_ATTEMPTS} canary 5xx`);
+    t.ok(errorsAtDecision <= v.decideBy, `decided on ${errorsAtDecision} ≤ ${v.decideBy} canary 5xx`);
     t.ok(
-      hits - late <= MAX_ATTEMPTS + during,
-      `canary hits until the drain was live ${hits - late} ≤ ${MAX_ATTEMPTS} + ${during} during its apply`,
+      hits - late <= v.decideBy + during,
+      `canary hits until the drain was live ${hits - late} ≤ ${v.decideBy} + ${during} during its apply`,
     );
   } finally {
     await traffic.stop();
@@ -277,4 +322,4 @@ t.test('a canary answering only 5xx drains after a few attempts and one apply, r
     statuses.every((s) => s === 200),
     'every one with 200',
   );
-});
+}

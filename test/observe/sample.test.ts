@@ -7,7 +7,7 @@
  */
 import t from 'tap';
 import fc from 'fast-check';
-import { Observer, UNFILTERED_HOLD_MS } from '../../src/observe/aggregate.js';
+import { configuredWeight, Observer, UNFILTERED_HOLD_MS } from '../../src/observe/aggregate.js';
 import { LineCursor, parseLine, parseSample } from '../../src/observe/parse.js';
 import { ServerWindow } from '../../src/observe/window.js';
 import { gatewayConfig, logLine, stateSince } from '../fixtures/observe/config.js';
@@ -120,3 +120,23 @@ t.test(
     t.equal(ref.unfilteredLines(), 1);
   },
 );
+
+t.test('observations carry the configured sample weight even before a sampled line is counted', async (t) => {
+  const plain = gatewayConfig({ windowMs: 60_000 });
+  const cfg = { ...plain, nginx: { ...plain.nginx, accessLogSample: 20 } };
+  t.equal(configuredWeight(cfg), 5);
+  t.equal(configuredWeight(plain), 1);
+  const obs = new Observer(cfg);
+  // Only failures so far (just after a weight change): the bounds must still be those of a 20 % log.
+  obs.addLine(
+    logLine({ atMs: NOW - 1000, status: 502, addr: CANARY, ustatus: '502', connect: '-', sample: '100' }),
+    NOW,
+  );
+  const o = obs.observations(cfg, stateSince({ gateway: 0 }), NOW).gateway;
+  t.equal(o?.canary.sampleWeight, 5, 'canary: 5 from the config');
+  t.equal(o?.primary.sampleWeight, 5, 'primary (no line at all): 5 from the config');
+  const snap = obs.snapshots(cfg, stateSince({ gateway: 0 }), NOW).gateway;
+  t.equal(snap?.canary.sampleWeight, 5, 'the fleet snapshot carries it too');
+  const unsampled = new Observer(plain).observations(plain, stateSince({ gateway: 0 }), NOW).gateway;
+  t.equal(unsampled?.canary.sampleWeight, undefined, 'at 100 the field is absent (the observation as before sampling)');
+});

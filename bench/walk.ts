@@ -908,7 +908,7 @@ console.log(
     (process.env['BENCH_WALK_SIDECAR'] === undefined ? '' : `; sidecar ${process.env['BENCH_WALK_SIDECAR']}`) +
     (process.env['BENCH_WALK_SAMPLE'] === undefined
       ? ''
-      : `; access log sampled: ${process.env['BENCH_WALK_SAMPLE']} % of the lines below 500 (CPU only; gates unweighted)`),
+      : `; nginx.access_log_sample ${SAMPLE}: that share of the lines below 500, each weighed back by the sidecar`),
 );
 const started = performance.now();
 const runs: RunResult[] = [];

@@ -8,6 +8,8 @@
 import t from 'tap';
 import fc from 'fast-check';
 import { configuredWeight, Observer, UNFILTERED_HOLD_MS } from '../../src/observe/aggregate.js';
+import type { Config } from '../../src/config/types.js';
+import { mergeSnapshots, parseObservationSnapshot, type ObservationSnapshot } from '../../src/fleet/snapshot.js';
 import { LineCursor, parseLine, parseSample } from '../../src/observe/parse.js';
 import { ServerWindow } from '../../src/observe/window.js';
 import { gatewayConfig, logLine, stateSince } from '../fixtures/observe/config.js';
@@ -139,4 +141,36 @@ t.test('observations carry the configured sample weight even before a sampled li
   t.equal(snap?.canary.sampleWeight, 5, 'the fleet snapshot carries it too');
   const unsampled = new Observer(plain).observations(plain, stateSince({ gateway: 0 }), NOW).gateway;
   t.equal(unsampled?.canary.sampleWeight, undefined, 'at 100 the field is absent (the observation as before sampling)');
+});
+
+t.test('fleet snapshots: sampleWeight is an integer 2–100, round-trips, and the merge keeps the largest', async (t) => {
+  const plain = gatewayConfig({ windowMs: 60_000 });
+  const at = (s: number): Config => ({ ...plain, nginx: { ...plain.nginx, accessLogSample: s } });
+  const host = (s: number): ObservationSnapshot => {
+    const obs = new Observer(at(s));
+    obs.addLine(logLine({ atMs: NOW - 1000, addr: CANARY, ustatus: '200', connect: '0.001', sample: String(s) }), NOW);
+    const snap = obs.snapshots(at(s), stateSince({ gateway: 0 }), NOW);
+    return JSON.parse(JSON.stringify(snap)) as ObservationSnapshot;
+  };
+  const a = host(20);
+  const b = host(50);
+  t.equal(a.gateway?.canary.sampleWeight, 5);
+  t.equal(b.gateway?.canary.sampleWeight, 2);
+  t.ok(parseObservationSnapshot(a).ok, 'a sampled host publishes a snapshot the leader reads');
+  const merged = mergeSnapshots([a, b]).gateway;
+  t.equal(merged?.canary.sampleWeight, 5, 'the merge keeps the largest weight');
+  t.equal(merged?.canary.requests, 5 + 2);
+  const unsampled = JSON.parse(
+    JSON.stringify(new Observer(plain).snapshots(plain, stateSince({ gateway: 0 }), NOW)),
+  ) as ObservationSnapshot;
+  t.ok(
+    unsampled.gateway !== undefined && !('sampleWeight' in unsampled.gateway.canary),
+    'unsampled: the field is absent (older leaders read it)',
+  );
+  for (const bad of [1, 3.5, 101]) {
+    const doc = JSON.parse(JSON.stringify(a)) as ObservationSnapshot;
+    if (doc.gateway) doc.gateway.canary.sampleWeight = bad;
+    const r = parseObservationSnapshot(doc);
+    t.notOk(r.ok, `sampleWeight ${bad} refused${r.ok ? '' : `: ${r.error}`}`);
+  }
 });

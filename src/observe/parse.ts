@@ -558,18 +558,11 @@ export function scanFixedBytes(buf: Uint8Array, start: number, end: number, out:
   let o = 0;
   for (let k = 0; k < FIXED_KEY_BYTES.length; k++) {
     const key = FIXED_KEY_BYTES[k] as Uint8Array;
-    const n = key.length;
-    if (pos + n > end) return false;
-    for (let j = 0; j < n; j++) if (buf[pos + j] !== key[j]) return false;
-    pos += n;
+    if (!bytesAt(buf, pos, end, key)) return false;
+    pos += key.length;
     const from = pos;
-    for (;;) {
-      if (pos >= end) return false;
-      const c = buf[pos] as number;
-      if (c === 34 /* " */) break;
-      if (c === 92 /* \ */ || c >= 128) return false;
-      pos++;
-    }
+    pos = valueEnd(buf, pos, end);
+    if (pos < 0) return false;
     if (k !== 6) {
       out[o++] = from;
       out[o++] = pos;
@@ -578,18 +571,12 @@ export function scanFixedBytes(buf: Uint8Array, start: number, end: number, out:
   }
   out[16] = pos;
   out[17] = pos;
-  const n = SAMPLE_KEY_BYTES.length;
-  if (pos + n <= end && buf[pos] === 44 /* , */) {
-    for (let j = 0; j < n; j++) if (buf[pos + j] !== SAMPLE_KEY_BYTES[j]) return false;
-    pos += n;
+  if (pos < end && buf[pos] === 44 /* , */) {
+    if (!bytesAt(buf, pos, end, SAMPLE_KEY_BYTES)) return false;
+    pos += SAMPLE_KEY_BYTES.length;
     out[16] = pos;
-    for (;;) {
-      if (pos >= end) return false;
-      const c = buf[pos] as number;
-      if (c === 34 /* " */) break;
-      if (c === 92 /* \ */ || c >= 128) return false;
-      pos++;
-    }
+    pos = valueEnd(buf, pos, end);
+    if (pos < 0) return false;
     out[17] = pos;
     pos++;
   }
@@ -599,6 +586,27 @@ export function scanFixedBytes(buf: Uint8Array, start: number, end: number, out:
     if (c !== 32 && c !== 10 && c !== 13 && c !== 9) return false;
   }
   return true;
+}
+
+/** True when `buf[pos, end)` starts with `key`. */
+function bytesAt(buf: Uint8Array, pos: number, end: number, key: Uint8Array): boolean {
+  const n = key.length;
+  if (pos + n > end) return false;
+  for (let j = 0; j < n; j++) if (buf[pos + j] !== key[j]) return false;
+  return true;
+}
+
+/**
+ * The offset of the `"` closing the value that starts at `pos`, or -1 when the line ends first or
+ * the value holds a backslash or a byte ≥ 0x80 (left to parseLine).
+ */
+function valueEnd(buf: Uint8Array, pos: number, end: number): number {
+  for (; pos < end; pos++) {
+    const c = buf[pos] as number;
+    if (c === 34 /* " */) return pos;
+    if (c === 92 /* \ */ || c >= 128) return -1;
+  }
+  return -1;
 }
 
 /** {@link parseSample} of the ASCII `buf[start, end)`. */

@@ -28,6 +28,7 @@ import {
   tailCost,
 } from '../../src/rollout/sequential.js';
 import type { CountBucket } from '../../src/rollout/types.js';
+import { budgetArb, multiplesArb, nArb, referenceExponent, thresholdArb } from '../fixtures/sequential-dp.js';
 
 // Seeded: CI runs the same cases every time (change the seed locally to explore).
 fc.configureGlobal({ seed: 20_260_611 });
@@ -36,35 +37,8 @@ const THR = 0.005;
 /** |a − b| ≤ tol·(1 + |b|). */
 const close = (a: number, b: number, tol = 1e-9): boolean => Math.abs(a - b) <= tol * (1 + Math.abs(b));
 
-// --- An independent solver of the sampled exponent, in the logged-stream form.
-
-/**
- * θ > 0 with `q·(p1/p0)^θ + (1 − q)·((1 − p1)/(1 − p0))^(w·θ) = 1`, q = p /
- * (p + (1 − p)/w) the failure ratio among logged lines: bisection on the log
- * of the left side (convex in θ, 0 at 0, negative slope there) between 0 and
- * `ln(1/q)/ln(p1/p0)`, where its first term alone is 1. Written apart from
- * sequential.ts (which solves the per-attempt form in expm1).
- */
-function loggedExponent(p: number, p0: number, p1: number, w: number): number {
-  const q = p / (p + (1 - p) / w);
-  const x = Math.log(p1 / p0);
-  const y = w * Math.log((1 - p1) / (1 - p0));
-  const g = (th: number): number => {
-    const a = Math.log(q) + th * x;
-    const b = Math.log1p(-q) + th * y;
-    const m = Math.max(a, b);
-    return m + Math.log(Math.exp(a - m) + Math.exp(b - m));
-  };
-  let lo = 0;
-  let hi = Math.log(1 / q) / x;
-  for (let i = 0; i < 300; i++) {
-    const mid = (lo + hi) / 2;
-    if (mid === lo || mid === hi) break;
-    if (g(mid) > 0) hi = mid;
-    else lo = mid;
-  }
-  return (lo + hi) / 2;
-}
+/** An independent solver of the sampled exponent, in the logged-stream form (test/fixtures/sequential-dp.ts). */
+const loggedExponent = (p: number, p0: number, p1: number, w: number): number => referenceExponent(p, p0, p1, w);
 
 /** The left side of the per-attempt equation minus 1. */
 const residual = (theta: number, p: number, p0: number, p1: number, w: number): number =>
@@ -83,17 +57,6 @@ const weightArb = fc.oneof(
   fc.double({ min: 1, max: 4, noNaN: true }),
   fc.double({ min: 1, max: 100, noNaN: true }),
 );
-const thresholdArb = fc.oneof(
-  fc.constant(THR),
-  fc.double({ min: 1e-4, max: 0.2, noNaN: true }),
-  fc.double({ min: 0.2, max: 0.99, noNaN: true }),
-);
-const multiplesArb = fc.oneof(
-  fc.constant(ERROR_TEST_MULTIPLES),
-  fc.array(fc.double({ min: 1.05, max: 200, noNaN: true }), { minLength: 1, maxLength: 4 }),
-);
-const nArb = fc.integer({ min: 1, max: 100_000_000 });
-const budgetArb = fc.double({ min: 1e-6, max: 0.5, noNaN: true });
 /** Weights that mean "unsampled": 1 itself and everything invalid. */
 const UNSAMPLED = [1, 0, 0.5, 0.999, -3, NaN, Infinity, -Infinity];
 

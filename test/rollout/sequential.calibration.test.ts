@@ -30,7 +30,17 @@ import {
 import type { ErrorTestOptions, WalkShape } from '../../src/rollout/sequential.js';
 import type { CountBucket } from '../../src/rollout/types.js';
 import { defaultGates, defaultRollout } from '../fixtures/config.js';
-import { cusumCrossExact, mulberry32, referenceBounds, referenceExponent, within } from '../fixtures/sequential-dp.js';
+import {
+  budgetArb,
+  cusumCrossExact,
+  multiplesArb,
+  mulberry32,
+  nArb,
+  referenceBounds,
+  referenceExponent,
+  thresholdArb,
+  within,
+} from '../fixtures/sequential-dp.js';
 
 // Seeded: CI runs the same cases every time (change the seed locally to explore).
 fc.configureGlobal({ seed: 20_260_517 });
@@ -145,18 +155,6 @@ t.test('calibrateBounds for the default walk, computed in the test', async (t) =
   t.ok(falseDrainBound(got, THR, THR / 4, 177_300) < 0.001, 'a tenth of it at a quarter of the threshold');
   t.equal(falseDrainBound(got, THR, THR, 177_300), 1, 'no guarantee at the threshold itself (θ = 1)');
 });
-
-const thresholdArb = fc.oneof(
-  fc.constant(THR),
-  fc.double({ min: 1e-4, max: 0.2, noNaN: true }),
-  fc.double({ min: 0.2, max: 0.99, noNaN: true }),
-);
-const multiplesArb = fc.oneof(
-  fc.constant(ERROR_TEST_MULTIPLES),
-  fc.array(fc.double({ min: 1.05, max: 200, noNaN: true }), { minLength: 1, maxLength: 4 }),
-);
-const nArb = fc.integer({ min: 1, max: 100_000_000 });
-const budgetArb = fc.double({ min: 1e-6, max: 0.5, noNaN: true });
 
 t.test('calibrateBounds: each bound strictly increasing in start points, decreasing in budget', async (t) => {
   t.doesNotThrow(

@@ -36,11 +36,13 @@
  *   (both backends busy, as in the middle of the walk), the same wrk, the walk's
  *   duration, and the walk's number of bare `nginx -s reload`s evenly spaced.
  *   nginx's error.log counts the SIGHUPs it really got while wrk ran (HUPs).
- * - Variants (`--variants=no-keepalive,buffer`, the default; `--variants=`
+ * - Variants (`--variants=no-keepalive,buffer,sampled`, the default; `--variants=`
  *   runs the shipped config only), each again a walk and a control:
  *   `no-keepalive`: `upstream_keepalive: 0` in weights.yaml (no `keepalive` in
  *   the include of either run: a fresh upstream connection per request);
- *   `buffer`: the gates' access_log with `buffer=64k flush=250ms`.
+ *   `buffer`: the gates' access_log with `buffer=64k flush=250ms`;
+ *   `sampled`: `nginx.access_log_sample: 20` and `if=$nginx_canary_log` on the
+ *   access_log line (README "Sampled access log").
  *   The shipped config alone decides the exit code; variants are information.
  *
  * Connection errors (wrk's socket errors) come mostly from old workers closing
@@ -331,13 +333,21 @@ interface Variant {
   upstreamKeepalive?: number;
   /** `buffer=… flush=…` on the access log the gates read. */
   logBuffer: boolean;
+  /** nginx.access_log_sample (and `if=$nginx_canary_log`); undefined: BENCH_WALK_SAMPLE, else every line. */
+  sample?: number;
 }
 
 const VARIANTS: Record<string, Variant> = {
   shipped: { name: 'shipped', logBuffer: false },
   'no-keepalive': { name: 'no upstream keepalive', upstreamKeepalive: 0, logBuffer: false },
   buffer: { name: 'log buffer', logBuffer: true },
+  sampled: { name: 'access_log_sample 20', logBuffer: false, sample: 20 },
 };
+
+/** The access_log_sample a variant runs with (undefined: every line). */
+function sampleOf(v: Variant): number | undefined {
+  return v.sample ?? SAMPLE;
+}
 
 /** The access_log line of nginx/nginx.conf, and what the `buffer` variant makes of it. */
 const ACCESS_LOG = 'access_log logs/canary.json nginx_canary;';
@@ -413,13 +423,13 @@ async function newStack(sc: Scope, dir: string, v: Variant, target = 100): Promi
       probeFailureRatio: '50%',
       baselineFactor: 1000,
       ...(v.upstreamKeepalive === undefined ? {} : { upstreamKeepalive: v.upstreamKeepalive }),
-      ...(SAMPLE === undefined ? {} : { accessLogSample: SAMPLE }),
+      ...(sampleOf(v) === undefined ? {} : { accessLogSample: sampleOf(v) }),
     },
   );
   const conf = await readFile(stack.config.nginx.conf, 'utf8');
   if (!conf.includes(`worker_shutdown_timeout ${SHUTDOWN_TIMEOUT_MS / 1000}s;`))
     throw new Error(`nginx/nginx.conf no longer sets worker_shutdown_timeout ${SHUTDOWN_TIMEOUT_MS / 1000}s`);
-  if (!conf.includes(SAMPLE === undefined ? ACCESS_LOG : ACCESS_LOG_SAMPLED))
+  if (!conf.includes(sampleOf(v) === undefined ? ACCESS_LOG : ACCESS_LOG_SAMPLED))
     throw new Error(`nginx/nginx.conf no longer has "${ACCESS_LOG}"`);
   const include = await readFile(stack.config.nginx.upstreamsFile, 'utf8');
   if (include.includes('keepalive ') !== stack.config.nginx.upstreamKeepalive > 0)
@@ -441,7 +451,7 @@ async function prepare(stack: Stack, v: Variant, weight: number | null): Promise
     await writeFile(config.nginx.upstreamsFile, renderUpstreams(buildModel(config, { gateway: weight }, 0, 'oss')));
   if (v.logBuffer) {
     const conf = await readFile(config.nginx.conf, 'utf8');
-    const line = SAMPLE === undefined ? ACCESS_LOG : ACCESS_LOG_SAMPLED;
+    const line = sampleOf(v) === undefined ? ACCESS_LOG : ACCESS_LOG_SAMPLED;
     await writeFile(config.nginx.conf, conf.replace(line, line.replace(';', ` ${LOG_BUFFER};`)));
   }
   const t = await ctl.test();
@@ -703,7 +713,6 @@ async function fixedRun(bin: string): Promise<FixedResult> {
   try {
     const stack = await newStack(sc, dir, v, FIXED_WEIGHT);
     await writeFile(stack.configFile, loosenGates(await readFile(stack.configFile, 'utf8')));
-    if (process.env['BENCH_WALK_SAMPLE'] !== undefined) await prepare(stack, v, null);
     const lua = path.join(dir, 'count.lua');
     await writeFile(lua, LUA);
     const master = stack.nginx.pid;
@@ -887,9 +896,10 @@ function oldTable(runs: RunResult[]): string {
 // ---------------------------------------------------------------- main
 
 const variantArg = process.argv.find((a) => a.startsWith('--variants='))?.slice('--variants='.length);
-const extra = (variantArg ?? 'no-keepalive,buffer').split(',').filter(Boolean);
+const extra = (variantArg ?? 'no-keepalive,buffer,sampled').split(',').filter(Boolean);
 for (const x of extra)
-  if (!(x in VARIANTS) || x === 'shipped') await abort(`unknown variant "${x}" (known: no-keepalive, buffer)`, 2);
+  if (!(x in VARIANTS) || x === 'shipped')
+    await abort(`unknown variant "${x}" (known: no-keepalive, buffer, sampled)`, 2);
 const variants = [VARIANTS['shipped'], ...extra.map((x) => VARIANTS[x])].filter((v): v is Variant => v !== undefined);
 const fixedOnly = process.argv.includes('--fixed-only');
 

@@ -126,7 +126,7 @@ export class Observer {
   readonly #cursor = new LineCursor();
   /** Where {@link addLine} copies a line's bytes for the cursor. */
   readonly #scratch = Buffer.allocUnsafe(SCRATCH_BYTES);
-  /** $msec (epoch ms) of the last line logged with `sample` 0 ({@link unfilteredSinceMs}); -Infinity: none. */
+  /** $msec (epoch ms) of the last line logged with `sample` 0 (see `#weight`); -Infinity: none. */
   #unfilteredAtMs = -Infinity;
   /** Lines with `sample` 0 seen so far ({@link unfilteredLines}). */
   #unfilteredLines = 0;

@@ -234,6 +234,8 @@ export interface UpstreamsModel {
    * `$nginx_canary_log` ({@link LOG_SAMPLE_VARIABLE}) keeps; 100 renders no split_clients.
    */
   logSample: number;
+  /** The sampling variables without `$`: {@link LOG_SAMPLE_VARIABLE} and {@link LOG_SAMPLED_VARIABLE}. */
+  logVariables: { log: typeof LOG_SAMPLE_VARIABLE; sampled: typeof LOG_SAMPLED_VARIABLE };
   /**
    * `keepalive` and `keepalive_timeout` (nginx time syntax, e.g. `4s`) rendered in every upstream
    * block, or null when nginx.upstream_keepalive is 0.
@@ -250,10 +252,10 @@ export interface UpstreamsModel {
  * success, `0` for a success left out (nginx's `access_log … if=` skips a line whose condition is
  * `0` or empty: nginx docs, ngx_http_log_module). docs/design.md "Sampled access log".
  */
-export const LOG_SAMPLE_VARIABLE = 'nginx_canary_log';
+export const LOG_SAMPLE_VARIABLE = 'nginx_canary_log' as const;
 
 /** The `split_clients "$request_id"` variable behind {@link LOG_SAMPLE_VARIABLE}: the sample percent, or `0`. */
-export const LOG_SAMPLED_VARIABLE = 'nginx_canary_log_sampled';
+export const LOG_SAMPLED_VARIABLE = 'nginx_canary_log_sampled' as const;
 
 /** The nginx variable (without `$`) holding the `X-Canary` request header: nginx names header variables `$http_<name lower-cased, - as _>`. */
 export const OVERRIDE_SOURCE = 'http_x_canary';
@@ -526,6 +528,7 @@ export function buildModel(
     statusListen: formatListen(config.nginx.statusListen),
     logFormat: 'nginx_canary',
     logSample: config.nginx.accessLogSample,
+    logVariables: { log: LOG_SAMPLE_VARIABLE, sampled: LOG_SAMPLED_VARIABLE },
     keepalive:
       config.nginx.upstreamKeepalive > 0
         ? {

@@ -37,9 +37,6 @@ const THR = 0.005;
 /** |a − b| ≤ tol·(1 + |b|). */
 const close = (a: number, b: number, tol = 1e-9): boolean => Math.abs(a - b) <= tol * (1 + Math.abs(b));
 
-/** An independent solver of the sampled exponent, in the logged-stream form (test/fixtures/sequential-dp.ts). */
-const loggedExponent = (p: number, p0: number, p1: number, w: number): number => referenceExponent(p, p0, p1, w);
-
 /** The left side of the per-attempt equation minus 1. */
 const residual = (theta: number, p: number, p0: number, p1: number, w: number): number =>
   p * (p1 / p0) ** theta + ((1 - p) / w) * ((1 - p1) / (1 - p0)) ** (w * theta) + (1 - p) * (1 - 1 / w) - 1;
@@ -143,7 +140,7 @@ t.test(
               theta > 0 &&
               Math.abs(residual(theta, p, p0, p1, w)) < 1e-9 &&
               Math.abs(logged) < 1e-9 &&
-              close(theta, loggedExponent(p, p0, p1, w), 1e-8)
+              close(theta, referenceExponent(p, p0, p1, w), 1e-8)
             );
           }),
         ),
@@ -267,7 +264,7 @@ t.test('calibrateBounds at w: the default walk, monotone in w, the budget spent 
           let spent = 0;
           let tol = 1e-9;
           for (const a of alts) {
-            const theta = loggedExponent(healthy, thr, a.p1, w);
+            const theta = referenceExponent(healthy, thr, a.p1, w);
             const c = a.tails ? ((1 - thr) / (1 - a.p1)) ** (w * theta) : 0;
             // Near a threshold of 1 the exponent's relative precision (1e-8 here) scales by θ·h in exp(−θ·h).
             tol = Math.max(tol, 2e-8 * theta * a.bound);

@@ -9,7 +9,7 @@ import { mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { request } from 'undici';
+import { Client, request } from 'undici';
 import { Backend } from '../../src/demo/backend.js';
 import { buildModel } from '../../src/nginx/model.js';
 import { startNginx } from '../../src/nginx/process.js';
@@ -74,12 +74,17 @@ t.test('a sampled canary log on a copy of the stock Debian /etc/nginx', async (t
 
   await canary.setFault({ kind: 'status', status: 500 });
   const url = `http://127.0.0.1:${sitePort}`;
+  // One connection for every request and the sentinel: one nginx worker serves them in order and writes
+  // their lines in that order. nginx logs after answering, so over several connections (workers) an
+  // earlier request's line could land after the sentinel's (a red CI run waited on exactly that).
+  const client = new Client(url);
+  t.teardown(() => client.close());
   const status: Record<number, number> = {};
   const deadline = performance.now() + 30_000;
   // Until nginx answers; the answered request counts with the others (its line is in the log too).
   await waitFor(
     async () => {
-      const r = await request(`${url}/`).catch(() => null);
+      const r = await request(`${url}/`, { dispatcher: client }).catch(() => null);
       if (r === null) return false;
       await r.body.dump();
       status[r.statusCode] = (status[r.statusCode] ?? 0) + 1;
@@ -89,11 +94,11 @@ t.test('a sampled canary log on a copy of the stock Debian /etc/nginx', async (t
   );
   for (let i = 1; i < 400; i++) {
     if (performance.now() > deadline) throw new Error(`over 30 s after ${i} requests`);
-    const r = await request(`${url}/`, { headersTimeout: 5000, bodyTimeout: 5000 });
+    const r = await request(`${url}/`, { dispatcher: client, headersTimeout: 5000, bodyTimeout: 5000 });
     await r.body.dump();
     status[r.statusCode] = (status[r.statusCode] ?? 0) + 1;
   }
-  const sentinel = await request(`${url}/sentinel-for-the-log`);
+  const sentinel = await request(`${url}/sentinel-for-the-log`, { dispatcher: client });
   await sentinel.body.dump();
   const records = await waitFor(
     async () => {

@@ -10,7 +10,7 @@
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import t from 'tap';
-import { request } from 'undici';
+import { Client, request } from 'undici';
 import { Observer } from '../../src/observe/aggregate.js';
 import { parseLine } from '../../src/observe/parse.js';
 import type { LogRecord } from '../../src/observe/types.js';
@@ -21,22 +21,27 @@ import { stateSince } from '../fixtures/observe/config.js';
 /** A location nginx answers itself: no upstream attempt, so its line is always logged (`100`). */
 const SENTINEL = '/sentinel-for-the-log';
 
-/** Sends `n` GETs one after another (keep-alive); returns the count per status. Bounded: 30 s. */
-async function send(url: string, n: number): Promise<Record<number, number>> {
+/**
+ * Sends `n` GETs one after another on `client`'s one connection; returns the count per status. Bounded:
+ * 30 s. One connection, so one nginx worker serves the requests and the sentinel in order and writes
+ * their lines in that order: nginx logs after answering, so over several connections (workers) an
+ * earlier request's line could land after the sentinel's.
+ */
+async function send(client: Client, url: string, n: number): Promise<Record<number, number>> {
   const status: Record<number, number> = {};
   const deadline = performance.now() + 30_000;
   for (let i = 0; i < n; i++) {
     if (performance.now() > deadline) throw new Error(`send: over 30 s after ${i} requests`);
-    const res = await request(`${url}/`, { headersTimeout: 5000, bodyTimeout: 5000 });
+    const res = await request(`${url}/`, { dispatcher: client, headersTimeout: 5000, bodyTimeout: 5000 });
     await res.body.dump();
     status[res.statusCode] = (status[res.statusCode] ?? 0) + 1;
   }
   return status;
 }
 
-/** The log's records from line `from` on, once the sentinel request sent now has been logged after them. */
-async function linesUntilSentinel(url: string, file: string, from: number): Promise<LogRecord[]> {
-  const res = await request(`${url}${SENTINEL}`);
+/** The log's records from line `from` on, once the sentinel request sent now (on `client`, see send) has been logged after them. */
+async function linesUntilSentinel(client: Client, url: string, file: string, from: number): Promise<LogRecord[]> {
+  const res = await request(`${url}${SENTINEL}`, { dispatcher: client });
   await res.body.dump();
   return waitFor(
     async () => {
@@ -70,13 +75,15 @@ t.test(
           .replace('        location / {', `        location = ${SENTINEL} { return 204; }\n\n        location / {`),
     });
     const file = h.config.nginx.accessLog;
+    const client = new Client(h.url);
+    t.teardown(() => client.close());
     const rendered = await readFile(h.config.nginx.upstreamsFile, 'utf8');
     t.match(rendered, /split_clients "\$request_id" \$nginx_canary_log_sampled \{\n {4}20% "20";\n {4}\* "0";\n\}/);
 
     // Phase 1: a healthy canary.
-    const ok = await send(h.url, 400);
+    const ok = await send(client, h.url, 400);
     t.equal(ok[200], 400, 'every request answered 200');
-    const healthy = await linesUntilSentinel(h.url, file, 0);
+    const healthy = await linesUntilSentinel(client, h.url, file, 0);
     t.ok(
       healthy.every((r) => r.sample === 20),
       'every logged success is marked 20',
@@ -88,10 +95,10 @@ t.test(
     const canary = h.backends.canary[0];
     if (canary === undefined) throw new Error('no canary backend');
     await canary.setFault({ kind: 'status', status: 500 });
-    const mixed = await send(h.url, 300);
+    const mixed = await send(client, h.url, 300);
     const fivexx = mixed[500] ?? 0;
     t.ok(fivexx >= 60, `the canary failed ${fivexx} of 300 requests`);
-    const all = await linesUntilSentinel(h.url, file, healthy.length + 1);
+    const all = await linesUntilSentinel(client, h.url, file, healthy.length + 1);
     const failedLines = all.filter((r) => r.status === 500);
     t.equal(failedLines.length, fivexx, 'every 500 the clients saw is in the log');
     t.ok(
@@ -125,9 +132,9 @@ t.test(
     await writeFile(h.config.nginx.conf, conf.replace(' if=$nginx_canary_log;', ';'));
     await canary.setFault({ kind: 'none' });
     await reloadAndSettle(h, 0);
-    const plain = await send(h.url, 200);
+    const plain = await send(client, h.url, 200);
     t.equal(plain[200], 200);
-    const unfiltered = await linesUntilSentinel(h.url, file, before);
+    const unfiltered = await linesUntilSentinel(client, h.url, file, before);
     t.equal(unfiltered.length, 200, 'every request is logged without if=');
     const zeros = unfiltered.filter((r) => r.sample === 0).length;
     t.ok(zeros >= 120, `${zeros} of 200 lines marked 0 (left out with if=)`);

@@ -16,12 +16,21 @@ export const TEMPLATE_URL = new URL('../../templates/upstreams.conf.ejs', import
 const UNSAFE = /[;{}"'#$\\\s]/;
 
 /**
- * EJS's escape function for this template: `<%=` would HTML-escape, which is
- * wrong for nginx, so the template must print pre-validated values with `<%-`
- * only. Always throws.
+ * Refuses a template that prints with `<%=`: EJS HTML-escapes those values, the wrong escaping for
+ * nginx, so this template prints pre-validated values with `<%-` only. Checked on the source when it is
+ * compiled, not through EJS's `escape` option: EJS calls that function on the file name while it
+ * reports any other error in the template (`rethrow`), so a refusing one there hid every template
+ * error behind its own message.
+ *
+ * @param source the template's text.
+ * @param file its path, for the message.
+ * @throws Error naming `file:line` of the first `<%=`.
  */
-export function refuseHtmlEscape(): never {
-  throw new Error('upstreams.conf.ejs used <%= ; print pre-validated values with <%- only');
+export function assertRawOutputOnly(source: string, file: string): void {
+  const at = source.indexOf('<%=');
+  if (at === -1) return;
+  const line = source.slice(0, at).split('\n').length;
+  throw new Error(`${file}:${line} uses <%= (HTML escaping); print pre-validated values with <%- only`);
 }
 
 type Render = (model: UpstreamsModel) => string;
@@ -29,13 +38,9 @@ let compiled: Render | undefined;
 
 function template(): Render {
   if (compiled) return compiled;
-  const fn = ejs.compile(readFileSync(TEMPLATE_URL, 'utf8'), {
-    strict: true,
-    _with: false,
-    localsName: 'm',
-    filename: TEMPLATE_URL.pathname,
-    escape: refuseHtmlEscape,
-  });
+  const source = readFileSync(TEMPLATE_URL, 'utf8');
+  assertRawOutputOnly(source, TEMPLATE_URL.pathname);
+  const fn = ejs.compile(source, { strict: true, _with: false, localsName: 'm', filename: TEMPLATE_URL.pathname });
   compiled = (model) => fn(model);
   return compiled;
 }
@@ -80,7 +85,8 @@ export function assertSafeModel(model: UpstreamsModel): void {
  *
  * @throws Error when a model value is unsafe (see {@link assertSafeModel}); on the first call, the fs
  *   error when the template cannot be read and EJS's error when it does not compile; EJS's error when
- *   the template names a value the model lacks (strict mode) or uses `<%=` ({@link refuseHtmlEscape}).
+ *   the template names a value the model lacks (strict mode), with the template's line; on the first call, the
+ *   error of {@link assertRawOutputOnly} when the template uses `<%=`.
  */
 export function renderUpstreams(model: UpstreamsModel): string {
   assertSafeModel(model);

@@ -2,7 +2,7 @@ import { rm } from 'node:fs/promises';
 import t from 'tap';
 import type { Config, SplitMode } from '../../src/config/types.js';
 import { buildModel, type UpstreamsModel } from '../../src/nginx/model.js';
-import { assertSafeModel, parseHeader, refuseHtmlEscape, renderUpstreams } from '../../src/nginx/render.js';
+import { assertRawOutputOnly, assertSafeModel, parseHeader, renderUpstreams } from '../../src/nginx/render.js';
 import type { Flavor } from '../../src/nginx/types.js';
 import { makeConfig, makeServer, makeService } from '../fixtures/nginx/config.js';
 import { matchGolden } from '../fixtures/nginx/golden.js';
@@ -305,9 +305,33 @@ t.test('the renderer refuses a value that could inject nginx syntax', async (t) 
   t.doesNotThrow(() => assertSafeModel(good));
 });
 
-t.test('the template never HTML-escapes (EJS <%= is refused)', async (t) => {
-  t.throws(() => refuseHtmlEscape(), /<%- only/);
+t.test('the template never HTML-escapes (EJS <%= is refused, with its line)', async (t) => {
+  t.throws(
+    () => assertRawOutputOnly('upstream a {\n  server <%- m.x %>;\n  server <%= m.y %>;\n}\n', 'x.ejs'),
+    /^x\.ejs:3 uses <%= \(HTML escaping\); print pre-validated values with <%- only$/,
+  );
+  t.doesNotThrow(() => assertRawOutputOnly('server <%- m.x %>; <%# a comment %>\n', 'x.ejs'));
 });
+
+t.test(
+  'a template error reports itself, not the escaping rule (EJS escapes the file name while it rethrows)',
+  async (t) => {
+    const model = structuredClone(render(variants[2]!).model) as Partial<UpstreamsModel>;
+    delete model.logVariables; // a model older than the template: what a stale dist/ beside a new template renders
+    // The shipped template's own line and the missing key: before, every template error read
+    // "upstreams.conf.ejs used <%= ; print pre-validated values with <%- only".
+    const err = ((): unknown => {
+      try {
+        return renderUpstreams(model as UpstreamsModel);
+      } catch (e) {
+        return e;
+      }
+    })();
+    t.type(err, Error);
+    t.match((err as Error).message, /upstreams\.conf\.ejs:\d+[\s\S]*reading 'log'/);
+    t.notMatch((err as Error).message, /<%- only/);
+  },
+);
 
 t.test('both split modes pass nginx -t at 0, 0.1, 50 and 100', async (t) => {
   const cases = (['weighted', 'split_clients'] as const).flatMap((split) =>

@@ -9,6 +9,10 @@
  *   accessible, too big or too short — exit code as `run` would exit;
  * - `nginx -t` on a scratch copy of nginx.conf with the rendered include
  *   file for the live weights (nginx/scratch.ts) — exit 1 when it fails;
+ *   when it passes, the copy's `access_log` lines: a `warning:` line when
+ *   none writes format nginx_canary, when one has a foreign `if=`, or when
+ *   one lacks `if=$nginx_canary_log` while nginx.access_log_sample is
+ *   below 100 ({@link accessLogWarnings});
  * - `alerts.webhook_url`, asked once with a bounded HEAD request: any HTTP
  *   answer means reachable; a refusal, timeout, DNS or TLS failure prints a
  *   `warning:` line and leaves the exit code alone (the receiver may be down
@@ -30,10 +34,10 @@ import { formatDuration } from '../config/units.js';
 import type { Config, FleetConfig } from '../config/types.js';
 import { CanaryError, ConfigError } from '../errors.js';
 import { NginxCommand } from '../nginx/ctl.js';
-import { buildModel, ZONE_PREFIX } from '../nginx/model.js';
+import { buildModel, LOG_FORMAT, LOG_SAMPLE_VARIABLE, ZONE_PREFIX } from '../nginx/model.js';
 import { renderUpstreams } from '../nginx/render.js';
 import { describeOverride } from '../nginx/override.js';
-import { checkRendered } from '../nginx/scratch.js';
+import { checkRendered, type AccessLogDirective } from '../nginx/scratch.js';
 import { StateStore } from '../rollout/store.js';
 import { checkListenToken, readTokenFile } from '../server/token.js';
 import type { CliIo } from './main.js';
@@ -237,6 +241,39 @@ export function nginxTestHint(output: string, config: Config): string {
 }
 
 /**
+ * Warnings about the access log the gates read, from the `access_log` directives of nginx.conf and the
+ * files it includes (pure; each a whole `warning:` line, none failing check):
+ * - none writes format `nginx_canary`: the gates see no traffic;
+ * - one writes it with an `if=` other than `$nginx_canary_log`: that condition may leave out the failed
+ *   or retried attempts the gates must count (README "Sampled access log");
+ * - with nginx.access_log_sample below 100, one writes it without `if=`: nginx logs every line, each
+ *   counts as one request (the gates stay right: docs/design.md "Sampled access log") and the sampling
+ *   saves nothing.
+ */
+export function accessLogWarnings(config: Config, accessLogs: readonly AccessLogDirective[]): string[] {
+  const ours = accessLogs.filter((a) => a.format === LOG_FORMAT);
+  const sample = config.nginx.accessLogSample;
+  const condition = `$${LOG_SAMPLE_VARIABLE}`;
+  const suggested = `access_log ${config.nginx.accessLog} ${LOG_FORMAT}${sample < 100 ? ` if=${condition}` : ''};`;
+  if (ours.length === 0)
+    return [
+      `warning: no access_log in ${config.nginx.conf} or the files it includes writes format ${LOG_FORMAT}, so the gates will see no traffic: every gate holds and the alert NginxCanaryGateDataStale fires. Add \`${suggested}\` to the server {} that proxies to the service. This warning does not fail check.`,
+    ];
+  return ours.flatMap((a) => {
+    const at = `${a.file}:${a.line}: \`access_log ${a.path} ${LOG_FORMAT}\``;
+    if (a.condition !== null && a.condition !== condition)
+      return [
+        `warning: ${at} logs only if=${a.condition}: the gates must read every line the include's ${condition} keeps (every failed or retried attempt), and another condition can leave failures out, so a failing canary might not drain. Use if=${condition}, or no if=. This warning does not fail check.`,
+      ];
+    if (a.condition === null && sample < 100)
+      return [
+        `warning: ${at} has no if=${condition}, and nginx.access_log_sample is ${sample}: nginx writes every line there, the sidecar counts each as one request (the gates stay right) and the sampling saves nothing. Add if=${condition} to that line (README "Sampled access log"). This warning does not fail check.`,
+      ];
+    return [];
+  });
+}
+
+/**
  * Runs `check` on a loaded (so already valid) config, writing to `io`, and resolves to the exit code:
  * 0 when the token (if any) is usable, nginx accepts the rendered config and (with a fleet) at least one
  * etcd endpoint answers, whatever the webhook answered; else the highest exit code of what failed (a
@@ -284,6 +321,7 @@ export async function checkCommand(config: Config, io: CliIo, opts: CheckCommand
       io.err(`${nginxTestHint(res.output, config)} Then run check again.`);
       code = Math.max(code, 1);
     }
+    if (res.ok) for (const line of accessLogWarnings(config, res.accessLogs)) io.err(line);
     for (const line of describeOverride(config)) io.out(`note: ${line}`);
 
     const unreachable = await webhook;

@@ -227,8 +227,8 @@ export interface UpstreamsModel {
   weights: Record<string, number>;
   /** `host:port` of the loopback status server (`[v6]:port` for IPv6). */
   statusListen: string;
-  /** The access log format name the template defines (nginx.conf refers to it). */
-  logFormat: 'nginx_canary';
+  /** The access log format name the template defines (nginx.conf refers to it): {@link LOG_FORMAT}. */
+  logFormat: typeof LOG_FORMAT;
   /**
    * nginx.access_log_sample, percent 1–100: the share of lines with one successful attempt that
    * `$nginx_canary_log` ({@link LOG_SAMPLE_VARIABLE}) keeps; 100 renders no split_clients.
@@ -244,6 +244,9 @@ export interface UpstreamsModel {
   /** One entry per service, in config order. */
   services: ServiceModel[];
 }
+
+/** The name of the access log format the include defines: `access_log <path> nginx_canary;` in nginx.conf. */
+export const LOG_FORMAT = 'nginx_canary' as const;
 
 /**
  * The variable (without `$`) the access log's `if=` reads and each line records as `sample`: the
@@ -526,7 +529,7 @@ export function buildModel(
     flavor,
     weights: Object.fromEntries(services.map((s) => [s.name, s.weight])),
     statusListen: formatListen(config.nginx.statusListen),
-    logFormat: 'nginx_canary',
+    logFormat: LOG_FORMAT,
     logSample: config.nginx.accessLogSample,
     logVariables: { log: LOG_SAMPLE_VARIABLE, sampled: LOG_SAMPLED_VARIABLE },
     keepalive:

@@ -7,7 +7,15 @@ import { cp, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node
 import os from 'node:os';
 import path from 'node:path';
 import type { Config } from '../config/types.js';
-import { applyEdits, ConfSyntaxError, isGlob, parseDirectives, segmentMatcher, type ConfEdit } from './conf-text.js';
+import {
+  applyEdits,
+  ConfSyntaxError,
+  isGlob,
+  parseDirectives,
+  segmentMatcher,
+  type ConfDirective,
+  type ConfEdit,
+} from './conf-text.js';
 import { NginxCommand } from './ctl.js';
 import type { TestResult } from './types.js';
 
@@ -37,6 +45,29 @@ const WRITTEN_PATHS = new Set([
   'scgi_temp_path',
 ]);
 
+/**
+ * One `access_log` directive the walk of {@link checkRendered} read (nginx docs, ngx_http_log_module:
+ * `access_log path [format [buffer=size] [gzip[=level]] [flush=time] [if=condition]]`, or `off`).
+ */
+export interface AccessLogDirective {
+  /** The live file it is in (not the scratch copy): nginx.conf, or a file it includes, as nginx.conf names it. */
+  file: string;
+  /** 1-based line of the directive in that file. */
+  line: number;
+  /** Its first argument as written: the log's path, `off`, or `syslog:…`. */
+  path: string;
+  /** Its format (second argument), or null when it names none (nginx then uses `combined`). */
+  format: string | null;
+  /** The value of its `if=` parameter (e.g. `$nginx_canary_log`), or null without one. */
+  condition: string | null;
+}
+
+/** What {@link checkRendered} found: nginx's verdict on the copy, and the copy's access_log directives. */
+export interface CheckResult extends TestResult {
+  /** Every `access_log` of nginx.conf and the files it includes, in the order the walk read them. */
+  accessLogs: AccessLogDirective[];
+}
+
 /** Paths of the live layout and of its scratch copy. */
 interface Layout {
   liveConfDir: string;
@@ -47,11 +78,35 @@ interface Layout {
   scratchInclude: string;
   livePrefix: string;
   scratch: string;
+  /** The live file each copy of a file included from outside the config directory was made from. */
+  copiedFrom: Map<string, string>;
 }
 
 function inside(dir: string, p: string): boolean {
   const rel = path.relative(dir, p);
   return rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel));
+}
+
+/** The live file a file of the scratch copy stands for (see {@link AccessLogDirective.file}). */
+function liveName(file: string, at: Layout): string {
+  if (file === at.scratchInclude) return at.liveInclude;
+  const copied = at.copiedFrom.get(file);
+  if (copied !== undefined) return copied;
+  return inside(at.scratchConf, file) ? path.join(at.liveConfDir, path.relative(at.scratchConf, file)) : file;
+}
+
+/** An `access_log` directive's place and arguments (see {@link AccessLogDirective}). */
+function accessLogOf(d: ConfDirective, file: string): AccessLogDirective {
+  const [first, second, ...rest] = d.args;
+  const params = second === undefined ? [] : [second, ...rest];
+  const condition = params.find((a) => a.value.startsWith('if='))?.value.slice('if='.length) ?? null;
+  return {
+    file,
+    line: d.line,
+    path: first?.value ?? '',
+    format: second === undefined || second.value.includes('=') ? null : second.value,
+    condition,
+  };
 }
 
 /** The files an include pattern names now, sorted as glob(3) sorts them; a plain path is returned as is. */
@@ -85,9 +140,15 @@ export async function expandInclude(pattern: string): Promise<string[]> {
  * against the live prefix (as the live nginx resolves it); an absolute log or
  * temp path goes under the scratch prefix.
  *
+ * @param accessLogs receives the file's `access_log` directives, as written (before the rewrite).
  * @returns the files the rewritten file includes (absolute, inside the copy), to be walked next.
  */
-async function rewriteFile(file: string, at: Layout, counter: { n: number }): Promise<string[]> {
+async function rewriteFile(
+  file: string,
+  at: Layout,
+  counter: { n: number },
+  accessLogs: AccessLogDirective[],
+): Promise<string[]> {
   const text = await readFile(file, 'utf8');
   let directives;
   try {
@@ -99,6 +160,7 @@ async function rewriteFile(file: string, at: Layout, counter: { n: number }): Pr
   const edits: ConfEdit[] = [];
   const next: string[] = [];
   for (const d of directives) {
+    if (d.name === 'access_log') accessLogs.push(accessLogOf(d, liveName(file, at)));
     const arg = d.args[0];
     if (arg === undefined) continue;
     const p = arg.value;
@@ -111,7 +173,10 @@ async function rewriteFile(file: string, at: Layout, counter: { n: number }): Pr
           // Outside the config directory: copy what it names now, so its own paths can be rewritten too.
           const ext = path.join(at.scratch, 'ext', String(counter.n++));
           await mkdir(ext, { recursive: true });
-          for (const f of await expandInclude(p)) await cp(f, path.join(ext, path.basename(f)), { dereference: true });
+          for (const f of await expandInclude(p)) {
+            await cp(f, path.join(ext, path.basename(f)), { dereference: true });
+            at.copiedFrom.set(path.join(ext, path.basename(f)), f);
+          }
           target = path.join(ext, path.basename(p));
         }
         if (target !== p) edits.push({ arg, value: target });
@@ -148,7 +213,8 @@ async function rewriteFile(file: string, at: Layout, counter: { n: number }): Pr
  *
  * @param config reads nginx.conf, nginx.upstreams_file, nginx.prefix and nginx.binary.
  * @param renderedText the include file to test (from renderUpstreams).
- * @returns nginx's verdict; `output` names the scratch paths.
+ * @returns nginx's verdict (`output` names the scratch paths) and the `access_log` directives the walk
+ *   read (live file names; none from a file with a syntax error, which nginx -t reports).
  * @throws CanaryError NC_NGINX_BINARY when nginx cannot run; the fs error when the copy fails;
  *   RangeError when `opts.timeoutMs` is not > 0.
  */
@@ -156,7 +222,7 @@ export async function checkRendered(
   config: Config,
   renderedText: string,
   opts: CheckOptions = {},
-): Promise<TestResult> {
+): Promise<CheckResult> {
   const liveConfDir = path.dirname(path.resolve(config.nginx.conf));
   const liveInclude = path.resolve(config.nginx.upstreamsFile);
   const rel = path.relative(liveConfDir, liveInclude);
@@ -188,21 +254,23 @@ export async function checkRendered(
       scratchInclude,
       livePrefix,
       scratch,
+      copiedFrom: new Map(),
     };
     const main = path.join(scratchConf, path.basename(config.nginx.conf));
     const queue = [main];
     const seen = new Set<string>();
     const counter = { n: 0 };
+    const accessLogs: AccessLogDirective[] = [];
     for (let file = queue.shift(); file !== undefined; file = queue.shift()) {
       if (seen.has(file)) continue;
       seen.add(file);
-      queue.push(...(await rewriteFile(file, layout, counter)));
+      queue.push(...(await rewriteFile(file, layout, counter, accessLogs)));
     }
     const ctl = new NginxCommand(
       { binary, conf: main, prefix: scratchPrefix, statusListen: config.nginx.statusListen },
       timeouts,
     );
-    return await ctl.test();
+    return { ...(await ctl.test()), accessLogs };
   } finally {
     await rm(scratch, { recursive: true, force: true });
   }

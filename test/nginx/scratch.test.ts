@@ -77,7 +77,7 @@ t.test(
       () => true,
       () => false,
     );
-    await writeExampleConf(config, 18080, (s) =>
+    const mainText = await writeExampleConf(config, 18080, (s) =>
       s
         .replace(
           'include conf.d/nginx-canary.conf;',
@@ -100,11 +100,53 @@ t.test(
       path.join(dir, 'outside', 'extra.conf'),
       `server { listen 127.0.0.1:18081; access_log ${logs}/extra.log; }\n`,
     );
+    // A site with the sampled canary log (its parameters in another order) and one that logs nothing.
+    await writeFile(
+      path.join(confDir, 'sites', 'gateway'),
+      `server {\n    listen 127.0.0.1:18082;\n    access_log ${logs}/site.json nginx_canary buffer=64k if=$nginx_canary_log;\n}\n` +
+        `server { listen 127.0.0.1:18083; access_log off; }\n`,
+    );
     const live = await manifestOf(confDir);
-    const good = await checkRendered(config, renderUpstreams(buildModel(config, { gateway: 30 }, 1, 'oss')), {
-      livePrefix: '/usr/share/nginx',
-    });
+    const rendered = renderUpstreams(buildModel(config, { gateway: 30 }, 1, 'oss'));
+    const good = await checkRendered(config, rendered, { livePrefix: '/usr/share/nginx' });
     t.ok(good.ok, `the rendered file was tested, not the live one: ${good.output}`);
+    const mainLine = mainText.split('\n').findIndex((l) => l.includes('access_log ')) + 1;
+    t.same(
+      good.accessLogs,
+      [
+        {
+          file: config.nginx.conf,
+          line: mainLine,
+          path: `${logs}/canary.json`,
+          format: 'nginx_canary',
+          condition: null,
+        },
+        // The include's status server logs nothing: named as the live include, not the scratch copy.
+        {
+          file: config.nginx.upstreamsFile,
+          line: rendered.split('\n').findIndex((l) => l.includes('access_log off;')) + 1,
+          path: 'off',
+          format: null,
+          condition: null,
+        },
+        {
+          file: path.join(confDir, 'sites', 'gateway'),
+          line: 3,
+          path: `${logs}/site.json`,
+          format: 'nginx_canary',
+          condition: '$nginx_canary_log',
+        },
+        { file: path.join(confDir, 'sites', 'gateway'), line: 5, path: 'off', format: null, condition: null },
+        {
+          file: path.join(dir, 'outside', 'extra.conf'),
+          line: 1,
+          path: `${logs}/extra.log`,
+          format: null,
+          condition: null,
+        },
+      ],
+      'every access_log of the tree, as written, at its live file and line (the outside file by its own path)',
+    );
     t.same(await manifestOf(confDir), live, 'the live conf dir is unchanged');
     t.same(await readdir(logs), [], 'no live log file was opened');
     if (withModule) {

@@ -48,6 +48,15 @@ import { packageVersion } from './cli/version.js';
  */
 export const ACCESS_LOG_POLL_MS = 20;
 /**
+ * How often the follower reads a quiet access log, ms (observe/follow.ts `quietPollMs`): after a read that
+ * found nothing, while its fs.watch on the log's directory is armed. The watch wakes the follower
+ * {@link ACCESS_LOG_POLL_MS} after nginx writes, as soon as a 20 ms poll would have read the line, so this
+ * poll only backs up a write inotify does not report. 250 ms (the follower's own default, chosen): an idle
+ * sidecar read its log 50 times a second, ~2.8 % of a core on the main thread alone (strace of an idle
+ * sidecar: 48 reads and ~240 event-loop wake-ups a second; README "Benchmarks").
+ */
+export const ACCESS_LOG_QUIET_POLL_MS = 250;
+/**
  * How often the follower reads a busy access log, ms (observe/follow.ts `busyPollMs`): after a read of at
  * least {@link ACCESS_LOG_BUSY_BYTES}. Each poll costs a few wake-ups (a timer, the thread-pool read and
  * its completion) that do not shrink with the lines read: ~400 µs of sidecar CPU per poll on the 2-vCPU
@@ -417,6 +426,7 @@ async function startServing(config: Config, opts: SidecarOptions, parts: Started
     file: config.nginx.accessLog,
     from: 'end',
     pollMs: ACCESS_LOG_POLL_MS,
+    quietPollMs: ACCESS_LOG_QUIET_POLL_MS,
     busyPollMs: ACCESS_LOG_BUSY_POLL_MS,
     busyBytes: accessLogBusyBytes(config.nginx.accessLogSample),
     // The byte path: lines are read in place, no string per line (observe/parse.ts LineCursor; the

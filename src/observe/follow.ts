@@ -26,7 +26,9 @@
  *   then the old file is read for as long as nginx writes to it, so no line
  *   is lost either way;
  * - `fs.watch` on the directory only wakes the loop early, and only while
- *   the log is quiet; a poll every `pollMs` is always behind it. While lines
+ *   the log is quiet; a poll every `quietPollMs` (default `pollMs`) is always
+ *   behind it, every `pollMs` while the watch cannot be armed or a rotated
+ *   file is still being drained. While lines
  *   flow (a read returned data) the watch is closed and the loop simply
  *   polls: inotify reports every write, and nginx writes each line
  *   unbuffered, so under load the wake-ups alone cost more than the lines
@@ -74,6 +76,15 @@ export interface LogFollowerOptions {
    * busy or not). {@link LogFollower.hurry} still cuts it to HURRY_POLL_MS.
    */
   busyPollMs?: number;
+  /**
+   * Poll period while the log is quiet and fs.watch is armed, ms ≥ pollMs (default: `pollMs`). The watch
+   * wakes the loop min(WAKE_DELAY_MS, pollMs) after a write, so this poll is only the fallback for a
+   * write inotify does not report (a file system without it, such as NFS written from another host) and
+   * an idle follower makes ~1000/quietPollMs reads a second instead of ~1000/pollMs. Without an armed
+   * watch (its directory missing or not watchable), or while a rotated file is drained, the loop polls
+   * every pollMs.
+   */
+  quietPollMs?: number;
   /**
    * Bytes one poll must read (all files together) for the next sleep to be `busyPollMs`, > 0 (default
    * Infinity: never busy). As a rate this enters at busyBytes / pollMs and leaves below
@@ -137,7 +148,9 @@ const CHUNK_BYTES = 1024 * 1024;
  * spell into one read. (Before the watch was closed while lines flow, this delay was the only brake
  * on per-write wake-ups: `npm run bench:walk` gave sidecar CPU / nginx CPU 41.5 % at 5 ms and
  * 32–36 % at 100 ms; with the watch closed under load it is 15–16 %.) Harmless: reads go on to EOF,
- * and the gates act once per runner tick (half of min_reload_interval, at most 1 s).
+ * and the gates act once per runner tick (half of min_reload_interval, at most 1 s). A follower with a
+ * shorter pollMs wakes after pollMs instead: a line that ends a quiet spell is read as soon as the poll
+ * it replaces would have read it (see quietPollMs).
  */
 const WAKE_DELAY_MS = 100;
 /**
@@ -183,6 +196,22 @@ interface Reader {
   rotatedAt: number | null;
 }
 
+/**
+ * The sleep after a poll, ms (pure): `busyPollMs` after a poll that read at least `busyBytes`; else
+ * `quietPollMs` when the fs.watch is armed and no rotated file is being drained (a write wakes the loop
+ * anyway); else `pollMs`. {@link LogFollower.hurry} shortens it further, in the sleep itself.
+ *
+ * @param poll bytes the poll read (all files), whether the watch is armed, rotated files draining.
+ * @param periods the follower's validated options (ms; bytes for busyBytes).
+ */
+export function pollPeriod(
+  poll: { read: number; watched: boolean; draining: number },
+  periods: { pollMs: number; quietPollMs: number; busyPollMs: number; busyBytes: number },
+): number {
+  if (poll.read >= periods.busyBytes) return periods.busyPollMs;
+  return poll.watched && poll.draining === 0 ? periods.quietPollMs : periods.pollMs;
+}
+
 /** Follows one log file; see the module comment. */
 export class LogFollower {
   readonly #file: string;
@@ -191,6 +220,7 @@ export class LogFollower {
   readonly #from: 'end' | 'start';
   readonly #pollMs: number;
   readonly #busyPollMs: number;
+  readonly #quietPollMs: number;
   readonly #busyBytes: number;
   readonly #drainMs: number;
   readonly #maxLine: number;
@@ -250,6 +280,7 @@ export class LogFollower {
     this.#from = opts.from ?? 'end';
     this.#pollMs = opts.pollMs ?? 250;
     this.#busyPollMs = opts.busyPollMs ?? this.#pollMs;
+    this.#quietPollMs = opts.quietPollMs ?? this.#pollMs;
     this.#busyBytes = opts.busyBytes ?? Infinity;
     this.#sleptMs = this.#pollMs;
     this.#drainMs = opts.drainMs ?? 3000;
@@ -263,6 +294,8 @@ export class LogFollower {
       throw new RangeError('reopenAfterMs and reopenIntervalMs must be ≥ 0');
     if (!(this.#pollMs > 0)) throw new RangeError(`pollMs must be > 0, got ${this.#pollMs}`);
     if (!(this.#busyPollMs > 0)) throw new RangeError(`busyPollMs must be > 0, got ${this.#busyPollMs}`);
+    if (!(this.#quietPollMs >= this.#pollMs))
+      throw new RangeError(`quietPollMs must be ≥ pollMs (${this.#pollMs}), got ${this.#quietPollMs}`);
     if (!(this.#busyBytes > 0)) throw new RangeError(`busyBytes must be > 0, got ${this.#busyBytes}`);
     if (!(this.#drainMs >= 0)) throw new RangeError(`drainMs must be ≥ 0, got ${this.#drainMs}`);
     if (!(this.#maxLine > 0)) throw new RangeError(`maxLineBytes must be > 0, got ${this.#maxLine}`);
@@ -292,7 +325,8 @@ export class LogFollower {
 
   /**
    * The period the loop chose for its last sleep, ms: pollMs, busyPollMs after a poll that read at least
-   * busyBytes, or HURRY_POLL_MS while {@link hurry} holds. Before the first sleep: pollMs.
+   * busyBytes, quietPollMs after one that read nothing with the watch armed, or HURRY_POLL_MS while
+   * {@link hurry} holds. Before the first sleep: pollMs.
    */
   get pollingMs(): number {
     return this.#sleptMs;
@@ -346,7 +380,17 @@ export class LogFollower {
       if (this.#readData) this.#closeWatch();
       else this.#ensureWatch();
       if (this.#stopped) break;
-      await this.#sleep(this.#stats.bytes - bytesBefore >= this.#busyBytes ? this.#busyPollMs : this.#pollMs);
+      await this.#sleep(
+        pollPeriod(
+          { read: this.#stats.bytes - bytesBefore, watched: this.#watcher !== null, draining: this.#draining.length },
+          {
+            pollMs: this.#pollMs,
+            quietPollMs: this.#quietPollMs,
+            busyPollMs: this.#busyPollMs,
+            busyBytes: this.#busyBytes,
+          },
+        ),
+      );
     }
   }
 
@@ -369,7 +413,7 @@ export class LogFollower {
       const timer = setTimeout(done, this.#sleptMs);
       this.#wake = (): void => {
         if (this.#stopped) done();
-        else early ??= setTimeout(done, WAKE_DELAY_MS);
+        else early ??= setTimeout(done, Math.min(WAKE_DELAY_MS, this.#pollMs));
       };
       this.#hurryWake = (): void => {
         hurried ??= setTimeout(done, hurriedMs);

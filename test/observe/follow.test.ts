@@ -5,7 +5,7 @@ import { once } from 'node:events';
 import os from 'node:os';
 import path from 'node:path';
 import { ManualClock } from '../../src/clock.js';
-import { LogFollower, type LogFollowerOptions } from '../../src/observe/follow.js';
+import { LogFollower, pollPeriod, type LogFollowerOptions } from '../../src/observe/follow.js';
 import { waitFor, WaitTimeoutError } from '../../src/util/wait.js';
 import { spawnRotatingWriter } from '../fixtures/observe/rotating-writer.js';
 
@@ -142,6 +142,38 @@ t.test('while lines flow it polls without fs.watch; once quiet, a line wakes it 
     waitFor(() => f.watching, { timeoutMs: pollMs * 3, what: 'a poll that finds nothing' }),
     'quiet again: watching',
   );
+  t.same(lines, ['one', 'two']);
+});
+
+t.test('pollPeriod: busy, then quiet and watched with nothing draining, else pollMs', async (t) => {
+  const periods = { pollMs: 20, quietPollMs: 250, busyPollMs: 100, busyBytes: 1000 };
+  for (const read of [0, 999, 1000, 5000])
+    for (const watched of [false, true])
+      for (const draining of [0, 1]) {
+        const want = read >= 1000 ? 100 : watched && draining === 0 ? 250 : 20;
+        t.equal(
+          pollPeriod({ read, watched, draining }, periods),
+          want,
+          `read ${read}, watched ${watched}, draining ${draining}`,
+        );
+      }
+});
+
+t.test('a quiet log sleeps quietPollMs with the watch armed, and a write still wakes it', async (t) => {
+  const dir = await tempDir(t);
+  const file = path.join(dir, 'canary.json');
+  await fs.writeFile(file, '');
+  // A quiet poll no test waits out: only the watch can deliver the line below in time.
+  const quietPollMs = 600_000;
+  const { f, lines } = await follow(t, { file, pollMs: 20, quietPollMs });
+  await waitFor(() => f.watching && f.pollingMs === quietPollMs, { what: 'the quiet period with the watch armed' });
+  appendFileSync(file, 'one\n');
+  await waitFor(() => lines.length === 1, { timeoutMs: 10_000, what: 'a wake-up by fs.watch' });
+  t.same(lines, ['one']);
+  // That read returned a line: the next sleep is pollMs, until a poll finds nothing again.
+  await waitFor(() => f.watching && f.pollingMs === quietPollMs, { what: 'quiet again after the line' });
+  appendFileSync(file, 'two\n');
+  await waitFor(() => lines.length === 2, { timeoutMs: 10_000, what: 'the second wake-up' });
   t.same(lines, ['one', 'two']);
 });
 
@@ -395,6 +427,8 @@ t.test('options are validated; start twice throws; stop is idempotent', async (t
   t.throws(() => new LogFollower({ file: '/x', onLines, maxLineBytes: 0 }), RangeError);
   t.throws(() => new LogFollower({ file: '/x', onLines, busyPollMs: 0 }), RangeError);
   t.throws(() => new LogFollower({ file: '/x', onLines, busyBytes: 0 }), RangeError);
+  t.throws(() => new LogFollower({ file: '/x', onLines, pollMs: 20, quietPollMs: 10 }), /quietPollMs must be ≥ pollMs/);
+  t.doesNotThrow(() => new LogFollower({ file: '/x', onLines, pollMs: 20, quietPollMs: 20 }));
   const dir = await tempDir(t);
   t.throws(() => new LogFollower({ file: '/x' }), TypeError, 'neither onLines nor onBytes');
   const f = new LogFollower({ file: path.join(dir, 'none.json'), onLines });

@@ -95,18 +95,15 @@ function liveName(file: string, at: Layout): string {
   return inside(at.scratchConf, file) ? path.join(at.liveConfDir, path.relative(at.scratchConf, file)) : file;
 }
 
-/** An `access_log` directive's place and arguments (see {@link AccessLogDirective}). */
+/**
+ * An `access_log` directive's place and arguments (see {@link AccessLogDirective}), read as nginx reads
+ * them (`ngx_http_log_set_log` in src/http/modules/ngx_http_log_module.c): the second argument is the
+ * format whatever it looks like, the parameters come after it.
+ */
 function accessLogOf(d: ConfDirective, file: string): AccessLogDirective {
-  const [first, second, ...rest] = d.args;
-  const params = second === undefined ? [] : [second, ...rest];
+  const [first, second, ...params] = d.args;
   const condition = params.find((a) => a.value.startsWith('if='))?.value.slice('if='.length) ?? null;
-  return {
-    file,
-    line: d.line,
-    path: first?.value ?? '',
-    format: second === undefined || second.value.includes('=') ? null : second.value,
-    condition,
-  };
+  return { file, line: d.line, path: first?.value ?? '', format: second?.value ?? null, condition };
 }
 
 /** The files an include pattern names now, sorted as glob(3) sorts them; a plain path is returned as is. */

@@ -198,10 +198,14 @@ interface Reader {
 
 /**
  * The sleep after a poll, ms (pure): `busyPollMs` after a poll that read at least `busyBytes`; else
- * `quietPollMs` when the fs.watch is armed and no rotated file is being drained (a write wakes the loop
- * anyway); else `pollMs`. {@link LogFollower.hurry} shortens it further, in the sleep itself.
+ * `quietPollMs` when the fs.watch was armed before the poll's reads began and still is, and no rotated
+ * file is being drained (a write wakes the loop anyway); else `pollMs`. The first empty poll after lines
+ * flowed arms the watch after its read, so a line written between that read and the arming wakes
+ * nothing: it is followed by `pollMs`, and only the next empty poll, read under the watch, by
+ * `quietPollMs`. {@link LogFollower.hurry} shortens the sleep further, in the sleep itself.
  *
- * @param poll bytes the poll read (all files), whether the watch is armed, rotated files draining.
+ * @param poll bytes the poll read (all files), whether the watch was armed before its reads and still
+ *   is, rotated files draining.
  * @param periods the follower's validated options (ms; bytes for busyBytes).
  */
 export function pollPeriod(
@@ -371,6 +375,8 @@ export class LogFollower {
     while (!this.#stopped) {
       this.#readData = false;
       const bytesBefore = this.#stats.bytes;
+      // The watch this poll's reads began under: only a write after it was armed is sure to wake the loop.
+      const watcherBefore = this.#watcher;
       try {
         await this.#tick();
       } catch (err) {
@@ -382,7 +388,11 @@ export class LogFollower {
       if (this.#stopped) break;
       await this.#sleep(
         pollPeriod(
-          { read: this.#stats.bytes - bytesBefore, watched: this.#watcher !== null, draining: this.#draining.length },
+          {
+            read: this.#stats.bytes - bytesBefore,
+            watched: watcherBefore !== null && this.#watcher === watcherBefore,
+            draining: this.#draining.length,
+          },
           {
             pollMs: this.#pollMs,
             quietPollMs: this.#quietPollMs,

@@ -6,7 +6,12 @@ import { BASELINE_FLOOR_MS } from '../../src/rollout/gates.js';
 
 t.test('a canary 5 × slower than the primary is drained (baseline_p95)', async (t) => {
   // Probes time out after 500 ms here, so the slow /health (250 ms) still passes: only the traffic's p95 can tell.
-  const stack = await startStack(t, { target: 30, ...FAST_PROBES, probeInterval: '500ms' });
+  // A 15 s window, not the stack's 5 s: the stack's traffic sends batches of 20 over 4 connections, and at
+  // the 5 % slice two in three batches wait for a 250 ms canary answer, so it runs at ~80 requests/s, and
+  // slower on a busy machine. The gates need 20 canary attempts (min_requests) and, for the starved gate,
+  // 20 / 5 % = 400 attempts in the window: a 5 s window held ~400 at best, and a CI run with the suite two
+  // files at a time saw 235 (11 canary) and held at the slice until the test timed out.
+  const stack = await startStack(t, { target: 30, ...FAST_PROBES, probeInterval: '500ms', window: '15s' });
   // The primary answers in a few ms, so the threshold is 5 × max(primary p95, 10 ms floor): 50–100 ms
   // on a busy test machine. The canary answers after 250 ms.
   await stack.canary.setFault({ kind: 'delay', ms: 250 });

@@ -147,16 +147,27 @@ t.test('while lines flow it polls without fs.watch; once quiet, a line wakes it 
 
 t.test('pollPeriod: busy, then quiet and watched with nothing draining, else pollMs', async (t) => {
   const periods = { pollMs: 20, quietPollMs: 250, busyPollMs: 100, busyBytes: 1000 };
-  for (const read of [0, 999, 1000, 5000])
-    for (const watched of [false, true])
-      for (const draining of [0, 1]) {
-        const want = read >= 1000 ? 100 : watched && draining === 0 ? 250 : 20;
-        t.equal(
-          pollPeriod({ read, watched, draining }, periods),
-          want,
-          `read ${read}, watched ${watched}, draining ${draining}`,
-        );
-      }
+  // [bytes read, watch armed before the reads and still, rotated files draining, expected sleep ms]
+  const cases: [number, boolean, number, number][] = [
+    [0, false, 0, 20],
+    [0, false, 1, 20],
+    [0, true, 0, 250],
+    [0, true, 1, 20],
+    [999, false, 0, 20],
+    [999, true, 0, 250],
+    [999, true, 2, 20],
+    [1000, false, 0, 100],
+    [1000, true, 0, 100],
+    [1000, true, 1, 100],
+    [5000, false, 1, 100],
+    [5000, true, 0, 100],
+  ];
+  for (const [read, watched, draining, want] of cases)
+    t.equal(
+      pollPeriod({ read, watched, draining }, periods),
+      want,
+      `read ${read}, watched ${watched}, draining ${draining}`,
+    );
 });
 
 t.test('a quiet log sleeps quietPollMs with the watch armed, and a write still wakes it', async (t) => {

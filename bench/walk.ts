@@ -429,8 +429,8 @@ async function newStack(sc: Scope, dir: string, v: Variant, target = 100): Promi
   const conf = await readFile(stack.config.nginx.conf, 'utf8');
   if (!conf.includes(`worker_shutdown_timeout ${SHUTDOWN_TIMEOUT_MS / 1000}s;`))
     throw new Error(`nginx/nginx.conf no longer sets worker_shutdown_timeout ${SHUTDOWN_TIMEOUT_MS / 1000}s`);
-  if (!conf.includes(sampleOf(v) === undefined ? ACCESS_LOG : ACCESS_LOG_SAMPLED))
-    throw new Error(`nginx/nginx.conf no longer has "${ACCESS_LOG}"`);
+  const logLine = sampleOf(v) === undefined ? ACCESS_LOG : ACCESS_LOG_SAMPLED;
+  if (!conf.includes(logLine)) throw new Error(`the stack's nginx.conf no longer has "${logLine}"`);
   const include = await readFile(stack.config.nginx.upstreamsFile, 'utf8');
   if (include.includes('keepalive ') !== stack.config.nginx.upstreamKeepalive > 0)
     throw new Error(`the include does not match upstream_keepalive ${stack.config.nginx.upstreamKeepalive}`);

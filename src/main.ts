@@ -20,6 +20,7 @@ import { ensureAccessLog } from './observe/logfile.js';
 import { NginxCommand } from './nginx/ctl.js';
 import { statfsDisk } from './nginx/disk.js';
 import { SnapshotStore } from './nginx/snapshot.js';
+import { LOG_SAMPLE_VARIABLE } from './nginx/model.js';
 import { Applier } from './nginx/apply.js';
 import { preparePrefix, startNginx, type ManagedNginx } from './nginx/process.js';
 import { Runner, type TickReport } from './runner.js';
@@ -445,7 +446,7 @@ async function startServing(config: Config, opts: SidecarOptions, parts: Started
         warnedUnfiltered = true;
         log.warn(
           { file: config.nginx.accessLog, access_log_sample: config.nginx.accessLogSample },
-          'nginx writes every line to the access log although nginx.access_log_sample is below 100: add `if=$nginx_canary_log` to the access_log line in nginx.conf (each line counts as one request until then; README "Sampled access log")',
+          `nginx writes every line to the access log although nginx.access_log_sample is below 100: add \`if=$${LOG_SAMPLE_VARIABLE}\` to the access_log line in nginx.conf (each line counts as one request until then; README "Sampled access log")`,
         );
       }
     },

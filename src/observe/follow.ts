@@ -225,6 +225,8 @@ export class LogFollower {
   readonly #pollMs: number;
   readonly #busyPollMs: number;
   readonly #quietPollMs: number;
+  /** The periods {@link pollPeriod} chooses from, made once (the options, validated). */
+  readonly #periods: Parameters<typeof pollPeriod>[1];
   readonly #busyBytes: number;
   readonly #drainMs: number;
   readonly #maxLine: number;
@@ -300,6 +302,12 @@ export class LogFollower {
     if (!(this.#busyPollMs > 0)) throw new RangeError(`busyPollMs must be > 0, got ${this.#busyPollMs}`);
     if (!(this.#quietPollMs >= this.#pollMs))
       throw new RangeError(`quietPollMs must be ≥ pollMs (${this.#pollMs}), got ${this.#quietPollMs}`);
+    this.#periods = {
+      pollMs: this.#pollMs,
+      quietPollMs: this.#quietPollMs,
+      busyPollMs: this.#busyPollMs,
+      busyBytes: this.#busyBytes,
+    };
     if (!(this.#busyBytes > 0)) throw new RangeError(`busyBytes must be > 0, got ${this.#busyBytes}`);
     if (!(this.#drainMs >= 0)) throw new RangeError(`drainMs must be ≥ 0, got ${this.#drainMs}`);
     if (!(this.#maxLine > 0)) throw new RangeError(`maxLineBytes must be > 0, got ${this.#maxLine}`);
@@ -393,12 +401,7 @@ export class LogFollower {
             watched: watcherBefore !== null && this.#watcher === watcherBefore,
             draining: this.#draining.length,
           },
-          {
-            pollMs: this.#pollMs,
-            quietPollMs: this.#quietPollMs,
-            busyPollMs: this.#busyPollMs,
-            busyBytes: this.#busyBytes,
-          },
+          this.#periods,
         ),
       );
     }

@@ -22,14 +22,16 @@ t.test('a canary ejected by max_fails holds the walk (starved)', async (t) => {
     10_000,
   );
   // Every rendered upstream has a shared zone (docs/design.md "Rendering"), so the first refusal ejects the
-  // canary from every nginx worker (test/nginx/zone.test.ts); the window still holds the canary's attempts from
-  // before. Keep refusing until its share of the window is under a quarter of its weight, far from the 12.5 %
-  // threshold; off again, nginx keeps it out for fail_timeout (10 s) after its last refusal.
+  // canary from every nginx worker (test/nginx/zone.test.ts), and nginx keeps it out for fail_timeout (10 s)
+  // after that refusal. Off again at once: the refusals also fail the canary's health probes, and a CI run
+  // beside two busy loops, refusing until the window's share fell under 6.25 % (seconds at that load), saw
+  // enough failed probes to drain by probe_failure_ratio. The window (5 s) then slides past the canary's
+  // attempts from before well within the 10 s.
+  await stack.canary.setFault({ kind: 'none' });
   await stack.until(
     'the canary ejected by nginx (share < 6.25 %)',
     (s) => (s.gates.find((x) => x.gate === 'starved')?.value ?? 100) < 6.25,
   );
-  await stack.canary.setFault({ kind: 'none' });
   // While it refused, /ready failed too (a hold of its own, named first in the summary: it comes before starved):
   // wait for the starved verdict itself with /ready answering again (on a loaded machine the probe that sees
   // /ready recover can come after the starved verdict).

@@ -632,8 +632,12 @@ export class Applier implements NginxPort {
   }
 
   /** The config directory's manifest now (the snapshot store's own excluded), or null when it cannot be read. Never throws. */
-  #confManifest(): Promise<ManifestFile[] | null> {
-    return manifestOf(this.#snapshots.confDir, [this.#snapshots.dir], this.#confMemo).catch(() => null);
+  #confManifest(): ManifestFile[] | null {
+    try {
+      return manifestOf(this.#snapshots.confDir, [this.#snapshots.dir], this.#confMemo);
+    } catch {
+      return null;
+    }
   }
 
   /**
@@ -982,7 +986,7 @@ export class Applier implements NginxPort {
     // the binary) — fails the test after the write instead, and is told apart there (#testReloadVerify).
     let preflightSkipped = false;
     if (cur.exists && live) {
-      const seen = await this.#confManifest();
+      const seen = this.#confManifest();
       preflightSkipped = seen !== null && this.#tested !== null && sameFiles(seen, this.#tested);
       if (!preflightSkipped) {
         try {
@@ -1081,7 +1085,8 @@ export class Applier implements NginxPort {
     | { proof: 'proc' | 'timer' | null }
   > {
     let tested;
-    // The directory's manifest is taken while nginx -t runs: if it passes, these are the bytes it passed.
+    // The directory's manifest right before nginx -t reads it: if it passes, these are the bytes it passed
+    // (a change in between leaves the next apply's manifest different from this one, so its preflight runs).
     const manifest = this.#confManifest();
     try {
       tested = await this.#ctl.test();
@@ -1099,7 +1104,7 @@ export class Applier implements NginxPort {
       }
       return { stage: 'test', error: errors.nginxRejectedRender(`${label}${tested.output}`), restored };
     }
-    this.#tested = await manifest;
+    this.#tested = manifest;
     laps.lap('test');
     if (!live) return { proof: null };
     const pid = await this.#masterPid();

@@ -14,6 +14,7 @@
  * it writes nothing.
  */
 import { createHash, randomBytes } from 'node:crypto';
+import { lstatSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { chmod, lstat, mkdir, readFile, readdir, readlink, realpath, rename, rm, symlink } from 'node:fs/promises';
 import path from 'node:path';
 import * as tar from 'tar';
@@ -169,11 +170,14 @@ interface WalkEntry {
   kind: 'dir' | 'file' | 'link';
 }
 
-/** Every directory, regular file and symlink under `root`, sorted, skipping temp files and `exclude` (absolute). */
-async function walk(root: string, exclude: readonly string[]): Promise<WalkEntry[]> {
+/**
+ * Every directory, regular file and symlink under `root`, sorted, skipping temp files and `exclude`
+ * (absolute). Synchronous, as {@link manifestOf} is (see there why).
+ */
+function walk(root: string, exclude: readonly string[]): WalkEntry[] {
   const out: WalkEntry[] = [];
-  const visit = async (relDir: string): Promise<void> => {
-    const entries = await readdir(path.join(root, relDir), { withFileTypes: true });
+  const visit = (relDir: string): void => {
+    const entries = readdirSync(path.join(root, relDir), { withFileTypes: true });
     entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     for (const e of entries) {
       // The sidecar's own lock (src/lock.ts) lives in this directory but belongs to the running process:
@@ -184,7 +188,7 @@ async function walk(root: string, exclude: readonly string[]): Promise<WalkEntry
       if (exclude.some((x) => isInside(x, abs))) continue;
       if (e.isDirectory()) {
         out.push({ rel, kind: 'dir' });
-        await visit(rel);
+        visit(rel);
       } else if (e.isFile()) {
         out.push({ rel, kind: 'file' });
       } else if (e.isSymbolicLink()) {
@@ -192,7 +196,7 @@ async function walk(root: string, exclude: readonly string[]): Promise<WalkEntry
       }
     }
   };
-  await visit('');
+  visit('');
   return out;
 }
 
@@ -216,37 +220,38 @@ export type ManifestMemo = Map<string, { id: string; file: ManifestFile }>;
  * (a few ms) can go unseen until the next change, which is why the applier uses this only to skip a
  * redundant preflight `nginx -t` and always tests the written files (docs/design.md "Applying a change").
  *
+ * Synchronous: a config directory is small (a stock Debian `/etc/nginx`: 22 entries), and one
+ * `lstatSync` costs a few µs where a promise of `fs/promises` costs tens of µs of CPU between the main
+ * thread and libuv's pool: on that copy, 0.11 ms of CPU per call against 1.1 ms before, twice per apply
+ * (README "Benchmarks", bench:apply). The event loop waits about that long.
+ *
  * @param dir absolute directory.
  * @param exclude absolute paths left out (e.g. a snapshot dir inside it).
  * @param memo remembered identities of this directory, updated in place (paths gone are dropped).
  * @throws the fs error when a directory, file or link cannot be read.
  */
-export async function manifestOf(
-  dir: string,
-  exclude: readonly string[] = [],
-  memo?: ManifestMemo,
-): Promise<ManifestFile[]> {
+export function manifestOf(dir: string, exclude: readonly string[] = [], memo?: ManifestMemo): ManifestFile[] {
   const m: ManifestMemo = memo ?? (new Map() as ManifestMemo);
   const files: ManifestFile[] = [];
   const seen: [string, { id: string; file: ManifestFile }][] = [];
-  for (const e of await walk(dir, exclude)) {
+  for (const e of walk(dir, exclude)) {
     const abs = path.join(dir, e.rel);
     if (e.kind === 'file') {
       // lstat before the read: a write in between leaves the old identity beside the new bytes, so the
       // next call sees a changed identity and reads the file again (never new identity, old bytes).
-      const st = await lstat(abs, { bigint: true });
+      const st = lstatSync(abs, { bigint: true });
       const id = fileIdentity(st);
       const known = m.get(e.rel);
       let file: ManifestFile;
       if (known?.id === id) file = known.file;
       else {
-        const data = await readFile(abs);
+        const data = readFileSync(abs);
         file = { path: e.rel, sha256: sha256(data), size: data.length, mode: Number(st.mode) & 0o7777 };
       }
       seen.push([e.rel, { id, file }]);
       files.push({ ...file });
     } else if (e.kind === 'link') {
-      const target = await readlink(abs);
+      const target = readlinkSync(abs);
       files.push({ path: e.rel, sha256: sha256(target), size: 0, mode: 0o777, link: target });
     }
   }
@@ -263,11 +268,17 @@ interface TarEntry {
   data: Buffer;
 }
 
-/** Reads every entry of a `.tar.gz` into memory (strict: a corrupt archive throws). */
-async function readTarball(file: string): Promise<TarEntry[]> {
+/**
+ * Parses a `.tar.gz` held in memory into its entries, synchronously (strict: a corrupt or truncated
+ * archive, or one that is not a tarball at all, throws tar's or zlib's error, e.g. `TAR_BAD_ARCHIVE`,
+ * `Z_DATA_ERROR`). The caller passes the very bytes whose sha256 it recorded or checked, so what is parsed
+ * is what was hashed (reading the file again could see other bytes). tar's `Parser` is what `tar.t`
+ * runs; fed one buffer, it gunzips and parses in this call, without the stream and thread-pool round
+ * trips of reading the file through `tar.t` (bench:apply, snapshot stage).
+ */
+function readTarball(bytes: Buffer): TarEntry[] {
   const entries: TarEntry[] = [];
-  await tar.t({
-    file,
+  const parser = new tar.Parser({
     strict: true,
     onReadEntry: (e) => {
       const chunks: Buffer[] = [];
@@ -283,6 +294,7 @@ async function readTarball(file: string): Promise<TarEntry[]> {
       });
     },
   });
+  parser.end(bytes);
   return entries;
 }
 
@@ -422,9 +434,12 @@ export class SnapshotStore {
     const tmp = path.join(this.dir, `${id}${TMP_MARK}${randomBytes(4).toString('hex')}.tar.gz`);
     let manifest: SnapshotManifest;
     try {
-      const entries = await walk(this.confDir, [this.dir]);
-      await tar.c(
+      const entries = walk(this.confDir, [this.dir]);
+      // Synchronous: a config directory is small (a stock Debian /etc/nginx: 22 entries, 84 KiB), and the
+      // stream and thread-pool round trips of the async form cost more CPU than the reads themselves.
+      tar.c(
         {
+          sync: true,
           gzip: true,
           file: tmp,
           cwd: this.confDir,
@@ -438,7 +453,7 @@ export class SnapshotStore {
       );
       await chmod(tmp, 0o600);
       const bytes = await readFile(tmp);
-      const files = manifestFilesOf(await readTarball(tmp));
+      const files = manifestFilesOf(readTarball(bytes));
       manifest = {
         format: 1,
         id,
@@ -527,7 +542,7 @@ export class SnapshotStore {
       throw errors.snapshotInvalid(id, 'the tarball sha256 differs from the manifest');
     let raws: TarEntry[];
     try {
-      raws = await readTarball(file);
+      raws = readTarball(bytes);
     } catch (err) {
       throw errors.snapshotInvalid(id, `the tarball cannot be read (${(err as Error).message})`);
     }

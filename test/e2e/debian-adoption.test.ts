@@ -154,7 +154,7 @@ t.test('adopting the sidecar on a copy of the stock Debian /etc/nginx, as the RE
     }
   };
   await waitFor(async () => (await get()) === 200, { timeoutMs: 10_000, what: 'the site to answer 200' });
-  const operatorConfig = await manifestOf(host.etcNginx, ['conf.d/nginx-canary.conf', 'conf.d/.nginx-canary.lock']);
+  const operatorConfig = manifestOf(host.etcNginx, ['conf.d/nginx-canary.conf', 'conf.d/.nginx-canary.lock']);
 
   // Bounded background traffic (loopback, ≤ 60 s and ≤ 40,000 requests, ~400/s).
   let stopped = false;
@@ -205,7 +205,7 @@ t.test('adopting the sidecar on a copy of the stock Debian /etc/nginx, as the RE
   sidecar.child.kill('SIGTERM');
   t.equal((await sidecar.exited).code, 0, 'the sidecar stops cleanly');
   t.same(
-    await manifestOf(host.etcNginx, ['conf.d/nginx-canary.conf']),
+    manifestOf(host.etcNginx, ['conf.d/nginx-canary.conf']),
     operatorConfig,
     'every file of the config directory but the include is byte-identical',
   );

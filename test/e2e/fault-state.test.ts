@@ -43,7 +43,7 @@ t.test('a corrupt state.json: run refuses to start, names the file and the way o
   for (const [name, content, detail] of cases) {
     await writeFile(file, content, { mode: 0o600 });
     const stateBefore = await readFile(file);
-    const confBefore = await manifestOf(confDir);
+    const confBefore = manifestOf(confDir);
     const weightsBefore = await readFile(stack.configFile);
     const generationBefore = await liveGeneration(stack.config);
 
@@ -65,7 +65,7 @@ t.test('a corrupt state.json: run refuses to start, names the file and the way o
       `${name}: says the way out`,
     );
     t.same(await readFile(file), stateBefore, `${name}: state.json untouched`);
-    t.same(await manifestOf(confDir), confBefore, `${name}: nginx config directory untouched`);
+    t.same(manifestOf(confDir), confBefore, `${name}: nginx config directory untouched`);
     t.same(await readFile(stack.configFile), weightsBefore, `${name}: weights.yaml untouched`);
     t.equal(await liveGeneration(stack.config), generationBefore, `${name}: nginx not reloaded`);
     t.comment(`${name}: ${JSON.stringify(r.stderr.trim())}`);

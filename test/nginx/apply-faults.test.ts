@@ -41,10 +41,10 @@ t.test('apply: the snapshot cannot be written → stage snapshot, nothing change
   const h = await startTestNginx(t);
   await rm(h.config.nginx.snapshots.dir, { recursive: true });
   await writeFile(h.config.nginx.snapshots.dir, 'a file where the snapshot dir should be');
-  const before = await manifestOf(path.dirname(h.config.nginx.conf));
+  const before = manifestOf(path.dirname(h.config.nginx.conf));
   const r = await h.applier.apply({ weights: { gateway: 30 }, generation: 2, reason: 'x' });
   t.match(r, { ok: false, stage: 'snapshot', restored: false, error: { code: 'NC_SNAPSHOT_FAILED' } });
-  t.same(await manifestOf(path.dirname(h.config.nginx.conf)), before);
+  t.same(manifestOf(path.dirname(h.config.nginx.conf)), before);
   t.equal(await h.ctl.generation(), 1);
 });
 
@@ -55,10 +55,10 @@ t.test('apply: nginx -t cannot run after the write → stage test, restored', as
   // The next nginx -t throws, and it is the one after the write: the preflight is skipped, the directory
   // being byte for byte what the harness's writeInitial tested (apply-preflight.test.ts).
   ctl.failTestAfter = ctl.tests;
-  const before = await manifestOf(path.dirname(h.config.nginx.conf));
+  const before = manifestOf(path.dirname(h.config.nginx.conf));
   const r = await h.applier.apply({ weights: { gateway: 30 }, generation: 2, reason: 'x' });
   t.match(r, { ok: false, stage: 'test', restored: true, error: { code: 'NC_NGINX_BINARY' } });
-  t.same(await manifestOf(path.dirname(h.config.nginx.conf)), before);
+  t.same(manifestOf(path.dirname(h.config.nginx.conf)), before);
 });
 
 t.test('rollback: a failing reload or a reload that never goes live puts the pre-rollback config back', async (t) => {
@@ -69,18 +69,18 @@ t.test('rollback: a failing reload or a reload that never goes live puts the pre
   const a = await h.applier.apply({ weights: { gateway: 30 }, generation: 2, reason: 'x' });
   if (!a.ok) throw a.error;
   const confDir = path.dirname(h.config.nginx.conf);
-  const before = await manifestOf(confDir);
+  const before = manifestOf(confDir);
 
   ctl.reloadMode = 'fail-once';
   const r1 = await h.applier.rollback(a.snapshotId);
   t.match(r1, { ok: false, stage: 'reload', restored: true, snapshot: { id: a.snapshotId, generation: 1 } });
-  t.same(await manifestOf(confDir), before, 'reload failed: the pre-rollback files are back');
+  t.same(manifestOf(confDir), before, 'reload failed: the pre-rollback files are back');
   t.equal(await h.ctl.generation(), 2);
 
   ctl.reloadMode = 'noop';
   const r2 = await h.applier.rollback(a.snapshotId);
   t.match(r2, { ok: false, stage: 'verify', restored: true, error: { code: 'NC_RELOAD_NOT_LIVE' } });
-  t.same(await manifestOf(confDir), before, 'not live: the pre-rollback files are back');
+  t.same(manifestOf(confDir), before, 'not live: the pre-rollback files are back');
   t.equal(await h.ctl.generation(), 2);
 
   ctl.reloadMode = 'real';
@@ -91,7 +91,7 @@ t.test('rollback: a failing reload or a reload that never goes live puts the pre
     restored: true,
     error: { code: 'NC_NGINX_BINARY' },
   });
-  t.same(await manifestOf(confDir), before);
+  t.same(manifestOf(confDir), before);
 });
 
 t.test('rollback honours the disk guard and min_reload_interval', async (t) => {

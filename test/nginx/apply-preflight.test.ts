@@ -55,7 +55,7 @@ t.test('a config broken outside the directory: stage preflight, the write restor
   const first = await h.applier.apply({ weights: { gateway: 10 }, generation: 2, reason: 'x' });
   t.ok(first.ok, 'applies');
   const confDir = path.dirname(h.config.nginx.conf);
-  const before = await manifestOf(confDir);
+  const before = manifestOf(confDir);
 
   await writeFile(outside, 'garbage;\n');
   const tests = ctl.calls.test;
@@ -63,7 +63,7 @@ t.test('a config broken outside the directory: stage preflight, the write restor
   t.match(r, { ok: false, stage: 'preflight', restored: true, error: { code: 'NC_NGINX_CONFIG_BROKEN' } });
   if (!r.ok) t.match(r.error.message, /unknown directive "garbage"/, "nginx's own words");
   t.equal(ctl.calls.test - tests, 2, 'the test after the write, then the test of the restored directory');
-  t.same(await manifestOf(confDir), before, 'the directory is restored byte for byte');
+  t.same(manifestOf(confDir), before, 'the directory is restored byte for byte');
   t.equal(await h.ctl.generation(), 2, 'nginx still serves generation 2');
 
   await writeFile(outside, '# fixed\n');

@@ -121,7 +121,7 @@ t.test('an old worker that does not retire keeps the apply from counting as live
   };
   t.teardown(thaw);
   const confDir = path.dirname(h.config.nginx.conf);
-  const before = await manifestOf(confDir);
+  const before = manifestOf(confDir);
   const r = await applier.apply({ weights: { gateway: 0 }, generation: 2, reason: 'drain' });
   thaw();
   t.match(r, { ok: false, stage: 'verify', restored: true, error: { code: 'NC_RELOAD_NOT_LIVE' } });
@@ -133,7 +133,7 @@ t.test('an old worker that does not retire keeps the apply from counting as live
     ),
     'the error names the worker from before the reload that still accepts',
   );
-  t.same(await manifestOf(confDir), before, 'the config directory is restored byte for byte');
+  t.same(manifestOf(confDir), before, 'the config directory is restored byte for byte');
 });
 
 t.test('without a /proc view of the master the applier falls back to the settle timer, and logs it once', async (t) => {

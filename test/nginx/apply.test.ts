@@ -21,7 +21,7 @@ t.test(
     const h = await startTestNginx(t, {
       configure: (c) => ({ ...c, nginx: { ...c.nginx, snapshots: { ...c.nginx.snapshots, keep: 3 } } }),
     });
-    const before = await manifestOf(confDirOf(h));
+    const before = manifestOf(confDirOf(h));
     const latencies: number[] = [];
     const t0 = performance.now();
     const r = await h.applier.apply({ weights: { gateway: 30 }, generation: 2, reason: 'step to 30' });
@@ -94,7 +94,7 @@ t.test('apply: nginx.conf broken by hand → stage preflight, nothing written, n
   if (!ctl) throw new Error('no ctl');
   const good = await readFile(h.config.nginx.conf, 'utf8');
   await appendFile(h.config.nginx.conf, '\ngarbage;\n');
-  const before = await manifestOf(confDirOf(h));
+  const before = manifestOf(confDirOf(h));
   const snaps = await h.snapshots.list();
 
   const r = await h.applier.apply({ weights: { gateway: 30 }, generation: 2, reason: 'x' });
@@ -102,7 +102,7 @@ t.test('apply: nginx.conf broken by hand → stage preflight, nothing written, n
   if (r.ok) return;
   t.equal(r.error.code, 'NC_NGINX_CONFIG_BROKEN');
   t.match(r.error.message, /unknown directive "garbage"/);
-  t.same(await manifestOf(confDirOf(h)), before, 'nothing written');
+  t.same(manifestOf(confDirOf(h)), before, 'nothing written');
   t.same(await h.snapshots.list(), snaps, 'no snapshot of a broken config');
   t.equal(ctl.calls.reload, 0, 'no reload');
   t.equal(await h.ctl.generation(), 1);
@@ -129,14 +129,14 @@ t.test(
       services: [...h.config.services, makeService('extra', ['127.0.0.1:10'], ['127.0.0.1:11'])],
     };
     const applier = new Applier({ config, ctl, disk: statfsDisk, snapshots: h.snapshots, clock: systemClock });
-    const before = await manifestOf(confDirOf(h));
+    const before = manifestOf(confDirOf(h));
 
     const r = await applier.apply({ weights: { gateway: 30, extra: 5 }, generation: 2, reason: 'add extra' });
     t.match(r, { ok: false, stage: 'test', restored: true });
     if (r.ok) return;
     t.equal(r.error.code, 'NC_NGINX_REJECTED_RENDER');
     t.match(r.error.message, /duplicate upstream "extra"/);
-    t.same(await manifestOf(confDirOf(h)), before, 'the conf dir is byte for byte what it was');
+    t.same(manifestOf(confDirOf(h)), before, 'the conf dir is byte for byte what it was');
     t.equal(ctl.calls.reload, 0, 'no reload');
     t.equal(await h.ctl.generation(), 1, 'the previous generation is still live');
     t.ok((await h.realCtl.test()).ok, 'nginx -t passes again');
@@ -150,7 +150,7 @@ t.test('apply: a reload that never goes live → stage verify, restored', async 
     verifyTimeoutMs: 300,
   });
   if (!ctl) throw new Error('no ctl');
-  const before = await manifestOf(confDirOf(h));
+  const before = manifestOf(confDirOf(h));
   const t0 = performance.now();
   const r = await h.applier.apply({ weights: { gateway: 30 }, generation: 2, reason: 'x' });
   const took = performance.now() - t0;
@@ -164,7 +164,7 @@ t.test('apply: a reload that never goes live → stage verify, restored', async 
   );
   t.ok(took >= 300 && took < 10_000, `gave up after its 300 ms deadline, not the default 10 s (${took.toFixed(0)} ms)`);
   t.equal(ctl.calls.reload, 2, 'the reload, then the reload of the restored snapshot');
-  t.same(await manifestOf(confDirOf(h)), before, 'restored byte for byte');
+  t.same(manifestOf(confDirOf(h)), before, 'restored byte for byte');
   t.equal(await h.ctl.generation(), 1);
 });
 
@@ -178,11 +178,11 @@ t.test('apply: a failing reload → stage reload, restored and reloaded', async 
       })),
   });
   if (!ctl) throw new Error('no ctl');
-  const before = await manifestOf(confDirOf(h));
+  const before = manifestOf(confDirOf(h));
   const r = await h.applier.apply({ weights: { gateway: 30 }, generation: 2, reason: 'x' });
   t.match(r, { ok: false, stage: 'reload', restored: true, error: { code: 'NC_RELOAD_FAILED' } });
   t.equal(ctl.calls.reload, 2);
-  t.same(await manifestOf(confDirOf(h)), before);
+  t.same(manifestOf(confDirOf(h)), before);
   t.equal(await h.ctl.generation(), 1);
 });
 
@@ -197,7 +197,7 @@ t.test('apply: low disk → stage disk, no change', async (t) => {
     },
   });
   asked.length = 2; // the initial render asked twice at 0.5
-  const before = await manifestOf(confDirOf(h));
+  const before = manifestOf(confDirOf(h));
   const snaps = await h.snapshots.list();
   const r = await h.applier.apply({ weights: { gateway: 30 }, generation: 2, reason: 'x' });
   t.match(r, {
@@ -207,7 +207,7 @@ t.test('apply: low disk → stage disk, no change', async (t) => {
     error: { code: 'NC_DISK_LOW', message: /only 5\.0 % free/ },
   });
   t.equal(asked[2], h.config.nginx.snapshots.dir, 'the snapshot volume is checked');
-  t.same(await manifestOf(confDirOf(h)), before);
+  t.same(manifestOf(confDirOf(h)), before);
   t.same(await h.snapshots.list(), snaps, 'no snapshot taken');
   t.equal(await h.ctl.generation(), 1);
 });

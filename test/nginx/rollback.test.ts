@@ -11,7 +11,7 @@ t.test('rollback restores a snapshot and its generation is live', async (t) => {
   const bootstrap = (await h.snapshots.list())[0];
   const a = await h.applier.apply({ weights: { gateway: 30 }, generation: 2, reason: 'to 30' });
   if (!a.ok) throw a.error;
-  const at2 = await manifestOf(confDir);
+  const at2 = manifestOf(confDir);
   const b = await h.applier.apply({ weights: { gateway: 60 }, generation: 3, reason: 'to 60' });
   if (!b.ok) throw b.error;
 
@@ -24,14 +24,14 @@ t.test('rollback restores a snapshot and its generation is live', async (t) => {
     'default: the newest snapshot older than the live generation',
   );
   t.equal(await h.ctl.generation(), 2, 'generation 2 is live again');
-  t.same(await manifestOf(confDir), at2, 'the conf dir is byte for byte what it was at generation 2');
+  t.same(manifestOf(confDir), at2, 'the conf dir is byte for byte what it was at generation 2');
 
   const first = await h.applier.rollback(a.snapshotId);
   t.match(first, { ok: true, generation: 1, snapshot: { weights: { gateway: 0 } } });
   t.equal(await h.ctl.generation(), 1);
   t.same((await sendRequests(h.url, 20)).backend, { primary: 20 }, 'weight 0 again: all traffic on the primary');
 
-  const before = await manifestOf(confDir);
+  const before = manifestOf(confDir);
   const none = await h.applier.rollback();
   t.match(none, {
     ok: false,
@@ -49,7 +49,7 @@ t.test('rollback restores a snapshot and its generation is live', async (t) => {
     { ok: false, stage: 'test', restored: true, snapshot: { id: bootstrap.id } },
     'a snapshot without the include file fails nginx -t',
   );
-  t.same(await manifestOf(confDir), before, 'and the rollback was undone byte for byte');
+  t.same(manifestOf(confDir), before, 'and the rollback was undone byte for byte');
   t.equal(await h.ctl.generation(), 1);
   t.equal(parseHeader(await readFile(h.config.nginx.upstreamsFile, 'utf8'))?.generation, 1);
 });

@@ -15,7 +15,7 @@ t.test('checkRendered runs nginx -t on a scratch copy and never touches the live
   t.teardown(() => rm(scratchParent, { recursive: true, force: true }));
   const config = makeConfig(dir);
   await writeExampleConf(config, 18080);
-  const live = await manifestOf(path.dirname(config.nginx.conf));
+  const live = manifestOf(path.dirname(config.nginx.conf));
   t.same(
     live.map((f) => f.path),
     ['nginx.conf'],
@@ -38,7 +38,7 @@ t.test('checkRendered runs nginx -t on a scratch copy and never touches the live
   });
   t.match(plus, { ok: false, output: /invalid parameter "slow_start=30s"/ });
 
-  t.same(await manifestOf(path.dirname(config.nginx.conf)), live, 'the live conf dir is unchanged');
+  t.same(manifestOf(path.dirname(config.nginx.conf)), live, 'the live conf dir is unchanged');
   t.same(await readdir(scratchParent), [], 'the scratch dirs were removed');
   t.same(await readdir(config.nginx.prefix ?? ''), ['logs', 'tmp']);
   t.same(await readdir(path.join(config.nginx.prefix ?? '', 'logs')), [], 'no log written under the live prefix');
@@ -106,7 +106,7 @@ t.test(
       `server {\n    listen 127.0.0.1:18082;\n    access_log ${logs}/site.json nginx_canary buffer=64k if=$nginx_canary_log;\n}\n` +
         `server { listen 127.0.0.1:18083; access_log off; }\n`,
     );
-    const live = await manifestOf(confDir);
+    const live = manifestOf(confDir);
     const rendered = renderUpstreams(buildModel(config, { gateway: 30 }, 1, 'oss'));
     const good = await checkRendered(config, rendered, { livePrefix: '/usr/share/nginx' });
     t.ok(good.ok, `the rendered file was tested, not the live one: ${good.output}`);
@@ -147,7 +147,7 @@ t.test(
       ],
       'every access_log of the tree, as written, at its live file and line (the outside file by its own path)',
     );
-    t.same(await manifestOf(confDir), live, 'the live conf dir is unchanged');
+    t.same(manifestOf(confDir), live, 'the live conf dir is unchanged');
     t.same(await readdir(logs), [], 'no live log file was opened');
     if (withModule) {
       const elsewhere = await checkRendered(config, renderUpstreams(buildModel(config, { gateway: 30 }, 1, 'oss')), {

@@ -30,7 +30,7 @@ t.test('lock files are neither snapshotted nor restored over', async (t) => {
 
   const snap = await store.take({ generation: 1, weights: { gateway: 0 }, reason: 'before' });
   t.notOk(
-    (await manifestOf(conf)).some((f) => path.basename(f.path).startsWith(NGINX_LOCK_NAME)),
+    manifestOf(conf).some((f) => path.basename(f.path).startsWith(NGINX_LOCK_NAME)),
     'the manifest of the live directory leaves the lock out',
   );
 

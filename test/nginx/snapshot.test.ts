@@ -53,7 +53,7 @@ t.test('take writes a 0600 tarball and manifest in a 0700 dir; list is newest fi
 
   const manifest = JSON.parse(await readFile(path.join(s.snaps, `${first.id}.json`), 'utf8')) as SnapshotManifest;
   t.equal(manifest.tarballSha256, sha(await readFile(first.file)));
-  t.same(manifest.files, await manifestOf(s.conf), 'the manifest equals the live directory byte for byte');
+  t.same(manifest.files, manifestOf(s.conf), 'the manifest equals the live directory byte for byte');
   t.same(
     manifest.files.map((f) => [f.path, f.mode]),
     [
@@ -87,18 +87,18 @@ t.test(
   async (t) => {
     const s = await setup(t);
     const empty = await s.store.take({ generation: 0, weights: {}, reason: 'bootstrap' });
-    const before = await manifestOf(s.conf);
+    const before = manifestOf(s.conf);
     await writeFile(s.owned, 'upstream gateway { server 127.0.0.1:1; }\n');
     s.clock.advance(10);
     const withFile = await s.store.take({ generation: 1, weights: { gateway: 0 }, reason: 'rendered' });
-    const rendered = await manifestOf(s.conf);
+    const rendered = manifestOf(s.conf);
 
     await writeFile(path.join(s.conf, 'nginx.conf'), 'garbage;\n');
     await chmod(path.join(s.conf, 'mime.types'), 0o600);
     await writeFile(s.owned, 'something else\n');
     await writeFile(path.join(s.conf, 'operator-notes.txt'), 'not ours\n');
     await s.store.restore(withFile.id);
-    const now = await manifestOf(s.conf);
+    const now = manifestOf(s.conf);
     t.same(
       now.filter((f) => f.path !== 'operator-notes.txt'),
       rendered,
@@ -111,9 +111,9 @@ t.test(
     await rm(path.join(s.conf, 'operator-notes.txt'));
 
     await s.store.restore(empty.id);
-    t.same(await manifestOf(s.conf), before, 'the owned upstreams file is deleted: it was absent in the snapshot');
+    t.same(manifestOf(s.conf), before, 'the owned upstreams file is deleted: it was absent in the snapshot');
     await s.store.restore(empty.id);
-    t.same(await manifestOf(s.conf), before, 'restoring twice is a no-op');
+    t.same(manifestOf(s.conf), before, 'restoring twice is a no-op');
   },
 );
 
@@ -121,7 +121,7 @@ t.test('restore refuses a tampered tarball and a manifest that does not match it
   const s = await setup(t);
   await writeFile(s.owned, 'v1\n');
   const snap = await s.store.take({ generation: 1, weights: {}, reason: 'x' });
-  const live = await manifestOf(s.conf);
+  const live = manifestOf(s.conf);
   const original = await readFile(snap.file);
 
   const flipped = Buffer.from(original);
@@ -189,7 +189,7 @@ t.test('restore refuses a tampered tarball and a manifest that does not match it
   await t.rejects(s.store.restore(snap.id), { message: /tarball is missing/ });
   await t.rejects(s.store.restore('../../etc/passwd'), { code: 'NC_SNAPSHOT_NOT_FOUND' });
   t.same(
-    await manifestOf(s.conf),
+    manifestOf(s.conf),
     live.map((f) => (f.path === 'conf.d/nginx-canary.conf' ? { ...f, sha256: sha('v2\n') } : f)),
     'no refused restore wrote anything',
   );
@@ -260,7 +260,7 @@ t.test('symlinks inside the directory round-trip; the snapshot dir inside the co
   await symlink(path.join(conf, 'nginx.conf'), path.join(conf, 'absolute-inside.conf'));
   const store = new SnapshotStore(path.join(conf, '.snapshots'), 2, conf, new ManualClock());
   const snap = await store.take({ generation: 3, weights: {}, reason: 'links' });
-  const want = await manifestOf(conf, [path.join(conf, '.snapshots')]);
+  const want = manifestOf(conf, [path.join(conf, '.snapshots')]);
   t.same(
     want.filter((f) => f.link !== undefined).map((f) => [f.path, f.link]),
     [
@@ -273,7 +273,7 @@ t.test('symlinks inside the directory round-trip; the snapshot dir inside the co
   await rm(path.join(conf, 'absolute-inside.conf'));
   await symlink('nginx.conf', path.join(conf, 'absolute-inside.conf'));
   await store.restore(snap.id);
-  t.same(await manifestOf(conf, [path.join(conf, '.snapshots')]), want);
+  t.same(manifestOf(conf, [path.join(conf, '.snapshots')]), want);
   t.ok((await stat(path.join(conf, 'empty.d'))).isDirectory(), 'empty directories come back');
   t.same(store.ownedFiles, [], 'a string conf dir owns nothing');
 });
@@ -338,8 +338,8 @@ t.test('manifestOf with a memo reads only files whose identity changed', async (
   const s = await setup(t);
   await writeFile(s.owned, 'generation 1\n');
   const memo: ManifestMemo = new Map();
-  const plain = await manifestOf(s.conf);
-  t.same(await manifestOf(s.conf, [], memo), plain, 'the first call hashes everything: the same as without a memo');
+  const plain = manifestOf(s.conf);
+  t.same(manifestOf(s.conf, [], memo), plain, 'the first call hashes everything: the same as without a memo');
   t.same(
     [...memo.keys()].sort(),
     plain.map((f) => f.path),
@@ -350,7 +350,7 @@ t.test('manifestOf with a memo reads only files whose identity changed', async (
   await writeFile(mime, 'types { text/plain tx2; }\n');
   await utimes(mime, new Date(Date.UTC(2020, 0, 1)), new Date(Date.UTC(2020, 0, 1))); // same size: only the times differ
   await rm(s.owned);
-  const second = await manifestOf(s.conf, [], memo);
+  const second = manifestOf(s.conf, [], memo);
   t.same(
     second.map((f) => [f.path, f.sha256]),
     [
@@ -362,7 +362,7 @@ t.test('manifestOf with a memo reads only files whose identity changed', async (
   t.same([...memo.keys()].sort(), ['mime.types', 'nginx.conf'], 'the memo drops the deleted file');
   await chmod(path.join(s.conf, 'nginx.conf'), 0o600);
   t.equal(
-    (await manifestOf(s.conf, [], memo)).find((f) => f.path === 'nginx.conf')?.mode,
+    manifestOf(s.conf, [], memo).find((f) => f.path === 'nginx.conf')?.mode,
     0o600,
     'a mode change is a changed identity',
   );

@@ -6,6 +6,8 @@
  * - follower reads: the sidecar's CPU following an access log at 13,000 lines/s with a 50, 20 and 10 ms
  *   poll (bench/follow.ts), and so what one read costs;
  * - probe: the sidecar's CPU per synthetic probe (bench/probe.ts), the fixed cost of probe.interval;
+ * - snapshot: the CPU of a snapshot and of a manifest of the config directory, on a copy of this
+ *   machine's Debian /etc/nginx and on the test stack's directory (bench/snapshot.ts);
  * - apply latency median / p95 over 100 applies (50 steps, 50 drains) on the real nginx, beside bare
  *   `nginx -t` + `nginx -s reload` timed in the same run.
  */
@@ -13,6 +15,7 @@ import { benchIngest } from './ingest.js';
 import { benchApply } from './apply.js';
 import { benchFollowerReads } from './follow.js';
 import { benchProbeCost } from './probe.js';
+import { benchSnapshot } from './snapshot.js';
 
 const ingest = await benchIngest(1_000_000);
 console.log(
@@ -34,6 +37,12 @@ console.log(
 for (const p of await benchProbeCost())
   console.log(
     `probe: ${p.probes.toLocaleString('en')} probes, one after another: ${p.cpuUsPerProbe.toFixed(0)} µs CPU and ${p.wallUsPerProbe.toFixed(0)} µs wall each`,
+  );
+for (const s of await benchSnapshot())
+  console.log(
+    `snapshot: ${s.layout} layout (${s.entries} files and links): take ${s.takeCpuMs.toFixed(2)} ms CPU, ` +
+      `${s.takeWallMs.toFixed(2)} ms wall; manifest ${s.manifestCpuMs.toFixed(3)} ms CPU (twice per apply); ` +
+      `event loop held up to ${s.loopMaxMs.toFixed(1)} ms`,
   );
 const a = await benchApply(50);
 console.log(

@@ -220,10 +220,10 @@ export type ManifestMemo = Map<string, { id: string; file: ManifestFile }>;
  * (a few ms) can go unseen until the next change, which is why the applier uses this only to skip a
  * redundant preflight `nginx -t` and always tests the written files (docs/design.md "Applying a change").
  *
- * Synchronous: a config directory is small (a stock Debian `/etc/nginx`: 22 entries), and one
+ * Synchronous: a config directory is small (a stock Debian `/etc/nginx`: 15 files and links), and one
  * `lstatSync` costs a few µs where a promise of `fs/promises` costs tens of µs of CPU between the main
- * thread and libuv's pool: on that copy, 0.11 ms of CPU per call against 1.1 ms before, twice per apply
- * (README "Benchmarks", bench:apply). The event loop waits about that long.
+ * thread and libuv's pool: on a copy of it, 0.17 ms of CPU per call against 1.1 ms with promises, twice
+ * per apply (`npm run bench`, "snapshot"; README "Benchmarks"). The event loop waits about that long.
  *
  * @param dir absolute directory.
  * @param exclude absolute paths left out (e.g. a snapshot dir inside it).
@@ -435,8 +435,8 @@ export class SnapshotStore {
     let manifest: SnapshotManifest;
     try {
       const entries = walk(this.confDir, [this.dir]);
-      // Synchronous: a config directory is small (a stock Debian /etc/nginx: 22 entries, 84 KiB), and the
-      // stream and thread-pool round trips of the async form cost more CPU than the reads themselves.
+      // Synchronous: a config directory is small (a stock Debian /etc/nginx: 15 files and links, 84 KiB), and
+      // the stream and thread-pool round trips of the async form cost more CPU than the reads themselves.
       tar.c(
         {
           sync: true,

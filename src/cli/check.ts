@@ -10,9 +10,10 @@
  * - `nginx -t` on a scratch copy of nginx.conf with the rendered include
  *   file for the live weights (nginx/scratch.ts) — exit 1 when it fails;
  *   when it passes, the copy's `access_log` lines: a `warning:` line when
- *   none writes format nginx_canary, when one has a foreign `if=`, or when
+ *   none writes format nginx_canary, when one has a foreign `if=`, when
  *   one lacks `if=$nginx_canary_log` while nginx.access_log_sample is
- *   below 100 ({@link accessLogWarnings});
+ *   below 100, or when one writes another file than nginx.access_log
+ *   ({@link accessLogWarnings});
  * - `alerts.webhook_url`, asked once with a bounded HEAD request: any HTTP
  *   answer means reachable; a refusal, timeout, DNS or TLS failure prints a
  *   `warning:` line and leaves the exit code alone (the receiver may be down
@@ -37,6 +38,7 @@ import { NginxCommand } from '../nginx/ctl.js';
 import { buildModel, LOG_FORMAT, LOG_SAMPLE_VARIABLE, ZONE_PREFIX } from '../nginx/model.js';
 import { renderUpstreams } from '../nginx/render.js';
 import { describeOverride } from '../nginx/override.js';
+import { prefixOf } from '../nginx/process.js';
 import { checkRendered, type AccessLogDirective } from '../nginx/scratch.js';
 import { StateStore } from '../rollout/store.js';
 import { checkListenToken, readTokenFile } from '../server/token.js';
@@ -248,9 +250,19 @@ export function nginxTestHint(output: string, config: Config): string {
  *   or retried attempts the gates must count (README "Sampled access log");
  * - with nginx.access_log_sample below 100, one writes it without `if=`: nginx logs every line, each
  *   counts as one request (the gates stay right: docs/design.md "Sampled access log") and the sampling
- *   saves nothing.
+ *   saves nothing;
+ * - one writes it to another file than `nginx.access_log`, the one file the sidecar reads: the requests
+ *   logged there are invisible to the gates. Its path is resolved as nginx does, a relative one against
+ *   `prefix`; a path with a variable (`$host`), or a relative one while `prefix` is null, is not judged.
+ *
+ * @param prefix the directory nginx resolves relative log paths against (process.ts `prefixOf`), or null
+ *   when it is not known.
  */
-export function accessLogWarnings(config: Config, accessLogs: readonly AccessLogDirective[]): string[] {
+export function accessLogWarnings(
+  config: Config,
+  accessLogs: readonly AccessLogDirective[],
+  prefix: string | null,
+): string[] {
   const ours = accessLogs.filter((a) => a.format === LOG_FORMAT);
   const sample = config.nginx.accessLogSample;
   const condition = `$${LOG_SAMPLE_VARIABLE}`;
@@ -265,12 +277,29 @@ export function accessLogWarnings(config: Config, accessLogs: readonly AccessLog
       return [
         `warning: ${at} logs only if=${a.condition}: the gates must read every line the include's ${condition} keeps (every failed or retried attempt), and another condition can leave failures out, so a failing canary might not drain. Use if=${condition}, or no if=. This warning does not fail check.`,
       ];
+    const file = logFileOf(a.path, prefix);
+    if (file !== null && file !== path.resolve(config.nginx.accessLog))
+      return [
+        `warning: ${at} writes ${file}, but the sidecar reads only ${config.nginx.accessLog} (nginx.access_log in weights.yaml): the requests logged there are invisible to the gates. Point that line at ${config.nginx.accessLog}, or set nginx.access_log to the file it writes. This warning does not fail check.`,
+      ];
     if (a.condition === null && sample < 100)
       return [
         `warning: ${at} has no if=${condition}, and nginx.access_log_sample is ${sample}: nginx writes every line there, the sidecar counts each as one request (the gates stay right) and the sampling saves nothing. Add if=${condition} to that line (README "Sampled access log"). This warning does not fail check.`,
       ];
     return [];
   });
+}
+
+/**
+ * The file an `access_log` argument writes, absolute, or null when it cannot be told from the text: a
+ * path with a variable (nginx opens it per request), or a relative one without a known `prefix`. A
+ * `syslog:` target is returned as written (it is no file). Pure.
+ */
+function logFileOf(arg: string, prefix: string | null): string | null {
+  if (arg.includes('$')) return null;
+  if (arg.startsWith('syslog:')) return arg;
+  if (path.isAbsolute(arg)) return path.resolve(arg);
+  return prefix === null ? null : path.resolve(prefix, arg);
 }
 
 /**
@@ -321,7 +350,10 @@ export async function checkCommand(config: Config, io: CliIo, opts: CheckCommand
       io.err(`${nginxTestHint(res.output, config)} Then run check again.`);
       code = Math.max(code, 1);
     }
-    if (res.ok) for (const line of accessLogWarnings(config, res.accessLogs)) io.err(line);
+    if (res.ok) {
+      const prefix = await prefixOf(config.nginx).catch(() => null);
+      for (const line of accessLogWarnings(config, res.accessLogs, prefix)) io.err(line);
+    }
     for (const line of describeOverride(config)) io.out(`note: ${line}`);
 
     const unreachable = await webhook;

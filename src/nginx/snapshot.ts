@@ -274,7 +274,7 @@ interface TarEntry {
  * `Z_DATA_ERROR`). The caller passes the very bytes whose sha256 it recorded or checked, so what is parsed
  * is what was hashed (reading the file again could see other bytes). tar's `Parser` is what `tar.t`
  * runs; fed one buffer, it gunzips and parses in this call, without the stream and thread-pool round
- * trips of reading the file through `tar.t` (bench:apply, snapshot stage).
+ * trips of reading the file through `tar.t` (`npm run bench`, "snapshot").
  */
 function readTarball(bytes: Buffer): TarEntry[] {
   const entries: TarEntry[] = [];

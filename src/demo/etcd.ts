@@ -72,22 +72,33 @@ export async function findOnPath(name: string, pathVar: string = process.env['PA
   return null;
 }
 
+/** Ports {@link freePort} returned in this process. */
+const handedOut = new Set<number>();
+
 /**
  * A free TCP port on 127.0.0.1, drawn at random from 20000–32000 and checked
  * by binding it (below Linux's ephemeral range, so no outgoing connection
- * takes it as its source port meanwhile). Another process may still take it
- * before use (rare).
+ * takes it as its source port meanwhile), and never one it returned before in
+ * this process: the fleet demo takes a host's nginx, status and API ports
+ * before it binds any, and two draws met once in a CI run (nginx and the
+ * sidecar's API on one port: nginx answered the demo's /healthz, and that
+ * host never joined the walk). Another process may still take it before use
+ * (rare).
  * @throws Error when 100 draws found none free.
  */
 export async function freePort(): Promise<number> {
   for (let i = 0; i < 100; i++) {
     const port = 20_000 + Math.floor(Math.random() * 12_000);
+    if (handedOut.has(port)) continue;
     const free = await new Promise<boolean>((resolve) => {
       const srv = net.createServer();
       srv.once('error', () => resolve(false));
       srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
     });
-    if (free) return port;
+    if (free) {
+      handedOut.add(port);
+      return port;
+    }
   }
   throw new Error('no free port in 20000–32000 after 100 tries');
 }

@@ -31,7 +31,9 @@
  *   same wrk; once complete and no old worker is left, CPU of the sidecar and
  *   of nginx over 15 s with no reload and no request to the sidecar,
  *   requests counted by the backends. Runs right after the shipped pair, and
- *   counts for the exit code as the walk's ratio does.
+ *   counts for the exit code as the walk's ratio does. Its CPU rate also
+ *   splits the shipped walk's CPU (printed, an estimate): that rate over the
+ *   walk's duration, and what is above it, per reload.
  * - CONTROL: the same nginx.conf with the include rendered once at weight 50
  *   (both backends busy, as in the middle of the walk), the same wrk, the walk's
  *   duration, and the walk's number of bare `nginx -s reload`s evenly spaced.
@@ -1065,6 +1067,20 @@ if (fixed !== null) {
       ],
     ]),
   );
+  const w = runs[0];
+  if (w?.sidecar && w.reloads > 0) {
+    // An estimate: the walk's log fills at about the fixed run's rate (the same wrk, the same log format),
+    // so what the walk costs above that rate is its reloads' (each a step: snapshot, write, nginx -t, proof).
+    const base = (f.sidecarCpuS / f.durationS) * w.durationS;
+    const above = w.sidecar.cpuS - base;
+    console.log(
+      `
+The shipped walk's sidecar CPU split at the fixed weight's rate (an estimate): ${ticks(base)} ticks at that ` +
+        `rate over the walk's ${w.durationS.toFixed(1)} s (${((100 * base) / w.nginxCpuS).toFixed(1)} % of the walk's nginx ` +
+        `CPU: what a walk without reloads would cost), ${ticks(above)} above it for ${w.reloads} reloads: ` +
+        `${((1000 * above) / w.reloads).toFixed(1)} ms of CPU a reload (bench:apply times an apply alone).`,
+    );
+  }
   checks.push({
     ok: ratio <= TARGET_CPU_RATIO && f.reloads === 0,
     counts: true,

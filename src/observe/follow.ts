@@ -223,11 +223,8 @@ export class LogFollower {
   readonly #onBytes: ((buf: Buffer, start: number, end: number) => void) | undefined;
   readonly #from: 'end' | 'start';
   readonly #pollMs: number;
-  readonly #busyPollMs: number;
-  readonly #quietPollMs: number;
   /** The periods {@link pollPeriod} chooses from, made once (the options, validated). */
   readonly #periods: Parameters<typeof pollPeriod>[1];
-  readonly #busyBytes: number;
   readonly #drainMs: number;
   readonly #maxLine: number;
   readonly #clock: Clock;
@@ -285,9 +282,9 @@ export class LogFollower {
       throw new TypeError('LogFollower: give onLines or onBytes');
     this.#from = opts.from ?? 'end';
     this.#pollMs = opts.pollMs ?? 250;
-    this.#busyPollMs = opts.busyPollMs ?? this.#pollMs;
-    this.#quietPollMs = opts.quietPollMs ?? this.#pollMs;
-    this.#busyBytes = opts.busyBytes ?? Infinity;
+    const busyPollMs = opts.busyPollMs ?? this.#pollMs;
+    const quietPollMs = opts.quietPollMs ?? this.#pollMs;
+    const busyBytes = opts.busyBytes ?? Infinity;
     this.#sleptMs = this.#pollMs;
     this.#drainMs = opts.drainMs ?? 3000;
     this.#maxLine = opts.maxLineBytes ?? 64 * 1024;
@@ -299,16 +296,11 @@ export class LogFollower {
     if (!(this.#reopenAfterMs >= 0) || !(this.#reopenIntervalMs >= 0))
       throw new RangeError('reopenAfterMs and reopenIntervalMs must be ≥ 0');
     if (!(this.#pollMs > 0)) throw new RangeError(`pollMs must be > 0, got ${this.#pollMs}`);
-    if (!(this.#busyPollMs > 0)) throw new RangeError(`busyPollMs must be > 0, got ${this.#busyPollMs}`);
-    if (!(this.#quietPollMs >= this.#pollMs))
-      throw new RangeError(`quietPollMs must be ≥ pollMs (${this.#pollMs}), got ${this.#quietPollMs}`);
-    this.#periods = {
-      pollMs: this.#pollMs,
-      quietPollMs: this.#quietPollMs,
-      busyPollMs: this.#busyPollMs,
-      busyBytes: this.#busyBytes,
-    };
-    if (!(this.#busyBytes > 0)) throw new RangeError(`busyBytes must be > 0, got ${this.#busyBytes}`);
+    if (!(busyPollMs > 0)) throw new RangeError(`busyPollMs must be > 0, got ${busyPollMs}`);
+    if (!(quietPollMs >= this.#pollMs))
+      throw new RangeError(`quietPollMs must be ≥ pollMs (${this.#pollMs}), got ${quietPollMs}`);
+    if (!(busyBytes > 0)) throw new RangeError(`busyBytes must be > 0, got ${busyBytes}`);
+    this.#periods = { pollMs: this.#pollMs, quietPollMs, busyPollMs, busyBytes };
     if (!(this.#drainMs >= 0)) throw new RangeError(`drainMs must be ≥ 0, got ${this.#drainMs}`);
     if (!(this.#maxLine > 0)) throw new RangeError(`maxLineBytes must be > 0, got ${this.#maxLine}`);
   }

@@ -112,8 +112,8 @@ function stageMedians<T extends Record<K, number>, K extends keyof T & string>(
 const APPLY_KEYS = ['guards', 'preflight', 'snapshot', 'write', 'test', 'reload', 'answer', 'retire'] as const;
 const BARE_KEYS = ['test', 'reload', 'answer', 'retire'] as const;
 
-/** A `process.cpuUsage()` difference as ms (user + system). */
-function cpuMs(u: NodeJS.CpuUsage): number {
+/** A `process.cpuUsage()` difference as ms (user + system, all threads). */
+export function cpuMs(u: NodeJS.CpuUsage): number {
   return (u.user + u.system) / 1000;
 }
 

@@ -22,7 +22,7 @@ import { systemClock } from '../src/clock.js';
 import { manifestOf, SnapshotStore, type ManifestMemo } from '../src/nginx/snapshot.js';
 import { copyDebianNginx } from '../test/fixtures/debian/host.js';
 import { repoRoot } from '../test/fixtures/stack.js';
-import { quantiles } from './apply.js';
+import { cpuMs, quantiles } from './apply.js';
 
 /** The figures of one layout; every time in ms. */
 export interface SnapshotCost {
@@ -38,11 +38,6 @@ export interface SnapshotCost {
   manifestCpuMs: number;
   /** Longest event-loop delay seen while the snapshots ran. */
   loopMaxMs: number;
-}
-
-/** A `process.cpuUsage()` difference as ms (user + system). */
-function cpuMs(u: NodeJS.CpuUsage): number {
-  return (u.user + u.system) / 1000;
 }
 
 async function measure(layout: string, confDir: string, n: number, warmup: number): Promise<SnapshotCost> {

@@ -38,7 +38,6 @@ import { NginxCommand } from '../nginx/ctl.js';
 import { buildModel, LOG_FORMAT, LOG_SAMPLE_VARIABLE, ZONE_PREFIX } from '../nginx/model.js';
 import { renderUpstreams } from '../nginx/render.js';
 import { describeOverride } from '../nginx/override.js';
-import { prefixOf } from '../nginx/process.js';
 import { checkRendered, type AccessLogDirective } from '../nginx/scratch.js';
 import { StateStore } from '../rollout/store.js';
 import { checkListenToken, readTokenFile } from '../server/token.js';
@@ -255,8 +254,8 @@ export function nginxTestHint(output: string, config: Config): string {
  *   logged there are invisible to the gates. Its path is resolved as nginx does, a relative one against
  *   `prefix`; a path with a variable (`$host`), or a relative one while `prefix` is null, is not judged.
  *
- * @param prefix the directory nginx resolves relative log paths against (process.ts `prefixOf`), or null
- *   when it is not known.
+ * @param prefix the directory nginx resolves relative log paths against (`nginx.prefix`, else the
+ *   compiled `--prefix` of `nginx -V`: flavor.ts `parseVersion`), or null when it is not known.
  */
 export function accessLogWarnings(
   config: Config,
@@ -351,8 +350,8 @@ export async function checkCommand(config: Config, io: CliIo, opts: CheckCommand
       code = Math.max(code, 1);
     }
     if (res.ok) {
-      const prefix = await prefixOf(config.nginx).catch(() => null);
-      for (const line of accessLogWarnings(config, res.accessLogs, prefix)) io.err(line);
+      // Relative log paths resolve against -p, else the compiled --prefix (nginx -V, read above).
+      for (const line of accessLogWarnings(config, res.accessLogs, config.nginx.prefix ?? v.prefix)) io.err(line);
     }
     for (const line of describeOverride(config)) io.out(`note: ${line}`);
 

@@ -82,21 +82,6 @@ async function compiledPaths(binary: string): Promise<{ prefix: string | null; p
   return { prefix: /--prefix=(\S+)/.exec(out)?.[1] ?? null, pidPath: /--pid-path=(\S+)/.exec(out)?.[1] ?? null };
 }
 
-/** nginx's prefix when neither `-p` nor the binary's `--prefix` names one (Debian's build names /usr/share/nginx). */
-const FALLBACK_PREFIX = '/usr/share/nginx';
-
-/**
- * The prefix nginx resolves relative paths of log files against (nginx docs, core `-p`: "set nginx path
- * prefix, i.e. a directory that will keep server files"; ngx_conf_full_name): `opts.prefix` (the
- * sidecar's `nginx.prefix`, passed as `-p`), else the binary's compiled `--prefix` from `nginx -V`,
- * else /usr/share/nginx.
- *
- * @throws CanaryError NC_NGINX_BINARY when `nginx -V` is needed and fails.
- */
-export async function prefixOf(opts: Pick<StartNginxOptions, 'binary' | 'prefix'>): Promise<string> {
-  return opts.prefix ?? (await compiledPaths(opts.binary)).prefix ?? FALLBACK_PREFIX;
-}
-
 /**
  * The pid file a start with `opts` will produce: `opts.pidFile`, else the
  * `pid` directive of nginx.conf, else the binary's compiled `--pid-path`,
@@ -114,7 +99,7 @@ export async function pidFileOf(
   const compiled = needCompiled ? await compiledPaths(opts.binary) : { prefix: null, pidPath: null };
   const rel = fromConf ?? compiled.pidPath ?? 'logs/nginx.pid';
   if (path.isAbsolute(rel)) return rel;
-  return path.resolve(opts.prefix ?? compiled.prefix ?? FALLBACK_PREFIX, rel);
+  return path.resolve(opts.prefix ?? compiled.prefix ?? '/usr/share/nginx', rel);
 }
 
 /**

@@ -2,7 +2,7 @@ import t from 'tap';
 import net from 'node:net';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { masterPidReader, pidDirective, pidFileOf, prefixOf, startNginx } from '../../src/nginx/process.js';
+import { masterPidReader, pidDirective, pidFileOf, startNginx } from '../../src/nginx/process.js';
 import { CanaryError } from '../../src/errors.js';
 import { freePort, tempDir } from '../fixtures/nginx/harness.js';
 
@@ -109,13 +109,6 @@ t.test('pidFileOf: explicit, the conf pid directive, else the compiled --pid-pat
   await writeFile(conf, (await readFile(conf, 'utf8')).replace('pid rel.pid;\n', ''));
   // Debian's nginx is built with --pid-path=/run/nginx.pid (read from nginx -V; nginx is not started here).
   t.equal(await pidFileOf({ binary: 'nginx', conf, prefix }), '/run/nginx.pid');
-});
-
-t.test('prefixOf: nginx.prefix when set (nginx -V not run), else the compiled --prefix', async (t) => {
-  t.equal(await prefixOf({ binary: '/nonexistent/nginx', prefix: '/srv/p' }), '/srv/p', 'no binary run');
-  // Debian's nginx is built with --prefix=/usr/share/nginx (nginx -V; the test machines run Debian's package).
-  t.equal(await prefixOf({ binary: 'nginx', prefix: null }), '/usr/share/nginx');
-  await t.rejects(prefixOf({ binary: '/nonexistent/nginx', prefix: null }), { code: 'NC_NGINX_BINARY' });
 });
 
 t.test(

@@ -16,10 +16,12 @@ t.test('freePort: 300 draws, all distinct, each bindable on 127.0.0.1 when drawn
   );
   const last = ports.at(-1) ?? 0;
   const srv = net.createServer();
-  await new Promise<void>((resolve, reject) => {
-    srv.once('error', reject);
-    srv.listen(last, '127.0.0.1', resolve);
-  });
+  await t.resolves(
+    new Promise<void>((resolve, reject) => {
+      srv.once('error', reject);
+      srv.listen(last, '127.0.0.1', resolve);
+    }),
+    `the last one (${last}) binds`,
+  );
   await new Promise<void>((resolve) => srv.close(() => resolve()));
-  t.pass(`the last one (${last}) binds`);
 });

@@ -15,7 +15,7 @@ import { startNginx } from '../../src/nginx/process.js';
 import { waitFor } from '../../src/util/wait.js';
 import type { StatusDocument } from '../../src/runner.js';
 import { copyDebianNginx, readmeBlocks } from '../fixtures/debian/host.js';
-import { freePort, repoRoot, spawnCli } from '../fixtures/stack.js';
+import { failTrafficOnly, freePort, repoRoot, spawnCli } from '../fixtures/stack.js';
 
 const run = promisify(execFile);
 const HEADING = "### Debian's stock nginx";
@@ -178,7 +178,7 @@ t.test('adopting the sidecar on a copy of the stock Debian /etc/nginx, as the RE
   t.pass('the walk reached its target of 30 %');
 
   // A 500ing canary drains.
-  await canary.setFault({ kind: 'status', status: 500 });
+  await failTrafficOnly(canary);
   const drained = await until('the drain', (s) => s.weight === 0 && s.phase === 'drained', 20_000);
   t.equal(drained.drainReason, 'error_ratio');
   stopped = true;

@@ -26,7 +26,7 @@ import { seriesWidthMs } from '../../src/observe/window.js';
 import { calibrateBounds, errorTest, walkExposureMs, walkStartPoints } from '../../src/rollout/sequential.js';
 import type { CountBucket } from '../../src/rollout/types.js';
 import { waitFor } from '../../src/util/wait.js';
-import { sample, startStack, type Stack } from '../fixtures/stack.js';
+import { failTrafficOnly, sample, startStack, type Stack } from '../fixtures/stack.js';
 
 const RELOADS_OK = 'nginx_canary_reloads_total{result="ok"}';
 
@@ -167,8 +167,7 @@ async function drainFast(t: Test, v: Variant): Promise<void> {
   const traffic = stack.traffic();
   try {
     await stack.until('weight 5 live', (s) => s.weight === 5, 30_000);
-    stack.canary.setHealthStatus(200);
-    await stack.canary.setFault({ kind: 'status', status: 500 });
+    await failTrafficOnly(stack.canary);
     const faultAt = performance.now();
     const faultWall = Date.now();
 

@@ -1,7 +1,7 @@
 // Acceptance 3: the canary starts answering 500 at 15 %: weight 0 within 5 s,
 // drains_total 1, phase drained, and no request reaches the canary afterwards.
 import t from 'tap';
-import { startStack } from '../fixtures/stack.js';
+import { failTrafficOnly, startStack } from '../fixtures/stack.js';
 
 t.test('a failing canary is drained to 0 and stays there', async (t) => {
   const stack = await startStack(t, { target: 30 });
@@ -9,7 +9,7 @@ t.test('a failing canary is drained to 0 and stays there', async (t) => {
   const traffic = stack.traffic();
   await stack.until('weight 15', (s) => s.weight === 15, 60_000);
 
-  await stack.canary.setFault({ kind: 'status', status: 500 });
+  await failTrafficOnly(stack.canary);
   const faultAt = performance.now();
   const drained = await stack.until(
     'phase drained at weight 0',

@@ -11,7 +11,7 @@
 import path from 'node:path';
 import t from 'tap';
 import { request } from 'undici';
-import { repoRoot, sample, startStack, type Stack } from '../fixtures/stack.js';
+import { failTrafficOnly, repoRoot, sample, startStack, type Stack } from '../fixtures/stack.js';
 import { startAlertmanager, startPrometheus, startWebhookReceiver, type WebhookAlert } from '../fixtures/prometheus.js';
 import { waitFor } from '../../src/util/wait.js';
 
@@ -51,7 +51,7 @@ function withOutput(outputs: Record<string, () => string>): (err: unknown) => ne
 async function drainAt15(stack: Stack): Promise<{ drainAt: number; traffic: { stop(): Promise<number> } }> {
   const traffic = stack.traffic();
   await stack.until('weight 15', (s) => s.weight === 15, 60_000);
-  await stack.canary.setFault({ kind: 'status', status: 500 });
+  await failTrafficOnly(stack.canary);
   await stack.until('phase drained at weight 0', (s) => s.weight === 0 && s.phase === 'drained', 10_000);
   const drain = (await stack.status()).history.find((e) => e.kind === 'drain');
   if (!drain) throw new Error('drained, but no drain event in the history');

@@ -7,7 +7,7 @@ import t from 'tap';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { chromium, type Page } from 'playwright-core';
-import { QUIET_GATES, repoRoot, startStack } from '../fixtures/stack.js';
+import { QUIET_GATES, failTrafficOnly, repoRoot, startStack } from '../fixtures/stack.js';
 import { waitFor } from '../../src/util/wait.js';
 
 /** Where test artifacts go: `NGINX_CANARY_ARTIFACTS`, else `<repo>/artifacts`. */
@@ -130,7 +130,7 @@ t.test('the status page in headless Chromium: a walk, then a drain', async (t) =
   t.ok((await page.locator('table.snapshots tbody tr').count()) >= 4, 'a snapshot per change is listed');
 
   // The canary fails: it drains, and the page shows it in red.
-  await stack.canary.setFault({ kind: 'status', status: 500 });
+  await failTrafficOnly(stack.canary);
   const drained = await stack.until('drained', (s) => s.phase === 'drained' && s.weight === 0, 10_000);
   t.equal(drained.drainReason, 'error_ratio');
   await traffic.stop();

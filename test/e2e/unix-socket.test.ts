@@ -8,7 +8,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseLine } from '../../src/observe/parse.js';
 import { waitFor } from '../../src/util/wait.js';
-import { FAST_PROBES, raisesIn, sample, spawnCli, startStack } from '../fixtures/stack.js';
+import { FAST_PROBES, failTrafficOnly, raisesIn, sample, spawnCli, startStack } from '../fixtures/stack.js';
 
 t.test('a walk and a drain with both pools on unix sockets', async (t) => {
   const stack = await startStack(t, { target: 30, ...FAST_PROBES, unixSockets: true });
@@ -84,7 +84,7 @@ t.test('a walk and a drain with both pools on unix sockets', async (t) => {
   t.ok(stack.canary.probes > 0 && stack.primary.probes > 0, 'the backends saw the probes');
 
   // The canary starts answering 500: drained to 0, and nothing reaches its socket afterwards.
-  await stack.canary.setFault({ kind: 'status', status: 500 });
+  await failTrafficOnly(stack.canary);
   const faultAt = performance.now();
   const drained = await stack.until(
     'phase drained at weight 0',

@@ -7,7 +7,7 @@ import t from 'tap';
 import { claimPort } from '../fixtures/nginx/harness.js';
 
 const dir = path.join(os.tmpdir(), 'nginx-canary-test-ports');
-/** Ports above freePort's range (20000–32000), so no other test process draws them. */
+/** Ports above every range the suite draws from (the tests' 10000–20000, the demos' 20000–32000): no other test process takes them. */
 const ports = [32_101, 32_102, 32_103].map((p) => p + (process.pid % 500) * 4);
 
 t.teardown(() => {

@@ -28,7 +28,7 @@ import { cpuMs, quantiles } from './apply.js';
 export interface SnapshotCost {
   /** `debian` (a copy of /etc/nginx) or `stack` (the test stack's three files). */
   layout: string;
-  /** Files, links and directories under the config directory. */
+  /** Files and links a manifest of the config directory lists (directories are not counted). */
   entries: number;
   /** CPU per snapshot (take), median. */
   takeCpuMs: number;
